@@ -1,0 +1,1 @@
+"""ROS 2 nodes: thin adapters (message in -> core call -> message out)."""

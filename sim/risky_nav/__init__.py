@@ -1,0 +1,1 @@
+"""RiskyNav: PyBullet risky-navigation simulation (gymnasium). Knows nothing of ROS."""
