@@ -1,0 +1,182 @@
+"""Model, planner and training hyper-parameters: one typed tree, read from config/model.yaml.
+
+The whole tree is stored inside every checkpoint (as JSON), so a checkpoint rebuilds the
+exact networks it was trained with. The `planner` section may be overridden at load time
+(candidates, DDIM steps, guidance scale are inference-time choices).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STATE_DIM = 6  # [x, y, sin_yaw, cos_yaw, v, omega]
+GOAL_DIM = 2  # [goal_x, goal_y]
+ACTION_DIM = 2  # [v, omega]
+
+
+class ConfigError(ValueError):
+    """A config file or dict has a missing, unknown or out-of-range field."""
+
+
+@dataclass
+class ModelConfig:
+    horizon: int = 32  # states per plan window, the first being the current state
+    unet_dim: int = 16  # channels of the first U-Net level
+    unet_dim_mults: tuple[int, ...] = (1, 2, 4)
+    diffusion_steps: int = 100  # DDPM training steps (the DDIM sampler uses a subset)
+    n_quantiles: int = 32
+    critic_hidden: int = 128
+    idm_hidden: int = 128
+
+    def validate(self, where: str) -> None:
+        _positive(self, where, "horizon", "unet_dim", "diffusion_steps", "n_quantiles", "critic_hidden", "idm_hidden")
+        levels = len(self.unet_dim_mults)
+        if levels < 1 or any(int(m) < 1 for m in self.unet_dim_mults):
+            raise ConfigError(f"{where}: model.unet_dim_mults must be a non-empty list of positive ints")
+        if self.horizon % 2 ** (levels - 1) != 0:
+            raise ConfigError(
+                f"{where}: model.horizon={self.horizon} must be divisible by 2**(len(unet_dim_mults)-1)"
+                f"={2 ** (levels - 1)} (the U-Net halves it at each level)")
+
+
+@dataclass
+class PlannerConfig:
+    candidates: int = 32  # K plans sampled in one batch per replan
+    ddim_steps: int = 8
+    ddim_eta: float = 0.0  # 0: deterministic DDIM; 1: DDPM-like stochastic steps
+    guidance_scale: float = 0.5  # in normalised units (returns and states both ~[-1, 1])
+    guidance_grad_clip: float = 1.0  # max L2 norm of the guidance gradient per plan
+    guidance_on: str = "noisy"  # "noisy": critic(x_t, noise level); "x0": critic(denoiser's x0 estimate)
+    costmap_weight: float = 2.0  # weight of the mean costmap cost along the plan (in normalised return units)
+    alpha: float = 0.1  # default risk level when the caller gives none
+    risk_mode: str = "averse"
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        _positive(self, where, "candidates", "ddim_steps")
+        if not 0.0 <= self.ddim_eta <= 1.0:
+            raise ConfigError(f"{where}: planner.ddim_eta must be in [0, 1], got {self.ddim_eta}")
+        for name in ("guidance_scale", "guidance_grad_clip", "costmap_weight"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{where}: planner.{name} must be a finite number >= 0, got {v}")
+        if self.guidance_on not in ("noisy", "x0"):
+            raise ConfigError(f"{where}: planner.guidance_on must be 'noisy' or 'x0', got {self.guidance_on!r}")
+        if not (math.isfinite(self.alpha) and 0.0 < self.alpha <= 1.0):
+            raise ConfigError(f"{where}: planner.alpha must be in (0, 1], got {self.alpha}")
+        if self.risk_mode not in ("averse", "seeking"):
+            raise ConfigError(f"{where}: planner.risk_mode must be 'averse' or 'seeking', got {self.risk_mode!r}")
+
+
+@dataclass
+class TrainingConfig:
+    steps: int = 50_000
+    batch_size: int = 256
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    ema_start: int = 1000  # copy weights into EMA before this step (Diffuser's step_start_ema)
+    gamma: float = 0.99  # discount of the Monte-Carlo return the critic learns
+    critic_clean_fraction: float = 0.25  # share of critic samples seen at noise level 0
+    huber_kappa: float = 1.0
+    log_every: int = 100
+    checkpoint_every: int = 5000
+
+    def validate(self, where: str) -> None:
+        _positive(self, where, "steps", "batch_size", "log_every", "checkpoint_every")
+        for name, lo, hi in (("ema_decay", 0.0, 1.0), ("gamma", 0.0, 1.0), ("critic_clean_fraction", 0.0, 1.0)):
+            v = getattr(self, name)
+            if not lo <= v <= hi:
+                raise ConfigError(f"{where}: training.{name} must be in [{lo}, {hi}], got {v}")
+        for name in ("lr", "huber_kappa"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{where}: training.{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass
+class CoreConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def validate(self, where: str = "config") -> "CoreConfig":
+        self.model.validate(where)
+        self.planner.validate(where)
+        self.training.validate(where)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> "CoreConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping with sections model/planner/training, got {type(data).__name__}")
+        unknown = set(data) - {"model", "planner", "training"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)} (known: model, planner, training)")
+        cfg = cls(
+            model=_section(ModelConfig, data.get("model", {}), where, "model"),
+            planner=_section(PlannerConfig, data.get("planner", {}), where, "planner"),
+            training=_section(TrainingConfig, data.get("training", {}), where, "training"),
+        )
+        return cfg.validate(where)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "CoreConfig":
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read config ({e.strerror})") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from e
+        return cls.from_dict(data, where=str(path))
+
+
+def _section(kind, values: Any, where: str, name: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: section '{name}' must be a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(f'{name}.{u}' for u in unknown)}")
+    out = {}
+    defaults = kind()
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        try:
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise TypeError
+                out[key] = value
+            elif isinstance(default, tuple):
+                out[key] = tuple(int(v) for v in value)
+            elif isinstance(default, (int, float)):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise TypeError
+                if isinstance(default, int) and not float(value).is_integer():
+                    raise TypeError
+                out[key] = type(default)(value)
+            else:
+                if not isinstance(value, str):
+                    raise TypeError
+                out[key] = value
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: field {name}.{key} must be {type(default).__name__}, got {value!r}") from None
+    return kind(**out)
+
+
+def _positive(obj, where: str, *names: str) -> None:
+    for name in names:
+        v = getattr(obj, name)
+        if not (isinstance(v, int) and v > 0):
+            section = {ModelConfig: "model", PlannerConfig: "planner", TrainingConfig: "training"}[type(obj)]
+            raise ConfigError(f"{where}: {section}.{name} must be a positive int, got {v!r}")

@@ -1,0 +1,71 @@
+"""Risk-sensitive guidance: the gradient of rho_alpha(critic(plan)) (minus an optional costmap
+cost) with respect to the plan being denoised, clipped per plan.
+
+Two places to read the critic (planner.guidance_on, see docs/method_choices.md):
+  "noisy" (default): critic(x_t, noise level). One critic forward+backward per step; the
+                     denoiser runs without autograd. The critic is trained on noisy windows.
+  "x0":              critic(x0_hat(x_t)) through the denoiser: backprop through the U-Net too.
+The costmap is always read on the x0 estimate, since obstacles are where the *clean* plan goes;
+in "noisy" mode the denoiser's epsilon is held constant there (d x0_hat / d x_t = 1/sqrt(alpha_bar)).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .costmap import Costmap
+from .normalizer import LimitsNormalizer
+from .risk import risk_measure
+
+
+@dataclass
+class RiskGuidance:
+    critic: nn.Module
+    alpha: Tensor  # [M], one per plan in the batch
+    risk_mode: str  # "averse" | "seeking"
+    scale: float
+    grad_clip: float
+    on: str = "noisy"
+    costmap: Costmap | None = None
+    costmap_weight: float = 0.0
+    state_normalizer: LimitsNormalizer | None = None  # to look plans up in the costmap's world units
+
+    def objective(self, window: Tensor, goal: Tensor, noise_level: Tensor, clean_estimate: Tensor) -> Tensor:
+        """Per-plan value to ascend: [M]. `clean_estimate` is where the costmap is read."""
+        value = risk_measure(self.critic(window, goal, noise_level), self.alpha, self.risk_mode)
+        if self.costmap is not None and self.costmap_weight > 0:
+            value = value - self.costmap_weight * self.plan_cost(clean_estimate)
+        return value
+
+    def plan_cost(self, plans: Tensor) -> Tensor:
+        """Mean costmap cost along normalised plans [M, H, D] -> [M]."""
+        xy = self.state_normalizer.unnormalize(plans)[..., :2] if self.state_normalizer is not None else plans[..., :2]
+        return self.costmap.lookup(xy).mean(-1)
+
+    def noisy_gradient(self, x: Tensor, goal: Tensor, eps: Tensor, sqrt_ab: Tensor, sqrt_1mab: Tensor) -> Tensor:
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            x0 = (xg - sqrt_1mab * eps.detach()) / sqrt_ab
+            noise_level = sqrt_1mab.expand(x.shape[0])
+            value = self.objective(xg, goal, noise_level, x0)
+            (grad,) = torch.autograd.grad(value.sum(), xg)
+        return self._clip(grad)
+
+    def x0_gradient(self, x: Tensor, t: Tensor, goal: Tensor, denoiser: nn.Module,
+                    sqrt_ab: Tensor, sqrt_1mab: Tensor) -> tuple[Tensor, Tensor]:
+        """Gradient through the denoiser's clean estimate; also returns the (detached) epsilon."""
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            eps = denoiser(xg, t, goal)
+            x0 = (xg - sqrt_1mab * eps) / sqrt_ab
+            value = self.objective(x0, goal, torch.zeros_like(sqrt_1mab).expand(x.shape[0]), x0)
+            (grad,) = torch.autograd.grad(value.sum(), xg)
+        return self._clip(grad), eps.detach()
+
+    def _clip(self, grad: Tensor) -> Tensor:
+        grad = grad.clone()
+        grad[:, 0] = 0  # the current state is inpainted, never moved
+        norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)
+        return grad * (self.grad_clip / norm).clamp(max=1.0)[:, None, None]

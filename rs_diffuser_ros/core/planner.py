@@ -1,0 +1,176 @@
+"""RiskSensitivePlanner: the one API everything else (ROS nodes, evaluation) calls.
+
+One replan: K candidate windows of H states are sampled in one batch by guided DDIM (the
+current state inpainted, the goal as condition), the critic scores each clean candidate,
+the best by rho_alpha (minus the costmap cost when a costmap is given) is kept, and the
+inverse dynamics decodes its first action. `plan_batch` does B states at once (B*K rows).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import load_weights, read_checkpoint
+from .config import GOAL_DIM, STATE_DIM, CoreConfig
+from .costmap import Costmap
+from .device import resolve_device
+from .guidance import RiskGuidance
+from .networks import NETWORK_NAMES, build_networks
+from .normalizer import Normalizers
+from .risk import check_alpha, check_risk_mode, risk_measure
+from .sampler import ddim_sample
+from .schedule import DiffusionSchedule
+
+
+@dataclass
+class PlanResult:
+    action: np.ndarray  # [2] (v, omega) to execute now
+    plan: np.ndarray  # [H, 6] chosen state window, plan[0] = the given state
+    candidates: np.ndarray  # [K, H, 6] all sampled windows
+    risk_values: np.ndarray  # [K] rho_alpha of each candidate's return distribution (return units)
+    quantiles: np.ndarray  # [N] return quantiles of the chosen plan (ascending)
+    chosen_index: int
+    expected_return: float  # mean of the chosen plan's quantiles
+    latency_ms: float  # wall time of the whole plan / plan_batch call
+
+
+class RiskSensitivePlanner:
+    def __init__(self, config: CoreConfig, networks: dict[str, nn.Module], normalizers: Normalizers,
+                 device: str | torch.device = "auto"):
+        self.config = config.validate()
+        self.device = resolve_device(device)
+        self.networks = {name: networks[name].to(self.device).eval().requires_grad_(False) for name in NETWORK_NAMES}
+        self.denoiser = self.networks["denoiser"]
+        self.critic = self.networks["critic"]
+        self.inverse_dynamics = self.networks["inverse_dynamics"]
+        self.normalizers = normalizers.to(self.device)
+        self._generator = torch.Generator(self.device).manual_seed(config.planner.seed)
+        self._rebuild_schedule()
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: CoreConfig | str | Path | None = None, device="auto", seed: int = 0) -> "RiskSensitivePlanner":
+        """Randomly initialised networks (seeded) with default world limits: for wiring and tests, not driving."""
+        if not isinstance(config, CoreConfig):
+            config = CoreConfig() if config is None else CoreConfig.from_yaml(config)
+        torch.manual_seed(seed)
+        return cls(config, build_networks(config.model), Normalizers.untrained_defaults(), device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device="auto", **planner_overrides) -> "RiskSensitivePlanner":
+        config, normalizers, state_dicts, _ = read_checkpoint(path)
+        networks = build_networks(config.model)
+        for name in NETWORK_NAMES:
+            load_weights(networks[name], state_dicts[name], path, name)
+        planner = cls(config, networks, normalizers, device)
+        if planner_overrides:
+            planner.configure(**planner_overrides)
+        return planner
+
+    def configure(self, **planner_fields) -> None:
+        """Change inference-time settings (candidates, ddim_steps, guidance_scale, ...), validated."""
+        unknown = set(planner_fields) - {f.name for f in dataclasses.fields(self.config.planner)}
+        if unknown:
+            raise ValueError(f"unknown planner setting(s) {sorted(unknown)}")
+        updated = dataclasses.replace(self.config.planner, **planner_fields)
+        updated.validate("planner settings")
+        self.config.planner = updated
+        self._rebuild_schedule()
+
+    def _rebuild_schedule(self) -> None:
+        p = self.config.planner
+        self.schedule = DiffusionSchedule(self.config.model.diffusion_steps, p.ddim_steps, p.ddim_eta, self.device)
+
+    @property
+    def horizon(self) -> int:
+        return self.config.model.horizon
+
+    @property
+    def n_quantiles(self) -> int:
+        return self.config.model.n_quantiles
+
+    # --- planning -----------------------------------------------------------------------
+    def plan(self, state, goal, alpha: float | None = None, risk_mode: str | None = None,
+             costmap: Costmap | None = None, seed: int | None = None) -> PlanResult:
+        state = _as_array(state, (STATE_DIM,), "state", "[x, y, sin_yaw, cos_yaw, v, omega]")
+        goal = _as_array(goal, (GOAL_DIM,), "goal", "[goal_x, goal_y]")
+        return self.plan_batch(state[None], goal[None], alpha, risk_mode, costmap, seed)[0]
+
+    @torch.no_grad()
+    def plan_batch(self, states, goals, alpha=None, risk_mode: str | None = None,
+                   costmap: Costmap | None = None, seed: int | None = None) -> list[PlanResult]:
+        """states [B, 6], goals [B, 2]; alpha a float or [B] floats; one costmap shared by all."""
+        t_start = time.perf_counter()
+        p = self.config.planner
+        states = _as_array(states, (None, STATE_DIM), "states", "[B, 6]")
+        goals = _as_array(goals, (states.shape[0], GOAL_DIM), "goals", "[B, 2] with B matching states")
+        batch, k = states.shape[0], p.candidates
+        alpha = p.alpha if alpha is None else alpha
+        risk_mode = p.risk_mode if risk_mode is None else risk_mode
+        alpha_np = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (batch,)).copy() if np.ndim(alpha) <= 1 else None
+        if alpha_np is None or alpha_np.shape != (batch,):
+            raise ValueError(f"alpha must be a float or one per state ({batch}), got shape {np.shape(alpha)}")
+        for a in alpha_np:
+            check_alpha(float(a))
+        check_risk_mode(risk_mode)
+        if costmap is not None and not isinstance(costmap, Costmap):
+            raise TypeError(f"costmap must be a rs_diffuser_ros.core.costmap.Costmap, got {type(costmap).__name__}")
+
+        dev, norm = self.device, self.normalizers
+        generator = torch.Generator(dev).manual_seed(seed) if seed is not None else self._generator
+        start = norm.state.normalize(torch.as_tensor(states, device=dev)).repeat_interleave(k, 0)
+        goal = norm.goal_normalize(torch.as_tensor(goals, device=dev)).repeat_interleave(k, 0)
+        alpha_rows = torch.as_tensor(alpha_np, dtype=torch.float32, device=dev).repeat_interleave(k, 0)
+        costmap = costmap.to(dev) if costmap is not None else None
+        guidance = RiskGuidance(self.critic, alpha_rows, risk_mode, p.guidance_scale, p.guidance_grad_clip,
+                                p.guidance_on, costmap, p.costmap_weight, norm.state)
+
+        x = ddim_sample(self.denoiser, self.schedule, start, goal, self.horizon, guidance, generator)
+
+        # Select on the clean plans: critic at noise level 0, in standardised return units.
+        q_norm = self.critic(x, goal, torch.zeros(x.shape[0], device=dev))
+        score = risk_measure(q_norm, alpha_rows, risk_mode)
+        if costmap is not None and p.costmap_weight > 0:
+            score = score - p.costmap_weight * guidance.plan_cost(x)
+        chosen = score.view(batch, k).argmax(1)  # [B]
+        rows = torch.arange(batch, device=dev) * k + chosen
+        quantiles = norm.returns.unnormalize(q_norm)  # [B*K, N] in return units
+        risk_values = risk_measure(quantiles, alpha_rows, risk_mode)
+        action = norm.action.unnormalize(self.inverse_dynamics(x[rows, 0], x[rows, 1]))
+        plans = norm.state.unnormalize(x)
+        plans[:, 0] = torch.as_tensor(states, device=dev).repeat_interleave(k, 0)  # exact, no round-off
+
+        # One transfer to the host for everything.
+        plans_np = plans.view(batch, k, self.horizon, STATE_DIM).cpu().numpy()
+        q_np = quantiles.view(batch, k, -1).cpu().numpy()
+        risk_np = risk_values.view(batch, k).cpu().numpy()
+        chosen_np = chosen.cpu().numpy()
+        action_np = action.cpu().numpy()
+        latency_ms = (time.perf_counter() - t_start) * 1e3
+        results = []
+        for b in range(batch):
+            c = int(chosen_np[b])
+            results.append(PlanResult(
+                action=action_np[b], plan=plans_np[b, c], candidates=plans_np[b], risk_values=risk_np[b],
+                quantiles=q_np[b, c], chosen_index=c, expected_return=float(q_np[b, c].mean()), latency_ms=latency_ms))
+        return results
+
+
+def _as_array(value, shape: tuple, name: str, meaning: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be numeric with shape {meaning}, got {value!r}") from e
+    if arr.ndim != len(shape) or any(want is not None and got != want for got, want in zip(arr.shape, shape)):
+        raise ValueError(f"{name} must have shape {meaning}, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} has non-finite values: {arr}")
+    return arr

@@ -1,0 +1,87 @@
+"""Diffuser's 1-D temporal U-Net (Janner et al. 2022), sized for real-time control.
+
+Convolutions run along the plan's time axis; every residual block is told the diffusion
+step and the goal through an additive per-channel bias. Input and output: [B, H, state_dim];
+the output is the predicted noise epsilon.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class SinusoidalEmbedding(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        half = dim // 2
+        self.register_buffer("freqs", torch.exp(-math.log(10000) * torch.arange(half) / max(half - 1, 1)), persistent=False)
+
+    def forward(self, t: Tensor) -> Tensor:
+        angles = t.float()[:, None] * self.freqs[None]
+        return torch.cat([angles.sin(), angles.cos()], -1)
+
+
+class Conv1dBlock(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, groups: int = 8):
+        super().__init__(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(min(groups, c_out), c_out), nn.Mish())
+
+
+class ResidualTemporalBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, cond_dim: int, kernel: int = 5):
+        super().__init__()
+        self.conv1 = Conv1dBlock(c_in, c_out, kernel)
+        self.conv2 = Conv1dBlock(c_out, c_out, kernel)
+        self.cond = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, c_out))
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        h = self.conv1(x) + self.cond(cond)[:, :, None]
+        return self.conv2(h) + self.skip(x)
+
+
+class TemporalUnet(nn.Module):
+    def __init__(self, horizon: int, state_dim: int, goal_dim: int, dim: int = 16, dim_mults=(1, 2, 4)):
+        super().__init__()
+        if horizon % 2 ** (len(dim_mults) - 1):
+            raise ValueError(f"horizon {horizon} must be divisible by {2 ** (len(dim_mults) - 1)}")
+        dims = [state_dim] + [dim * m for m in dim_mults]
+        cond_dim = 4 * dim
+        self.time_mlp = nn.Sequential(SinusoidalEmbedding(dim), nn.Linear(dim, cond_dim), nn.Mish(), nn.Linear(cond_dim, cond_dim))
+        self.goal_mlp = nn.Sequential(nn.Linear(goal_dim, cond_dim), nn.Mish(), nn.Linear(cond_dim, cond_dim))
+        levels = len(dim_mults)
+        self.downs = nn.ModuleList()
+        for i, (c_in, c_out) in enumerate(zip(dims[:-1], dims[1:])):
+            last = i == levels - 1
+            self.downs.append(nn.ModuleList([
+                ResidualTemporalBlock(c_in, c_out, cond_dim),
+                ResidualTemporalBlock(c_out, c_out, cond_dim),
+                nn.Conv1d(c_out, c_out, 3, stride=2, padding=1) if not last else nn.Identity(),
+            ]))
+        mid = dims[-1]
+        self.mid1 = ResidualTemporalBlock(mid, mid, cond_dim)
+        self.mid2 = ResidualTemporalBlock(mid, mid, cond_dim)
+        self.ups = nn.ModuleList()
+        for c_in, c_out in reversed(list(zip(dims[1:-1], dims[2:]))):
+            self.ups.append(nn.ModuleList([
+                ResidualTemporalBlock(c_out * 2, c_in, cond_dim),
+                ResidualTemporalBlock(c_in, c_in, cond_dim),
+                nn.ConvTranspose1d(c_in, c_in, 4, stride=2, padding=1),
+            ]))
+        self.final = nn.Sequential(Conv1dBlock(dim, dim, 5), nn.Conv1d(dim, state_dim, 1))
+
+    def forward(self, x: Tensor, t: Tensor, goal: Tensor) -> Tensor:
+        """x [B, H, D] noisy plan, t [B] diffusion step index, goal [B, G] -> epsilon [B, H, D]."""
+        cond = self.time_mlp(t) + self.goal_mlp(goal)
+        h = x.transpose(1, 2)
+        skips = []
+        for block1, block2, down in self.downs:
+            h = block2(block1(h, cond), cond)
+            skips.append(h)
+            h = down(h)
+        h = self.mid2(self.mid1(h, cond), cond)
+        for block1, block2, up in self.ups:
+            h = block2(block1(torch.cat([h, skips.pop()], 1), cond), cond)
+            h = up(h)
+        return self.final(h).transpose(1, 2)
