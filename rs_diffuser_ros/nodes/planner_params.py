@@ -1,0 +1,134 @@
+"""The planner node's parameters: declarations with descriptors and ranges, and their validation.
+
+Ranges go into the descriptors (rclpy enforces them and tools like rqt show them); what a
+range cannot express (alpha > 0, a choice among words, a checkpoint that exists) is checked
+by `check_parameter`, which the node installs as its on-set-parameters callback, so a bad
+`ros2 param set` is refused with a reason and the old value stays.
+"""
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+import rs_diffuser_ros
+
+RISK_MODES = ("averse", "seeking")
+DEVICES = ("auto", "cuda", "cpu")
+DEFAULT_CHECKPOINT = "models/default.safetensors"
+
+
+def _float(description, low, high, read_only=False):
+    return ParameterDescriptor(
+        type=ParameterType.PARAMETER_DOUBLE, description=description, read_only=read_only,
+        floating_point_range=[FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)])
+
+
+def _int(description, low, high, read_only=False):
+    return ParameterDescriptor(
+        type=ParameterType.PARAMETER_INTEGER, description=description, read_only=read_only,
+        integer_range=[IntegerRange(from_value=int(low), to_value=int(high), step=1)])
+
+
+def _string(description, constraints="", read_only=False):
+    return ParameterDescriptor(type=ParameterType.PARAMETER_STRING, description=description,
+                               additional_constraints=constraints, read_only=read_only)
+
+
+# name -> (default, descriptor). config/planner.yaml sets every one of them; these defaults
+# only matter when the node is started without it.
+PARAMETERS = {
+    "alpha": (0.1, _float(
+        "Risk level in (0, 1]: CVaR_alpha of the predicted return distribution guides and picks the plan; "
+        "1.0 is risk-neutral (the mean).", 0.0, 1.0)),
+    "risk_mode": ("averse", _string(
+        "averse: lower tail (CVaR_alpha); seeking: upper tail. alpha = 1 is neutral in both.",
+        "one of: " + ", ".join(RISK_MODES))),
+    "guidance_scale": (1.0, _float("Step size of the risk-gradient guidance during denoising; 0 = unguided.", 0.0, 1000.0)),
+    "num_candidates": (16, _int("Candidate plans sampled per replan; the best by rho_alpha is executed.", 1, 1024)),
+    "sampler_steps": (20, _int("Denoising steps per replan.", 1, 1000)),
+    "seed": (-1, _int("Noise seed for every replan (same state -> same plan); -1: fresh noise each time.",
+                      -1, 2**31 - 1)),
+    "max_linear_speed": (0.5, _float("Clip on |cmd_vel.linear.x|, m/s.", 0.0, 10.0)),
+    "max_angular_speed": (1.5, _float("Clip on |cmd_vel.angular.z|, rad/s.", 0.0, 20.0)),
+    "odom_timeout_s": (0.5, _float("Odometry older than this -> zero velocity, s.", 0.01, 60.0)),
+    "goal_tolerance_m": (0.3, _float("Distance to the goal at which the robot stops, m.", 0.01, 100.0)),
+    "use_costmap": (True, ParameterDescriptor(
+        type=ParameterType.PARAMETER_BOOL,
+        description="Pass the received /costmap to the planner's obstacle term.")),
+    "checkpoint": ("", _string(
+        "Model file (.safetensors); empty: the package's default model. A path that does not load is refused.")),
+    "replan_rate_hz": (10.0, _float("Replanning timer rate, Hz (set at start-up).", 0.1, 100.0, read_only=True)),
+    "device": ("auto", _string("Torch device: auto (cuda when available), cuda or cpu (set at start-up).",
+                               "one of: " + ", ".join(DEVICES), read_only=True)),
+    "global_frame": ("odom", _string("Frame of odometry, goals and published plans (set at start-up).",
+                                     read_only=True)),
+}
+
+
+def declare_planner_parameters(node) -> None:
+    node.declare_parameters("", [(name, default, descriptor) for name, (default, descriptor) in PARAMETERS.items()])
+
+
+def check_parameter(name: str, value) -> Optional[str]:
+    """Why `value` is not acceptable for parameter `name`, or None when it is.
+
+    Ranges and types are the descriptors' job (rclpy checks them first); this covers the rest.
+    """
+    if name == "alpha" and not value > 0.0:
+        return f"alpha must be in (0, 1], got {value}: alpha = 0 selects no quantile at all"
+    if name == "risk_mode" and value not in RISK_MODES:
+        return f"risk_mode must be one of {', '.join(RISK_MODES)}, got '{value}'"
+    if name == "device":
+        if value not in DEVICES:
+            return f"device must be one of {', '.join(DEVICES)}, got '{value}'"
+        if value == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                return "device is 'cuda' but torch sees no CUDA device here (use auto or cpu)"
+    if name == "checkpoint" and value:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            return f"checkpoint '{value}' does not exist or is not a file"
+    return None
+
+
+def default_checkpoint_path() -> Path:
+    """The model shipped inside the installed Python package (rs_diffuser_ros/models/default.safetensors).
+
+    importlib.resources finds the copy next to the imported package; when the source tree and
+    the install both provide the package (see rs_diffuser_ros/__init__.py), look in each.
+    """
+    candidates = [Path(str(resources.files("rs_diffuser_ros") / DEFAULT_CHECKPOINT))]
+    candidates += [Path(p) / DEFAULT_CHECKPOINT for p in rs_diffuser_ros.__path__]
+    for path in candidates:
+        if path.is_file():
+            return path
+    return candidates[0]
+
+
+def resolve_checkpoint(value: str) -> Path:
+    return Path(value).expanduser() if value else default_checkpoint_path()
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """The parameter values one replan uses, read together so a replan never mixes old and new."""
+
+    alpha: float
+    risk_mode: str
+    guidance_scale: float
+    num_candidates: int
+    sampler_steps: int
+    seed: int
+    max_linear_speed: float
+    max_angular_speed: float
+    odom_timeout_s: float
+    goal_tolerance_m: float
+    use_costmap: bool
+
+    @classmethod
+    def from_node(cls, node) -> "PlannerSettings":
+        return cls(**{name: node.get_parameter(name).value for name in cls.__dataclass_fields__})

@@ -1,0 +1,10 @@
+"""Topic names the nodes, the snapshot and config/nav.rviz agree on (relative: they follow a namespace)."""
+ODOM = "odom"
+COSTMAP = "costmap"
+GOAL = "goal_pose"  # what rviz2's "2D Goal Pose" tool publishes
+CMD_VEL = "cmd_vel"
+PLAN = "plan"
+CANDIDATES = "candidate_plans"
+RISK_PLAN = "risk_plan"
+RISKY_REGIONS = "risky_regions"
+SIM_EVENTS = "sim_events"

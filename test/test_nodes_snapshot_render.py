@@ -1,0 +1,55 @@
+"""The snapshot renderer draws every layer it is given (checked on the pixels, not just 'a file exists')."""
+import numpy as np
+from matplotlib.image import imread
+
+from rs_diffuser_ros.nodes.snapshot_render import Region, Scene, render_scene
+
+
+def scene(**overrides):
+    occupancy = np.zeros((40, 60), dtype=np.int8)
+    occupancy[:, 30] = 100  # a wall at x = 3 m
+    base = dict(occupancy=occupancy, resolution=0.1, origin=(0.0, 0.0),
+                regions=[Region("circle", 1.5, 2.0, (1.0, 1.0), rgba=(1.0, 0.0, 1.0, 1.0))],
+                robot=(0.5, 0.5, 0.3), goal=(5.0, 3.5),
+                plan=np.array([[0.5, 0.5], [1.0, 1.0], [2.0, 1.2]]),
+                candidates=[np.array([[0.5, 0.5], [2.0, 3.0]]), np.array([[0.5, 0.5], [3.0, 0.2]])],
+                risk_values=np.array([-4.0, 1.0]), title="alpha=0.05")
+    base.update(overrides)
+    return Scene(**base)
+
+
+def magenta_pixels(path):
+    image = imread(path)[..., :3]
+    return int(np.sum((image[..., 0] > 0.9) & (image[..., 1] < 0.1) & (image[..., 2] > 0.9)))
+
+
+def red_pixels(path):
+    image = imread(path)[..., :3]
+    return int(np.sum((image[..., 0] > 0.75) & (image[..., 1] < 0.4) & (image[..., 2] < 0.4)))
+
+
+def green_pixels(path):
+    image = imread(path)[..., :3]
+    return int(np.sum((image[..., 1] > 0.6) & (image[..., 0] < 0.45) & (image[..., 2] < 0.5)))
+
+
+def test_render_writes_a_png_with_the_layers(tmp_path):
+    path = tmp_path / "full.png"
+    render_scene(scene(), path)
+    image = imread(path)
+    assert image.shape[0] > 300 and image.shape[1] > 300
+    assert magenta_pixels(path) > 50  # the risky region is drawn in its marker colour
+    assert red_pixels(path) > 50 and green_pixels(path) > 50  # worst candidate red, best green, colour bar
+
+
+def test_render_without_regions_has_no_region_colour(tmp_path):
+    path = tmp_path / "bare.png"
+    render_scene(scene(regions=[], candidates=[], risk_values=None), path)
+    assert magenta_pixels(path) == 0
+    assert red_pixels(path) == 0 and green_pixels(path) == 0  # no candidates, no colour bar
+
+
+def test_render_copes_with_only_a_map(tmp_path):
+    path = tmp_path / "map_only.png"
+    render_scene(Scene(occupancy=np.zeros((10, 10), dtype=np.int8)), path)
+    assert path.stat().st_size > 1000
