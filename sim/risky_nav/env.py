@@ -1,0 +1,254 @@
+"""RiskyNavEnv: a differential-drive robot on PyBullet that must reach a goal past risky regions.
+
+Control period 0.1 s. Each control step the (v, omega) command is clipped to the robot's
+limits and approached under its acceleration limits over `physics_substeps` physics steps;
+each substep sets the robot cylinder's base velocity and lets PyBullet resolve contacts with
+the static walls and obstacles, so a robot driving into a wall stays outside it.
+
+Every control step that ends with the robot's centre inside a risky region, a catastrophe
+strikes with that region's probability p and costs its penalty C. It does not end the
+episode (the robot can still reach the goal); it is reported in `info["risk_event"]`.
+Episodes end on reaching the goal (termination) or at the layout's time limit (truncation).
+
+Observation (float32, 8): [x, y, sin_yaw, cos_yaw, v, omega, goal_x, goal_y]. v and omega are
+the wheel (odometry) velocities after the acceleration limits, i.e. what the drive executes.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pybullet as pb
+from gymnasium import spaces
+
+from risky_nav.layout import Box, Layout, load_layout
+from risky_nav.occupancy import OccupancyGrid, occupancy_grid
+
+CONTROL_PERIOD = 0.1       # seconds per env step
+ROBOT_HEIGHT = 0.3         # metres; only matters for the GUI
+ROBOT_MASS = 10.0          # kg; heavy enough that contacts do not spin it wildly
+TOUCH_DISTANCE = 1e-3      # contact points closer than this count as a collision
+NEAR_DISTANCE = 0.01       # contacts this close block motion along their normal next substep
+INFO_KEYS = ("risk_event", "risk_penalty", "in_risky_region", "collision", "goal_reached",
+             "distance_to_goal")
+
+
+class RiskyNavEnv(gym.Env):
+    """Gymnasium environment; `gymnasium.make("RiskyNav-v0", layout="default")`.
+
+    reset(options=...) accepts `start` ([x, y] or [x, y, yaw]) and `goal` ([x, y]) to pose
+    the task exactly (what the ROS sim node and evaluations use), or `start_anywhere` /
+    `goal_anywhere` = True to sample them anywhere free instead of in the layout's regions.
+    """
+
+    metadata = {"render_modes": ["human"], "render_fps": int(1 / CONTROL_PERIOD)}
+
+    def __init__(self, layout: str | Path | Layout = "default", render_mode: str | None = None,
+                 physics_substeps: int = 4, grid_resolution: float = 0.05):
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or 'human' (PyBullet GUI), got {render_mode!r}")
+        if physics_substeps < 1:
+            raise ValueError(f"physics_substeps must be >= 1, got {physics_substeps}")
+        self.layout = layout if isinstance(layout, Layout) else load_layout(layout)
+        self.render_mode = render_mode
+        self.control_period = CONTROL_PERIOD
+        self.physics_substeps = int(physics_substeps)
+        self.max_episode_steps = int(round(self.layout.time_limit / CONTROL_PERIOD))
+        self._grid = occupancy_grid(self.layout, grid_resolution)
+
+        lim, lay = self.layout.robot, self.layout
+        self.action_space = spaces.Box(np.array([-lim.max_v, -lim.max_omega], np.float32),
+                                       np.array([lim.max_v, lim.max_omega], np.float32))
+        low = np.array([0, 0, -1, -1, -lim.max_v, -lim.max_omega, 0, 0], np.float32)
+        high = np.array([lay.width, lay.height, 1, 1, lim.max_v, lim.max_omega, lay.width, lay.height],
+                        np.float32)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+
+        self._client = pb.connect(pb.GUI if render_mode == "human" else pb.DIRECT)
+        self._build_world()
+        self._x = self._y = self._yaw = 0.0
+        self._v = self._omega = 0.0
+        self._contact_normals: list[tuple[float, float]] = []
+        self._goal = np.zeros(2)
+        self._steps = 0
+        self._distance = 0.0
+
+    # ---------------------------------------------------------------- world
+    def _build_world(self) -> None:
+        c = self._client
+        pb.setGravity(0, 0, 0, physicsClientId=c)  # planar robot: no floor, no gravity, no friction
+        pb.setPhysicsEngineParameter(fixedTimeStep=CONTROL_PERIOD / self.physics_substeps,
+                                     numSolverIterations=10, physicsClientId=c)
+        for box in self.layout.solid_boxes():
+            self._add_static_box(box, rgba=(0.35, 0.35, 0.35, 1))
+        if self.render_mode == "human":
+            for region in self.layout.risky_regions:   # visual only, so the GUI shows the danger
+                shape = pb.createVisualShape(pb.GEOM_BOX, halfExtents=[region.box.size_x / 2,
+                                             region.box.size_y / 2, 0.005],
+                                             rgbaColor=(0.9, 0.2, 0.1, 0.4), physicsClientId=c)
+                pb.createMultiBody(0, -1, shape, [region.box.center_x, region.box.center_y, 0.0],
+                                   physicsClientId=c)
+        r = self.layout.robot.radius
+        col = pb.createCollisionShape(pb.GEOM_CYLINDER, radius=r, height=ROBOT_HEIGHT, physicsClientId=c)
+        vis = pb.createVisualShape(pb.GEOM_CYLINDER, radius=r, length=ROBOT_HEIGHT,
+                                   rgbaColor=(0.1, 0.4, 0.9, 1), physicsClientId=c)
+        self._robot = pb.createMultiBody(ROBOT_MASS, col, vis, [1, 1, ROBOT_HEIGHT / 2],
+                                         physicsClientId=c)
+        pb.changeDynamics(self._robot, -1, lateralFriction=0.0, restitution=0.0,
+                          linearDamping=0.0, angularDamping=0.0, physicsClientId=c)
+
+    def _add_static_box(self, box: Box, rgba) -> None:
+        half = [box.size_x / 2, box.size_y / 2, ROBOT_HEIGHT]
+        col = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half, physicsClientId=self._client)
+        vis = (pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=rgba,
+                                    physicsClientId=self._client)
+               if self.render_mode == "human" else -1)
+        pb.createMultiBody(0, col, vis, [box.center_x, box.center_y, ROBOT_HEIGHT / 2],
+                           physicsClientId=self._client)
+
+    def _place_robot(self, x: float, y: float, yaw: float) -> None:
+        pb.resetBasePositionAndOrientation(self._robot, [x, y, ROBOT_HEIGHT / 2],
+                                           pb.getQuaternionFromEuler([0, 0, yaw]),
+                                           physicsClientId=self._client)
+        pb.resetBaseVelocity(self._robot, [0, 0, 0], [0, 0, 0], physicsClientId=self._client)
+        self._x, self._y, self._yaw = x, y, yaw
+
+    # ---------------------------------------------------------------- public data
+    def occupancy_grid(self) -> OccupancyGrid:
+        """Static occupancy grid of walls and obstacles (ROS OccupancyGrid convention)."""
+        return self._grid
+
+    @property
+    def goal(self) -> np.ndarray:
+        return self._goal.copy()
+
+    def robot_pose(self) -> tuple[float, float, float]:
+        """(x, y, yaw) of the robot in the world frame."""
+        return self._x, self._y, self._yaw
+
+    def risky_region_at(self, x: float, y: float) -> list[int]:
+        """Indices of the layout's risky regions containing point (x, y)."""
+        return [i for i, r in enumerate(self.layout.risky_regions) if r.box.contains(x, y)]
+
+    # ---------------------------------------------------------------- gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        if "goal" in options:
+            gx, gy = self._checked_point(options["goal"], "goal", 2)
+        else:
+            gx, gy = self._sample_free(None if options.get("goal_anywhere") else self.layout.goal_region)
+        if "start" in options:
+            start = self._checked_point(options["start"], "start", None)
+            sx, sy = start[0], start[1]
+            yaw = start[2] if len(start) == 3 else math.atan2(gy - sy, gx - sx)
+        else:
+            sx, sy = self._sample_free(None if options.get("start_anywhere") else self.layout.start_region)
+            yaw = float(self.np_random.uniform(-math.pi, math.pi))
+        self._goal = np.array([gx, gy])
+        self._place_robot(sx, sy, yaw)
+        self._v = self._omega = 0.0
+        self._contact_normals = []
+        self._steps = 0
+        self._distance = math.hypot(gx - sx, gy - sy)
+        info = dict(risk_event=False, risk_penalty=0.0, in_risky_region=bool(self.risky_region_at(sx, sy)),
+                    collision=False, goal_reached=False, distance_to_goal=self._distance)
+        return self._observation(), info
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != (2,) or not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be 2 finite numbers [v, omega], got {action!r}")
+        lim = self.layout.robot
+        v_cmd = float(np.clip(action[0], -lim.max_v, lim.max_v))
+        omega_cmd = float(np.clip(action[1], -lim.max_omega, lim.max_omega))
+
+        dt = CONTROL_PERIOD / self.physics_substeps
+        dv_max, domega_max = lim.max_accel * dt, lim.max_alpha * dt
+        c, robot = self._client, self._robot
+        collided = False
+        yaw = self._yaw
+        normals = self._contact_normals
+        for _ in range(self.physics_substeps):
+            self._v += min(max(v_cmd - self._v, -dv_max), dv_max)
+            self._omega += min(max(omega_cmd - self._omega, -domega_max), domega_max)
+            # Heading for this substep, integrated from the last measured yaw (midpoint rule).
+            heading = yaw + 0.5 * self._omega * dt
+            vx, vy = self._v * math.cos(heading), self._v * math.sin(heading)
+            for nx, ny in normals:
+                # A wall stops the motion into it (the wheels slip); sliding along it remains.
+                into = vx * nx + vy * ny
+                if into < 0:
+                    vx, vy = vx - into * nx, vy - into * ny
+            pb.resetBaseVelocity(robot, [vx, vy, 0.0], [0.0, 0.0, self._omega], physicsClientId=c)
+            pb.stepSimulation(physicsClientId=c)
+            yaw += self._omega * dt
+            contacts = pb.getContactPoints(bodyA=robot, physicsClientId=c)
+            normals = [(pt[7][0], pt[7][1]) for pt in contacts if pt[8] < NEAR_DISTANCE]
+            collided = collided or any(pt[8] < TOUCH_DISTANCE for pt in contacts)
+        self._contact_normals = normals
+
+        pos, orn = pb.getBasePositionAndOrientation(robot, physicsClientId=c)
+        yaw = pb.getEulerFromQuaternion(orn)[2]
+        # Keep the robot planar: contacts may nudge it in z, roll or pitch.
+        pb.resetBasePositionAndOrientation(robot, [pos[0], pos[1], ROBOT_HEIGHT / 2],
+                                           pb.getQuaternionFromEuler([0, 0, yaw]), physicsClientId=c)
+        self._x, self._y, self._yaw = pos[0], pos[1], yaw
+        self._steps += 1
+
+        reward_w = self.layout.reward
+        distance = math.hypot(self._goal[0] - self._x, self._goal[1] - self._y)
+        reward = -reward_w.step_cost + reward_w.progress * (self._distance - distance)
+        self._distance = distance
+
+        risk_penalty = 0.0
+        regions = self.risky_region_at(self._x, self._y)
+        for i in regions:
+            region = self.layout.risky_regions[i]
+            if self.np_random.random() < region.p:
+                risk_penalty += region.penalty
+        reward -= risk_penalty
+        if collided:
+            reward -= reward_w.collision_penalty
+        reached = distance < self.layout.goal_tolerance
+        if reached:
+            reward += reward_w.goal_bonus
+        truncated = not reached and self._steps >= self.max_episode_steps
+        info = dict(risk_event=risk_penalty > 0, risk_penalty=risk_penalty, in_risky_region=bool(regions),
+                    collision=collided, goal_reached=reached, distance_to_goal=distance)
+        return self._observation(), float(reward), reached, truncated, info
+
+    def close(self):
+        if self._client is not None and pb.isConnected(self._client):
+            pb.disconnect(self._client)
+        self._client = None
+
+    # ---------------------------------------------------------------- helpers
+    def _observation(self) -> np.ndarray:
+        return np.array([self._x, self._y, math.sin(self._yaw), math.cos(self._yaw),
+                         self._v, self._omega, self._goal[0], self._goal[1]], dtype=np.float32)
+
+    def _checked_point(self, value, name: str, length: int | None) -> tuple[float, ...]:
+        point = np.asarray(value, dtype=np.float64).reshape(-1)
+        allowed = (length,) if length else (2, 3)
+        if point.shape[0] not in allowed or not np.all(np.isfinite(point)):
+            raise ValueError(f"reset options[{name!r}] must be {' or '.join(map(str, allowed))} finite "
+                             f"numbers, got {value!r}")
+        if not self.layout.is_free(point[0], point[1]):
+            raise ValueError(f"reset options[{name!r}] = ({point[0]:.2f}, {point[1]:.2f}) is not free: "
+                             f"the robot (radius {self.layout.robot.radius} m) would overlap a wall or "
+                             f"obstacle of layout {self.layout.name!r}")
+        return tuple(float(v) for v in point)
+
+    def _sample_free(self, region: Box | None) -> tuple[float, float]:
+        """Uniform free point in `region` (or anywhere on the map), by rejection."""
+        lay = self.layout
+        box = region or Box(lay.width / 2, lay.height / 2, lay.width, lay.height)
+        for _ in range(1000):
+            x = float(self.np_random.uniform(box.x_min, box.x_max))
+            y = float(self.np_random.uniform(box.y_min, box.y_max))
+            if lay.is_free(x, y, lay.robot.radius + 0.05):
+                return x, y
+        raise RuntimeError(f"{lay.source}: found no free point in {box} after 1000 tries")

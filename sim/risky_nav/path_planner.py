@@ -1,0 +1,121 @@
+"""Grid A* for the scripted behaviour policies: shortest collision-free route, optionally
+keeping out of the risky regions, shortened to a few waypoints by line-of-sight pulling.
+
+This is the data-generating "expert", not the method: the short cut is A* that ignores risk,
+the detour is A* that treats risky regions as walls. Works on any layout and any start/goal.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+from risky_nav.layout import Box, Layout
+from risky_nav.occupancy import rasterize_boxes
+
+PLAN_RESOLUTION = 0.1      # metres per planning cell
+CLEARANCE_MARGIN = 0.05    # extra distance kept from walls beyond the robot radius
+RISK_MARGIN = 0.15         # distance kept from risky regions by the risk-avoiding route
+
+_NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+
+
+def _inflate(box: Box, margin: float) -> Box:
+    return Box(box.center_x, box.center_y, box.size_x + 2 * margin, box.size_y + 2 * margin)
+
+
+class GridPathPlanner:
+    """A* over a layout's free space; `avoid_risk` also forbids the (inflated) risky regions."""
+
+    def __init__(self, layout: Layout, avoid_risk: bool):
+        self.layout = layout
+        self.avoid_risk = avoid_risk
+        res = PLAN_RESOLUTION
+        wall_margin = layout.robot.radius + CLEARANCE_MARGIN
+        blocked = rasterize_boxes([_inflate(b, wall_margin) for b in layout.solid_boxes()],
+                                  layout.width, layout.height, res)
+        self.risky = rasterize_boxes([_inflate(r.box, RISK_MARGIN) for r in layout.risky_regions],
+                                     layout.width, layout.height, res)
+        self.blocked_walls = blocked
+        self.blocked = blocked | self.risky if avoid_risk else blocked
+
+    def plan(self, start: tuple[float, float], goal: tuple[float, float]) -> np.ndarray:
+        """Waypoints [N, 2] from start to goal (start and goal included).
+
+        Falls back to the risk-blind route when avoiding risk leaves no path, and to the
+        straight line when even that fails (e.g. the goal sits inside an obstacle's margin).
+        """
+        for blocked in ([self.blocked, self.blocked_walls] if self.avoid_risk else [self.blocked_walls]):
+            cells = self._astar(self._free_cell_near(start, blocked), self._free_cell_near(goal, blocked), blocked)
+            if cells is not None:
+                points = [self._center(c) for c in self._pull_string(cells, blocked)]
+                return np.array([start, *points[1:-1], goal], dtype=np.float64)
+        return np.array([start, goal], dtype=np.float64)
+
+    # ------------------------------------------------------------------ internals
+    def _cell(self, point) -> tuple[int, int]:
+        rows, cols = self.blocked.shape
+        r = min(max(int(point[1] / PLAN_RESOLUTION), 0), rows - 1)
+        c = min(max(int(point[0] / PLAN_RESOLUTION), 0), cols - 1)
+        return r, c
+
+    def _center(self, cell) -> tuple[float, float]:
+        return ((cell[1] + 0.5) * PLAN_RESOLUTION, (cell[0] + 0.5) * PLAN_RESOLUTION)
+
+    def _free_cell_near(self, point, blocked: np.ndarray) -> tuple[int, int]:
+        """The point's cell, or the nearest unblocked one (a start may sit in the margin)."""
+        r0, c0 = self._cell(point)
+        if not blocked[r0, c0]:
+            return r0, c0
+        free = np.argwhere(~blocked)
+        if len(free) == 0:
+            return r0, c0
+        nearest = free[np.argmin((free[:, 0] - r0) ** 2 + (free[:, 1] - c0) ** 2)]
+        return int(nearest[0]), int(nearest[1])
+
+    def _astar(self, start, goal, blocked: np.ndarray):
+        rows, cols = blocked.shape
+        if blocked[start] or blocked[goal]:
+            return None
+        g = {start: 0.0}
+        parent = {start: None}
+        heap = [(0.0, start)]
+        while heap:
+            _, cell = heapq.heappop(heap)
+            if cell == goal:
+                path = []
+                while cell is not None:
+                    path.append(cell)
+                    cell = parent[cell]
+                return path[::-1]
+            gc = g[cell]
+            for dr, dc in _NEIGHBOURS:
+                nr, nc = cell[0] + dr, cell[1] + dc
+                if not (0 <= nr < rows and 0 <= nc < cols) or blocked[nr, nc]:
+                    continue
+                ng = gc + (1.4142135623730951 if dr and dc else 1.0)
+                nxt = (nr, nc)
+                if ng < g.get(nxt, math.inf):
+                    g[nxt] = ng
+                    parent[nxt] = cell
+                    heapq.heappush(heap, (ng + math.hypot(goal[0] - nr, goal[1] - nc), nxt))
+        return None
+
+    def _visible(self, a, b, blocked: np.ndarray) -> bool:
+        n = int(max(abs(a[0] - b[0]), abs(a[1] - b[1])) * 2) + 2
+        rs = np.rint(np.linspace(a[0], b[0], n)).astype(int)
+        cs = np.rint(np.linspace(a[1], b[1], n)).astype(int)
+        return not blocked[rs, cs].any()
+
+    def _pull_string(self, cells: list, blocked: np.ndarray) -> list:
+        """Keep only the cells needed so that consecutive kept cells see each other."""
+        kept = [cells[0]]
+        i = 0
+        while i < len(cells) - 1:
+            j = len(cells) - 1
+            while j > i + 1 and not self._visible(cells[i], cells[j], blocked):
+                j -= 1
+            kept.append(cells[j])
+            i = j
+        return kept
