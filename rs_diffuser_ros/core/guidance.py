@@ -1,5 +1,5 @@
 """Risk-sensitive guidance: the gradient of rho_alpha(critic(plan)) (minus an optional costmap
-cost) with respect to the plan being denoised, clipped per plan.
+cost) with respect to the plan being denoised, clipped per plan (by its RMS over the plan's elements).
 
 Two places to read the critic (planner.guidance_on, see docs/method_choices.md):
   "noisy" (default): critic(x_t, noise level). One critic forward+backward per step; the
@@ -67,5 +67,6 @@ class RiskGuidance:
     def _clip(self, grad: Tensor) -> Tensor:
         grad = grad.clone()
         grad[:, 0] = 0  # the current state is inpainted, never moved
-        norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)
-        return grad * (self.grad_clip / norm).clamp(max=1.0)[:, None, None]
+        # Clip the root-mean-square per plan element, so the limit means the same for any horizon.
+        rms = grad.flatten(1).pow(2).mean(1).sqrt().clamp(min=1e-12)
+        return grad * (self.grad_clip / rms).clamp(max=1.0)[:, None, None]

@@ -113,9 +113,10 @@ class RiskSensitivePlanner:
         batch, k = states.shape[0], p.candidates
         alpha = p.alpha if alpha is None else alpha
         risk_mode = p.risk_mode if risk_mode is None else risk_mode
-        alpha_np = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (batch,)).copy() if np.ndim(alpha) <= 1 else None
-        if alpha_np is None or alpha_np.shape != (batch,):
-            raise ValueError(f"alpha must be a float or one per state ({batch}), got shape {np.shape(alpha)}")
+        alpha_np = np.asarray(alpha, dtype=np.float64)
+        if alpha_np.shape not in ((), (1,), (batch,)):
+            raise ValueError(f"alpha must be a float or one per state ({batch}), got shape {alpha_np.shape}")
+        alpha_np = np.broadcast_to(alpha_np, (batch,)).copy()
         for a in alpha_np:
             check_alpha(float(a))
         check_risk_mode(risk_mode)

@@ -1,0 +1,54 @@
+"""The three training losses in one module, so one DDP wrapper synchronises all gradients.
+
+- denoiser: DDPM epsilon-prediction MSE on windows whose first state is kept clean (as the
+  sampler inpaints it) and excluded from the loss;
+- critic: quantile-Huber against the window's Monte-Carlo return (standardised), read on
+  windows at a random noise level (a fraction clean), the way guidance and selection read it;
+- inverse dynamics: MSE of the normalised action of each transition.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import TrainingConfig
+from .normalizer import Normalizers
+from .quantile_loss import quantile_huber_loss
+from .schedule import DiffusionSchedule
+
+
+class TrainingObjective(nn.Module):
+    def __init__(self, networks: dict[str, nn.Module], schedule: DiffusionSchedule, normalizers: Normalizers,
+                 cfg: TrainingConfig):
+        super().__init__()
+        self.denoiser = networks["denoiser"]
+        self.critic = networks["critic"]
+        self.inverse_dynamics = networks["inverse_dynamics"]
+        self.schedule = schedule
+        self.normalizers = normalizers
+        self.cfg = cfg
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        norm, sched = self.normalizers, self.schedule
+        x0 = norm.state.normalize(batch["windows"])
+        goal = norm.goal_normalize(batch["goal"])
+        b = x0.shape[0]
+
+        t = torch.randint(0, sched.n_train_steps, (b,), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_t = sched.q_sample(x0, t, noise)
+        x_t[:, 0] = x0[:, 0]
+        eps = self.denoiser(x_t, t, goal)
+        diffusion = F.mse_loss(eps[:, 1:], noise[:, 1:])
+
+        clean = torch.rand(b, device=x0.device) < self.cfg.critic_clean_fraction
+        noise_level = torch.where(clean, torch.zeros_like(x0[:, 0, 0]), sched.noise_level(t))
+        critic_in = torch.where(clean[:, None, None], x0, x_t)
+        quantiles = self.critic(critic_in, goal, noise_level)
+        critic = quantile_huber_loss(quantiles, norm.returns.normalize(batch["return"]), self.cfg.huber_kappa)
+
+        s, s_next = norm.state.normalize(batch["state"]), norm.state.normalize(batch["next_state"])
+        action = self.inverse_dynamics(s, s_next)
+        inverse_dynamics = F.mse_loss(action, norm.action.normalize(batch["action"]))
+        return {"diffusion": diffusion, "critic": critic, "inverse_dynamics": inverse_dynamics}

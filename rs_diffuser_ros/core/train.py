@@ -1,0 +1,218 @@
+"""Train the denoiser, critic and inverse dynamics on a RiskyNav dataset.
+
+    python -m rs_diffuser_ros.core.train --dataset datasets/<name> --out runs/x \
+        [--config config/model.yaml] [--steps N] [--seed 0] [--device auto] [--resume]
+    torchrun --nproc_per_node 4 -m rs_diffuser_ros.core.train ...   # DDP, batch_size per GPU
+
+Writes to --out: model.safetensors (EMA weights + config + normalisers: what the planner
+loads), checkpoints/step_*.safetensors, train_state.pt (for --resume; loaded weights_only),
+losses.csv, losses.png, summary.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from .checkpoint import save_checkpoint
+from .config import ConfigError, CoreConfig
+from .distributed import DistributedContext
+from .ema import EMA
+from .losses import TrainingObjective
+from .networks import NETWORK_NAMES, build_networks
+from .normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
+from .schedule import DiffusionSchedule
+from .training_log import LOSS_NAMES, LossLog, plot_losses
+from .windows import WindowDataset
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "model.yaml"
+
+
+def fit_normalizers(data: WindowDataset) -> Normalizers:
+    return Normalizers(LimitsNormalizer.fit(data.states), LimitsNormalizer.fit(data.transition_actions()),
+                       StandardNormalizer.fit(data.window_returns()))
+
+
+def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, device: str = "auto",
+          resume: bool = False, progress: bool = True, dataset_name: str = "") -> dict:
+    """Train all three networks; returns the run summary (also written to summary.json)."""
+    cfg = config.training
+    out = Path(out_dir)
+    ctx = DistributedContext.setup(device)
+    state_path = out / "train_state.pt"
+    resumed = _read_train_state(state_path, config) if resume and state_path.exists() else None
+    if resume and resumed is None and ctx.is_main:
+        print(f"[train] --resume: no {state_path}, starting from scratch", file=sys.stderr)
+
+    data = WindowDataset.from_episodes(episodes, config.model.horizon, cfg.gamma, source=dataset_name or "episodes")
+    normalizers = Normalizers.from_dict(json.loads(resumed["normalizers"])) if resumed else fit_normalizers(data)
+    data = data.to(ctx.device)
+
+    torch.manual_seed(seed + ctx.rank)
+    networks = build_networks(config.model)
+    schedule = DiffusionSchedule(config.model.diffusion_steps, config.planner.ddim_steps, device=ctx.device)
+    objective = TrainingObjective(networks, schedule, normalizers.to(ctx.device), cfg).to(ctx.device)
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    emas = {name: EMA(networks[name], cfg.ema_decay) for name in NETWORK_NAMES}
+    generator = torch.Generator(ctx.device).manual_seed(seed * 1000 + ctx.rank)
+    step = 0
+    if resumed:
+        for name in NETWORK_NAMES:
+            networks[name].load_state_dict(resumed["networks"][name])
+            emas[name].model.load_state_dict(resumed["ema"][name])
+        optimizer.load_state_dict(resumed["optimizer"])
+        generator.set_state(resumed["generator"])
+        torch.set_rng_state(resumed["torch_rng"])
+        step = int(resumed["step"])
+    model = DistributedDataParallel(objective, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
+        if ctx.enabled else objective
+
+    out.mkdir(parents=True, exist_ok=True)
+    log = LossLog(out / "losses.csv", resume_step=step if resumed else None) if ctx.is_main else None
+    wall_offset = float(resumed["wall_s"]) if resumed else 0.0
+    t0 = time.perf_counter()
+    meta = {"dataset": dataset_name, "seed": str(seed), "world_size": str(ctx.world_size)}
+
+    def save(final: bool = False) -> None:
+        if not ctx.is_main:
+            return
+        ema_nets = {n: e.model for n, e in emas.items()}
+        extra = {**meta, "step": str(step)}
+        save_checkpoint(out / "checkpoints" / f"step_{step:07d}.safetensors", config, normalizers, ema_nets, extra)
+        save_checkpoint(out / "model.safetensors", config, normalizers, ema_nets, extra)
+        torch.save({
+            "step": step, "wall_s": wall_offset + time.perf_counter() - t0,
+            "config": json.dumps(config.to_dict()), "normalizers": json.dumps(normalizers.to_dict()),
+            "networks": {n: networks[n].state_dict() for n in NETWORK_NAMES},
+            "ema": {n: e.model.state_dict() for n, e in emas.items()},
+            "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+        }, state_path.with_name(state_path.name + ".tmp"))
+        state_path.with_name(state_path.name + ".tmp").replace(state_path)
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and ctx.is_main), dynamic_ncols=True,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, desc="train")
+    running = {k: torch.zeros((), device=ctx.device) for k in LOSS_NAMES}
+    since_log = 0
+    objective.train()
+    while step < cfg.steps:
+        rows = torch.randint(len(data), (cfg.batch_size,), device=ctx.device, generator=generator)
+        losses = model(data.batch(rows))
+        total = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(objective.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        for name in NETWORK_NAMES:
+            if step < cfg.ema_start:
+                emas[name].copy_from(networks[name])
+            else:
+                emas[name].update(networks[name])
+        for k in LOSS_NAMES:
+            running[k] += losses[k].detach()
+        since_log += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            means = {k: float(v) / since_log for k, v in running.items()}  # one sync per log interval
+            running = {k: torch.zeros((), device=ctx.device) for k in LOSS_NAMES}
+            since_log = 0
+            if log is not None:
+                log.append(step, means, wall_offset + time.perf_counter() - t0)
+                bar.set_postfix({k[:4]: f"{v:.4f}" for k, v in means.items()})
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            save()
+    bar.close()
+    save(final=True)
+    summary = {}
+    if ctx.is_main:
+        plot_losses(out / "losses.csv", out / "losses.png", title=f"{dataset_name or 'episodes'}: {len(data)} windows")
+        rows_logged = LossLog.read(out / "losses.csv")
+        summary = {
+            "steps": step, "wall_s": round(wall_offset + time.perf_counter() - t0, 2), "device": str(ctx.device),
+            "world_size": ctx.world_size, "windows": len(data), "batch_size_per_rank": cfg.batch_size,
+            "final_losses": {k: rows_logged[-1][k] for k in LOSS_NAMES} if rows_logged else {},
+            "dataset": dataset_name, "seed": seed,
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    ctx.barrier()
+    ctx.close()
+    return summary
+
+
+def _read_train_state(path: Path, config: CoreConfig) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt / foreign files
+        raise RuntimeError(f"{path}: cannot load training state for --resume ({type(e).__name__}: {e})") from e
+    for field in ("step", "config", "normalizers", "networks", "ema", "optimizer", "generator", "torch_rng"):
+        if field not in state:
+            raise RuntimeError(f"{path}: training state has no field '{field}'")
+    saved = json.loads(state["config"])
+    current = config.to_dict()
+    # The run length may grow on resume; everything that shapes the networks or the objective may not.
+    diffs = [f"{sec}.{k}: saved {saved[sec].get(k)!r} vs now {v!r}" for sec in ("model", "training")
+             for k, v in current[sec].items() if k not in ("steps", "log_every", "checkpoint_every")
+             and _jsonish(saved[sec].get(k)) != _jsonish(v)]
+    if diffs:
+        raise RuntimeError(f"{path}: --resume with a different config: " + "; ".join(diffs))
+    return state
+
+
+def _jsonish(v):
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def load_dataset_episodes(dataset: str):
+    """Episodes through risky_nav's loader (Minari/HDF5 only; it does not need pybullet)."""
+    try:
+        from risky_nav.dataset import load_episodes
+    except ImportError as e:
+        raise SystemExit(f"cannot import risky_nav.dataset.load_episodes ({e}); is the package installed / sourced?")
+    return load_episodes(dataset)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.core.train", description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", required=True, help="dataset path or id for risky_nav.dataset.load_episodes")
+    ap.add_argument("--out", required=True, help="run directory (created)")
+    ap.add_argument("--config", default=str(DEFAULT_CONFIG), help="hyper-parameters (default: config/model.yaml)")
+    ap.add_argument("--steps", type=int, help="override training.steps")
+    ap.add_argument("--batch-size", type=int, help="override training.batch_size (per GPU under torchrun)")
+    ap.add_argument("--checkpoint-every", type=int, help="override training.checkpoint_every")
+    ap.add_argument("--log-every", type=int, help="override training.log_every")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", help="auto (CUDA when there), cpu, cuda, cuda:N")
+    ap.add_argument("--resume", action="store_true", help="continue from --out/train_state.pt")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        config = CoreConfig.from_yaml(args.config) if Path(args.config).exists() or args.config != str(DEFAULT_CONFIG) \
+            else CoreConfig()
+        overrides = {"steps": args.steps, "batch_size": args.batch_size,
+                     "checkpoint_every": args.checkpoint_every, "log_every": args.log_every}
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(config.training, key, value)
+        config.validate(f"{args.config} with command-line overrides")
+    except ConfigError as e:
+        raise SystemExit(f"config error: {e}")
+    episodes = load_dataset_episodes(args.dataset)
+    summary = train(config, episodes, args.out, seed=args.seed, device=args.device, resume=args.resume,
+                    progress=not args.no_progress, dataset_name=args.dataset)
+    if summary:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Training data from episodes: plan windows, transitions and discounted Monte-Carlo returns.
+
+Every step t of every episode starts one window: states t .. t+H-1, padded past the episode's
+end by repeating its last state (Diffuser does this), the goal at t, and the critic's target
+G_t = sum_{k >= t} gamma^(k-t) r_k up to the episode's end. A time-limit truncation simply
+ends the sum (no bootstrap: the critic is Monte-Carlo by design). The same t is a transition
+(s_t, a_t, s_{t+1}) for the inverse dynamics. Everything lives in flat tensors, so a batch is
+one gather (fast on GPU, no DataLoader).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import ACTION_DIM, GOAL_DIM, STATE_DIM
+
+OBS_DIM = STATE_DIM + GOAL_DIM
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    out = np.empty(len(rewards), dtype=np.float64)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out[t] = running
+    return out
+
+
+def _field(episode: Any, name: str, index: int, source: str) -> np.ndarray:
+    value = episode.get(name) if isinstance(episode, dict) else getattr(episode, name, None)
+    if value is None:
+        raise ValueError(f"{source}: episode {index} has no field '{name}'")
+    return np.asarray(value)
+
+
+@dataclass
+class WindowDataset:
+    states: Tensor  # [N, 6] every observation's state, episodes concatenated
+    goals: Tensor  # [N, 2]
+    actions: Tensor  # [N, 2] action taken at that observation (zeros at an episode's last one)
+    returns: Tensor  # [N] Monte-Carlo return from that observation
+    starts: Tensor  # [W] flat index of each window start (= each transition's s_t)
+    last: Tensor  # [W] flat index of the last observation of that window's episode
+    horizon: int
+    gamma: float
+
+    @classmethod
+    def from_episodes(cls, episodes: Sequence[Any], horizon: int, gamma: float, source: str = "dataset") -> "WindowDataset":
+        if len(episodes) == 0:
+            raise ValueError(f"{source}: no episodes")
+        states, goals, actions, returns, starts, last = [], [], [], [], [], []
+        offset = 0
+        for i, ep in enumerate(episodes):
+            obs = _field(ep, "observations", i, source).astype(np.float32)
+            act = _field(ep, "actions", i, source).astype(np.float32)
+            rew = _field(ep, "rewards", i, source).astype(np.float64)
+            t = len(rew)
+            if obs.ndim != 2 or obs.shape[1] != OBS_DIM:
+                raise ValueError(f"{source}: episode {i} field 'observations' must be [T+1, {OBS_DIM}], got {obs.shape}")
+            if t < 1 or obs.shape[0] != t + 1:
+                raise ValueError(f"{source}: episode {i} has {t} rewards but {obs.shape[0]} observations (need T >= 1 and T+1)")
+            if act.shape != (t, ACTION_DIM):
+                raise ValueError(f"{source}: episode {i} field 'actions' must be [{t}, {ACTION_DIM}], got {act.shape}")
+            for name, arr in (("observations", obs), ("actions", act), ("rewards", rew)):
+                if not np.isfinite(arr).all():
+                    raise ValueError(f"{source}: episode {i} field '{name}' has non-finite values")
+            states.append(obs[:, :STATE_DIM])
+            goals.append(obs[:, STATE_DIM:])
+            actions.append(np.concatenate([act, np.zeros((1, ACTION_DIM), np.float32)]))
+            returns.append(np.concatenate([discounted_returns(rew, gamma), [0.0]]))
+            starts.append(offset + np.arange(t))
+            last.append(np.full(t, offset + t))
+            offset += t + 1
+        cat = lambda xs, dtype: torch.as_tensor(np.concatenate(xs), dtype=dtype)  # noqa: E731
+        return cls(cat(states, torch.float32), cat(goals, torch.float32), cat(actions, torch.float32),
+                   cat(returns, torch.float32), cat(starts, torch.long), cat(last, torch.long), horizon, gamma)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def to(self, device) -> "WindowDataset":
+        move = lambda t: t.to(device)  # noqa: E731
+        return WindowDataset(move(self.states), move(self.goals), move(self.actions), move(self.returns),
+                             move(self.starts), move(self.last), self.horizon, self.gamma)
+
+    def window_indices(self, rows: Tensor) -> Tensor:
+        """Flat observation indices [B, H] of windows `rows`, clamped at the episode's last state."""
+        steps = torch.arange(self.horizon, device=rows.device)
+        return torch.minimum(self.starts[rows, None] + steps, self.last[rows, None])
+
+    def batch(self, rows: Tensor) -> dict[str, Tensor]:
+        """World-unit batch: windows [B, H, 6], goal [B, 2], return [B], state/next_state/action [B, ...]."""
+        idx = self.window_indices(rows)
+        s = self.starts[rows]
+        return {"windows": self.states[idx], "goal": self.goals[s], "return": self.returns[s],
+                "state": self.states[s], "next_state": self.states[s + 1], "action": self.actions[s]}
+
+    def transition_states(self) -> Tensor:
+        return self.states
+
+    def transition_actions(self) -> Tensor:
+        return self.actions[self.starts]
+
+    def window_returns(self) -> Tensor:
+        return self.returns[self.starts]
