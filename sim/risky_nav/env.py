@@ -31,8 +31,6 @@ ROBOT_HEIGHT = 0.3         # metres; only matters for the GUI
 ROBOT_MASS = 10.0          # kg; heavy enough that contacts do not spin it wildly
 TOUCH_DISTANCE = 1e-3      # contact points closer than this count as a collision
 NEAR_DISTANCE = 0.01       # contacts this close block motion along their normal next substep
-INFO_KEYS = ("risk_event", "risk_penalty", "in_risky_region", "collision", "goal_reached",
-             "distance_to_goal")
 
 
 class RiskyNavEnv(gym.Env):

@@ -1,0 +1,116 @@
+"""Collect an offline dataset from a mix of scripted behaviour policies into Minari format.
+
+    python -m risky_nav.collect --layout default --episodes 2000 --out datasets/riskynav/default-v0
+
+Each episode draws its behaviour policy from the mix (short cut, detour, their noisy and
+partly random variants), so the dataset holds both routes from the same start distribution.
+Starts and goals are sampled in the layout's start/goal regions, and with probability
+--anywhere each of them anywhere free instead (coverage of the whole map). Episode i is
+reset with seed --seed + i, so a dataset is reproducible from its command line.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+import risky_nav
+from risky_nav.dataset import DatasetWriter
+from risky_nav.policies import POLICY_NAMES, make_policy
+from risky_nav.rollout import run_episode
+
+DEFAULT_MIX = {"shortcut": 0.2, "detour": 0.2, "noisy_shortcut": 0.15, "noisy_detour": 0.15,
+               "random_shortcut": 0.15, "random_detour": 0.15}
+WRITE_EVERY = 100   # episodes buffered before they are appended to the HDF5 file
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """'shortcut=0.5,detour=0.5' -> normalised weights; names must be scripted policies."""
+    mix = {}
+    for item in text.split(","):
+        name, _, weight = item.partition("=")
+        name = name.strip()
+        if name not in POLICY_NAMES:
+            raise SystemExit(f"--mix: unknown policy {name!r}; choose from {POLICY_NAMES}")
+        try:
+            mix[name] = float(weight)
+        except ValueError:
+            raise SystemExit(f"--mix: weight of {name!r} must be a number, got {weight!r}") from None
+        if mix[name] < 0:
+            raise SystemExit(f"--mix: weight of {name!r} must be >= 0, got {mix[name]}")
+    total = sum(mix.values())
+    if total <= 0:
+        raise SystemExit("--mix: weights sum to zero")
+    return {k: v / total for k, v in mix.items()}
+
+
+def dataset_id_for(out: Path) -> str:
+    """Minari id matching the directory, so `minari.load_dataset` finds it under its parent."""
+    if re.fullmatch(r"[\w.]+-v\d+", out.name):
+        return f"{out.parent.name}/{out.name}" if re.fullmatch(r"[\w.]+", out.parent.name) else out.name
+    return f"{out.name}-v0"
+
+
+def collect(layout: str, episodes: int, out: Path, mix: dict[str, float], anywhere: float,
+            seed: int, progress: bool = True) -> DatasetWriter:
+    env = gym.make(risky_nav.ENV_ID, layout=layout, disable_env_checker=True)
+    rng = np.random.default_rng(seed)
+    names = list(mix)
+    policies = {name: make_policy(name, env.unwrapped.layout, rng) for name in names}
+    writer = DatasetWriter(
+        out, dataset_id_for(out), env.spec, env.observation_space, env.action_space,
+        metadata=dict(
+            author={"rs_diffuser_ros"}, algorithm_name="scripted policy mix (risky_nav.policies)",
+            description=f"RiskyNav layout '{env.unwrapped.layout.name}': {episodes} episodes from a mix "
+                        f"of scripted short-cut and detour policies (with noise and random actions).",
+            code_permalink="sim/risky_nav/collect.py",
+            layout=str(layout), policy_mix=mix, start_goal_anywhere_prob=anywhere, seed=seed))
+    buffer, seeds, options = [], [], []
+    counts = {name: 0 for name in names}
+    bar = tqdm(range(episodes), desc=f"collecting {out.name}", unit="ep", disable=not progress)
+    for i in bar:
+        name = names[rng.choice(len(names), p=[mix[n] for n in names])]
+        opts = {"start_anywhere": bool(rng.random() < anywhere), "goal_anywhere": bool(rng.random() < anywhere)}
+        buffer.append(run_episode(env, policies[name], seed=seed + i, options=opts))
+        seeds.append(seed + i)
+        options.append(opts)
+        counts[name] += 1
+        if len(buffer) == WRITE_EVERY or i == episodes - 1:
+            writer.write(buffer, seeds, options)
+            buffer, seeds, options = [], [], []
+            bar.set_postfix({n[:10]: c for n, c in counts.items()})
+    env.close()
+    return writer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layout", default="default", help="layout name or path to a YAML file")
+    parser.add_argument("--episodes", type=int, default=2000)
+    parser.add_argument("--out", type=Path, required=True, help="new dataset directory (Minari layout)")
+    parser.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items()),
+                        help="behaviour policies and weights, e.g. shortcut=1,detour=1")
+    parser.add_argument("--anywhere", type=float, default=0.15,
+                        help="probability that the start (and, independently, the goal) is sampled "
+                             "anywhere free instead of in the layout's region")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        raise SystemExit("--episodes must be >= 1")
+    if not 0 <= args.anywhere <= 1:
+        raise SystemExit("--anywhere must be a probability in [0, 1]")
+
+    writer = collect(args.layout, args.episodes, args.out, parse_mix(args.mix), args.anywhere, args.seed)
+    meta = writer.storage.metadata
+    print(f"wrote {meta['total_episodes']} episodes, {meta['total_steps']} steps to {args.out} "
+          f"(Minari id {meta['dataset_id']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
