@@ -92,7 +92,9 @@ def test_occupancy_grid_round_trip_keeps_row_y_column_x():
     back, resolution, x0, y0 = conv.occupancy_msg_to_grid(msg)
     np.testing.assert_array_equal(back, data)
     assert (resolution, x0, y0) == (0.25, -1.0, -0.5)
-    np.testing.assert_allclose(conv.occupancy_to_cost(back)[[2, 0, 0], [4, 1, 0]], [1.0, 1.0, 0.0])
+    costmap = conv.occupancy_msg_to_costmap(msg, inflation_radius=0.0)
+    assert costmap.cost[2, 4] == 1.0 and costmap.cost[1, 1] == 0.0
+    assert (costmap.resolution, costmap.origin_x, costmap.origin_y) == (0.25, -1.0, -0.5)
 
 
 def test_inconsistent_occupancy_grid_is_rejected():

@@ -13,6 +13,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from rs_diffuser_ros.core.costmap import Costmap
 from rs_diffuser_ros.msg import RiskPlan
 from rs_diffuser_ros.nodes.risk_colors import normalise_risk, risk_rgb
 
@@ -129,10 +130,10 @@ def occupancy_msg_to_grid(msg: OccupancyGrid):
     return data, float(info.resolution), float(info.origin.position.x), float(info.origin.position.y)
 
 
-def occupancy_to_cost(data) -> np.ndarray:
-    """Cost in [0, 1] from ROS occupancy values (0 free .. 100 occupied, -1 unknown = occupied)."""
-    cells = np.asarray(data, dtype=np.float32)
-    return np.where(cells < 0, 1.0, np.clip(cells / 100.0, 0.0, 1.0)).astype(np.float32)
+def occupancy_msg_to_costmap(msg: OccupancyGrid, inflation_radius: float) -> Costmap:
+    """The core's Costmap (inflated obstacle cost in [0, 1]) from a nav_msgs/OccupancyGrid."""
+    data, resolution, origin_x, origin_y = occupancy_msg_to_grid(msg)
+    return Costmap.from_occupancy(data, resolution, origin_x, origin_y, inflation_radius=inflation_radius)
 
 
 # --- planner outputs ---------------------------------------------------------------------

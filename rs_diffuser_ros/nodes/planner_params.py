@@ -37,7 +37,8 @@ def _string(description, constraints="", read_only=False):
 
 
 # name -> (default, descriptor). config/planner.yaml sets every one of them; these defaults
-# only matter when the node is started without it.
+# only matter when the node is started without it. Declared in this order: `device` comes
+# before `checkpoint` because validating a checkpoint means loading it onto the device.
 PARAMETERS = {
     "alpha": (0.1, _float(
         "Risk level in (0, 1]: CVaR_alpha of the predicted return distribution guides and picks the plan; "
@@ -45,10 +46,11 @@ PARAMETERS = {
     "risk_mode": ("averse", _string(
         "averse: lower tail (CVaR_alpha); seeking: upper tail. alpha = 1 is neutral in both.",
         "one of: " + ", ".join(RISK_MODES))),
-    "guidance_scale": (1.0, _float("Step size of the risk-gradient guidance during denoising; 0 = unguided.", 0.0, 1000.0)),
-    "num_candidates": (16, _int("Candidate plans sampled per replan; the best by rho_alpha is executed.", 1, 1024)),
-    "sampler_steps": (20, _int("Denoising steps per replan.", 1, 1000)),
-    "seed": (-1, _int("Noise seed for every replan (same state -> same plan); -1: fresh noise each time.",
+    "guidance_scale": (0.5, _float(
+        "Step size of the risk-gradient guidance during denoising (normalised units); 0 = unguided.", 0.0, 1000.0)),
+    "candidates": (32, _int("Candidate plans sampled per replan; the best by rho_alpha is executed.", 1, 1024)),
+    "ddim_steps": (8, _int("DDIM denoising steps per replan (at most the model's diffusion steps).", 1, 1000)),
+    "seed": (-1, _int("Noise seed for every replan (same state -> same plan); -1: the planner's own stream.",
                       -1, 2**31 - 1)),
     "max_linear_speed": (0.5, _float("Clip on |cmd_vel.linear.x|, m/s.", 0.0, 10.0)),
     "max_angular_speed": (1.5, _float("Clip on |cmd_vel.angular.z|, rad/s.", 0.0, 20.0)),
@@ -57,11 +59,14 @@ PARAMETERS = {
     "use_costmap": (True, ParameterDescriptor(
         type=ParameterType.PARAMETER_BOOL,
         description="Pass the received /costmap to the planner's obstacle term.")),
-    "checkpoint": ("", _string(
-        "Model file (.safetensors); empty: the package's default model. A path that does not load is refused.")),
+    "costmap_inflation_m": (0.5, _float("Obstacle cost decays to 0 over this distance, m.", 0.0, 10.0)),
     "replan_rate_hz": (10.0, _float("Replanning timer rate, Hz (set at start-up).", 0.1, 100.0, read_only=True)),
     "device": ("auto", _string("Torch device: auto (cuda when available), cuda or cpu (set at start-up).",
                                "one of: " + ", ".join(DEVICES), read_only=True)),
+    "torch_threads": (0, _int("CPU threads torch may use (set at start-up); 0: torch's default. On a CPU shared "
+                              "with other processes 1-2 avoids thread thrashing.", 0, 256, read_only=True)),
+    "checkpoint": ("", _string(
+        "Model file (.safetensors); empty: the package's default model. A path that does not load is refused.")),
     "global_frame": ("odom", _string("Frame of odometry, goals and published plans (set at start-up).",
                                      read_only=True)),
 }
@@ -120,14 +125,15 @@ class PlannerSettings:
     alpha: float
     risk_mode: str
     guidance_scale: float
-    num_candidates: int
-    sampler_steps: int
+    candidates: int
+    ddim_steps: int
     seed: int
     max_linear_speed: float
     max_angular_speed: float
     odom_timeout_s: float
     goal_tolerance_m: float
     use_costmap: bool
+    costmap_inflation_m: float
 
     @classmethod
     def from_node(cls, node) -> "PlannerSettings":

@@ -47,13 +47,14 @@ class Scene:
     title: str = ""
 
 
-def _draw_map(ax, scene: Scene) -> None:
+def _draw_map(ax, scene: Scene):
     height, width = scene.occupancy.shape
     x0, y0 = scene.origin
     extent = (x0, x0 + width * scene.resolution, y0, y0 + height * scene.resolution)
     cells = scene.occupancy.astype(np.float32)
     shade = np.where(cells < 0, 0.5, 1.0 - np.clip(cells, 0, 100) / 100.0)  # rviz "map" scheme: free white
     ax.imshow(shade, cmap="gray", vmin=0.0, vmax=1.0, origin="lower", extent=extent, interpolation="nearest")
+    return extent
 
 
 def _draw_region(ax, region: Region) -> None:
@@ -91,9 +92,9 @@ def _draw_robot(ax, x: float, y: float, yaw: float, size: float) -> None:
 
 def render_scene(scene: Scene, path, dpi: int = 120) -> None:
     fig, ax = plt.subplots(figsize=(8, 7))
-    span = 1.0
+    span, extent = 1.0, None
     if scene.occupancy is not None:
-        _draw_map(ax, scene)
+        extent = _draw_map(ax, scene)
         span = max(scene.occupancy.shape) * scene.resolution
     for region in scene.regions:
         _draw_region(ax, region)
@@ -106,6 +107,10 @@ def render_scene(scene: Scene, path, dpi: int = 120) -> None:
                 linestyle="none", label="goal")
     if scene.robot is not None:
         _draw_robot(ax, *scene.robot, size=max(0.15, span / 60.0))
+    if extent is not None:  # the view rviz2's config frames: the map (plans may leave it)
+        margin = 0.02 * span
+        ax.set_xlim(extent[0] - margin, extent[1] + margin)
+        ax.set_ylim(extent[2] - margin, extent[3] + margin)
     ax.set_aspect("equal")
     ax.set_xlabel("x [m] (odom)")
     ax.set_ylabel("y [m] (odom)")
