@@ -1,0 +1,84 @@
+"""Many environments stepped in lockstep, one batched policy call per control step for all of them.
+
+The diffusion planner is far cheaper per episode when it plans for all environments in one
+batch (envs x candidates rows through the network) than one environment at a time. A slot whose
+episode ends is reset at once with the next pending episode, so the batch stays full until the
+work runs out.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Protocol
+
+import numpy as np
+
+from rs_diffuser_ros.eval.metrics import EpisodeOutcome
+
+
+class BatchPolicy(Protocol):
+    def reset(self, slot: int, obs: np.ndarray) -> None:
+        """A new episode starts in environment `slot` with first observation `obs`."""
+
+    def act(self, obs: np.ndarray, slots: list[int]) -> np.ndarray:
+        """obs [B, 8] of the environments `slots` -> actions [B, 2]."""
+
+
+class _Episode:
+    """Running tallies of one episode in one slot."""
+
+    def __init__(self, episode: int, seed: int, obs: np.ndarray):
+        self.episode, self.seed = episode, seed
+        self.path = [obs[:2].copy()]
+        self.episode_return = 0.0
+        self.length = self.collision_steps = self.risky_steps = self.violation_steps = self.risk_events = 0
+
+    def record(self, obs: np.ndarray, reward: float, info: dict) -> None:
+        self.path.append(obs[:2].copy())
+        self.episode_return += float(reward)
+        self.length += 1
+        self.collision_steps += bool(info["collision"])
+        self.risky_steps += bool(info["in_risky_region"])
+        self.violation_steps += bool(info["collision"] or info["in_risky_region"])
+        self.risk_events += bool(info["risk_event"])
+
+    def outcome(self, setting: str, success: bool) -> EpisodeOutcome:
+        return EpisodeOutcome(setting, self.episode, self.seed, self.episode_return, self.length, success,
+                              self.collision_steps, self.risky_steps, self.violation_steps, self.risk_events,
+                              np.asarray(self.path, dtype=np.float32))
+
+
+def run_lockstep(envs: list, policy: BatchPolicy, setting: str, episodes: list[tuple[int, int]],
+                 on_episode: Callable[[EpisodeOutcome], None] | None = None) -> list[EpisodeOutcome]:
+    """Run every (episode index, env seed) of `episodes` with `policy`, len(envs) at a time."""
+    if not envs:
+        raise ValueError("run_lockstep needs at least one environment")
+    pending = deque(episodes)
+    running: dict[int, _Episode] = {}
+    obs = np.zeros((len(envs), 8), dtype=np.float32)
+
+    def start(slot: int) -> None:
+        episode, seed = pending.popleft()
+        obs[slot], _ = envs[slot].reset(seed=seed)
+        running[slot] = _Episode(episode, seed, obs[slot])
+        policy.reset(slot, obs[slot])
+
+    for slot in range(min(len(envs), len(pending))):
+        start(slot)
+    outcomes = []
+    while running:
+        slots = sorted(running)
+        actions = np.asarray(policy.act(obs[slots], slots), dtype=np.float32)
+        if actions.shape != (len(slots), 2):
+            raise RuntimeError(f"policy for {setting!r} returned actions of shape {actions.shape}, "
+                               f"expected ({len(slots)}, 2)")
+        for row, slot in enumerate(slots):
+            obs[slot], reward, terminated, truncated, info = envs[slot].step(actions[row])
+            running[slot].record(obs[slot], reward, info)
+            if terminated or truncated:
+                outcome = running.pop(slot).outcome(setting, success=bool(terminated))
+                outcomes.append(outcome)
+                if on_episode is not None:
+                    on_episode(outcome)
+                if pending:
+                    start(slot)
+    return sorted(outcomes, key=lambda o: o.episode)

@@ -1,0 +1,137 @@
+"""results.json (everything, per episode too) and results.md (the metric table and the claims) of one run."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from rs_diffuser_ros.eval.claims import check_claims
+from rs_diffuser_ros.eval.metrics import METRICS, Estimate, summarize
+from rs_diffuser_ros.eval.runner import EvalRun
+
+RESULTS_JSON, RESULTS_MD = "results.json", "results.md"
+
+
+def build_results(run: EvalRun) -> dict:
+    cfg = run.config
+    summaries = {name: summarize(outcomes) for name, outcomes in run.outcomes.items()}
+    planner_settings = any(s.kind == "planner" for s in cfg.settings)
+    meta = {
+        "layout": cfg.layout,
+        "episodes_per_setting": cfg.episodes,
+        "seed": cfg.seed,
+        "env_seeds": f"{cfg.seed} .. {cfg.seed + cfg.episodes - 1} (episode i uses seed + i in every setting)",
+        "checkpoint": str(cfg.checkpoint) if planner_settings else None,
+        "checkpoint_sha256": _sha256(cfg.checkpoint) if planner_settings else None,
+        "bc_checkpoint": str(cfg.bc_checkpoint) if any(s.kind == "behaviour_cloning" for s in cfg.settings) else None,
+        "planner_overrides": cfg.planner_overrides,
+        "use_costmap": cfg.use_costmap,
+        "device": cfg.device,
+        "workers": cfg.workers,
+        "envs_per_worker": cfg.batch_envs,
+        "wall_s": round(run.wall_s, 2),
+        "episodes_per_minute": round(run.episodes_per_minute, 2),
+        "env_steps_per_s": round(run.total_steps / max(run.wall_s, 1e-9), 1),
+        "git_commit": _git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    settings = {}
+    for s in cfg.settings:
+        calls = run.plan_calls.get(s.name, 0)
+        settings[s.name] = {
+            "label": s.label, "kind": s.kind, "alpha": s.alpha, "risk_mode": s.risk_mode,
+            "planner_overrides": s.planner_overrides, "policy": s.policy,
+            "checkpoint": str(s.checkpoint) if s.checkpoint else None,
+            "episodes": len(run.outcomes[s.name]),
+            "plan_ms_per_call": round(1e3 * run.plan_seconds.get(s.name, 0.0) / calls, 2) if calls else None,
+            "metrics": {k: v.to_dict() for k, v in summaries[s.name].items()},
+        }
+    claims = check_claims(cfg.settings, summaries)
+    return {
+        "meta": meta,
+        "metrics": {k: {"heading": heading, "interval": "Wilson" if kind == "rate" else "percentile bootstrap"}
+                    for k, (heading, kind) in METRICS.items()},
+        "settings": settings,
+        "claims": [c.to_dict() for c in claims],
+        "episodes": {name: [o.to_dict() for o in outcomes] for name, outcomes in run.outcomes.items()},
+    }
+
+
+def format_estimate(e: dict | Estimate, kind: str) -> str:
+    e = e.to_dict() if isinstance(e, Estimate) else e
+    if kind == "rate":
+        return f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}]"
+    return f"{e['value']:.2f} [{e['low']:.2f}, {e['high']:.2f}]"
+
+
+def markdown_table(results: dict) -> str:
+    """One row per setting, one column per metric, 'value [95% CI]' in every cell."""
+    headings = ["setting", "episodes"] + [heading for heading, _ in METRICS.values()]
+    lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
+    for name, s in results["settings"].items():
+        cells = [f"{s['label']} (`{name}`)", str(s["episodes"])]
+        cells += [format_estimate(s["metrics"][key], kind) for key, (_, kind) in METRICS.items()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(results: dict) -> str:
+    m = results["meta"]
+    lines = [
+        f"# Closed-loop evaluation: layout `{m['layout']}`",
+        "",
+        f"{m['episodes_per_setting']} episodes per setting, env seeds {m['env_seeds']}; "
+        f"checkpoint `{m['checkpoint']}`; planner overrides {m['planner_overrides'] or 'none'}; "
+        f"costmap {'on' if m['use_costmap'] else 'off'}; device {m['device']}.",
+        "Cells: value [95% CI]; rates with Wilson intervals, the rest with a percentile bootstrap over episodes.",
+        "",
+        markdown_table(results),
+        "",
+        "## Claims",
+        "",
+        "| claim | verdict | numbers |",
+        "|---|---|---|",
+    ]
+    verdict = {True: "holds", False: "**fails**", None: "not checked"}
+    for c in results["claims"]:
+        lines.append(f"| {c['claim']} | {verdict[c['holds']]} | {c['detail']} |")
+    lines += ["", f"{m['workers']} worker(s) x {m['envs_per_worker']} envs in lockstep: {m['wall_s']:.0f} s, "
+                  f"{m['episodes_per_minute']:.1f} episodes/min, {m['env_steps_per_s']:.0f} env steps/s.", ""]
+    return "\n".join(lines)
+
+
+def write_results(results: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / RESULTS_JSON, out / RESULTS_MD
+    json_path.write_text(json.dumps(results, indent=1, default=_json_default))
+    md_path.write_text(markdown_report(results))
+    return json_path, md_path
+
+
+def _json_default(value):
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _sha256(path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None

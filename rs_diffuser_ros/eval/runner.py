@@ -1,0 +1,242 @@
+"""Closed-loop evaluation of several settings, spread over worker processes.
+
+Each setting's episodes are split over the workers; each worker steps its own batch of
+environments in lockstep (lockstep.py) and plans for all of them in one call. Episode i of
+every setting resets the env with seed + i, so all settings face the same starts, goals and
+risk-event random streams (a paired comparison). Workers are spawned, not forked (torch and
+PyBullet state do not survive a fork), and run torch on one thread each: two single-threaded
+workers on two cores beat one worker fighting itself over two threads.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from rs_diffuser_ros.eval.lockstep import run_lockstep
+from rs_diffuser_ros.eval.metrics import EpisodeOutcome
+from rs_diffuser_ros.eval.policies import BehaviourCloningBatchPolicy, PlannerPolicy, ScriptedBatchPolicy
+from rs_diffuser_ros.eval.settings import Setting
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINT = PACKAGE_DIR / "models" / "default.safetensors"
+DEFAULT_BC_CHECKPOINT = PACKAGE_DIR / "models" / "behaviour_cloning.safetensors"
+CPU_BATCH_ENVS = 16
+
+
+@dataclass
+class EvalConfig:
+    settings: list[Setting]
+    layout: str = "default"                   # shipped layout name or path to a layout YAML
+    checkpoint: Path = DEFAULT_CHECKPOINT     # RS-Diffuser model (planner settings)
+    bc_checkpoint: Path = DEFAULT_BC_CHECKPOINT
+    episodes: int = 200                       # per setting
+    seed: int = 0
+    workers: int = 1
+    envs_per_worker: int | None = None        # environments in lockstep per worker; None: 16 on CPU, all on a GPU
+    device: str = "cpu"
+    planner_overrides: dict = field(default_factory=dict)   # e.g. candidates, ddim_steps, for every planner setting
+    use_costmap: bool = True                  # pass the layout's inflated occupancy grid, as the ROS node does
+
+    def validate(self) -> "EvalConfig":
+        for name in ("episodes", "workers", "envs_per_worker"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.settings:
+            raise ValueError("no settings to evaluate")
+        if any(s.kind == "planner" for s in self.settings) and not Path(self.checkpoint).is_file():
+            raise FileNotFoundError(f"--checkpoint {self.checkpoint}: no such file (needed by the planner settings "
+                                    f"{[s.name for s in self.settings if s.kind == 'planner']})")
+        for s in self.settings:
+            if s.kind == "behaviour_cloning" and not Path(s.checkpoint or self.bc_checkpoint).is_file():
+                raise FileNotFoundError(f"setting {s.name!r}: behaviour-cloning checkpoint {s.checkpoint or self.bc_checkpoint} "
+                                        f"not found (train one: python -m rs_diffuser_ros.baselines.behaviour_cloning "
+                                        f"--dataset ... --out ...; then --bc-checkpoint PATH or bc:PATH)")
+        from risky_nav import load_layout
+
+        load_layout(self.layout)  # fail here, with the layout's own message, not inside a worker
+        return self
+
+    @property
+    def batch_envs(self) -> int:
+        # On a CPU the planner's cost per row stops falling beyond ~16 envs x K candidates; a GPU
+        # wants the biggest batch it can get, so every episode of a worker's share at once.
+        if self.envs_per_worker is not None:
+            return self.envs_per_worker
+        return CPU_BATCH_ENVS if self.device == "cpu" else -(-self.episodes // self.workers)
+
+
+@dataclass
+class EvalRun:
+    config: EvalConfig
+    outcomes: dict[str, list[EpisodeOutcome]]    # setting name -> episodes in index order
+    wall_s: float
+    plan_seconds: dict[str, float]               # setting name -> time inside the policy's planner calls
+    plan_calls: dict[str, int]
+
+    @property
+    def total_episodes(self) -> int:
+        return sum(len(v) for v in self.outcomes.values())
+
+    @property
+    def total_steps(self) -> int:
+        return sum(o.length for v in self.outcomes.values() for o in v)
+
+    @property
+    def episodes_per_minute(self) -> float:
+        return self.total_episodes / max(self.wall_s, 1e-9) * 60
+
+
+def split_tasks(config: EvalConfig) -> list[list[tuple[int, list[int]]]]:
+    """Per worker: [(setting index, episode indices)], each setting's episodes dealt out evenly."""
+    per_worker: list[list[tuple[int, list[int]]]] = [[] for _ in range(config.workers)]
+    for s in range(len(config.settings)):
+        for w in range(config.workers):
+            episodes = list(range(w, config.episodes, config.workers))
+            if episodes:
+                per_worker[w].append((s, episodes))
+    return [tasks for tasks in per_worker if tasks]
+
+
+def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode=None,
+              worker_index: int = 0) -> tuple[list[EpisodeOutcome], dict[str, float], dict[str, int]]:
+    """Run a worker's share of the evaluation in this process."""
+    import gymnasium
+    import risky_nav  # noqa: F401  (registers RiskyNav-v0)
+
+    n_envs = min(config.batch_envs, max(len(eps) for _, eps in tasks))
+    envs = [gymnasium.make(risky_nav.ENV_ID, layout=config.layout, disable_env_checker=True) for _ in range(n_envs)]
+    planner = costmap = None
+    outcomes, plan_seconds, plan_calls = [], {}, {}
+    try:
+        layout = envs[0].unwrapped.layout
+        for setting_index, episodes in tasks:
+            setting = config.settings[setting_index]
+            # Distinct, reproducible noise for every (setting, worker) pair.
+            stream = int(np.random.SeedSequence([config.seed, setting_index, worker_index]).generate_state(1)[0])
+            if setting.kind == "planner":
+                if planner is None:
+                    planner, base = _load_planner(config)
+                    if config.use_costmap:
+                        from rs_diffuser_ros.core.costmap import Costmap
+
+                        costmap = Costmap.from_grid(envs[0].unwrapped.occupancy_grid())
+                planner.configure(**{**base, **setting.planner_overrides})
+                policy = PlannerPolicy(planner, setting.alpha, setting.risk_mode, costmap, seed=stream)
+            elif setting.kind == "behaviour_cloning":
+                from rs_diffuser_ros.baselines.behaviour_cloning import load
+
+                policy = BehaviourCloningBatchPolicy(load(setting.checkpoint or config.bc_checkpoint))
+            else:
+                policy = ScriptedBatchPolicy(setting.policy, layout, n_envs, seed=stream)
+            jobs = [(e, config.seed + e) for e in episodes]
+            outcomes += run_lockstep(envs, policy, setting.name, jobs, on_episode)
+            plan_seconds[setting.name] = getattr(policy, "plan_seconds", 0.0)
+            plan_calls[setting.name] = getattr(policy, "plan_calls", 0)
+    finally:
+        for env in envs:
+            env.close()
+    return outcomes, plan_seconds, plan_calls
+
+
+def _load_planner(config: EvalConfig):
+    from rs_diffuser_ros.core.planner import RiskSensitivePlanner
+
+    planner = RiskSensitivePlanner.from_checkpoint(config.checkpoint, device=config.device, **config.planner_overrides)
+    return planner, dataclasses.asdict(planner.config.planner)
+
+
+def _worker_main(config: EvalConfig, tasks, worker_index: int, messages) -> None:
+    import torch
+
+    # One thread per worker: on a shared machine two threads per worker measured ~3x slower
+    # per network call (threads spinning on a busy core), and the workers already fill the cores.
+    torch.set_num_threads(1)
+    try:
+        result = run_tasks(config, tasks, on_episode=lambda o: messages.put(("episode", o.setting)),
+                           worker_index=worker_index)
+        messages.put(("done", worker_index, result))
+    except BaseException:  # noqa: BLE001 - the parent re-raises it with the worker's traceback
+        messages.put(("error", worker_index, traceback.format_exc()))
+
+
+def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
+    config.validate()
+    worker_tasks = split_tasks(config)
+    total = config.episodes * len(config.settings)
+    bar = tqdm(total=total, unit="ep", desc="evaluating", disable=not progress, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    results = []
+    try:
+        if len(worker_tasks) == 1:
+            import torch
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # as in a worker process (see _worker_main)
+            try:
+                results.append(run_tasks(config, worker_tasks[0], on_episode=lambda o: bar.update(1)))
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            results = _run_in_processes(config, worker_tasks, bar)
+    finally:
+        bar.close()
+    wall = time.perf_counter() - t0
+    outcomes = {s.name: [] for s in config.settings}
+    plan_seconds = {s.name: 0.0 for s in config.settings}
+    plan_calls = {s.name: 0 for s in config.settings}
+    for worker_outcomes, seconds, calls in results:
+        for o in worker_outcomes:
+            outcomes[o.setting].append(o)
+        for name in seconds:
+            plan_seconds[name] += seconds[name]
+            plan_calls[name] += calls[name]
+    for name in outcomes:
+        outcomes[name].sort(key=lambda o: o.episode)
+    return EvalRun(config, outcomes, wall, plan_seconds, plan_calls)
+
+
+def _run_in_processes(config: EvalConfig, worker_tasks, bar) -> list:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    messages = ctx.Queue()
+    procs = [ctx.Process(target=_worker_main, args=(config, tasks, i, messages), daemon=True)
+             for i, tasks in enumerate(worker_tasks)]
+    for p in procs:
+        p.start()
+    results, finished = {}, 0
+    try:
+        while finished < len(procs):
+            try:
+                message = messages.get(timeout=5.0)
+            except queue.Empty:
+                dead = [i for i, p in enumerate(procs) if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise RuntimeError(f"evaluation worker(s) {dead} died (exit codes "
+                                       f"{[procs[i].exitcode for i in dead]}) without reporting")
+                continue
+            if message[0] == "episode":
+                bar.update(1)
+            elif message[0] == "done":
+                results[message[1]] = message[2]
+                finished += 1
+            else:
+                raise RuntimeError(f"evaluation worker {message[1]} failed:\n{message[2]}")
+    finally:
+        for p in procs:
+            if p.is_alive() and len(results) < len(procs):
+                p.terminate()
+            p.join(timeout=10)
+    return [results[i] for i in sorted(results)]
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))

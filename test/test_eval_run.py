@@ -1,0 +1,121 @@
+"""End to end: the evaluation command on a tiny random model and a short-time-limit layout writes its
+JSON, Markdown and both figures; lockstep stepping gives the same episodes as one env at a time."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from risky_nav.layout import LAYOUT_DIR
+from rs_diffuser_ros.baselines import behaviour_cloning
+from rs_diffuser_ros.core.checkpoint import save_checkpoint
+from rs_diffuser_ros.core.config import CoreConfig, ModelConfig, PlannerConfig
+from rs_diffuser_ros.core.networks import build_networks
+from rs_diffuser_ros.core.normalizer import Normalizers
+from rs_diffuser_ros.eval.__main__ import main
+from rs_diffuser_ros.eval.metrics import METRICS
+
+
+@pytest.fixture(scope="module")
+def short_layout(tmp_path_factory) -> Path:
+    """The default layout with a 1.5 s time limit, so a random planner's episodes are 15 steps at most."""
+    raw = yaml.safe_load((LAYOUT_DIR / "default.yaml").read_text())
+    raw.update(name="short", time_limit=1.5)
+    path = tmp_path_factory.mktemp("layout") / "short.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    config = CoreConfig(model=ModelConfig(horizon=8, unet_dim=8, unet_dim_mults=(1, 2), diffusion_steps=10,
+                                          n_quantiles=8, critic_hidden=16, idm_hidden=16),
+                        planner=PlannerConfig(candidates=3, ddim_steps=2)).validate()
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_checkpoint(path, config, Normalizers.untrained_defaults(), build_networks(config.model))
+
+
+@pytest.fixture(scope="module")
+def tiny_bc(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(0, 8, (64, 8)).astype(np.float32)
+    policy, _ = behaviour_cloning.train(obs, rng.uniform(-1, 1, (64, 2)).astype(np.float32), steps=5, hidden=16,
+                                        log=None)
+    return behaviour_cloning.save(policy, tmp_path_factory.mktemp("bc") / "bc.safetensors")
+
+
+def test_evaluation_command_writes_table_json_and_figures(tmp_path, short_layout, tiny_checkpoint, tiny_bc, capsys):
+    out = tmp_path / "eval"
+    settings = ["averse:0.1", "neutral", "seeking:0.1", "unguided", "bc", "scripted:detour"]
+    rc = main(["--checkpoint", str(tiny_checkpoint), "--bc-checkpoint", str(tiny_bc), "--layout", str(short_layout),
+               "--settings", *settings, "--episodes", "2", "--workers", "1", "--envs-per-worker", "2",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    names = ["averse:0.1", "neutral", "seeking:0.1", "unguided", "bc", "scripted:detour"]
+    assert list(results["settings"]) == names
+    for name in names:
+        s = results["settings"][name]
+        assert s["episodes"] == 2
+        assert set(s["metrics"]) == set(METRICS)
+        for m in s["metrics"].values():
+            assert m["low"] <= m["value"] + 1e-9 and m["value"] <= m["high"] + 1e-9
+        episodes = results["episodes"][name]
+        assert [e["seed"] for e in episodes] == [0, 1]        # same env seeds in every setting
+        assert all(1 <= e["length"] <= 15 for e in episodes)  # the 1.5 s time limit
+    assert results["settings"]["neutral"]["plan_ms_per_call"] > 0
+    assert results["settings"]["bc"]["plan_ms_per_call"] is None
+    assert {c["claim"] for c in results["claims"]} and all(c["holds"] in (True, False, None) for c in results["claims"])
+    assert results["meta"]["checkpoint_sha256"] and results["meta"]["episodes_per_minute"] > 0
+    md = (out / "results.md").read_text()
+    assert "| unguided diffusion (`unguided`) | 2 |" in md and "CVaR_0.1 of return" in md
+    for png in ("metrics_vs_alpha.png", "trajectories.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "violation rate (episodes)" in capsys.readouterr().out
+
+
+def test_parallel_workers_give_every_episode_once(tmp_path, short_layout, tiny_checkpoint):
+    out = tmp_path / "eval2"
+    assert main(["--checkpoint", str(tiny_checkpoint), "--layout", str(short_layout), "--settings", "averse:0.5",
+                 "scripted:shortcut", "--episodes", "3", "--workers", "2", "--out", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    for name in ("averse:0.5", "scripted:shortcut"):
+        assert [e["episode"] for e in results["episodes"][name]] == [0, 1, 2]
+
+
+def test_lockstep_batches_give_the_same_episodes_as_one_env_at_a_time():
+    import gymnasium
+    import risky_nav
+    from rs_diffuser_ros.eval.lockstep import run_lockstep
+    from rs_diffuser_ros.eval.policies import ScriptedBatchPolicy
+
+    def run(n_envs):
+        envs = [gymnasium.make(risky_nav.ENV_ID, layout="default", disable_env_checker=True) for _ in range(n_envs)]
+        try:
+            policy = ScriptedBatchPolicy("shortcut", envs[0].unwrapped.layout, n_envs)
+            return run_lockstep(envs, policy, "scripted:shortcut", [(i, 100 + i) for i in range(5)])
+        finally:
+            for env in envs:
+                env.close()
+
+    one, three = run(1), run(3)
+    assert [o.episode for o in three] == list(range(5))
+    for a, b in zip(one, three):
+        assert (a.episode_return, a.length, a.risk_events, a.risky_steps) == (b.episode_return, b.length, b.risk_events, b.risky_steps)
+        np.testing.assert_array_equal(a.path, b.path)
+    assert all(o.success and o.entered_risky_region for o in one)   # the short cut crosses the passage
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--settings", "averse:2"], "alpha must be in"),
+    (["--settings", "neutral", "--checkpoint", "/nonexistent.safetensors"], "no such file"),
+    (["--settings", "bc", "--bc-checkpoint", "/nonexistent.safetensors"], "behaviour-cloning checkpoint"),
+    (["--settings", "scripted:detour", "--layout", "atlantis"], "unknown layout 'atlantis'"),
+    (["--settings", "scripted:detour", "--episodes", "0"], "episodes must be >= 1"),
+])
+def test_bad_arguments_exit_with_a_message(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as err:
+        main(args + ["--out", str(tmp_path / "x"), "--no-progress"])
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err

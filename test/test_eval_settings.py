@@ -1,0 +1,49 @@
+"""Parsing of evaluation settings: canonical names, and errors that say what was wrong."""
+import pytest
+
+from rs_diffuser_ros.baselines.diffusion_variants import UNGUIDED_PLANNER_SETTINGS
+from rs_diffuser_ros.eval.settings import SettingError, parse_setting, parse_settings
+
+
+def test_planner_settings():
+    s = parse_setting("averse:0.05")
+    assert (s.name, s.kind, s.alpha, s.risk_mode) == ("averse:0.05", "planner", 0.05, "averse")
+    assert s.is_rs_diffuser
+    assert parse_setting("seeking:0.1").risk_mode == "seeking"
+    # alpha = 1 is neutral in both modes: one setting, not three names for it
+    assert parse_setting("averse:1").name == parse_setting("seeking:1.0").name == parse_setting("neutral:1.0").name == "neutral"
+
+
+def test_baseline_settings():
+    u = parse_setting("unguided")
+    assert u.kind == "planner" and u.planner_overrides == UNGUIDED_PLANNER_SETTINGS and not u.is_rs_diffuser
+    assert u.planner_overrides["guidance_scale"] == 0.0 and u.planner_overrides["candidates"] == 1
+    assert parse_setting("bc").kind == "behaviour_cloning" and parse_setting("bc").checkpoint is None
+    assert str(parse_setting("bc:runs/bc/policy.safetensors").checkpoint) == "runs/bc/policy.safetensors"
+    assert parse_setting("scripted:detour").policy == "detour"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("averse", "needs an alpha"),
+    ("averse:", "needs an alpha"),
+    ("averse:abc", "'abc' is not a number"),
+    ("averse:0", r"must be in \(0, 1\]"),
+    ("seeking:1.5", r"must be in \(0, 1\]"),
+    ("averse:nan", r"must be in \(0, 1\]"),
+    ("neutral:0.5", "neutral means alpha = 1"),
+    ("unguided:0.3", "takes no argument"),
+    ("bc:", "needs a path"),
+    ("scripted:teleport", "scripted needs one of"),
+    ("cautious:0.1", "unknown kind 'cautious'"),
+])
+def test_bad_settings_name_the_setting_and_the_problem(text, message):
+    with pytest.raises(SettingError, match=message) as err:
+        parse_setting(text)
+    assert repr(text) in str(err.value)
+
+
+def test_duplicates_and_empty_lists_are_refused():
+    with pytest.raises(SettingError, match="repeats"):
+        parse_settings(["neutral", "averse:1.0"])
+    with pytest.raises(SettingError, match="no settings"):
+        parse_settings([])
