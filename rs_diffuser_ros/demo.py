@@ -1,16 +1,62 @@
-"""The README's main command: closed-loop navigation demo on the shipped model and map.
+"""The README's main command: RS-Diffuser driving the shipped model on a layout, cautious vs risk-neutral.
 
-Placeholder until the evaluation issue lands: the trained default model and the closed-loop
-evaluation it needs do not exist yet.
+    python -m rs_diffuser_ros.demo [--episodes 20] [--layout default]      (./run.sh demo)
+
+Runs a short closed-loop evaluation at alpha = 0.05 (risk-averse: optimise the worst 5% of
+outcomes) and alpha = 1.0 (risk-neutral: optimise the mean) on the same episodes, prints the
+metric table and writes a picture of both settings' trajectories over the layout.
 """
+from __future__ import annotations
+
+import argparse
 import sys
+from pathlib import Path
+
+DEMO_SETTINGS = ("averse:0.05", "neutral")
 
 
-def main() -> int:
-    print("rs_diffuser_ros demo: not available yet. Missing: the shipped default model "
-          "(rs_diffuser_ros/models/default.safetensors) and the closed-loop evaluation "
-          "(rs_diffuser_ros/eval). The set-up step and the ROS 2 build completed.", file=sys.stderr)
-    return 2
+def main(argv: list[str] | None = None) -> int:
+    from rs_diffuser_ros.eval.runner import DEFAULT_CHECKPOINT, EvalConfig, default_workers
+    from rs_diffuser_ros.eval.settings import parse_settings
+
+    ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.demo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--episodes", type=int, default=20, help="episodes per setting (default 20)")
+    ap.add_argument("--layout", default="default", help="shipped layout name or path to a layout YAML")
+    ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model (default: the shipped one)")
+    ap.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
+    ap.add_argument("--workers", type=int, default=default_workers())
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if not args.checkpoint.is_file():
+        print(f"demo: model {args.checkpoint} not found. The shipped one is rs_diffuser_ros/models/default.safetensors; "
+              f"docs/evaluation.md gives the commands that train it.", file=sys.stderr)
+        return 2
+    config = EvalConfig(settings=parse_settings(list(DEMO_SETTINGS)), layout=args.layout, checkpoint=args.checkpoint,
+                        episodes=args.episodes, seed=args.seed, workers=args.workers)
+    try:
+        config.validate()
+    except (ValueError, FileNotFoundError) as e:
+        ap.error(str(e))
+
+    from rs_diffuser_ros.eval.__main__ import run_and_write
+    from rs_diffuser_ros.eval.report import markdown_table
+
+    print(f"RS-Diffuser demo: layout '{args.layout}', {args.episodes} episodes each at alpha = 0.05 (risk-averse) "
+          f"and alpha = 1.0 (risk-neutral), same starts, goals and random events for both.", flush=True)
+    results = run_and_write(config, args.out, max_paths=args.episodes, overlay=True)
+    print()
+    print(markdown_table(results))
+    print()
+    averse, neutral = (results["settings"][name]["metrics"] for name in DEMO_SETTINGS)
+    print(f"risk-averse (alpha=0.05): {100 * averse['violation_rate']['value']:.0f}% of episodes entered a risky region "
+          f"or collided, CVaR_0.1 of return {averse['cvar_return']['value']:.2f}")
+    print(f"risk-neutral (alpha=1.0): {100 * neutral['violation_rate']['value']:.0f}% of episodes entered a risky region "
+          f"or collided, CVaR_0.1 of return {neutral['cvar_return']['value']:.2f}")
+    m = results["meta"]
+    print(f"{m['wall_s']:.0f} s, {m['episodes_per_minute']:.0f} episodes/min on {m['workers']} worker(s)")
+    print(f"\npicture of both settings' trajectories: {(args.out / 'trajectories.png').resolve()}")
+    print(f"full results: {args.out / 'results.md'}, {args.out / 'results.json'}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -119,3 +119,22 @@ def test_bad_arguments_exit_with_a_message(tmp_path, capsys, args, message):
         main(args + ["--out", str(tmp_path / "x"), "--no-progress"])
     assert err.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_demo_prints_the_table_and_writes_the_picture(tmp_path, short_layout, tiny_checkpoint, capsys):
+    from rs_diffuser_ros import demo
+
+    out = tmp_path / "demo"
+    assert demo.main(["--checkpoint", str(tiny_checkpoint), "--layout", str(short_layout), "--episodes", "1",
+                      "--workers", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "averse alpha=0.05 (`averse:0.05`)" in printed and "neutral (alpha=1) (`neutral`)" in printed
+    assert str((out / "trajectories.png").resolve()) in printed
+    assert (out / "trajectories.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_without_the_model_says_where_it_should_be(tmp_path, capsys):
+    from rs_diffuser_ros import demo
+
+    assert demo.main(["--checkpoint", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "d")]) == 2
+    assert "none.safetensors not found" in capsys.readouterr().err

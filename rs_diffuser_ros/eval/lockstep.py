@@ -29,6 +29,7 @@ class _Episode:
     def __init__(self, episode: int, seed: int, obs: np.ndarray):
         self.episode, self.seed = episode, seed
         self.path = [obs[:2].copy()]
+        self.events, self.collisions = [], []
         self.episode_return = 0.0
         self.length = self.collision_steps = self.risky_steps = self.violation_steps = self.risk_events = 0
 
@@ -40,11 +41,14 @@ class _Episode:
         self.risky_steps += bool(info["in_risky_region"])
         self.violation_steps += bool(info["collision"] or info["in_risky_region"])
         self.risk_events += bool(info["risk_event"])
+        self.events.append(bool(info["risk_event"]))
+        self.collisions.append(bool(info["collision"]))
 
     def outcome(self, setting: str, success: bool) -> EpisodeOutcome:
         return EpisodeOutcome(setting, self.episode, self.seed, self.episode_return, self.length, success,
                               self.collision_steps, self.risky_steps, self.violation_steps, self.risk_events,
-                              np.asarray(self.path, dtype=np.float32))
+                              np.asarray(self.path, dtype=np.float32), np.asarray(self.events, dtype=bool),
+                              np.asarray(self.collisions, dtype=bool))
 
 
 def run_lockstep(envs: list, policy: BatchPolicy, setting: str, episodes: list[tuple[int, int]],

@@ -26,7 +26,7 @@ N_BOOTSTRAP = 2000
 
 @dataclass
 class EpisodeOutcome:
-    """What one evaluation episode produced; `path` (xy per step) is kept for plots, not JSON."""
+    """What one evaluation episode produced; the per-step arrays are kept for plots, not JSON."""
 
     setting: str
     episode: int               # index within the setting; the env is reset with seed + episode
@@ -38,7 +38,9 @@ class EpisodeOutcome:
     risky_steps: int           # steps ending with the robot's centre in a risky region
     violation_steps: int       # steps in a risky region or in collision
     risk_events: int           # catastrophic events (penalties that struck)
-    path: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32), repr=False)
+    path: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32), repr=False)   # [T+1, 2] xy
+    event_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)        # [T] event struck
+    collision_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)    # [T] in contact
 
     @property
     def collided(self) -> bool:
@@ -54,7 +56,8 @@ class EpisodeOutcome:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.pop("path")
+        for per_step in ("path", "event_steps", "collision_flags"):
+            d.pop(per_step)
         d.update(collided=self.collided, entered_risky_region=self.entered_risky_region, violation=self.violation)
         return d
 

@@ -7,7 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+from risky_nav.render import draw_layout, draw_trajectory  # noqa: E402
 
 from rs_diffuser_ros.eval.metrics import METRICS, EpisodeOutcome  # noqa: E402
 
@@ -59,35 +59,17 @@ def plot_metrics_vs_alpha(results: dict, path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def draw_layout(ax, layout) -> None:
-    """Walls and obstacles in grey, risky regions in translucent red (labelled with p and C)."""
-    for box in layout.solid_boxes():
-        ax.add_patch(Rectangle((box.x_min, box.y_min), box.size_x, box.size_y, color="0.35", zorder=1))
-    for region in layout.risky_regions:
-        b = region.box
-        ax.add_patch(Rectangle((b.x_min, b.y_min), b.size_x, b.size_y, color="tab:red", alpha=0.18, zorder=0))
-        ax.text(b.center_x, b.center_y, f"{region.name}\np={region.p:g}, C={region.penalty:g}", ha="center",
-                va="center", fontsize=7, color="darkred", zorder=3)
-    for box, colour in ((layout.start_region, "tab:green"), (layout.goal_region, "gold")):
-        ax.add_patch(Rectangle((box.x_min, box.y_min), box.size_x, box.size_y, fill=False, edgecolor=colour,
-                               linestyle=":", linewidth=1.5, zorder=2))
-    ax.set_xlim(0, layout.width)
-    ax.set_ylim(0, layout.height)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def plot_trajectories(layout, outcomes: dict[str, list[EpisodeOutcome]], labels: dict[str, str], path: str | Path,
                       max_paths: int = 40, overlay: bool = False) -> Path:
-    """Paths of the first `max_paths` episodes of each setting: one panel per setting (red where the
-    episode entered a risky region or collided), or all settings in one panel coloured by setting."""
+    """Paths of the first `max_paths` episodes of each setting: one panel per setting (orange where the
+    episode entered a risky region or collided, blue where it did not), or all settings in one panel
+    coloured by setting. Catastrophic events are red crosses, collisions black dots (risky_nav.render)."""
     names = list(outcomes)
     panels = 1 if overlay else len(names)
     cols = min(panels, 4)
     rows = (panels + cols - 1) // cols
-    width = 4.0 * cols * layout.width / max(layout.width, layout.height) + 0.5
-    fig, axes = plt.subplots(rows, cols, figsize=(width, 3.2 * rows * layout.height / layout.width + 0.8 * rows),
+    panel_w = 4.5 if not overlay else 7.0
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_w * cols, panel_w * rows * layout.height / layout.width + 0.6),
                              squeeze=False, constrained_layout=True)
     flat = list(axes.flat)
     for ax in flat[panels:]:
@@ -96,20 +78,19 @@ def plot_trajectories(layout, outcomes: dict[str, list[EpisodeOutcome]], labels:
         ax = flat[0 if overlay else i]
         if overlay and i == 0 or not overlay:
             draw_layout(ax, layout)
-        shown = outcomes[name][:max_paths]
-        for j, o in enumerate(shown):
+        for j, o in enumerate(outcomes[name][:max_paths]):
             if overlay:
-                colour = SETTING_COLOURS[i % len(SETTING_COLOURS)]
-                label = f"{labels[name]}" if j == 0 else None
+                colour, label = SETTING_COLOURS[i % len(SETTING_COLOURS)], (labels[name] if j == 0 else None)
             else:
-                colour, label = ("tab:red" if o.violation else "tab:blue"), None
-            ax.plot(o.path[:, 0], o.path[:, 1], color=colour, alpha=0.45, linewidth=1.0, zorder=4, label=label)
+                colour, label = ("tab:orange" if o.violation else "tab:blue"), None
+            draw_trajectory(ax, o.path, colour, o.event_steps, o.collision_flags, label=label)
         if not overlay:
             violations = sum(o.violation for o in outcomes[name])
-            ax.set_title(f"{labels[name]}: {violations}/{len(outcomes[name])} violations", fontsize=9)
+            ax.set_title(f"{labels[name]}: {violations}/{len(outcomes[name])} episodes with a violation", fontsize=9)
     if overlay:
-        flat[0].legend(loc="lower center", fontsize=8, ncol=len(names))
-        flat[0].set_title(f"layout {layout.name}: first {max_paths} episodes per setting", fontsize=9)
+        flat[0].plot([], [], "x", color="red", ms=8, mew=2, label="catastrophic event")
+        flat[0].legend(loc="lower left", fontsize=8, framealpha=0.9)
+        flat[0].set_title(f"layout {layout.name}: first {max_paths} episodes per setting", fontsize=10)
     return _save(fig, path)
 
 
