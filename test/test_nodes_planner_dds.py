@@ -1,0 +1,172 @@
+"""The planner node over real DDS, in its own process: safety stops and live parameters.
+
+The model here is a real checkpoint with random weights (see make_random_checkpoint): what
+is tested does not depend on what a model learned. Driving to a goal is tested with the
+shipped model in test_nodes_bringup_dds.py.
+"""
+import math
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry, Path
+
+from rs_diffuser_ros.msg import RiskPlan
+from rs_diffuser_ros.nodes.conversions import goal_to_pose, path_to_xy, state_to_odometry
+from test_nodes_helpers import CONFIG, executable, make_random_checkpoint, nodes, probe, ros_env, run_param  # noqa: F401
+
+pytestmark = pytest.mark.timeout(180)
+
+ODOM_TIMEOUT_S = 0.3
+# A stop must reach /cmd_vel within the odometry time-out plus one replan period plus the
+# time an in-flight replan may still take on this shared 2-core CPU.
+STOP_SLACK_S = 0.8
+START = [1.0, 1.0, 0.0]
+GOAL = [9.0, 7.0]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_random_checkpoint(tmp_path_factory.mktemp("model") / "random.safetensors")
+
+
+def planner_argv(checkpoint, **overrides):
+    params = {"checkpoint": str(checkpoint), "torch_threads": 1, "candidates": 8, "ddim_steps": 4,
+              "odom_timeout_s": ODOM_TIMEOUT_S, "device": "cpu", **overrides}
+    argv = [executable("planner_node"), "--ros-args", "--params-file", str(CONFIG / "planner.yaml")]
+    for name, value in params.items():
+        argv += ["-p", f"{name}:={value}"]
+    return argv
+
+
+def odometry(x, y, yaw, stamp=None):
+    from builtin_interfaces.msg import Time
+
+    return state_to_odometry([x, y, math.sin(yaw), math.cos(yaw), 0.0, 0.0], stamp or Time(), "odom", "base_link")
+
+
+def send_goal(probe, goal):
+    publisher = probe.node.create_publisher(PoseStamped, "goal_pose", 10)
+    probe.wait_for(lambda: publisher.get_subscription_count() > 0, 90, "the planner to subscribe to goal_pose")
+    publisher.publish(goal_to_pose(goal, probe.node.get_clock().now().to_msg(), "odom"))
+    return publisher
+
+
+def is_zero(twist):
+    return twist.linear.x == 0.0 and twist.angular.z == 0.0
+
+
+def test_odometry_silence_and_nan_odometry_give_zero_velocity(nodes, probe, checkpoint):
+    planner = nodes.start(planner_argv(checkpoint), "planner")
+    probe.record(Twist, "cmd_vel")
+    probe.record(Path, "plan")
+    mode = {"odom": "valid", "last_valid": 0.0}
+
+    def next_odom():
+        msg = odometry(*START)
+        if mode["odom"] == "nan":
+            msg.pose.pose.position.x = float("nan")
+        else:
+            mode["last_valid"] = time.monotonic()
+        return msg
+
+    _, odom_timer = probe.publish_periodically(Odometry, "odom", next_odom, 0.05)
+    send_goal(probe, GOAL)
+    probe.wait_for(lambda: len(probe.messages("plan")) >= 3, 60, "the planner to replan on valid odometry")
+
+    # 1. Silence: stop publishing odometry.
+    odom_timer.cancel()
+    silent_from = mode["last_valid"]
+    time.sleep(ODOM_TIMEOUT_S + STOP_SLACK_S + 0.7)
+    after = probe.messages("cmd_vel", since=silent_from)
+    zeros = [t for t, m in after if is_zero(m)]
+    assert zeros, f"no zero /cmd_vel after odometry stopped; log:\n{nodes.log(planner)[-2000:]}"
+    assert zeros[0] - silent_from <= ODOM_TIMEOUT_S + STOP_SLACK_S, \
+        f"first zero /cmd_vel {zeros[0] - silent_from:.2f} s after the last odometry"
+    late = silent_from + ODOM_TIMEOUT_S + STOP_SLACK_S
+    assert all(is_zero(m) for t, m in after if t > late), "non-zero /cmd_vel while odometry is stale"
+    assert not probe.messages("plan", since=late), "the planner kept replanning on stale odometry"
+    assert "odometry is stale" in nodes.log(planner)
+
+    # 2. Valid odometry again: replanning resumes.
+    resumed_at = time.monotonic()
+    odom_timer.reset()
+    probe.wait_for(lambda: len(probe.messages("plan", since=resumed_at)) >= 2, 30, "replanning to resume")
+
+    # 3. NaN odometry (still arriving on time): zero velocity at once, no replanning.
+    mode["odom"] = "nan"
+    nan_from = time.monotonic()
+    time.sleep(STOP_SLACK_S + 0.7)
+    after = probe.messages("cmd_vel", since=nan_from)
+    zeros = [t for t, m in after if is_zero(m)]
+    assert zeros and zeros[0] - nan_from <= STOP_SLACK_S, "no prompt zero /cmd_vel after NaN odometry"
+    late = nan_from + STOP_SLACK_S
+    assert all(is_zero(m) for t, m in after if t > late), "non-zero /cmd_vel on NaN odometry"
+    assert not probe.messages("plan", since=late), "the planner replanned from NaN odometry"
+    assert "pose.pose.position.x" in nodes.log(planner)  # the warning names the bad field
+    assert planner.poll() is None, "the planner node died"
+
+
+def plans_by_stamp(probe, since):
+    plans = {(m.header.stamp.sec, m.header.stamp.nanosec): path_to_xy(m) for _, m in probe.messages("plan", since)}
+    pairs = []
+    for _, risk in probe.messages("risk_plan", since):
+        key = (risk.header.stamp.sec, risk.header.stamp.nanosec)
+        if key in plans:
+            pairs.append((risk, plans[key]))
+    return pairs
+
+
+def test_alpha_set_at_run_time_changes_the_plan_and_invalid_values_are_refused(nodes, probe, checkpoint, ros_env):
+    # Fixed seed and a robot standing still: every replan at one alpha gives the same plan,
+    # so a different plan after the switch is the switch's doing.
+    planner = nodes.start(planner_argv(checkpoint, alpha=1.0, seed=7), "planner")
+    probe.record(Path, "plan")
+    probe.record(RiskPlan, "risk_plan")
+    probe.publish_periodically(Odometry, "odom", lambda: odometry(*START), 0.05)
+    send_goal(probe, GOAL)
+    probe.wait_for(lambda: len(plans_by_stamp(probe, 0)) >= 3, 60, "plans at alpha = 1.0")
+    neutral = plans_by_stamp(probe, 0)
+    assert all(r.alpha == pytest.approx(1.0) for r, _ in neutral)
+    for _, plan in neutral[1:]:
+        np.testing.assert_allclose(plan, neutral[0][1], atol=1e-5, err_msg="same state and seed gave another plan")
+
+    switch = run_param(ros_env, "set", "/planner", "alpha", "0.05")
+    assert switch.returncode == 0, switch.stderr
+    switched_at = time.monotonic()
+    probe.wait_for(lambda: len([r for r, _ in plans_by_stamp(probe, switched_at) if r.alpha < 0.5]) >= 2, 30,
+                   "plans at alpha = 0.05")
+    averse = [(r, p) for r, p in plans_by_stamp(probe, switched_at) if r.alpha < 0.5]
+    assert averse[-1][0].alpha == pytest.approx(0.05) and averse[-1][0].risk_mode == "averse"
+    change = float(np.abs(averse[-1][1] - neutral[0][1]).max())
+    assert change > 1e-3, "the chosen plan did not change with alpha"
+
+    for bad, reason in (("0", "(0, 1]"), ("1.5", "out of range"), ("-0.5", "out of range")):
+        refused = run_param(ros_env, "set", "/planner", "alpha", bad)
+        assert refused.returncode == 1, f"alpha={bad} was not refused: {refused.stdout} {refused.stderr}"
+        assert reason in refused.stderr, refused.stderr
+    kept = run_param(ros_env, "get", "/planner", "alpha")
+    assert kept.returncode == 0 and float(kept.stdout) == pytest.approx(0.05)
+    after_refusals = time.monotonic()
+    probe.wait_for(lambda: plans_by_stamp(probe, after_refusals), 30, "a plan after the refused values")
+    assert all(r.alpha == pytest.approx(0.05) for r, _ in plans_by_stamp(probe, after_refusals))
+
+    mode = run_param(ros_env, "set", "/planner", "risk_mode", "reckless")
+    assert mode.returncode == 1 and "averse, seeking" in mode.stderr
+    missing = run_param(ros_env, "set", "/planner", "checkpoint", "/nonexistent/model.safetensors")
+    assert missing.returncode == 1 and "/nonexistent/model.safetensors" in missing.stderr
+    assert planner.poll() is None
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("alpha:=0.0", "alpha must be in (0, 1]"),
+    ("checkpoint:=/nonexistent/model.safetensors", "/nonexistent/model.safetensors"),
+    ("risk_mode:=bold", "risk_mode must be one of"),
+])
+def test_invalid_start_up_parameters_stop_the_node_with_the_reason(ros_env, checkpoint, override, expected):
+    argv = planner_argv(checkpoint) + ["-p", override]
+    result = subprocess.run(argv, env=ros_env, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 1
+    assert expected in result.stderr, result.stderr
