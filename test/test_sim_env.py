@@ -213,3 +213,15 @@ def test_every_shipped_layout_runs():
         for _ in range(5):
             obs, *_ = env.step(env.action_space.sample())
         env.close()
+
+
+def test_set_goal_moves_the_goal_mid_episode(env):
+    env.reset(options={"start": [9.0, 4.0, 0.0], "goal": [1.5, 4.0]})
+    env.set_goal([10.0, 4.0])
+    for _ in range(40):
+        obs, _, terminated, _, _ = env.step([0.6, 0.0])
+        if terminated:
+            break
+    assert terminated and tuple(obs[6:8]) == (10.0, 4.0)
+    with pytest.raises(ValueError, match="goal"):
+        env.set_goal([6.0, 1.0])     # inside the lower block

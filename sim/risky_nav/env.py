@@ -16,6 +16,7 @@ the wheel (odometry) velocities after the acceleration limits, i.e. what the dri
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -36,9 +37,11 @@ NEAR_DISTANCE = 0.01       # contacts this close block motion along their normal
 class RiskyNavEnv(gym.Env):
     """Gymnasium environment; `gymnasium.make("RiskyNav-v0", layout="default")`.
 
-    reset(options=...) accepts `start` ([x, y] or [x, y, yaw]) and `goal` ([x, y]) to pose
-    the task exactly (what the ROS sim node and evaluations use), or `start_anywhere` /
-    `goal_anywhere` = True to sample them anywhere free instead of in the layout's regions.
+    reset(options=...) accepts `start` ([x, y] or [x, y, yaw]; yaw defaults to facing the goal)
+    and `goal` ([x, y]) to pose the task exactly (what the ROS sim node and evaluations use), or
+    `start_anywhere` / `goal_anywhere` = True to sample them anywhere free instead of in the
+    layout's regions. `set_goal` moves the goal mid-episode. The static map is available as
+    `layout` (obstacles, risky regions with p and C, regions) and `occupancy_grid()`.
     """
 
     metadata = {"render_modes": ["human"], "render_fps": int(1 / CONTROL_PERIOD)}
@@ -72,6 +75,7 @@ class RiskyNavEnv(gym.Env):
         self._goal = np.zeros(2)
         self._steps = 0
         self._distance = 0.0
+        self._last_render = time.perf_counter()
 
     # ---------------------------------------------------------------- world
     def _build_world(self) -> None:
@@ -125,6 +129,12 @@ class RiskyNavEnv(gym.Env):
     def robot_pose(self) -> tuple[float, float, float]:
         """(x, y, yaw) of the robot in the world frame."""
         return self._x, self._y, self._yaw
+
+    def set_goal(self, goal) -> None:
+        """Move the goal mid-episode (e.g. a new goal from RViz); progress is measured from here on."""
+        gx, gy = self._checked_point(goal, "goal", 2)
+        self._goal = np.array([gx, gy])
+        self._distance = math.hypot(gx - self._x, gy - self._y)
 
     def risky_region_at(self, x: float, y: float) -> list[int]:
         """Indices of the layout's risky regions containing point (x, y)."""
@@ -214,9 +224,22 @@ class RiskyNavEnv(gym.Env):
         if reached:
             reward += reward_w.goal_bonus
         truncated = not reached and self._steps >= self.max_episode_steps
+        if self.render_mode == "human":
+            self.render()
         info = dict(risk_event=risk_penalty > 0, risk_penalty=risk_penalty, in_risky_region=bool(regions),
                     collision=collided, goal_reached=reached, distance_to_goal=distance)
         return self._observation(), float(reward), reached, truncated, info
+
+    def render(self):
+        """The PyBullet GUI draws itself; in human mode this only paces stepping to real time."""
+        if self.render_mode != "human":
+            return None
+        now = time.perf_counter()
+        wait = self._last_render + CONTROL_PERIOD - now
+        if wait > 0:
+            time.sleep(wait)
+        self._last_render = max(now, self._last_render + CONTROL_PERIOD)
+        return None
 
     def close(self):
         if self._client is not None and pb.isConnected(self._client):

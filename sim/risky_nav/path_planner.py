@@ -75,31 +75,43 @@ class GridPathPlanner:
         return int(nearest[0]), int(nearest[1])
 
     def _astar(self, start, goal, blocked: np.ndarray):
+        """8-connected A* with the octile heuristic, on a flat grid padded by one blocked cell
+        (plain Python lists: numpy scalar indexing would dominate the run time)."""
         rows, cols = blocked.shape
         if blocked[start] or blocked[goal]:
             return None
-        g = {start: 0.0}
-        parent = {start: None}
-        heap = [(0.0, start)]
+        width = cols + 2
+        padded = np.ones((rows + 2, width), dtype=bool)
+        padded[1:-1, 1:-1] = blocked
+        wall = padded.ravel().tolist()
+        s, g_idx = (start[0] + 1) * width + start[1] + 1, (goal[0] + 1) * width + goal[1] + 1
+        gr, gc = divmod(g_idx, width)
+        steps = [(dr * width + dc, 1.4142135623730951 if dr and dc else 1.0) for dr, dc in _NEIGHBOURS]
+        cost = [math.inf] * len(wall)
+        parent = [-1] * len(wall)
+        cost[s] = 0.0
+        heap = [(0.0, s)]
         while heap:
             _, cell = heapq.heappop(heap)
-            if cell == goal:
+            if cell == g_idx:
                 path = []
-                while cell is not None:
-                    path.append(cell)
+                while cell != -1:
+                    r, c = divmod(cell, width)
+                    path.append((r - 1, c - 1))
                     cell = parent[cell]
                 return path[::-1]
-            gc = g[cell]
-            for dr, dc in _NEIGHBOURS:
-                nr, nc = cell[0] + dr, cell[1] + dc
-                if not (0 <= nr < rows and 0 <= nc < cols) or blocked[nr, nc]:
+            base = cost[cell]
+            for offset, step in steps:
+                nxt = cell + offset
+                if wall[nxt]:
                     continue
-                ng = gc + (1.4142135623730951 if dr and dc else 1.0)
-                nxt = (nr, nc)
-                if ng < g.get(nxt, math.inf):
-                    g[nxt] = ng
+                new_cost = base + step
+                if new_cost < cost[nxt]:
+                    cost[nxt] = new_cost
                     parent[nxt] = cell
-                    heapq.heappush(heap, (ng + math.hypot(goal[0] - nr, goal[1] - nc), nxt))
+                    dr, dc = abs(nxt // width - gr), abs(nxt % width - gc)
+                    heuristic = max(dr, dc) + 0.41421356237309515 * min(dr, dc)
+                    heapq.heappush(heap, (new_cost + heuristic, nxt))
         return None
 
     def _visible(self, a, b, blocked: np.ndarray) -> bool:

@@ -2,6 +2,8 @@
 
     python -m risky_nav.render --layout default --policies shortcut detour --episodes 10 \
         --out docs/img/default_layout.png
+    python -m risky_nav.render --layout default --dataset datasets/riskynav/default-v0 \
+        --episodes 5 --out runs/default_dataset.png
 
 Walls and obstacles in grey, risky regions shaded red and labelled with p and C, start and
 goal regions outlined; each trajectory is coloured by its policy, risk events are marked
@@ -23,6 +25,7 @@ from risky_nav.layout import Box, Layout, load_layout  # noqa: E402
 
 POLICY_COLORS = {"shortcut": "tab:orange", "detour": "tab:blue", "noisy_shortcut": "gold",
                  "noisy_detour": "deepskyblue", "random_shortcut": "tab:brown", "random_detour": "tab:purple"}
+TRAJECTORY_ALPHA = 0.8    # overlapping trajectories stay readable
 
 
 def _rect(box: Box, **style) -> Rectangle:
@@ -54,7 +57,7 @@ def draw_layout(ax, layout: Layout) -> None:
 def draw_trajectory(ax, xy: np.ndarray, color: str, risk_events: np.ndarray | None = None,
                     collisions: np.ndarray | None = None, label: str | None = None) -> None:
     """One trajectory: xy [T+1, 2]; events/collisions [T] are marked at the step's end point."""
-    ax.plot(xy[:, 0], xy[:, 1], color=color, lw=1.2, alpha=0.8, label=label)
+    ax.plot(xy[:, 0], xy[:, 1], color=color, lw=1.2, alpha=TRAJECTORY_ALPHA, label=label)
     ax.plot(xy[0, 0], xy[0, 1], "o", color=color, ms=3)
     if risk_events is not None and risk_events.any():
         pts = xy[1:][risk_events]
@@ -97,18 +100,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policies", nargs="+", default=["shortcut", "detour"])
     parser.add_argument("--episodes", type=int, default=10, help="episodes per policy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", help="draw episodes of this dataset (path or Minari id) instead "
+                                               "of running the policies; --episodes per policy, at random")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
     layout = load_layout(args.layout)
-    env = RiskyNavEnv(layout)
-    records = []
-    for name in args.policies:
-        policy = make_policy(name, layout, np.random.default_rng(args.seed))
-        records += [run_episode(env, policy, seed=args.seed + i) for i in range(args.episodes)]
-    env.close()
-    path = render_png(layout, records, args.out,
-                      title=f"RiskyNav '{layout.name}': {args.episodes} episodes per policy (same starts)")
+    rng = np.random.default_rng(args.seed)
+    if args.dataset:
+        from risky_nav.dataset import load_episodes
+
+        episodes = load_episodes(args.dataset)
+        records = []
+        for name in sorted({ep["policy"] for ep in episodes}):
+            of_policy = [ep for ep in episodes if ep["policy"] == name]
+            picks = rng.choice(len(of_policy), min(args.episodes, len(of_policy)), replace=False)
+            records += [of_policy[i] for i in picks]
+        title = f"RiskyNav '{layout.name}': dataset {args.dataset}, {args.episodes} episodes per policy"
+    else:
+        env = RiskyNavEnv(layout)
+        records = []
+        for name in args.policies:
+            policy = make_policy(name, layout, np.random.default_rng(args.seed))
+            records += [run_episode(env, policy, seed=args.seed + i) for i in range(args.episodes)]
+        env.close()
+        title = f"RiskyNav '{layout.name}': {args.episodes} episodes per policy (same starts)"
+    path = render_png(layout, records, args.out, title=title)
     print(f"wrote {path}")
 
 
