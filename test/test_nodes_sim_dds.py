@@ -1,0 +1,100 @@
+"""The sim node over real DDS, in its own process: the world it publishes and how it drives."""
+import json
+import math
+import subprocess
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from visualization_msgs.msg import Marker, MarkerArray
+
+from rs_diffuser_ros.nodes.conversions import odometry_to_state, occupancy_msg_to_grid
+from test_nodes_helpers import CONFIG, executable, nodes, probe, ros_env  # noqa: F401
+
+pytestmark = pytest.mark.timeout(120)
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+# Default layout: the risky passage spans x in [4, 8], y in [2.9, 5.1]; walls are 0.1 m thick.
+START = (3.0, 4.0, 0.0)
+GOAL = (10.5, 4.0)
+
+
+def sim_argv(**overrides):
+    params = {"seed": 1, "real_time_factor": 4.0, "start": list(START), "goal": list(GOAL), **overrides}
+    argv = [executable("sim_node"), "--ros-args", "--params-file", str(CONFIG / "sim.yaml")]
+    for name, value in params.items():
+        argv += ["-p", f"{name}:={value}"]
+    return argv
+
+
+def events(probe):
+    return [json.loads(m.data) for _, m in probe.messages("sim_events")]
+
+
+def latest_state(probe):
+    return odometry_to_state(probe.messages("odom")[-1][1], expected_frame="odom")
+
+
+def test_sim_publishes_map_regions_goal_and_odometry_then_drives_on_cmd_vel(nodes, probe):
+    probe.record(Odometry, "odom")
+    probe.record(PoseStamped, "goal_pose")
+    probe.record(String, "sim_events")
+    sim = nodes.start(sim_argv(), "sim")
+    probe.wait_for(lambda: len(probe.messages("odom")) > 20, 60, "odometry from the sim")
+    np.testing.assert_allclose(latest_state(probe), [*START[:2], 0.0, 1.0, 0.0, 0.0], atol=1e-3)
+    odom = probe.messages("odom")[-1][1]
+    assert (odom.header.frame_id, odom.child_frame_id) == ("odom", "base_link")
+    probe.wait_for(lambda: probe.messages("goal_pose"), 10, "the task's goal on goal_pose")
+    goal = probe.messages("goal_pose")[-1][1]
+    assert (goal.pose.position.x, goal.pose.position.y, goal.header.frame_id) == (*GOAL, "odom")
+
+    # Joining late still gets the map and the regions: they are latched (transient local).
+    probe.record(OccupancyGrid, "costmap", LATCHED)
+    probe.record(MarkerArray, "risky_regions", LATCHED)
+    probe.wait_for(lambda: probe.messages("costmap") and probe.messages("risky_regions"), 20, "latched topics")
+    grid, resolution, x0, y0 = occupancy_msg_to_grid(probe.messages("costmap")[-1][1])
+    assert (grid.shape[1] * resolution, grid.shape[0] * resolution, x0, y0) == pytest.approx((12.0, 8.0, 0.0, 0.0))
+
+    def occupied(x, y):
+        return grid[int((y - y0) / resolution), int((x - x0) / resolution)] == 100
+
+    assert occupied(6.0, 1.45) and occupied(6.0, 5.9) and occupied(0.05, 4.0)  # blocks and the left wall
+    assert not occupied(*START[:2]) and not occupied(6.0, 4.0)  # start and the (risky) passage are free
+    boxes = [m for m in probe.messages("risky_regions")[-1][1].markers if m.type == Marker.CUBE]
+    assert len(boxes) == 1
+    assert (boxes[0].pose.position.x, boxes[0].pose.position.y, boxes[0].scale.x, boxes[0].scale.y) == \
+        pytest.approx((6.0, 4.0, 4.0, 2.2))
+
+    # Drive forward into the risky passage: odometry follows, and entering it is an event.
+    forward = Twist()
+    forward.linear.x = 0.8
+    _, drive = probe.publish_periodically(Twist, "cmd_vel", lambda: forward, 0.05)
+    probe.wait_for(lambda: any(e["event"] == "entered_risky_region" for e in events(probe)), 30,
+                   "the robot to enter the risky passage")
+    drive.cancel()
+    entered = next(e for e in events(probe) if e["event"] == "entered_risky_region")
+    assert entered["x"] >= 4.0 - 1e-3 and abs(entered["y"] - START[1]) < 0.05
+    assert events(probe)[0]["event"] == "start" and events(probe)[0]["goal"] == list(GOAL)
+
+    # No more commands: after cmd_vel_timeout_s the sim brakes to a standstill.
+    probe.wait_for(lambda: len(probe.messages("odom")) > 5 and all(
+        abs(m.twist.twist.linear.x) < 1e-6 for _, m in probe.messages("odom")[-5:]), 20, "the robot to stop")
+    x_stopped = latest_state(probe)[0]
+    assert x_stopped > entered["x"]
+    assert sim.poll() is None
+
+
+def test_sim_refuses_a_bad_layout_naming_it(ros_env):
+    result = subprocess.run(sim_argv(layout="no_such_layout"), env=ros_env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "no_such_layout" in result.stderr
+
+
+def test_sim_refuses_a_start_inside_an_obstacle(ros_env):
+    result = subprocess.run(sim_argv(start=[6.0, 1.45]), env=ros_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "start" in result.stderr and "not free" in result.stderr
