@@ -17,6 +17,8 @@ from test_nodes_helpers import CONFIG, executable, nodes, probe, ros_env  # noqa
 pytestmark = pytest.mark.timeout(120)
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_EVENTS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                            reliability=ReliabilityPolicy.RELIABLE)
 # Default layout: the risky passage spans x in [4, 8], y in [2.9, 5.1]; walls are 0.1 m thick.
 START = (3.0, 4.0, 0.0)
 GOAL = (10.5, 4.0)
@@ -41,7 +43,7 @@ def latest_state(probe):
 def test_sim_publishes_map_regions_goal_and_odometry_then_drives_on_cmd_vel(nodes, probe):
     probe.record(Odometry, "odom")
     probe.record(PoseStamped, "goal_pose")
-    probe.record(String, "sim_events")
+    probe.record(String, "sim_events", LATCHED_EVENTS)
     sim = nodes.start(sim_argv(), "sim")
     probe.wait_for(lambda: len(probe.messages("odom")) > 20, 60, "odometry from the sim")
     np.testing.assert_allclose(latest_state(probe), [*START[:2], 0.0, 1.0, 0.0, 0.0], atol=1e-3)
@@ -84,6 +86,16 @@ def test_sim_publishes_map_regions_goal_and_odometry_then_drives_on_cmd_vel(node
         abs(m.twist.twist.linear.x) < 1e-6 for _, m in probe.messages("odom")[-5:]), 20, "the robot to stop")
     x_stopped = latest_state(probe)[0]
     assert x_stopped > entered["x"]
+
+    # A goal from rviz2's tool becomes the task's goal.
+    new_goal = PoseStamped()
+    new_goal.header.frame_id = "odom"
+    new_goal.pose.position.x, new_goal.pose.position.y, new_goal.pose.orientation.w = 10.5, 2.0, 1.0
+    goal_pub = probe.node.create_publisher(PoseStamped, "goal_pose", 10)
+    probe.wait_for(lambda: goal_pub.get_subscription_count() > 0, 10, "the sim to subscribe to goal_pose")
+    goal_pub.publish(new_goal)
+    probe.wait_for(lambda: any(e["event"] == "new_goal" for e in events(probe)), 10, "the new goal to be taken")
+    assert next(e for e in events(probe) if e["event"] == "new_goal")["goal"] == [10.5, 2.0]
     assert sim.poll() is None
 
 

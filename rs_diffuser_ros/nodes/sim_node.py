@@ -7,13 +7,14 @@ publishes what a real robot stack would:
   /odom (nav_msgs/Odometry, odom -> base_link)      every step
   /costmap (nav_msgs/OccupancyGrid, transient-local) once: the layout's static walls/obstacles
   /risky_regions (visualization_msgs/MarkerArray, transient-local) once: boxes + labels
-  /goal_pose (geometry_msgs/PoseStamped)             the task's goal, to each new subscriber
-  /sim_events (std_msgs/String, JSON)                risk strikes, collisions, region entry/exit,
+  /goal_pose (geometry_msgs/PoseStamped)             the task's goal, to each new subscriber; a goal
+                                                     received there (rviz2) becomes the task's goal
+  /sim_events (std_msgs/String, JSON, transient-local) risk strikes, collisions, region entry/exit,
                                                      goal reached, time limit (see EVENT_KINDS)
   TF odom -> base_link                               when tf2_ros is importable (not on pip-only set-ups)
 
 The world runs on after the goal is reached or the layout's time limit passes (a person in
-rviz2 may send another goal); each of those is reported once as an event.
+rviz2 may send another goal); each of those is reported once per goal as an event.
 """
 import json
 import math
@@ -37,12 +38,15 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 import risky_nav
 from rs_diffuser_ros.nodes import topics
-from rs_diffuser_ros.nodes.conversions import (goal_to_pose, grid_to_occupancy_msg, state_to_odometry,
-                                               twist_to_action)
+from rs_diffuser_ros.nodes.conversions import (goal_to_pose, grid_to_occupancy_msg, pose_to_goal,
+                                               state_to_odometry, twist_to_action)
 
 # Every kind of event published on /sim_events, as {"event": kind, "step", "sim_time", "x", "y", ...}.
-EVENT_KINDS = ("start", "risk", "collision", "entered_risky_region", "left_risky_region", "goal_reached",
+EVENT_KINDS = ("start", "new_goal", "risk", "collision", "entered_risky_region", "left_risky_region", "goal_reached",
                "time_limit")
+
+
+EVENTS_QOS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def _float_param(description, low, high):
@@ -135,10 +139,12 @@ class SimNode(Node):
         self.odom_pub = self.create_publisher(Odometry, topics.ODOM, 10)
         self.costmap_pub = self.create_publisher(OccupancyGrid, topics.COSTMAP, latched)
         self.regions_pub = self.create_publisher(MarkerArray, topics.RISKY_REGIONS, latched)
-        self.events_pub = self.create_publisher(String, topics.SIM_EVENTS, 100)
+        # Events are kept for late joiners (transient local): the "start" event goes out before anyone listens.
+        self.events_pub = self.create_publisher(String, topics.SIM_EVENTS, EVENTS_QOS)
         self.goal_pub = self.create_publisher(PoseStamped, topics.GOAL, 10) if p["publish_goal"] else None
         self.goal_subscribers = 0
         self.create_subscription(Twist, topics.CMD_VEL, self._on_cmd_vel, 10)
+        self.create_subscription(PoseStamped, topics.GOAL, self._on_goal, 10)
         self.tf = _tf_broadcaster(self)
 
         stamp = self.get_clock().now().to_msg()
@@ -161,6 +167,20 @@ class SimNode(Node):
             self.last_cmd = np.zeros(2, dtype=np.float32)
             self.get_logger().warn(f"{error}: driving zero", throttle_duration_sec=2.0)
         self.last_cmd_at = time.monotonic()
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        """A goal from rviz2 (or anyone) becomes the task's goal: reward and goal events follow it."""
+        try:
+            goal = pose_to_goal(msg, expected_frame=self.frame)
+            if np.allclose(goal, self.goal, atol=1e-6):
+                return  # our own announcement, or a repeat
+            self.env.unwrapped.set_goal(goal)
+        except ValueError as error:
+            self.get_logger().warn(f"goal ignored: {error}")
+            return
+        self.goal = self.env.unwrapped.goal
+        self.goal_reported, self.episode_return = False, 0.0
+        self._event("new_goal", goal=[float(g) for g in self.goal])
 
     def _step(self) -> None:
         fresh = time.monotonic() - self.last_cmd_at <= self.cmd_timeout_s
