@@ -131,8 +131,8 @@ def main(argv=None) -> int:
     status = 0
     try:
         for name, argv_ in commands.items():
-            print(f"[bringup] starting {name}: {' '.join(argv_)}", flush=True)
             nodes.start(name, argv_)
+            print(f"[bringup] started {name} (pid {nodes.children[name].pid}): {' '.join(argv_)}", flush=True)
         while not stop_requested.wait(0.2):
             exited = nodes.first_exited()
             if exited:

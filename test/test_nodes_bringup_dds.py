@@ -1,0 +1,125 @@
+"""End to end over real DDS: `bringup` starts the sim and planner nodes as separate processes
+from config/*.yaml; the robot drives to the goal on the shipped model, `snapshot` renders
+the run, and Ctrl-C stops both nodes.
+
+Needs the trained model rs_diffuser_ros/models/default.safetensors (RSD_NODES_CHECKPOINT
+names another): a randomly initialised one does not drive anywhere.
+"""
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import Twist
+from matplotlib.image import imread
+from nav_msgs.msg import Odometry
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from rs_diffuser_ros.nodes.conversions import odometry_to_state
+from rs_diffuser_ros.nodes.planner_params import default_checkpoint_path
+from test_nodes_helpers import REPO, Probe, executable
+
+pytestmark = pytest.mark.timeout(240)
+
+START, GOAL = [1.5, 4.0, 0.0], [10.5, 4.0]  # default layout: the straight line crosses the risky passage
+REAL_TIME_FACTOR = 1.0
+GOAL_TOLERANCE = 0.3  # the layout's and config/planner.yaml's
+DRIVE_TIMEOUT_S = 120.0
+EVENTS_QOS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    checkpoint = Path(os.environ.get("RSD_NODES_CHECKPOINT") or default_checkpoint_path())
+    if not checkpoint.is_file():
+        pytest.fail(f"the trained model {checkpoint} is missing (the lead ships it; RSD_NODES_CHECKPOINT names another)")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(120, 230)), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               PYTHONUNBUFFERED="1")
+    log_path = tmp_path_factory.mktemp("bringup") / "bringup.log"
+    probe = Probe(int(env["ROS_DOMAIN_ID"]))
+    probe.record(String, "sim_events", EVENTS_QOS)
+    probe.record(Odometry, "odom")
+    probe.record(Twist, "cmd_vel")
+    argv = [executable("bringup"), "--layout", "default", "--alpha", "0.05", "--checkpoint", str(checkpoint),
+            "--real-time-factor", str(REAL_TIME_FACTOR),
+            "--sim-param", "seed:=3", "--sim-param", f"start:={START}", "--sim-param", f"goal:={GOAL}",
+            "--planner-param", "torch_threads:=1", "--planner-param", "device:=cpu"]
+    with open(log_path, "wb") as log:
+        bringup = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   cwd=REPO)
+    run = type("Run", (), {})()
+    run.env, run.probe, run.bringup, run.log_path = env, probe, bringup, log_path
+    run.log = lambda: log_path.read_text(errors="replace")
+    yield run
+    if bringup.poll() is None:
+        os.killpg(bringup.pid, signal.SIGINT)
+        try:
+            bringup.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(bringup.pid, signal.SIGKILL)
+            bringup.wait(timeout=10)
+    for pid in child_pids(run.log()):  # never leave a node behind, whatever happened above
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    probe.close()
+
+
+def child_pids(log: str):
+    return [int(pid) for pid in re.findall(r"\[bringup\] started \w+ \(pid (\d+)\)", log)]
+
+
+def events(probe):
+    return [json.loads(m.data) for _, m in probe.messages("sim_events")]
+
+
+def test_snapshot_renders_map_regions_candidates_and_plan(run, tmp_path):
+    run.probe.wait_for(lambda: len(run.probe.messages("cmd_vel")) >= 3, 90, "the planner to drive")
+    png = tmp_path / "snapshot.png"
+    result = subprocess.run([executable("snapshot"), "--output", str(png), "--timeout", "60"], env=run.env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr + run.log()[-3000:]
+    image = imread(png)[..., :3]
+    red = np.sum((image[..., 0] > 0.75) & (image[..., 1] < 0.4) & (image[..., 2] < 0.4))
+    green = np.sum((image[..., 1] > 0.6) & (image[..., 0] < 0.45) & (image[..., 2] < 0.5))
+    region = np.sum((image[..., 0] > 0.9) & (image[..., 1] > 0.5) & (image[..., 1] < 0.85) & (image[..., 2] < 0.6))
+    assert red > 30 and green > 30, "no candidates coloured by risk"
+    assert region > 1000, "no risky region drawn"
+
+
+def test_robot_reaches_the_goal_through_the_nodes(run):
+    probe = run.probe
+    probe.wait_for(lambda: any(e["event"] in ("goal_reached", "time_limit") for e in events(probe)),
+                   DRIVE_TIMEOUT_S, "the episode to end")
+    kinds = [e["event"] for e in events(probe)]
+    assert "goal_reached" in kinds, f"events: {events(probe)}\nlog:\n{run.log()[-3000:]}"
+    reached = next(e for e in events(probe) if e["event"] == "goal_reached")
+    assert np.hypot(reached["x"] - GOAL[0], reached["y"] - GOAL[1]) < GOAL_TOLERANCE + 0.05
+    assert "collision" not in kinds
+    # The planner stops the robot at the goal (one zero command, then it idles until a new goal).
+    time.sleep(1.5)
+    reached_at = next(t for t, m in probe.messages("sim_events") if json.loads(m.data)["event"] == "goal_reached")
+    last_command = probe.messages("cmd_vel")[-1][1]
+    assert last_command.linear.x == 0.0 and last_command.angular.z == 0.0
+    assert all(m.linear.x == 0.0 and m.angular.z == 0.0 for _, m in probe.messages("cmd_vel", since=reached_at + 0.5))
+    state = odometry_to_state(probe.messages("odom")[-1][1])
+    assert np.hypot(state[0] - GOAL[0], state[1] - GOAL[1]) < GOAL_TOLERANCE + 0.2
+    assert abs(state[4]) < 0.05, "the robot is still moving"
+
+
+def test_ctrl_c_stops_bringup_and_both_nodes(run):
+    pids = child_pids(run.log())
+    assert len(pids) == 2, run.log()[-2000:]
+    os.killpg(run.bringup.pid, signal.SIGINT)
+    assert run.bringup.wait(timeout=20) == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
