@@ -161,3 +161,10 @@ def test_rviz_goal_tool_publishes_where_the_planner_listens():
     goal_tools = [t for t in manager["Tools"] if t["Class"] == "rviz_default_plugins/SetGoal"]
     assert len(goal_tools) == 1
     assert goal_tools[0]["Topic"]["Value"].lstrip("/") == topics.GOAL
+
+
+def test_docs_list_every_parameter_of_both_nodes():
+    docs = (REPO / "docs" / "ros.md").read_text()
+    for node_name in ("planner", "sim"):
+        missing = [name for name in declared(node_name) if f"`{name}`" not in docs]
+        assert not missing, f"docs/ros.md does not describe {node_name} parameters {missing}"

@@ -98,7 +98,7 @@ class TopicCollector:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="snapshot", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", "-o", type=Path, default=Path("snapshot.png"))
+    parser.add_argument("--output", "--out", "-o", type=Path, default=Path("snapshot.png"))
     parser.add_argument("--timeout", type=float, default=20.0, help="give up waiting after this many seconds")
     parser.add_argument("--after", type=float, default=0.0,
                         help="keep listening at least this long, then draw the latest messages")
