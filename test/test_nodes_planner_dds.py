@@ -58,7 +58,7 @@ def is_zero(twist):
     return twist.linear.x == 0.0 and twist.angular.z == 0.0
 
 
-def test_odometry_silence_and_nan_odometry_give_zero_velocity(nodes, probe, checkpoint):
+def test_planner_stops_on_silent_or_nan_odometry_and_at_the_goal(nodes, probe, checkpoint):
     planner = nodes.start(planner_argv(checkpoint), "planner")
     probe.record(Twist, "cmd_vel")
     probe.record(Path, "plan")
@@ -106,6 +106,20 @@ def test_odometry_silence_and_nan_odometry_give_zero_velocity(nodes, probe, chec
     assert all(is_zero(m) for t, m in after if t > late), "non-zero /cmd_vel on NaN odometry"
     assert not probe.messages("plan", since=late), "the planner replanned from NaN odometry"
     assert "pose.pose.position.x" in nodes.log(planner)  # the warning names the bad field
+
+    # 4. A goal where the robot already is: one zero command, then no more replanning.
+    mode["odom"] = "valid"
+    resumed_at = time.monotonic()
+    probe.wait_for(lambda: len(probe.messages("plan", since=resumed_at)) >= 2, 30, "replanning to resume")
+    goal_at = time.monotonic()
+    send_goal(probe, START[:2])
+    probe.wait_for(lambda: "goal reached" in nodes.log(planner), 10, "the planner to see the goal reached")
+    time.sleep(1.0)
+    settled = time.monotonic() - 0.8
+    assert is_zero(probe.messages("cmd_vel")[-1][1])
+    assert not probe.messages("cmd_vel", since=settled) and not probe.messages("plan", since=settled), \
+        "the planner kept commanding after the goal was reached"
+    assert probe.messages("cmd_vel", since=goal_at)
     assert planner.poll() is None, "the planner node died"
 
 
