@@ -1,0 +1,68 @@
+"""Training windows: padding past the episode end, Monte-Carlo returns, transition alignment, bad input."""
+import numpy as np
+import pytest
+import torch
+
+from rs_diffuser_ros.core.windows import WindowDataset, discounted_returns
+
+
+def _episode(t, offset=0.0):
+    obs = np.zeros((t + 1, 8), np.float32)
+    obs[:, 0] = np.arange(t + 1) + offset  # x counts steps, so indices are visible
+    obs[:, 6:] = [10.0, 20.0]
+    return {"observations": obs, "actions": np.stack([np.arange(t), -np.arange(t)], 1).astype(np.float32),
+            "rewards": np.arange(1, t + 1, dtype=np.float64)}
+
+
+def test_discounted_returns_match_the_definition():
+    r = np.array([1.0, 0.0, -2.0, 3.0])
+    g = 0.9
+    want = [sum(g ** (k - t) * r[k] for k in range(t, 4)) for t in range(4)]
+    np.testing.assert_allclose(discounted_returns(r, g), want)
+
+
+def test_windows_pad_by_repeating_the_last_state_and_stay_in_their_episode():
+    data = WindowDataset.from_episodes([_episode(3), _episode(5, offset=100)], horizon=4, gamma=0.5)
+    assert len(data) == 3 + 5  # one window per step
+    b = data.batch(torch.arange(len(data)))
+    np.testing.assert_array_equal(b["windows"][0, :, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(b["windows"][2, :, 0], [2, 3, 3, 3])  # padded with the terminal state
+    np.testing.assert_array_equal(b["windows"][3, :, 0], [100, 101, 102, 103])  # second episode starts clean
+    np.testing.assert_array_equal(b["windows"][7, :, 0], [104, 105, 105, 105])
+    np.testing.assert_array_equal(b["goal"][0], [10, 20])
+
+
+def test_returns_and_transitions_line_up():
+    data = WindowDataset.from_episodes([_episode(3)], horizon=2, gamma=0.5)
+    b = data.batch(torch.arange(3))
+    np.testing.assert_allclose(b["return"], [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3])
+    np.testing.assert_array_equal(b["state"][:, 0], [0, 1, 2])
+    np.testing.assert_array_equal(b["next_state"][:, 0], [1, 2, 3])
+    np.testing.assert_array_equal(b["action"][:, 0], [0, 1, 2])
+
+
+def test_attribute_style_episodes_are_accepted():
+    class Record:
+        def __init__(self, d):
+            self.__dict__.update(d)
+
+    assert len(WindowDataset.from_episodes([Record(_episode(4))], horizon=2, gamma=0.9)) == 4
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda e: e.pop("rewards"), "episode 0 has no field 'rewards'"),
+    (lambda e: e.update(observations=np.zeros((4, 7), np.float32)), r"episode 0 field 'observations' must be \[T\+1, 8\]"),
+    (lambda e: e.update(observations=np.zeros((6, 8), np.float32)), "episode 0 has 3 rewards but 6 observations"),
+    (lambda e: e.update(actions=np.zeros((3, 3), np.float32)), r"episode 0 field 'actions' must be \[3, 2\]"),
+    (lambda e: e["rewards"].__setitem__(1, np.nan), "episode 0 field 'rewards' has non-finite"),
+])
+def test_bad_episodes_are_named(mutate, match):
+    ep = _episode(3)
+    mutate(ep)
+    with pytest.raises(ValueError, match=f"my_data: {match}"):
+        WindowDataset.from_episodes([ep], horizon=2, gamma=0.9, source="my_data")
+
+
+def test_no_episodes_is_an_error():
+    with pytest.raises(ValueError, match="no episodes"):
+        WindowDataset.from_episodes([], horizon=2, gamma=0.9)
