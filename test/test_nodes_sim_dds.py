@@ -1,6 +1,5 @@
 """The sim node over real DDS, in its own process: the world it publishes and how it drives."""
 import json
-import math
 import subprocess
 
 import numpy as np
