@@ -138,3 +138,21 @@ def test_demo_without_the_model_says_where_it_should_be(tmp_path, capsys):
 
     assert demo.main(["--checkpoint", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "d")]) == 2
     assert "none.safetensors not found" in capsys.readouterr().err
+
+
+def test_suite_runs_every_layout_and_summarises_the_claims(tmp_path, short_layout, tiny_checkpoint):
+    from rs_diffuser_ros.eval import suite
+
+    other = tmp_path / "other.yaml"
+    other.write_text(short_layout.read_text().replace("name: short", "name: other"))
+    out = tmp_path / "bench"
+    assert suite.main(["--runs", f"{short_layout}={tiny_checkpoint}", f"{other}={tiny_checkpoint}",
+                       "--settings", "averse:0.1", "neutral", "--episodes", "1", "--workers", "1",
+                       "--out", str(out), "--no-progress"]) == 0
+    summary = (out / "summary.md").read_text()
+    assert f"`{short_layout}`" in summary and f"`{other}`" in summary
+    assert "averse alpha=0.1: violation rate at most half of alpha=1's" in summary
+    for name in ("short", "other"):
+        assert (out / name / "results.json").is_file() and (out / name / "trajectories.png").is_file()
+    with pytest.raises(SystemExit, match="must be LAYOUT=PATH"):
+        suite.main(["--runs", "default", "--out", str(out)])

@@ -15,14 +15,15 @@ from pathlib import Path
 from rs_diffuser_ros.eval.settings import SETTINGS_HELP, SettingError, parse_settings
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(suite: bool = False) -> argparse.ArgumentParser:
     from rs_diffuser_ros.eval.runner import DEFAULT_BC_CHECKPOINT, DEFAULT_CHECKPOINT
 
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.eval", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="RS-Diffuser model (default: the shipped one)")
+    if not suite:  # the suite gives these per layout
+        ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="RS-Diffuser model (default: the shipped one)")
+        ap.add_argument("--layout", default="default", help="shipped layout name or path to a layout YAML")
     ap.add_argument("--bc-checkpoint", type=Path, default=DEFAULT_BC_CHECKPOINT, help="behaviour-cloning policy for 'bc'")
-    ap.add_argument("--layout", default="default", help="shipped layout name or path to a layout YAML")
     ap.add_argument("--settings", nargs="+", default=["averse:0.05", "averse:0.1", "neutral", "seeking:0.1", "bc", "unguided"],
                     help=SETTINGS_HELP)
     ap.add_argument("--episodes", type=int, default=200, help="episodes per setting")
@@ -41,11 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
+def config_from_args(ap: argparse.ArgumentParser, args: argparse.Namespace):
+    """EvalConfig from parsed arguments; argument errors exit through ap.error with the reason."""
     from rs_diffuser_ros.eval.runner import EvalConfig, default_workers
 
-    ap = build_parser()
-    args = ap.parse_args(argv)
     try:
         settings = parse_settings(args.settings)
     except SettingError as e:
@@ -60,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         config.validate()
     except (ValueError, FileNotFoundError) as e:
         ap.error(str(e))
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    config = config_from_args(ap, args)
     results = run_and_write(config, args.out, max_paths=args.max_paths, progress=not args.no_progress)
     from rs_diffuser_ros.eval.report import markdown_report
 
