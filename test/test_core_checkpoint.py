@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from test_core_helpers import tiny_config
+from test_core_helpers import tiny_config, single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from rs_diffuser_ros.core.networks import build_networks

@@ -3,7 +3,7 @@ the start state is inpainted exactly, seeds reproduce, a costmap pushes plans of
 import numpy as np
 import pytest
 import torch
-from test_core_helpers import GaussianDenoiser, RiskyBandCritic, tiny_config
+from test_core_helpers import GaussianDenoiser, RiskyBandCritic, tiny_config, single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.costmap import Costmap
 from rs_diffuser_ros.core.guidance import RiskGuidance

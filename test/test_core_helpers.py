@@ -7,8 +7,20 @@ the band |y| < 0.5 costs, with probability 0.3 per step, a penalty of 5.
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from rs_diffuser_ros.core.config import CoreConfig, ModelConfig, PlannerConfig, TrainingConfig
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Core tests run torch on one thread: on a small shared machine, two threads' spin-waits
+    made a training test 10x slower. Imported into each core test module; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def synthetic_episodes(n: int = 8, seed: int = 0, max_steps: int = 60, dt: float = 0.1) -> list[dict]:
@@ -56,7 +68,6 @@ def tiny_config(**training) -> CoreConfig:
 
 
 # --- analytic stand-ins for the learned networks, for testing guidance and selection ------------
-import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from rs_diffuser_ros.core.schedule import DiffusionSchedule  # noqa: E402

@@ -4,6 +4,7 @@ import torch
 
 from rs_diffuser_ros.core.quantile_loss import quantile_huber_loss
 from rs_diffuser_ros.core.risk import quantile_levels
+from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 
 def test_quantile_loss_decreases_and_recovers_exponential_quantiles():

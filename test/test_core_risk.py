@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rs_diffuser_ros.core.risk import quantile_levels, risk_measure
+from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 
 def _mixture_samples(n=400_000, seed=0):

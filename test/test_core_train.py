@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
-from test_core_helpers import synthetic_episodes, tiny_config
+from test_core_helpers import synthetic_episodes, tiny_config, single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.config import ConfigError, CoreConfig
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner

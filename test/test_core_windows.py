@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from rs_diffuser_ros.core.windows import WindowDataset, discounted_returns
+from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 
 def _episode(t, offset=0.0):
