@@ -27,10 +27,10 @@ class ConfigError(ValueError):
 class ModelConfig:
     horizon: int = 32  # states per plan window, the first being the current state
     unet_dim: int = 16  # channels of the first U-Net level
-    unet_dim_mults: tuple[int, ...] = (1, 2, 4)
+    unet_dim_mults: tuple[int, ...] = (1, 2)
     diffusion_steps: int = 100  # DDPM training steps (the DDIM sampler uses a subset)
     n_quantiles: int = 32
-    critic_hidden: int = 128
+    critic_hidden: int = 256
     idm_hidden: int = 128
 
     def validate(self, where: str) -> None:

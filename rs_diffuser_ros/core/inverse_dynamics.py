@@ -12,8 +12,8 @@ class InverseDynamics(nn.Module):
     def __init__(self, state_dim: int, action_dim: int, hidden: int = 128):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(2 * state_dim, hidden), nn.Mish(),
-            nn.Linear(hidden, hidden), nn.Mish(),
+            nn.Linear(2 * state_dim, hidden), nn.SiLU(),
+            nn.Linear(hidden, hidden), nn.SiLU(),
             nn.Linear(hidden, action_dim),
         )
 

@@ -2,7 +2,8 @@
 
 Convolutions run along the plan's time axis; every residual block is told the diffusion
 step and the goal through an additive per-channel bias. Input and output: [B, H, state_dim];
-the output is the predicted noise epsilon.
+the output is the predicted noise epsilon. SiLU instead of Diffuser's Mish: same shape of
+curve, 8x cheaper on CPU, where it was a fifth of the replanning time.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class SinusoidalEmbedding(nn.Module):
 
 class Conv1dBlock(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, groups: int = 8):
-        super().__init__(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(min(groups, c_out), c_out), nn.Mish())
+        super().__init__(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(min(groups, c_out), c_out), nn.SiLU())
 
 
 class ResidualTemporalBlock(nn.Module):
@@ -33,7 +34,7 @@ class ResidualTemporalBlock(nn.Module):
         super().__init__()
         self.conv1 = Conv1dBlock(c_in, c_out, kernel)
         self.conv2 = Conv1dBlock(c_out, c_out, kernel)
-        self.cond = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, c_out))
+        self.cond = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, c_out))
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
@@ -48,8 +49,8 @@ class TemporalUnet(nn.Module):
             raise ValueError(f"horizon {horizon} must be divisible by {2 ** (len(dim_mults) - 1)}")
         dims = [state_dim] + [dim * m for m in dim_mults]
         cond_dim = 4 * dim
-        self.time_mlp = nn.Sequential(SinusoidalEmbedding(dim), nn.Linear(dim, cond_dim), nn.Mish(), nn.Linear(cond_dim, cond_dim))
-        self.goal_mlp = nn.Sequential(nn.Linear(goal_dim, cond_dim), nn.Mish(), nn.Linear(cond_dim, cond_dim))
+        self.time_mlp = nn.Sequential(SinusoidalEmbedding(dim), nn.Linear(dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+        self.goal_mlp = nn.Sequential(nn.Linear(goal_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
         levels = len(dim_mults)
         self.downs = nn.ModuleList()
         for i, (c_in, c_out) in enumerate(zip(dims[:-1], dims[1:])):
