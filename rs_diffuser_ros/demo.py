@@ -33,9 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = EvalConfig(settings=parse_settings(list(DEMO_SETTINGS)), layout=args.layout, checkpoint=args.checkpoint,
                         episodes=args.episodes, seed=args.seed, workers=args.workers)
+    from rs_diffuser_ros.core.checkpoint import CheckpointError
+
     try:
         config.validate()
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
         ap.error(str(e))
 
     from rs_diffuser_ros.eval.__main__ import run_and_write

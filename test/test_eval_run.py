@@ -156,3 +156,17 @@ def test_suite_runs_every_layout_and_summarises_the_claims(tmp_path, short_layou
         assert (out / name / "results.json").is_file() and (out / name / "trajectories.png").is_file()
     with pytest.raises(SystemExit, match="must be LAYOUT=PATH"):
         suite.main(["--runs", "default", "--out", str(out)])
+
+
+def test_bad_files_and_planner_overrides_fail_before_any_episode(tmp_path, capsys, tiny_checkpoint):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"junk")
+    cases = [
+        (["--settings", "neutral", "--checkpoint", str(junk)], "not a readable safetensors checkpoint"),
+        (["--settings", "bc", "--bc-checkpoint", str(junk)], "junk.safetensors: not a readable safetensors file"),
+        (["--settings", "neutral", "--checkpoint", str(tiny_checkpoint), "--candidates", "0"], "planner.candidates"),
+    ]
+    for args, message in cases:
+        with pytest.raises(SystemExit):
+            main(args + ["--out", str(tmp_path / "x"), "--no-progress"])
+        assert message in capsys.readouterr().err

@@ -56,9 +56,12 @@ def config_from_args(ap: argparse.ArgumentParser, args: argparse.Namespace):
     config = EvalConfig(settings=settings, layout=args.layout, checkpoint=args.checkpoint, bc_checkpoint=args.bc_checkpoint,
                         episodes=args.episodes, seed=args.seed, workers=workers, envs_per_worker=args.envs_per_worker,
                         device=args.device, planner_overrides=overrides, use_costmap=not args.no_costmap)
+    from rs_diffuser_ros.baselines.behaviour_cloning import BehaviourCloningError
+    from rs_diffuser_ros.core.checkpoint import CheckpointError
+
     try:
         config.validate()
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CheckpointError, BehaviourCloningError) as e:
         ap.error(str(e))
     return config
 

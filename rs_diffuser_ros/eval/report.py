@@ -83,9 +83,9 @@ def markdown_report(results: dict) -> str:
     lines = [
         f"# Closed-loop evaluation: layout `{m['layout']}`",
         "",
-        f"{m['episodes_per_setting']} episodes per setting, env seeds {m['env_seeds']}; "
-        f"checkpoint `{m['checkpoint']}`; planner overrides {m['planner_overrides'] or 'none'}; "
-        f"costmap {'on' if m['use_costmap'] else 'off'}; device {m['device']}.",
+        f"{m['episodes_per_setting']} episodes per setting, env seeds {m['env_seeds']}."
+        + (f" Checkpoint `{m['checkpoint']}`; planner overrides {m['planner_overrides'] or 'none'}; "
+           f"costmap {'on' if m['use_costmap'] else 'off'}; device {m['device']}." if m["checkpoint"] else ""),
         "Cells: value [95% CI]; rates with Wilson intervals, the rest with a percentile bootstrap over episodes.",
         "",
         markdown_table(results),

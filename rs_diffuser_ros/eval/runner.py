@@ -51,14 +51,27 @@ class EvalConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.settings:
             raise ValueError("no settings to evaluate")
-        if any(s.kind == "planner" for s in self.settings) and not Path(self.checkpoint).is_file():
-            raise FileNotFoundError(f"--checkpoint {self.checkpoint}: no such file (needed by the planner settings "
-                                    f"{[s.name for s in self.settings if s.kind == 'planner']})")
+        if any(s.kind == "planner" for s in self.settings):
+            if not Path(self.checkpoint).is_file():
+                raise FileNotFoundError(f"--checkpoint {self.checkpoint}: no such file (needed by the planner settings "
+                                        f"{[s.name for s in self.settings if s.kind == 'planner']})")
+            # Read it and try the overrides here, so a bad file or value fails now, not inside a worker.
+            from rs_diffuser_ros.core.checkpoint import read_checkpoint
+
+            planner = read_checkpoint(self.checkpoint)[0].planner
+            for s in self.settings:
+                dataclasses.replace(planner, **{**self.planner_overrides, **s.planner_overrides}).validate(
+                    f"planner overrides {self.planner_overrides or ''} of setting {s.name!r}")
         for s in self.settings:
-            if s.kind == "behaviour_cloning" and not Path(s.checkpoint or self.bc_checkpoint).is_file():
-                raise FileNotFoundError(f"setting {s.name!r}: behaviour-cloning checkpoint {s.checkpoint or self.bc_checkpoint} "
-                                        f"not found (train one: python -m rs_diffuser_ros.baselines.behaviour_cloning "
-                                        f"--dataset ... --out ...; then --bc-checkpoint PATH or bc:PATH)")
+            if s.kind == "behaviour_cloning":
+                path = Path(s.checkpoint or self.bc_checkpoint)
+                if not path.is_file():
+                    raise FileNotFoundError(f"setting {s.name!r}: behaviour-cloning checkpoint {path} not found (train "
+                                            f"one: python -m rs_diffuser_ros.baselines.behaviour_cloning --dataset ... "
+                                            f"--out ...; then --bc-checkpoint PATH or bc:PATH)")
+                from rs_diffuser_ros.baselines.behaviour_cloning import load
+
+                load(path)
         from risky_nav import load_layout
 
         load_layout(self.layout)  # fail here, with the layout's own message, not inside a worker
