@@ -21,10 +21,16 @@ def plot_metrics_vs_alpha(results: dict, path: str | Path) -> Path:
     """One panel per metric: averse and seeking curves over alpha (both through neutral at alpha = 1),
     baselines as horizontal lines with their CI bands; error bars are the 95% intervals."""
     settings = results["settings"]
-    curves = {mode: sorted(((s["alpha"], s) for s in settings.values()
-                            if s["kind"] == "planner" and not s["planner_overrides"]
-                            and (s["risk_mode"] == mode or s["alpha"] == 1.0)), key=lambda p: p[0])
-              for mode in MODE_COLOURS}
+    guided = [s for s in settings.values() if s["kind"] == "planner" and not s["planner_overrides"]]
+    neutral = [(1.0, s) for s in guided if s["alpha"] == 1.0]
+    # Each mode's curve runs into the neutral point (alpha = 1 is neutral in both modes).
+    curves = {}
+    for mode in MODE_COLOURS:
+        points = [(s["alpha"], s) for s in guided if s["risk_mode"] == mode and s["alpha"] != 1.0]
+        if points:
+            curves[mode] = sorted(points + neutral, key=lambda p: p[0])
+    if neutral:
+        curves["neutral"] = neutral
     baselines = [s for s in settings.values() if s["kind"] != "planner" or s["planner_overrides"]]
     alphas = sorted({a for points in curves.values() for a, _ in points} | {1.0})
     fig, axes = plt.subplots(2, 2, figsize=(9.0, 7.0), constrained_layout=True)
@@ -39,7 +45,11 @@ def plot_metrics_vs_alpha(results: dict, path: str | Path) -> Path:
             vals = [scale * s["metrics"][key]["value"] for _, s in points]
             err = [[scale * (s["metrics"][key]["value"] - s["metrics"][key]["low"]) for _, s in points],
                    [scale * (s["metrics"][key]["high"] - s["metrics"][key]["value"]) for _, s in points]]
-            ax.errorbar(xs, vals, yerr=err, marker="o", capsize=3, color=MODE_COLOURS[mode], label=f"RS-Diffuser {mode}")
+            if mode == "neutral":
+                ax.errorbar(xs, vals, yerr=err, marker="s", capsize=3, color="black", linestyle="none", zorder=5,
+                            label="neutral (alpha=1)")
+            else:
+                ax.errorbar(xs, vals, yerr=err, marker="o", capsize=3, color=MODE_COLOURS[mode], label=f"RS-Diffuser {mode}")
         for colour, s in zip(BASELINE_COLOURS, baselines):
             m = s["metrics"][key]
             ax.axhline(scale * m["value"], color=colour, linestyle="--", linewidth=1.2, label=s["label"])
