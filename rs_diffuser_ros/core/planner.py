@@ -59,8 +59,10 @@ class RiskSensitivePlanner:
         """Randomly initialised networks (seeded) with default world limits: for wiring and tests, not driving."""
         if not isinstance(config, CoreConfig):
             config = CoreConfig() if config is None else CoreConfig.from_yaml(config)
-        torch.manual_seed(seed)
-        return cls(config, build_networks(config.model), Normalizers.untrained_defaults(), device)
+        with torch.random.fork_rng(devices=[]):  # seed the weights without touching the caller's RNG
+            torch.manual_seed(seed)
+            networks = build_networks(config.model)
+        return cls(config, networks, Normalizers.untrained_defaults(), device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device="auto", **planner_overrides) -> "RiskSensitivePlanner":
@@ -143,7 +145,8 @@ class RiskSensitivePlanner:
         rows = torch.arange(batch, device=dev) * k + chosen
         quantiles = norm.returns.unnormalize(q_norm)  # [B*K, N] in return units
         risk_values = risk_measure(quantiles, alpha_rows, risk_mode)
-        action = norm.action.unnormalize(self.inverse_dynamics(x[rows, 0], x[rows, 1]))
+        # Clamp to the range of actions in the data set: the IDM is not trusted to extrapolate.
+        action = norm.action.unnormalize(self.inverse_dynamics(x[rows, 0], x[rows, 1]).clamp(-1, 1))
         plans = norm.state.unnormalize(x)
         plans[:, 0] = torch.as_tensor(states, device=dev).repeat_interleave(k, 0)  # exact, no round-off
 

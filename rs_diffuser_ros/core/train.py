@@ -67,9 +67,13 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
             networks[name].load_state_dict(resumed["networks"][name])
             emas[name].model.load_state_dict(resumed["ema"][name])
         optimizer.load_state_dict(resumed["optimizer"])
-        generator.set_state(resumed["generator"])
-        torch.set_rng_state(resumed["torch_rng"])
         step = int(resumed["step"])
+        if ctx.enabled:  # the saved streams are rank 0's: give every rank its own, fresh ones
+            generator.manual_seed(seed * 1000 + ctx.rank + 7919 * step)
+            torch.manual_seed(seed + ctx.rank + 7919 * step)
+        else:  # single process: continue exactly where the interrupted run was
+            generator.set_state(resumed["generator"])
+            torch.set_rng_state(resumed["torch_rng"])
     model = DistributedDataParallel(objective, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
         if ctx.enabled else objective
 
