@@ -13,18 +13,19 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from geometry_msgs.msg import Twist
 from matplotlib.image import imread
 from nav_msgs.msg import Odometry
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
+from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import odometry_to_state
 from rs_diffuser_ros.nodes.planner_params import default_checkpoint_path
-from test_nodes_helpers import REPO, Probe, executable
+from test_nodes_helpers import NodeProcesses, Probe, executable
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -32,7 +33,6 @@ START, GOAL = [1.5, 4.0, 0.0], [10.5, 4.0]  # default layout: the straight line 
 REAL_TIME_FACTOR = 1.0
 GOAL_TOLERANCE = 0.3  # the layout's and config/planner.yaml's
 DRIVE_TIMEOUT_S = 120.0
-EVENTS_QOS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @pytest.fixture(scope="module")
@@ -42,29 +42,20 @@ def run(tmp_path_factory):
         pytest.fail(f"the trained model {checkpoint} is missing (the lead ships it; RSD_NODES_CHECKPOINT names another)")
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(120, 230)), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
-    log_path = tmp_path_factory.mktemp("bringup") / "bringup.log"
+    processes = NodeProcesses(env, tmp_path_factory.mktemp("bringup"))
     probe = Probe(int(env["ROS_DOMAIN_ID"]))
-    probe.record(String, "sim_events", EVENTS_QOS)
+    probe.record(String, "sim_events", topics.EVENTS)
     probe.record(Odometry, "odom")
     probe.record(Twist, "cmd_vel")
     argv = [executable("bringup"), "--layout", "default", "--alpha", "0.05", "--checkpoint", str(checkpoint),
             "--real-time-factor", str(REAL_TIME_FACTOR),
             "--sim-param", "seed:=3", "--sim-param", f"start:={START}", "--sim-param", f"goal:={GOAL}",
             "--planner-param", "torch_threads:=1", "--planner-param", "device:=cpu"]
-    with open(log_path, "wb") as log:
-        bringup = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   cwd=REPO)
-    run = type("Run", (), {})()
-    run.env, run.probe, run.bringup, run.log_path = env, probe, bringup, log_path
-    run.log = lambda: log_path.read_text(errors="replace")
+    bringup = processes.start(argv, "bringup")
+    run = SimpleNamespace(env=env, probe=probe, nodes=processes, bringup=bringup,
+                          log=lambda: processes.log(bringup))
     yield run
-    if bringup.poll() is None:
-        os.killpg(bringup.pid, signal.SIGINT)
-        try:
-            bringup.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(bringup.pid, signal.SIGKILL)
-            bringup.wait(timeout=10)
+    processes.stop_all()
     for pid in child_pids(run.log()):  # never leave a node behind, whatever happened above
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -82,7 +73,7 @@ def events(probe):
 
 
 def test_snapshot_renders_map_regions_candidates_and_plan(run, tmp_path):
-    run.probe.wait_for(lambda: len(run.probe.messages("cmd_vel")) >= 3, 90, "the planner to drive")
+    run.probe.wait_for(lambda: len(run.probe.messages("cmd_vel")) >= 3, 90, "the planner to drive", run.nodes)
     png = tmp_path / "snapshot.png"
     result = subprocess.run([executable("snapshot"), "--output", str(png), "--timeout", "60"], env=run.env,
                             capture_output=True, text=True, timeout=120)
@@ -98,7 +89,7 @@ def test_snapshot_renders_map_regions_candidates_and_plan(run, tmp_path):
 def test_robot_reaches_the_goal_through_the_nodes(run):
     probe = run.probe
     probe.wait_for(lambda: any(e["event"] in ("goal_reached", "time_limit") for e in events(probe)),
-                   DRIVE_TIMEOUT_S, "the episode to end")
+                   DRIVE_TIMEOUT_S, "the episode to end", run.nodes)
     kinds = [e["event"] for e in events(probe)]
     assert "goal_reached" in kinds, f"events: {events(probe)}\nlog:\n{run.log()[-3000:]}"
     reached = next(e for e in events(probe) if e["event"] == "goal_reached")

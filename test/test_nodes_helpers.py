@@ -59,6 +59,11 @@ class NodeProcesses:
     def log(self, proc) -> str:
         return proc.log_path.read_text(errors="replace")
 
+    def assert_running(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"{proc.args[0]} exited with status {proc.returncode}:\n{self.log(proc)[-3000:]}")
+
     def stop_all(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -133,12 +138,15 @@ class Probe:
         with self.lock:
             return [(t, m) for t, m in self.received[topic] if t >= since]
 
-    def wait_for(self, predicate, timeout: float, what: str):
+    def wait_for(self, predicate, timeout: float, what: str, nodes: "NodeProcesses" = None):
+        """predicate()'s first truthy value; fails at the time-out, or at once if a node process died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result = predicate()
             if result:
                 return result
+            if nodes is not None:
+                nodes.assert_running()
             time.sleep(0.05)
         raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 

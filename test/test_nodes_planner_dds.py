@@ -47,9 +47,9 @@ def odometry(x, y, yaw, stamp=None):
     return state_to_odometry([x, y, math.sin(yaw), math.cos(yaw), 0.0, 0.0], stamp or Time(), "odom", "base_link")
 
 
-def send_goal(probe, goal):
+def send_goal(probe, goal, nodes):
     publisher = probe.node.create_publisher(PoseStamped, "goal_pose", 10)
-    probe.wait_for(lambda: publisher.get_subscription_count() > 0, 90, "the planner to subscribe to goal_pose")
+    probe.wait_for(lambda: publisher.get_subscription_count() > 0, 90, "the planner to subscribe to goal_pose", nodes)
     publisher.publish(goal_to_pose(goal, probe.node.get_clock().now().to_msg(), "odom"))
     return publisher
 
@@ -73,7 +73,7 @@ def test_planner_stops_on_silent_or_nan_odometry_and_at_the_goal(nodes, probe, c
         return msg
 
     _, odom_timer = probe.publish_periodically(Odometry, "odom", next_odom, 0.05)
-    send_goal(probe, GOAL)
+    send_goal(probe, GOAL, nodes)
     probe.wait_for(lambda: len(probe.messages("plan")) >= 3, 60, "the planner to replan on valid odometry")
 
     # 1. Silence: stop publishing odometry.
@@ -112,7 +112,7 @@ def test_planner_stops_on_silent_or_nan_odometry_and_at_the_goal(nodes, probe, c
     resumed_at = time.monotonic()
     probe.wait_for(lambda: len(probe.messages("plan", since=resumed_at)) >= 2, 30, "replanning to resume")
     goal_at = time.monotonic()
-    send_goal(probe, START[:2])
+    send_goal(probe, START[:2], nodes)
     probe.wait_for(lambda: "goal reached" in nodes.log(planner), 10, "the planner to see the goal reached")
     time.sleep(1.0)
     settled = time.monotonic() - 0.8
@@ -140,7 +140,7 @@ def test_alpha_set_at_run_time_changes_the_plan_and_invalid_values_are_refused(n
     probe.record(Path, "plan")
     probe.record(RiskPlan, "risk_plan")
     probe.publish_periodically(Odometry, "odom", lambda: odometry(*START), 0.05)
-    send_goal(probe, GOAL)
+    send_goal(probe, GOAL, nodes)
     probe.wait_for(lambda: len(plans_by_stamp(probe, 0)) >= 3, 60, "plans at alpha = 1.0")
     neutral = plans_by_stamp(probe, 0)
     assert all(r.alpha == pytest.approx(1.0) for r, _ in neutral)

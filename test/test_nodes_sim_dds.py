@@ -6,18 +6,15 @@ import numpy as np
 import pytest
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import odometry_to_state, occupancy_msg_to_grid
 from test_nodes_helpers import CONFIG, executable, nodes, probe, ros_env  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED_EVENTS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                            reliability=ReliabilityPolicy.RELIABLE)
 # Default layout: the risky passage spans x in [4, 8], y in [2.9, 5.1]; walls are 0.1 m thick.
 START = (3.0, 4.0, 0.0)
 GOAL = (10.5, 4.0)
@@ -42,9 +39,9 @@ def latest_state(probe):
 def test_sim_publishes_map_regions_goal_and_odometry_then_drives_on_cmd_vel(nodes, probe):
     probe.record(Odometry, "odom")
     probe.record(PoseStamped, "goal_pose")
-    probe.record(String, "sim_events", LATCHED_EVENTS)
+    probe.record(String, "sim_events", topics.EVENTS)
     sim = nodes.start(sim_argv(), "sim")
-    probe.wait_for(lambda: len(probe.messages("odom")) > 20, 60, "odometry from the sim")
+    probe.wait_for(lambda: len(probe.messages("odom")) > 20, 60, "odometry from the sim", nodes)
     np.testing.assert_allclose(latest_state(probe), [*START[:2], 0.0, 1.0, 0.0, 0.0], atol=1e-3)
     odom = probe.messages("odom")[-1][1]
     assert (odom.header.frame_id, odom.child_frame_id) == ("odom", "base_link")
@@ -53,8 +50,8 @@ def test_sim_publishes_map_regions_goal_and_odometry_then_drives_on_cmd_vel(node
     assert (goal.pose.position.x, goal.pose.position.y, goal.header.frame_id) == (*GOAL, "odom")
 
     # Joining late still gets the map and the regions: they are latched (transient local).
-    probe.record(OccupancyGrid, "costmap", LATCHED)
-    probe.record(MarkerArray, "risky_regions", LATCHED)
+    probe.record(OccupancyGrid, "costmap", topics.LATCHED)
+    probe.record(MarkerArray, "risky_regions", topics.LATCHED)
     probe.wait_for(lambda: probe.messages("costmap") and probe.messages("risky_regions"), 20, "latched topics")
     grid, resolution, x0, y0 = occupancy_msg_to_grid(probe.messages("costmap")[-1][1])
     assert (grid.shape[1] * resolution, grid.shape[0] * resolution, x0, y0) == pytest.approx((12.0, 8.0, 0.0, 0.0))

@@ -31,7 +31,6 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from visualization_msgs.msg import MarkerArray
 
@@ -64,10 +63,8 @@ class PlannerNode(Node):
         self.costmap_msg = None
         self._costmap = None  # (inflation radius, core Costmap) built from costmap_msg
 
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(Odometry, topics.ODOM, self._on_odom, 10)
-        self.create_subscription(OccupancyGrid, topics.COSTMAP, self._on_costmap, latched)
+        self.create_subscription(OccupancyGrid, topics.COSTMAP, self._on_costmap, topics.LATCHED)
         self.create_subscription(PoseStamped, topics.GOAL, self._on_goal, 10)
         self.cmd_pub = self.create_publisher(Twist, topics.CMD_VEL, 10)
         self.path_pub = self.create_publisher(Path, topics.PLAN, 10)

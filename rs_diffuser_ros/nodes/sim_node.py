@@ -31,7 +31,6 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import ColorRGBA, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
@@ -44,9 +43,6 @@ from rs_diffuser_ros.nodes.conversions import (goal_to_pose, grid_to_occupancy_m
 # Every kind of event published on /sim_events, as {"event": kind, "step", "sim_time", "x", "y", ...}.
 EVENT_KINDS = ("start", "new_goal", "risk", "collision", "entered_risky_region", "left_risky_region", "goal_reached",
                "time_limit")
-
-
-EVENTS_QOS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def _float_param(description, low, high):
@@ -134,13 +130,10 @@ class SimNode(Node):
         self.last_cmd = np.zeros(2, dtype=np.float32)
         self.last_cmd_at = -math.inf
 
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
         self.odom_pub = self.create_publisher(Odometry, topics.ODOM, 10)
-        self.costmap_pub = self.create_publisher(OccupancyGrid, topics.COSTMAP, latched)
-        self.regions_pub = self.create_publisher(MarkerArray, topics.RISKY_REGIONS, latched)
-        # Events are kept for late joiners (transient local): the "start" event goes out before anyone listens.
-        self.events_pub = self.create_publisher(String, topics.SIM_EVENTS, EVENTS_QOS)
+        self.costmap_pub = self.create_publisher(OccupancyGrid, topics.COSTMAP, topics.LATCHED)
+        self.regions_pub = self.create_publisher(MarkerArray, topics.RISKY_REGIONS, topics.LATCHED)
+        self.events_pub = self.create_publisher(String, topics.SIM_EVENTS, topics.EVENTS)
         self.goal_pub = self.create_publisher(PoseStamped, topics.GOAL, 10) if p["publish_goal"] else None
         self.goal_subscribers = 0
         self.create_subscription(Twist, topics.CMD_VEL, self._on_cmd_vel, 10)

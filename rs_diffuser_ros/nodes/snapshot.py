@@ -16,7 +16,6 @@ from pathlib import Path
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path as PathMsg
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from visualization_msgs.msg import Marker, MarkerArray
 
 from rs_diffuser_ros.msg import RiskPlan
@@ -49,11 +48,9 @@ class TopicCollector:
 
     def __init__(self, node):
         self.latest = {}
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
         subscriptions = [
-            (OccupancyGrid, topics.COSTMAP, "costmap", latched),
-            (MarkerArray, topics.RISKY_REGIONS, "risky_regions", latched),
+            (OccupancyGrid, topics.COSTMAP, "costmap", topics.LATCHED),
+            (MarkerArray, topics.RISKY_REGIONS, "risky_regions", topics.LATCHED),
             (Odometry, topics.ODOM, "odom", 10),
             (PathMsg, topics.PLAN, "plan", 10),
             (MarkerArray, topics.CANDIDATES, "candidates", 10),

@@ -1,4 +1,9 @@
-"""Topic names the nodes, the snapshot and config/nav.rviz agree on (relative: they follow a namespace)."""
+"""Topic names and QoS the nodes, the snapshot and config/nav.rviz agree on.
+
+Names are relative, so a namespace moves them all.
+"""
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
 ODOM = "odom"
 COSTMAP = "costmap"
 GOAL = "goal_pose"  # what rviz2's "2D Goal Pose" tool publishes
@@ -8,3 +13,8 @@ CANDIDATES = "candidate_plans"
 RISK_PLAN = "risk_plan"
 RISKY_REGIONS = "risky_regions"
 SIM_EVENTS = "sim_events"
+
+# Published once and kept for late subscribers (map_server's convention): costmap, risky regions.
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+# The event log keeps its recent history too: the "start" event goes out before anyone listens.
+EVENTS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
