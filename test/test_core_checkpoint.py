@@ -18,7 +18,9 @@ GOAL = np.array([3.0, 2.0], np.float32)
 
 
 def _normalizers():
-    return Normalizers(LimitsNormalizer(torch.tensor([-5.0, -4, -1, -1, 0, -1.5]), torch.tensor([5.0, 4, 1, 1, 1, 1.5])),
+    return Normalizers(LimitsNormalizer(torch.tensor([-3.0, -3, -1, -1, 0, -1.5]), torch.tensor([3.0, 3, 1, 1, 1, 1.5])),
+                       LimitsNormalizer(torch.tensor([-9.0, -7]), torch.tensor([9.0, 7])),
+                       LimitsNormalizer(torch.tensor([0.0, 0]), torch.tensor([12.0, 8])),
                        LimitsNormalizer(torch.tensor([0.0, -1.5]), torch.tensor([1.0, 1.5])), StandardNormalizer(-3.0, 7.5))
 
 
@@ -54,7 +56,7 @@ def test_checkpoint_is_plain_safetensors_with_json_metadata(tmp_path):
         meta = f.metadata()
         keys = list(f.keys())
     assert json.loads(meta["config"])["model"]["horizon"] == 8
-    assert set(json.loads(meta["normalizers"])) == {"state", "action", "returns"}
+    assert set(json.loads(meta["normalizers"])) == {"plan", "goal", "position", "action", "returns"}
     assert {k.split(".")[0] for k in keys} == {"denoiser", "critic", "inverse_dynamics"}
 
 

@@ -23,8 +23,8 @@ def toy_planner(critic=None, **planner) -> RiskSensitivePlanner:
     networks = {"denoiser": GaussianDenoiser(cfg.model.diffusion_steps),
                 "critic": critic if critic is not None else RiskyBandCritic(cfg.model.n_quantiles),
                 "inverse_dynamics": InverseDynamics(6, 2, 16)}
-    identity = Normalizers(LimitsNormalizer(-torch.ones(6), torch.ones(6)), LimitsNormalizer(-torch.ones(2), torch.ones(2)),
-                           StandardNormalizer(0.0, 1.0))
+    unit = LimitsNormalizer(-torch.ones(2), torch.ones(2))
+    identity = Normalizers(LimitsNormalizer(-torch.ones(6), torch.ones(6)), unit, unit, unit, StandardNormalizer(0.0, 1.0))
     p = RiskSensitivePlanner(cfg, networks, identity, "cpu")
     p.configure(**{"candidates": 64, "ddim_steps": 8, "guidance_scale": 3.0, **planner})
     return p
@@ -35,8 +35,8 @@ def mean_y(result) -> float:
 
 
 def clean_risk(planner, result, alpha, mode) -> np.ndarray:
-    x = torch.as_tensor(result.candidates)
-    q = planner.critic(x, torch.zeros(len(x), 2), torch.zeros(len(x)))
+    x = torch.as_tensor(result.candidates)  # START is the origin: world and plan frame coincide
+    q = planner.critic(x, torch.zeros(len(x), 4), torch.zeros(len(x)))
     return risk_measure(q, alpha, mode).numpy()
 
 
@@ -79,9 +79,9 @@ def test_noisy_guidance_passes_the_sampler_noise_level_to_the_critic():
     seen = []
 
     class RecordingCritic(RiskyBandCritic):
-        def forward(self, window, goal, noise_level):
+        def forward(self, window, context, noise_level):
             seen.append(noise_level.detach().clone())
-            return super().forward(window, goal, noise_level)
+            return super().forward(window, context, noise_level)
 
     planner = toy_planner(critic=RecordingCritic(8))
     planner.plan(START, GOAL, 0.1, seed=0)
@@ -95,10 +95,10 @@ def test_noisy_guidance_passes_the_sampler_noise_level_to_the_critic():
 def test_inpainting_holds_the_start_state_exactly_at_every_step(guidance_on):
     planner = toy_planner(guidance_on=guidance_on)
     start = torch.tensor([[0.3, -0.7, 0.1, 0.99, 0.5, -0.2]]).repeat(16, 1)
-    goal = torch.zeros(16, 2)
+    context = torch.zeros(16, 4)
     guidance = RiskGuidance(planner.critic, torch.full((16,), 0.1), "averse", 5.0, 1.0, guidance_on)
     seen = []
-    x = ddim_sample(planner.denoiser, planner.schedule, start, goal, 8, guidance,
+    x = ddim_sample(planner.denoiser, planner.schedule, start, context, 8, guidance,
                     torch.Generator().manual_seed(0), on_step=lambda i, x: seen.append(x[:, 0].clone()))
     assert len(seen) == planner.schedule.n_sample_steps
     for first in seen:
@@ -142,7 +142,7 @@ def test_plan_batch_matches_shapes_and_per_state_alpha():
 
 def test_a_live_costmap_pushes_plans_off_obstacles():
     class FlatCritic(torch.nn.Module):  # no preference: only the costmap shapes the plans
-        def forward(self, window, goal, noise_level):
+        def forward(self, window, context, noise_level):
             return torch.zeros(len(window), 8) + 0 * window.sum((1, 2))[:, None]
 
     planner = toy_planner(critic=FlatCritic(), costmap_weight=3.0)

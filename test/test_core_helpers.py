@@ -80,7 +80,7 @@ class GaussianDenoiser(nn.Module):
         super().__init__()
         self.register_buffer("sqrt_1mab", DiffusionSchedule(diffusion_steps, 1).sqrt_one_minus_alphas_cumprod)
 
-    def forward(self, x, t, goal):
+    def forward(self, x, t, context):
         return self.sqrt_1mab[t][:, None, None] * x
 
 
@@ -96,6 +96,6 @@ class RiskyBandCritic(nn.Module):
         levels = (torch.arange(n_quantiles) + 0.5) / n_quantiles
         self.register_buffer("z", torch.distributions.Normal(0, 1).icdf(levels))
 
-    def forward(self, window, goal, noise_level):
+    def forward(self, window, context, noise_level):
         m = window[:, 1:, 1].mean(1, keepdim=True)
         return 0.5 * m + 2 * torch.sigmoid(3 * m) * self.z[None]

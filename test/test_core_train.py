@@ -38,10 +38,13 @@ def test_training_writes_checkpoints_logs_and_a_loadable_model(tmp_path):
     obs = episodes[0]["observations"][0]
     result = planner.plan(obs[:6], obs[6:], 0.1, seed=0)
     assert result.plan.shape == (8, 6) and np.isfinite(result.action).all()
-    # Normalisers were fitted on the data set, not left at defaults.
-    all_x = np.concatenate([e["observations"][:, 0] for e in episodes])
-    assert planner.normalizers.state.low[0] == pytest.approx(all_x.min())
-    assert planner.normalizers.state.high[0] == pytest.approx(all_x.max())
+    # Normalisers were fitted on the data set, not left at defaults: start positions span the
+    # episodes' positions (but their last), plan-frame offsets are bounded by H steps of driving.
+    starts = np.concatenate([e["observations"][:-1, :2] for e in episodes])
+    np.testing.assert_allclose(planner.normalizers.position.low, starts.min(0), rtol=1e-6)
+    np.testing.assert_allclose(planner.normalizers.position.high, starts.max(0), rtol=1e-6)
+    assert planner.normalizers.plan.low[0] <= 0 <= planner.normalizers.plan.high[0]
+    assert planner.normalizers.plan.high[:2].max() <= 7 * 0.1 * 1.0 + 1e-5  # 7 steps of at most 1 m/s * 0.1 s
 
 
 def test_losses_go_down(tmp_path):

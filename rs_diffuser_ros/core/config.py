@@ -17,6 +17,7 @@ import yaml
 STATE_DIM = 6  # [x, y, sin_yaw, cos_yaw, v, omega]
 GOAL_DIM = 2  # [goal_x, goal_y]
 ACTION_DIM = 2  # [v, omega]
+CONTEXT_DIM = 4  # conditioning: [goal relative to the start (2), absolute start position (2)]
 
 
 class ConfigError(ValueError):

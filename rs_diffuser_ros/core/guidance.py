@@ -30,37 +30,40 @@ class RiskGuidance:
     on: str = "noisy"
     costmap: Costmap | None = None
     costmap_weight: float = 0.0
-    state_normalizer: LimitsNormalizer | None = None  # to look plans up in the costmap's world units
+    plan_normalizer: LimitsNormalizer | None = None  # to look plans up in the costmap's world units ...
+    start_xy: Tensor | None = None  # [M, 2] ... with each plan's frame origin
 
-    def objective(self, window: Tensor, goal: Tensor, noise_level: Tensor, clean_estimate: Tensor) -> Tensor:
+    def objective(self, window: Tensor, context: Tensor, noise_level: Tensor, clean_estimate: Tensor) -> Tensor:
         """Per-plan value to ascend: [M]. `clean_estimate` is where the costmap is read."""
-        value = risk_measure(self.critic(window, goal, noise_level), self.alpha, self.risk_mode)
+        value = risk_measure(self.critic(window, context, noise_level), self.alpha, self.risk_mode)
         if self.costmap is not None and self.costmap_weight > 0:
             value = value - self.costmap_weight * self.plan_cost(clean_estimate)
         return value
 
     def plan_cost(self, plans: Tensor) -> Tensor:
         """Mean costmap cost along normalised plans [M, H, D] -> [M]."""
-        xy = self.state_normalizer.unnormalize(plans)[..., :2] if self.state_normalizer is not None else plans[..., :2]
+        xy = self.plan_normalizer.unnormalize(plans)[..., :2] if self.plan_normalizer is not None else plans[..., :2]
+        if self.start_xy is not None:
+            xy = xy + self.start_xy[:, None, :]
         return self.costmap.lookup(xy).mean(-1)
 
-    def noisy_gradient(self, x: Tensor, goal: Tensor, eps: Tensor, sqrt_ab: Tensor, sqrt_1mab: Tensor) -> Tensor:
+    def noisy_gradient(self, x: Tensor, context: Tensor, eps: Tensor, sqrt_ab: Tensor, sqrt_1mab: Tensor) -> Tensor:
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
             x0 = (xg - sqrt_1mab * eps.detach()) / sqrt_ab
             noise_level = sqrt_1mab.expand(x.shape[0])
-            value = self.objective(xg, goal, noise_level, x0)
+            value = self.objective(xg, context, noise_level, x0)
             (grad,) = torch.autograd.grad(value.sum(), xg)
         return self._clip(grad)
 
-    def x0_gradient(self, x: Tensor, t: Tensor, goal: Tensor, denoiser: nn.Module,
+    def x0_gradient(self, x: Tensor, t: Tensor, context: Tensor, denoiser: nn.Module,
                     sqrt_ab: Tensor, sqrt_1mab: Tensor) -> tuple[Tensor, Tensor]:
         """Gradient through the denoiser's clean estimate; also returns the (detached) epsilon."""
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
-            eps = denoiser(xg, t, goal)
+            eps = denoiser(xg, t, context)
             x0 = (xg - sqrt_1mab * eps) / sqrt_ab
-            value = self.objective(x0, goal, torch.zeros_like(sqrt_1mab).expand(x.shape[0]), x0)
+            value = self.objective(x0, context, torch.zeros_like(sqrt_1mab).expand(x.shape[0]), x0)
             (grad,) = torch.autograd.grad(value.sum(), xg)
         return self._clip(grad), eps.detach()
 

@@ -4,7 +4,10 @@
   sampler inpaints it) and excluded from the loss;
 - critic: quantile-Huber against the window's Monte-Carlo return (standardised), read on
   windows at a random noise level (a fraction clean), the way guidance and selection read it;
-- inverse dynamics: MSE of the normalised action of each transition.
+- inverse dynamics: MSE of the normalised action of each transition (s_t, s_t+1 = a window's
+  first two states, in the plan frame as the planner hands them over).
+Windows are denoised in the plan frame (positions relative to the first state, plan_frame.py),
+conditioned on the relative goal and the absolute start position.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from torch import Tensor, nn
 
 from .config import TrainingConfig
 from .normalizer import Normalizers
+from .plan_frame import to_plan_frame
 from .quantile_loss import quantile_huber_loss
 from .schedule import DiffusionSchedule
 
@@ -31,24 +35,25 @@ class TrainingObjective(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         norm, sched = self.normalizers, self.schedule
-        x0 = norm.state.normalize(batch["windows"])
-        goal = norm.goal_normalize(batch["goal"])
+        windows = batch["windows"]
+        x0 = norm.plan.normalize(to_plan_frame(windows))
+        context = norm.context(windows[:, 0], batch["goal"])
         b = x0.shape[0]
 
         t = torch.randint(0, sched.n_train_steps, (b,), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = sched.q_sample(x0, t, noise)
         x_t[:, 0] = x0[:, 0]
-        eps = self.denoiser(x_t, t, goal)
+        eps = self.denoiser(x_t, t, context)
         diffusion = F.mse_loss(eps[:, 1:], noise[:, 1:])
 
         clean = torch.rand(b, device=x0.device) < self.cfg.critic_clean_fraction
         noise_level = torch.where(clean, torch.zeros_like(x0[:, 0, 0]), sched.noise_level(t))
         critic_in = torch.where(clean[:, None, None], x0, x_t)
-        quantiles = self.critic(critic_in, goal, noise_level)
+        quantiles = self.critic(critic_in, context, noise_level)
         critic = quantile_huber_loss(quantiles, norm.returns.normalize(batch["return"]), self.cfg.huber_kappa)
 
-        s, s_next = norm.state.normalize(batch["state"]), norm.state.normalize(batch["next_state"])
-        action = self.inverse_dynamics(s, s_next)
+        # The IDM reads what the planner will give it: the first two states of a plan-frame window.
+        action = self.inverse_dynamics(x0[:, 0], x0[:, 1])
         inverse_dynamics = F.mse_loss(action, norm.action.normalize(batch["action"]))
         return {"diffusion": diffusion, "critic": critic, "inverse_dynamics": inverse_dynamics}

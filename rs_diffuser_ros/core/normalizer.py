@@ -75,34 +75,45 @@ class StandardNormalizer:
 
 @dataclass
 class Normalizers:
-    """Everything needed to map between world units and network units; saved in checkpoints."""
+    """Everything needed to map between world units and network units; saved in checkpoints.
 
-    state: LimitsNormalizer  # [x, y, sin, cos, v, omega]
+    Plans are denoised in the *plan frame* (plan_frame.py): positions relative to the plan's
+    first state. That makes a 10 cm step 5-10x larger in network units than in a map-wide
+    normalisation, which the denoiser needs to keep consecutive states consistent.
+    """
+
+    plan: LimitsNormalizer  # plan-frame window states [dx, dy, sin, cos, v, omega]
+    goal: LimitsNormalizer  # goal relative to the plan's first position [dx, dy]
+    position: LimitsNormalizer  # absolute position [x, y] of the plan's first state (where on the map)
     action: LimitsNormalizer  # [v, omega]
     returns: StandardNormalizer
 
-    def goal_normalize(self, goal: Tensor) -> Tensor:
-        # Goals are positions in the same frame as the state's (x, y): share those limits, so a
-        # data set with a single goal still gets a well-defined, consistent goal encoding.
-        return self.state.select(slice(0, 2)).normalize(goal)
+    def context(self, start: Tensor, goal: Tensor) -> Tensor:
+        """Conditioning of denoiser and critic: [normalised relative goal, normalised start position] [B, 4]."""
+        return torch.cat([self.goal.normalize(goal - start[..., :2]), self.position.normalize(start[..., :2])], -1)
 
     def to(self, device) -> "Normalizers":
-        return Normalizers(self.state.to(device), self.action.to(device), self.returns)
+        return Normalizers(self.plan.to(device), self.goal.to(device), self.position.to(device), self.action.to(device),
+                           self.returns)
 
     def to_dict(self) -> dict:
-        return {"state": self.state.to_dict(), "action": self.action.to_dict(), "returns": self.returns.to_dict()}
+        return {"plan": self.plan.to_dict(), "goal": self.goal.to_dict(), "position": self.position.to_dict(),
+                "action": self.action.to_dict(), "returns": self.returns.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Normalizers":
-        return cls(LimitsNormalizer.from_dict(d["state"]), LimitsNormalizer.from_dict(d["action"]),
+        return cls(LimitsNormalizer.from_dict(d["plan"]), LimitsNormalizer.from_dict(d["goal"]),
+                   LimitsNormalizer.from_dict(d["position"]), LimitsNormalizer.from_dict(d["action"]),
                    StandardNormalizer.from_dict(d["returns"]))
 
     @classmethod
     def untrained_defaults(cls) -> "Normalizers":
         """Plausible world limits for a planner built from a config alone (random weights, for wiring)."""
+        t = torch.tensor
         return cls(
-            state=LimitsNormalizer(torch.tensor([-10.0, -10.0, -1.0, -1.0, -1.0, -2.0]),
-                                   torch.tensor([10.0, 10.0, 1.0, 1.0, 1.0, 2.0])),
-            action=LimitsNormalizer(torch.tensor([-1.0, -2.0]), torch.tensor([1.0, 2.0])),
+            plan=LimitsNormalizer(t([-3.5, -3.5, -1.0, -1.0, -1.0, -2.0]), t([3.5, 3.5, 1.0, 1.0, 1.0, 2.0])),
+            goal=LimitsNormalizer(t([-12.0, -12.0]), t([12.0, 12.0])),
+            position=LimitsNormalizer(t([0.0, 0.0]), t([12.0, 12.0])),
+            action=LimitsNormalizer(t([-1.0, -2.0]), t([1.0, 2.0])),
             returns=StandardNormalizer(0.0, 1.0),
         )

@@ -1,7 +1,8 @@
 """RiskSensitivePlanner: the one API everything else (ROS nodes, evaluation) calls.
 
 One replan: K candidate windows of H states are sampled in one batch by guided DDIM (the
-current state inpainted, the goal as condition), the critic scores each clean candidate,
+current state inpainted, the goal and the position on the map as condition; windows live in
+the plan frame, relative to the current position, and come back in world coordinates), the critic scores each clean candidate,
 the best by rho_alpha (minus the costmap cost when a costmap is given) is kept, and the
 inverse dynamics decodes its first action. `plan_batch` does B states at once (B*K rows).
 """
@@ -23,6 +24,7 @@ from .device import resolve_device
 from .guidance import RiskGuidance
 from .networks import NETWORK_NAMES, build_networks
 from .normalizer import Normalizers
+from .plan_frame import start_in_plan_frame, to_world
 from .risk import check_alpha, check_risk_mode, risk_measure
 from .sampler import ddim_sample
 from .schedule import DiffusionSchedule
@@ -127,17 +129,18 @@ class RiskSensitivePlanner:
 
         dev, norm = self.device, self.normalizers
         generator = torch.Generator(dev).manual_seed(seed) if seed is not None else self._generator
-        start = norm.state.normalize(torch.as_tensor(states, device=dev)).repeat_interleave(k, 0)
-        goal = norm.goal_normalize(torch.as_tensor(goals, device=dev)).repeat_interleave(k, 0)
+        states_t = torch.as_tensor(states, device=dev).repeat_interleave(k, 0)
+        start = norm.plan.normalize(start_in_plan_frame(states_t))
+        context = norm.context(states_t, torch.as_tensor(goals, device=dev).repeat_interleave(k, 0))
         alpha_rows = torch.as_tensor(alpha_np, dtype=torch.float32, device=dev).repeat_interleave(k, 0)
         costmap = costmap.to(dev) if costmap is not None else None
         guidance = RiskGuidance(self.critic, alpha_rows, risk_mode, p.guidance_scale, p.guidance_grad_clip,
-                                p.guidance_on, costmap, p.costmap_weight, norm.state)
+                                p.guidance_on, costmap, p.costmap_weight, norm.plan, states_t[:, :2])
 
-        x = ddim_sample(self.denoiser, self.schedule, start, goal, self.horizon, guidance, generator)
+        x = ddim_sample(self.denoiser, self.schedule, start, context, self.horizon, guidance, generator)
 
         # Select on the clean plans: critic at noise level 0, in standardised return units.
-        q_norm = self.critic(x, goal, torch.zeros(x.shape[0], device=dev))
+        q_norm = self.critic(x, context, torch.zeros(x.shape[0], device=dev))
         score = risk_measure(q_norm, alpha_rows, risk_mode)
         if costmap is not None and p.costmap_weight > 0:
             score = score - p.costmap_weight * guidance.plan_cost(x)
@@ -147,8 +150,8 @@ class RiskSensitivePlanner:
         risk_values = risk_measure(quantiles, alpha_rows, risk_mode)
         # Clamp to the range of actions in the data set: the IDM is not trusted to extrapolate.
         action = norm.action.unnormalize(self.inverse_dynamics(x[rows, 0], x[rows, 1]).clamp(-1, 1))
-        plans = norm.state.unnormalize(x)
-        plans[:, 0] = torch.as_tensor(states, device=dev).repeat_interleave(k, 0)  # exact, no round-off
+        plans = to_world(norm.plan.unnormalize(x), states_t[:, :2])
+        plans[:, 0] = states_t  # exact, no round-off
 
         # One transfer to the host for everything.
         plans_np = plans.view(batch, k, self.horizon, STATE_DIM).cpu().numpy()

@@ -26,7 +26,7 @@ def ddim_sample(
     denoiser: nn.Module,
     schedule: DiffusionSchedule,
     start: Tensor,  # [M, D] normalised current states
-    goal: Tensor,  # [M, G] normalised goals
+    context: Tensor,  # [M, C] normalised conditioning (Normalizers.context)
     horizon: int,
     guidance: RiskGuidance | None = None,
     generator: torch.Generator | None = None,
@@ -39,10 +39,10 @@ def ddim_sample(
         t = schedule.timesteps[i].expand(m)
         sqrt_ab, sqrt_1mab = schedule.sqrt_ab[i], schedule.sqrt_one_minus_ab[i]
         if guided and guidance.on == "x0":
-            grad, eps = guidance.x0_gradient(x, t, goal, denoiser, sqrt_ab, sqrt_1mab)
+            grad, eps = guidance.x0_gradient(x, t, context, denoiser, sqrt_ab, sqrt_1mab)
         else:
-            eps = denoiser(x, t, goal)
-            grad = guidance.noisy_gradient(x, goal, eps, sqrt_ab, sqrt_1mab) if guided else None
+            eps = denoiser(x, t, context)
+            grad = guidance.noisy_gradient(x, context, eps, sqrt_ab, sqrt_1mab) if guided else None
         if grad is not None:
             eps = eps - sqrt_1mab * guidance.scale * grad
         # Clip the clean estimate to the data range (Diffuser's clip_denoised), keep the start exact,

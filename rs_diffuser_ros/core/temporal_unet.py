@@ -1,7 +1,7 @@
 """Diffuser's 1-D temporal U-Net (Janner et al. 2022), sized for real-time control.
 
 Convolutions run along the plan's time axis; every residual block is told the diffusion
-step and the goal through an additive per-channel bias. Input and output: [B, H, state_dim];
+step and the context (relative goal, start position) through an additive per-channel bias. Input and output: [B, H, state_dim];
 the output is the predicted noise epsilon. SiLU instead of Diffuser's Mish: same shape of
 curve, 8x cheaper on CPU, where it was a fifth of the replanning time.
 """
@@ -43,14 +43,14 @@ class ResidualTemporalBlock(nn.Module):
 
 
 class TemporalUnet(nn.Module):
-    def __init__(self, horizon: int, state_dim: int, goal_dim: int, dim: int = 16, dim_mults=(1, 2, 4)):
+    def __init__(self, horizon: int, state_dim: int, context_dim: int, dim: int = 16, dim_mults=(1, 2, 4)):
         super().__init__()
         if horizon % 2 ** (len(dim_mults) - 1):
             raise ValueError(f"horizon {horizon} must be divisible by {2 ** (len(dim_mults) - 1)}")
         dims = [state_dim] + [dim * m for m in dim_mults]
         cond_dim = 4 * dim
         self.time_mlp = nn.Sequential(SinusoidalEmbedding(dim), nn.Linear(dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
-        self.goal_mlp = nn.Sequential(nn.Linear(goal_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+        self.context_mlp = nn.Sequential(nn.Linear(context_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
         levels = len(dim_mults)
         self.downs = nn.ModuleList()
         for i, (c_in, c_out) in enumerate(zip(dims[:-1], dims[1:])):
@@ -72,9 +72,9 @@ class TemporalUnet(nn.Module):
             ]))
         self.final = nn.Sequential(Conv1dBlock(dim, dim, 5), nn.Conv1d(dim, state_dim, 1))
 
-    def forward(self, x: Tensor, t: Tensor, goal: Tensor) -> Tensor:
-        """x [B, H, D] noisy plan, t [B] diffusion step index, goal [B, G] -> epsilon [B, H, D]."""
-        cond = self.time_mlp(t) + self.goal_mlp(goal)
+    def forward(self, x: Tensor, t: Tensor, context: Tensor) -> Tensor:
+        """x [B, H, D] noisy plan, t [B] diffusion step index, context [B, C] -> epsilon [B, H, D]."""
+        cond = self.time_mlp(t) + self.context_mlp(context)
         h = x.transpose(1, 2)
         skips = []
         for block1, block2, down in self.downs:

@@ -27,6 +27,7 @@ from .ema import EMA
 from .losses import TrainingObjective
 from .networks import NETWORK_NAMES, build_networks
 from .normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
+from .plan_frame import fit_limits_over_windows
 from .schedule import DiffusionSchedule
 from .training_log import LOSS_NAMES, LossLog, plot_losses
 from .windows import WindowDataset
@@ -35,8 +36,15 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "model.yaml"
 
 
 def fit_normalizers(data: WindowDataset) -> Normalizers:
-    return Normalizers(LimitsNormalizer.fit(data.states), LimitsNormalizer.fit(data.transition_actions()),
-                       StandardNormalizer.fit(data.window_returns()))
+    low, high = fit_limits_over_windows(lambda rows: data.batch(rows)["windows"], len(data))
+    starts = data.states[data.starts]
+    return Normalizers(
+        plan=LimitsNormalizer(low, high),
+        goal=LimitsNormalizer.fit(data.goals[data.starts] - starts[:, :2]),
+        position=LimitsNormalizer.fit(starts[:, :2]),
+        action=LimitsNormalizer.fit(data.transition_actions()),
+        returns=StandardNormalizer.fit(data.window_returns()),
+    )
 
 
 def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, device: str = "auto",
