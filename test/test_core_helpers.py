@@ -74,14 +74,14 @@ from rs_diffuser_ros.core.schedule import DiffusionSchedule  # noqa: E402
 
 
 class GaussianDenoiser(nn.Module):
-    """The exact epsilon-predictor for data x0 ~ N(0, I): then x_t ~ N(0, I) and E[eps | x_t] = sqrt(1 - a_t) x_t."""
+    """The exact x0-predictor for data x0 ~ N(0, I): then x_t ~ N(0, I) and E[x0 | x_t] = sqrt(a_t) x_t."""
 
     def __init__(self, diffusion_steps: int):
         super().__init__()
-        self.register_buffer("sqrt_1mab", DiffusionSchedule(diffusion_steps, 1).sqrt_one_minus_alphas_cumprod)
+        self.register_buffer("sqrt_ab", DiffusionSchedule(diffusion_steps, 1).sqrt_alphas_cumprod)
 
     def forward(self, x, t, context):
-        return self.sqrt_1mab[t][:, None, None] * x
+        return self.sqrt_ab[t][:, None, None] * x
 
 
 class RiskyBandCritic(nn.Module):

@@ -50,7 +50,7 @@ class PlannerConfig:
     candidates: int = 32  # K plans sampled in one batch per replan
     ddim_steps: int = 8
     ddim_eta: float = 0.0  # 0: deterministic DDIM; 1: DDPM-like stochastic steps
-    guidance_scale: float = 0.5  # in normalised units (returns and states both ~[-1, 1])
+    guidance_scale: float = 1.0  # in normalised units (returns standardised, states in [-1, 1])
     guidance_grad_clip: float = 1.0  # max RMS (per plan element) of the guidance gradient
     guidance_on: str = "noisy"  # "noisy": critic(x_t, noise level); "x0": critic(denoiser's x0 estimate)
     costmap_weight: float = 2.0  # weight of the mean costmap cost along the plan (in normalised return units)

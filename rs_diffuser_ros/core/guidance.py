@@ -6,7 +6,8 @@ Two places to read the critic (planner.guidance_on, see docs/method_choices.md):
                      denoiser runs without autograd. The critic is trained on noisy windows.
   "x0":              critic(x0_hat(x_t)) through the denoiser: backprop through the U-Net too.
 The costmap is always read on the x0 estimate, since obstacles are where the *clean* plan goes;
-in "noisy" mode the denoiser's epsilon is held constant there (d x0_hat / d x_t = 1/sqrt(alpha_bar)).
+in "noisy" mode the estimate is moved rigidly with x_t (d x0_hat / d x_t taken as identity), which
+points the push the right way at no U-Net backward.
 """
 from __future__ import annotations
 
@@ -47,25 +48,23 @@ class RiskGuidance:
             xy = xy + self.start_xy[:, None, :]
         return self.costmap.lookup(xy).mean(-1)
 
-    def noisy_gradient(self, x: Tensor, context: Tensor, eps: Tensor, sqrt_ab: Tensor, sqrt_1mab: Tensor) -> Tensor:
+    def noisy_gradient(self, x: Tensor, context: Tensor, x0: Tensor, noise_level: Tensor) -> Tensor:
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
-            x0 = (xg - sqrt_1mab * eps.detach()) / sqrt_ab
-            noise_level = sqrt_1mab.expand(x.shape[0])
-            value = self.objective(xg, context, noise_level, x0)
+            # Costmap on the denoiser's clean estimate, moved along with x_t (no U-Net backward).
+            x0_moving = x0.detach() + (xg - xg.detach())
+            value = self.objective(xg, context, noise_level.expand(x.shape[0]), x0_moving)
             (grad,) = torch.autograd.grad(value.sum(), xg)
         return self._clip(grad)
 
-    def x0_gradient(self, x: Tensor, t: Tensor, context: Tensor, denoiser: nn.Module,
-                    sqrt_ab: Tensor, sqrt_1mab: Tensor) -> tuple[Tensor, Tensor]:
-        """Gradient through the denoiser's clean estimate; also returns the (detached) epsilon."""
+    def x0_gradient(self, x: Tensor, t: Tensor, context: Tensor, denoiser: nn.Module) -> tuple[Tensor, Tensor]:
+        """Gradient through the denoiser's clean estimate; also returns that (detached) estimate."""
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
-            eps = denoiser(xg, t, context)
-            x0 = (xg - sqrt_1mab * eps) / sqrt_ab
-            value = self.objective(x0, context, torch.zeros_like(sqrt_1mab).expand(x.shape[0]), x0)
+            x0 = denoiser(xg, t, context)
+            value = self.objective(x0, context, x0.new_zeros(x.shape[0]), x0)
             (grad,) = torch.autograd.grad(value.sum(), xg)
-        return self._clip(grad), eps.detach()
+        return self._clip(grad), x0.detach()
 
     def _clip(self, grad: Tensor) -> Tensor:
         grad = grad.clone()

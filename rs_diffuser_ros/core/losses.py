@@ -1,7 +1,7 @@
 """The three training losses in one module, so one DDP wrapper synchronises all gradients.
 
-- denoiser: DDPM epsilon-prediction MSE on windows whose first state is kept clean (as the
-  sampler inpaints it) and excluded from the loss;
+- denoiser: DDPM with clean-window (x0) prediction, MSE on windows whose first state is kept
+  clean (as the sampler inpaints it) and excluded from the loss;
 - critic: quantile-Huber against the window's Monte-Carlo return (standardised), read on
   windows at a random noise level (a fraction clean), the way guidance and selection read it;
 - inverse dynamics: MSE of the normalised action of each transition (s_t, s_t+1 = a window's
@@ -44,8 +44,8 @@ class TrainingObjective(nn.Module):
         noise = torch.randn_like(x0)
         x_t = sched.q_sample(x0, t, noise)
         x_t[:, 0] = x0[:, 0]
-        eps = self.denoiser(x_t, t, context)
-        diffusion = F.mse_loss(eps[:, 1:], noise[:, 1:])
+        x0_pred = self.denoiser(x_t, t, context)
+        diffusion = F.mse_loss(x0_pred[:, 1:], x0[:, 1:])
 
         clean = torch.rand(b, device=x0.device) < self.cfg.critic_clean_fraction
         noise_level = torch.where(clean, torch.zeros_like(x0[:, 0, 0]), sched.noise_level(t))

@@ -1,8 +1,10 @@
 """Few-step DDIM sampling with inpainting of the current state and optional risk guidance.
 
-Classifier guidance in DDIM form (Dhariwal & Nichol 2021): the predicted noise is shifted
-by -sqrt(1 - alpha_bar_t) * scale * grad, which moves the mean by the noise variance times
-the gradient, as in the method's x_{t-1} <- mu + scale * Sigma_t * g.
+The denoiser predicts the clean window x0 (Diffuser's choice for navigation); epsilon is
+derived from it. Guidance as in the method (and Diffuser): x_{t-1} <- mu + scale * Sigma * g,
+with Sigma the DDPM posterior variance of the jump t -> t_prev (schedule.guide_var). It is
+bounded (<= 1) and shrinks to 0 at the last step, unlike DDIM's epsilon-shift form, whose
+x0 shift (1 - a_t) / sqrt(a_t) explodes at the first, noisiest step.
 The loop is device-only: no .item(), no host sync, coefficients precomputed in the schedule.
 """
 from __future__ import annotations
@@ -39,17 +41,17 @@ def ddim_sample(
         t = schedule.timesteps[i].expand(m)
         sqrt_ab, sqrt_1mab = schedule.sqrt_ab[i], schedule.sqrt_one_minus_ab[i]
         if guided and guidance.on == "x0":
-            grad, eps = guidance.x0_gradient(x, t, context, denoiser, sqrt_ab, sqrt_1mab)
+            grad, x0 = guidance.x0_gradient(x, t, context, denoiser)
         else:
-            eps = denoiser(x, t, context)
-            grad = guidance.noisy_gradient(x, context, eps, sqrt_ab, sqrt_1mab) if guided else None
-        if grad is not None:
-            eps = eps - sqrt_1mab * guidance.scale * grad
+            x0 = denoiser(x, t, context)
+            grad = guidance.noisy_gradient(x, context, x0, sqrt_1mab) if guided else None
         # Clip the clean estimate to the data range (Diffuser's clip_denoised), keep the start exact,
-        # and re-derive epsilon so the DDIM step stays consistent with the clipped estimate.
-        x0 = inpaint(((x - sqrt_1mab * eps) / sqrt_ab).clamp(-1, 1), start)
+        # and derive epsilon from it so the DDIM step is consistent with the clipped estimate.
+        x0 = inpaint(x0.clamp(-1, 1), start)
         eps = (x - sqrt_ab * x0) / sqrt_1mab
         x = schedule.sqrt_ab_prev[i] * x0 + schedule.dir_coef[i] * eps
+        if grad is not None:
+            x = x + guidance.scale * schedule.guide_var[i] * grad
         if schedule.stochastic:
             x = x + schedule.sigma[i] * torch.randn(x.shape, device=x.device, generator=generator)
         x = inpaint(x, start)

@@ -42,6 +42,8 @@ class DiffusionSchedule:
         self.sqrt_ab_prev = ab_prev.sqrt().float().to(device)
         self.dir_coef = (1 - ab_prev - sigma**2).clamp(min=0).sqrt().float().to(device)
         self.sigma = sigma.float().to(device)
+        # DDPM posterior variance of the jump t -> t_prev: the Sigma of the guided mean shift.
+        self.guide_var = ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).float().to(device)
         self.stochastic = eta > 0
 
     def noise_level(self, t: Tensor) -> Tensor:

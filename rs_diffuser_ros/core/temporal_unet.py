@@ -2,7 +2,7 @@
 
 Convolutions run along the plan's time axis; every residual block is told the diffusion
 step and the context (relative goal, start position) through an additive per-channel bias. Input and output: [B, H, state_dim];
-the output is the predicted noise epsilon. SiLU instead of Diffuser's Mish: same shape of
+the output is the predicted clean window x0. SiLU instead of Diffuser's Mish: same shape of
 curve, 8x cheaper on CPU, where it was a fifth of the replanning time.
 """
 from __future__ import annotations
@@ -73,7 +73,7 @@ class TemporalUnet(nn.Module):
         self.final = nn.Sequential(Conv1dBlock(dim, dim, 5), nn.Conv1d(dim, state_dim, 1))
 
     def forward(self, x: Tensor, t: Tensor, context: Tensor) -> Tensor:
-        """x [B, H, D] noisy plan, t [B] diffusion step index, context [B, C] -> epsilon [B, H, D]."""
+        """x [B, H, D] noisy plan, t [B] diffusion step index, context [B, C] -> clean plan x0 [B, H, D]."""
         cond = self.time_mlp(t) + self.context_mlp(context)
         h = x.transpose(1, 2)
         skips = []
