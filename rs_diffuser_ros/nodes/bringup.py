@@ -8,7 +8,7 @@ stops both (SIGINT, then SIGKILL after a grace period) and exits with the first
 failure's status.
 
     bringup --layout default --alpha 0.05
-    bringup --planner-param num_candidates:=8 --sim-param real_time_factor:=2.0
+    bringup --planner-param candidates:=8 --sim-param real_time_factor:=2.0
 """
 import argparse
 import os

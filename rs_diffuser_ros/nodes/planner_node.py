@@ -41,8 +41,8 @@ from rs_diffuser_ros.nodes.conversions import (InvalidOdometry, action_to_twist,
                                                occupancy_msg_to_costmap, odometry_to_state, plan_result_to_risk_plan,
                                                plan_to_path, pose_to_goal)
 from rs_diffuser_ros.nodes.odom_watchdog import OdometryWatchdog
-from rs_diffuser_ros.nodes.planner_params import (PlannerSettings, check_parameter, declare_planner_parameters,
-                                                  resolve_checkpoint)
+from rs_diffuser_ros.nodes.planner_params import (MODEL_OWN, PlannerSettings, check_parameter,
+                                                  declare_planner_parameters, resolve_checkpoint)
 
 LOG_THROTTLE_S = 2.0
 
@@ -51,6 +51,7 @@ class PlannerNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__("planner", **node_kwargs)
         self.planner = None
+        self.model_sampling = {}
         self._loaded = {}  # checkpoint parameter value -> planner loaded while validating it
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
@@ -108,7 +109,10 @@ class PlannerNode(Node):
         for parameter in parameters:
             if parameter.name == "checkpoint":
                 self.planner = self._loaded.pop(parameter.value)
-                self.get_logger().info(f"model {resolve_checkpoint(parameter.value)} loaded on {self.planner.device}")
+                # What the checkpoint itself samples with, before any of our overrides.
+                self.model_sampling = {name: getattr(self.planner.config.planner, name) for name in MODEL_OWN}
+                self.get_logger().info(f"model {resolve_checkpoint(parameter.value)} loaded on {self.planner.device} "
+                                       f"(its own sampling settings: {self.model_sampling})")
             elif parameter.name == "torch_threads" and parameter.value > 0:
                 torch.set_num_threads(parameter.value)
             elif parameter.name in ("alpha", "risk_mode") and self.planner is not None:
@@ -183,9 +187,8 @@ class PlannerNode(Node):
         self.cmd_pub.publish(twist)
 
     def _plan_and_publish(self, state, goal, settings: PlannerSettings) -> Twist:
-        planner = self.planner
-        wanted = {"candidates": settings.candidates, "ddim_steps": settings.ddim_steps,
-                  "guidance_scale": settings.guidance_scale}
+        planner, model_sampling = self.planner, self.model_sampling
+        wanted = settings.sampling(model_sampling)
         if any(getattr(planner.config.planner, name) != value for name, value in wanted.items()):
             planner.configure(**wanted)
         with self._inputs:

@@ -17,6 +17,8 @@ import rs_diffuser_ros
 RISK_MODES = ("averse", "seeking")
 DEVICES = ("auto", "cuda", "cpu")
 DEFAULT_CHECKPOINT = "models/default.safetensors"
+# The value that means "the setting stored in the checkpoint" for each sampling parameter.
+MODEL_OWN = {"candidates": 0, "ddim_steps": 0, "guidance_scale": -1.0}
 
 
 def _float(description, low, high, read_only=False):
@@ -46,10 +48,14 @@ PARAMETERS = {
     "risk_mode": ("averse", _string(
         "averse: lower tail (CVaR_alpha); seeking: upper tail. alpha = 1 is neutral in both.",
         "one of: " + ", ".join(RISK_MODES))),
-    "guidance_scale": (0.5, _float(
-        "Step size of the risk-gradient guidance during denoising (normalised units); 0 = unguided.", 0.0, 1000.0)),
-    "candidates": (32, _int("Candidate plans sampled per replan; the best by rho_alpha is executed.", 1, 1024)),
-    "ddim_steps": (8, _int("DDIM denoising steps per replan (at most the model's diffusion steps).", 1, 1000)),
+    # The sampling settings default to the ones stored in the checkpoint (the model's own).
+    "guidance_scale": (MODEL_OWN["guidance_scale"], _float(
+        "Step size of the risk-gradient guidance during denoising (normalised units); 0 = unguided; "
+        "-1 = the model's own setting.", MODEL_OWN["guidance_scale"], 1000.0)),
+    "candidates": (MODEL_OWN["candidates"], _int(
+        "Candidate plans sampled per replan, the best by rho_alpha executed; 0 = the model's own setting.", 0, 1024)),
+    "ddim_steps": (MODEL_OWN["ddim_steps"], _int(
+        "Denoising steps per replan (at most the model's diffusion steps); 0 = the model's own setting.", 0, 1000)),
     "seed": (-1, _int("Noise seed for every replan (same state -> same plan); -1: the planner's own stream.",
                       -1, 2**31 - 1)),
     "max_linear_speed": (0.5, _float("Clip on |cmd_vel.linear.x|, m/s.", 0.0, 10.0)),
@@ -83,6 +89,8 @@ def check_parameter(name: str, value) -> Optional[str]:
     """
     if name == "alpha" and not value > 0.0:
         return f"alpha must be in (0, 1], got {value}: alpha = 0 selects no quantile at all"
+    if name == "guidance_scale" and value < 0.0 and value != MODEL_OWN["guidance_scale"]:
+        return f"guidance_scale must be >= 0, or -1 for the model's own setting, got {value}"
     if name == "risk_mode" and value not in RISK_MODES:
         return f"risk_mode must be one of {', '.join(RISK_MODES)}, got '{value}'"
     if name == "device":
@@ -138,3 +146,8 @@ class PlannerSettings:
     @classmethod
     def from_node(cls, node) -> "PlannerSettings":
         return cls(**{name: node.get_parameter(name).value for name in cls.__dataclass_fields__})
+
+    def sampling(self, model_own: dict) -> dict:
+        """candidates / ddim_steps / guidance_scale to sample with: ours, or the model's where ours says so."""
+        return {name: model_own[name] if getattr(self, name) == MODEL_OWN[name] else getattr(self, name)
+                for name in MODEL_OWN}
