@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from .checkpoint import load_weights, read_checkpoint
 from .config import GOAL_DIM, STATE_DIM, CoreConfig

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     state = np.array([x, y, np.sin(yaw), np.cos(yaw), 0.0, 0.0], np.float32)
     results = {a: planner.plan(state, args.goal, a, args.risk_mode, seed=args.seed) for a in args.alphas}
 
-    print(f"| alpha | chosen end (x, y) | E[return] | rho_alpha | action (v, w) | candidates' end y: min / mean / max |")
+    print("| alpha | chosen end (x, y) | E[return] | rho_alpha | action (v, w) | candidates' end y: min / mean / max |")
     print("|---:|---|---:|---:|---|---|")
     for a, r in results.items():
         ends = r.candidates[:, -1, :2]

@@ -91,7 +91,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     t0 = time.perf_counter()
     meta = {"dataset": dataset_name, "seed": str(seed), "world_size": str(ctx.world_size)}
 
-    def save(final: bool = False) -> None:
+    def save() -> None:
         if not ctx.is_main:
             return
         ema_nets = {n: e.model for n, e in emas.items()}
@@ -140,7 +140,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
         if step % cfg.checkpoint_every == 0 and step < cfg.steps:
             save()
     bar.close()
-    save(final=True)
+    save()
     summary = {}
     if ctx.is_main:
         plot_losses(out / "losses.csv", out / "losses.png", title=f"{dataset_name or 'episodes'}: {len(data)} windows")

@@ -99,9 +99,6 @@ class WindowDataset:
         return {"windows": self.states[idx], "goal": self.goals[s], "return": self.returns[s],
                 "state": self.states[s], "next_state": self.states[s + 1], "action": self.actions[s]}
 
-    def transition_states(self) -> Tensor:
-        return self.states
-
     def transition_actions(self) -> Tensor:
         return self.actions[self.starts]
 
