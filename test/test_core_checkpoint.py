@@ -8,7 +8,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from test_core_helpers import tiny_config, single_thread  # noqa: F401 (autouse fixture)
 
-from rs_diffuser_ros.core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from rs_diffuser_ros.core.checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
 from rs_diffuser_ros.core.networks import build_networks
 from rs_diffuser_ros.core.normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
@@ -101,7 +101,7 @@ def test_weights_that_do_not_match_the_embedded_config_are_named(tmp_path):
     tensors = {f"{n}.{k}": v for n, net in networks.items() for k, v in net.state_dict().items()}
     cfg = config.to_dict()
     cfg["model"]["unet_dim"] = 16
-    save_file(tensors, str(path), metadata={"format": "rs_diffuser_ros.core/1", "config": json.dumps(cfg),
+    save_file(tensors, str(path), metadata={"format": FORMAT, "config": json.dumps(cfg),
                                             "normalizers": json.dumps(_normalizers().to_dict())})
     with pytest.raises(CheckpointError, match=r"mismatch.safetensors: weights of 'denoiser' do not match its config: .*shape mismatch"):
         RiskSensitivePlanner.from_checkpoint(path, device="cpu")
@@ -109,11 +109,11 @@ def test_weights_that_do_not_match_the_embedded_config_are_named(tmp_path):
 
 @pytest.mark.parametrize("metadata,match", [
     ({"format": "something-else/9"}, "metadata field 'format' is 'something-else/9'"),
-    ({"format": "rs_diffuser_ros.core/1", "normalizers": "{}"}, "metadata field 'config' is missing"),
-    ({"format": "rs_diffuser_ros.core/1", "config": "{not json", "normalizers": "{}"}, "metadata field 'config' is not valid JSON"),
-    ({"format": "rs_diffuser_ros.core/1", "config": json.dumps({"model": {"horizon": 7}}), "normalizers": "{}"},
+    ({"format": FORMAT, "normalizers": "{}"}, "metadata field 'config' is missing"),
+    ({"format": FORMAT, "config": "{not json", "normalizers": "{}"}, "metadata field 'config' is not valid JSON"),
+    ({"format": FORMAT, "config": json.dumps({"model": {"horizon": 7}}), "normalizers": "{}"},
      "model.horizon=7 must be divisible"),
-    ({"format": "rs_diffuser_ros.core/1", "config": json.dumps({}), "normalizers": json.dumps({"state": {}})},
+    ({"format": FORMAT, "config": json.dumps({}), "normalizers": json.dumps({"state": {}})},
      "metadata field 'normalizers' is malformed"),
 ])
 def test_bad_metadata_is_named(tmp_path, metadata, match):

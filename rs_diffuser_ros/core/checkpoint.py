@@ -19,7 +19,8 @@ from .config import ConfigError, CoreConfig
 from .networks import NETWORK_NAMES
 from .normalizer import Normalizers
 
-FORMAT = "rs_diffuser_ros.core/1"
+# /2: plan-frame windows, x0-predicting denoiser, context conditioning (files of /1 cannot load).
+FORMAT = "rs_diffuser_ros.core/2"
 
 
 class CheckpointError(RuntimeError):
