@@ -45,7 +45,7 @@ def plot_losses(csv_path: Path, png_path: Path, title: str = "") -> None:
         ax.plot(steps, [r[name] for r in rows])
         ax.set_yscale("log")
         ax.set_xlabel("step")
-        ax.set_title({"diffusion": "denoiser (eps MSE)", "critic": "critic (quantile Huber)",
+        ax.set_title({"diffusion": "denoiser (x0 MSE)", "critic": "critic (quantile Huber)",
                       "inverse_dynamics": "inverse dynamics (MSE)"}[name])
         ax.grid(alpha=0.3)
     if title:
