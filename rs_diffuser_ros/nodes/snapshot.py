@@ -1,5 +1,8 @@
 """`snapshot`: subscribes to the topics rviz shows and renders them to a PNG, headless.
 
+The robot's path while the snapshot listened is drawn too (rviz2's Odometry display keeps
+its last arrows the same way), so `--after S` shows S seconds of driving.
+
 Waits until the map, odometry, plan, candidate plans and risky regions have all arrived
 (the plan and the candidates from the same replan), or until --timeout, then draws them
 with snapshot_render. Exit status 0 when everything arrived, 1 when something was missing
@@ -14,6 +17,7 @@ import time
 from pathlib import Path
 
 import rclpy
+import numpy as np
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path as PathMsg
 from visualization_msgs.msg import Marker, MarkerArray
@@ -28,18 +32,20 @@ REQUIRED = ("costmap", "odom", "plan", "candidates", "risky_regions")
 
 
 def markers_to_regions(msg: MarkerArray):
-    """Risky-region shapes from the sim's markers (CYLINDER -> circle, CUBE -> box)."""
+    """Risky-region shapes from the sim's markers (CYLINDER -> circle, CUBE -> box), with their text labels."""
     regions = []
+    labels = [m for m in msg.markers if m.action == Marker.ADD and m.type == Marker.TEXT_VIEW_FACING]
     for marker in msg.markers:
-        if marker.action != Marker.ADD:
+        if marker.action != Marker.ADD or marker.type not in (Marker.CYLINDER, Marker.CUBE):
             continue
         p, c = marker.pose.position, marker.color
         rgba = (c.r, c.g, c.b, c.a if c.a > 0 else 0.4)
+        label = next((t.text for t in labels if t.id == marker.id), "")
         if marker.type == Marker.CYLINDER:
-            regions.append(Region("circle", p.x, p.y, (marker.scale.x, marker.scale.y), rgba=rgba))
-        elif marker.type == Marker.CUBE:
+            regions.append(Region("circle", p.x, p.y, (marker.scale.x, marker.scale.y), rgba=rgba, label=label))
+        else:
             regions.append(Region("box", p.x, p.y, (marker.scale.x, marker.scale.y),
-                                  yaw=yaw_from_quaternion(marker.pose.orientation), rgba=rgba))
+                                  yaw=yaw_from_quaternion(marker.pose.orientation), rgba=rgba, label=label))
     return regions
 
 
@@ -48,6 +54,7 @@ class TopicCollector:
 
     def __init__(self, node):
         self.latest = {}
+        self.trail = []  # every odometry position received: the path driven while listening
         subscriptions = [
             (OccupancyGrid, topics.COSTMAP, "costmap", topics.LATCHED),
             (MarkerArray, topics.RISKY_REGIONS, "risky_regions", topics.LATCHED),
@@ -58,7 +65,12 @@ class TopicCollector:
             (PoseStamped, topics.GOAL, "goal", 10),
         ]
         for msg_type, topic, key, qos in subscriptions:
-            node.create_subscription(msg_type, topic, lambda msg, key=key: self.latest.__setitem__(key, msg), qos)
+            node.create_subscription(msg_type, topic, lambda msg, key=key: self._keep(key, msg), qos)
+
+    def _keep(self, key, msg) -> None:
+        self.latest[key] = msg
+        if key == "odom":
+            self.trail.append((msg.pose.pose.position.x, msg.pose.pose.position.y))
 
     def missing(self):
         return [key for key in REQUIRED if key not in self.latest]
@@ -79,6 +91,7 @@ class TopicCollector:
         if "odom" in got:
             pose = got["odom"].pose.pose
             scene.robot = (pose.position.x, pose.position.y, yaw_from_quaternion(pose.orientation))
+            scene.trail = np.array(self.trail)
         if "goal" in got:
             scene.goal = (got["goal"].pose.position.x, got["goal"].pose.position.y)
         if "plan" in got:
@@ -88,7 +101,7 @@ class TopicCollector:
         if "risk_plan" in got:
             r = got["risk_plan"]
             scene.title = (f"risk_mode={r.risk_mode}  alpha={r.alpha:.3g}  chosen rho_alpha={r.risk_value:.3g}  "
-                           f"E[return]={r.expected_return:.3g}  K={r.num_candidates}  "
+                           f"E[return]={r.expected_return:.3g}\nK={r.num_candidates} candidates, "
                            f"{r.planning_latency_ms:.0f} ms/replan")
         return scene
 
@@ -113,7 +126,7 @@ def main(argv=None) -> int:
             if waited_enough and not collector.missing() and collector.plan_matches_candidates():
                 break
         scene = collector.scene()
-        scene.title = " | ".join(t for t in (args.title, scene.title) if t)
+        scene.title = "\n".join(t for t in (args.title, scene.title) if t)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         render_scene(scene, args.output)
     finally:

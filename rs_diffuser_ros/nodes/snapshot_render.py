@@ -31,6 +31,7 @@ class Region:
     size: Tuple[float, float]
     yaw: float = 0.0
     rgba: Tuple[float, float, float, float] = (0.95, 0.45, 0.1, 0.4)
+    label: str = ""
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Scene:
     origin: Tuple[float, float] = (0.0, 0.0)
     regions: List[Region] = field(default_factory=list)
     robot: Optional[Tuple[float, float, float]] = None  # x, y, yaw
+    trail: Optional[np.ndarray] = None  # [T, 2] positions driven so far (rviz2's Odometry display, Keep > 1)
     goal: Optional[Tuple[float, float]] = None
     plan: Optional[np.ndarray] = None  # [H, 2]
     candidates: List[np.ndarray] = field(default_factory=list)  # K x [H, 2]
@@ -59,6 +61,8 @@ def _draw_map(ax, scene: Scene):
 
 def _draw_region(ax, region: Region) -> None:
     colour = region.rgba
+    if region.label:
+        ax.annotate(region.label, (region.x, region.y), ha="center", va="center", fontsize=8, zorder=8)
     if region.shape == "circle":
         ax.add_patch(Circle((region.x, region.y), region.size[0] / 2.0, color=colour, lw=0))
         return
@@ -100,6 +104,9 @@ def render_scene(scene: Scene, path, dpi: int = 120) -> None:
         _draw_region(ax, region)
     if scene.candidates and scene.risk_values is not None:
         _draw_candidates(fig, ax, scene)
+    if scene.trail is not None and len(scene.trail) > 1:
+        ax.plot(scene.trail[:, 0], scene.trail[:, 1], color="tab:blue", lw=1.5, ls="--", zorder=4,
+                label="driven (/odom)")
     if scene.plan is not None and len(scene.plan) > 1:
         ax.plot(scene.plan[:, 0], scene.plan[:, 1], color="black", lw=2.5, zorder=5, label="chosen plan (/plan)")
     if scene.goal is not None:
