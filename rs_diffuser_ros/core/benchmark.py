@@ -1,7 +1,15 @@
-"""Replanning latency of the planner: a table of p50 / p90 per setting (speed targets live here, not in tests).
+"""Replanning latency: reference loop vs fast path, as a Markdown table (speed targets live here, not in tests).
+
+A replan is one full `plan_batch` call: guided sampling of K candidates, selection by the critic,
+inverse dynamics, and the copy of the results to the host. For every (K, DDIM steps, guidance)
+the reference path (plain Python loop, autograd guidance, fp32, no graph) is timed in the same
+run as the fast path, and the fast path's plans are compared with the reference's from the same
+seed: the largest difference of the K risk values (return units) and whether it picks the same plan.
 
     python -m rs_diffuser_ros.core.benchmark [--checkpoint runs/x/model.safetensors] [--device auto]
-        [--candidates 16 32 64] [--ddim-steps 8] [--guidance-on noisy x0] [--threads 1] [--repeats 50]
+        [--candidates 16 32 64] [--ddim-steps 8] [--guidance on off] [--paths reference fast]
+        [--precision fp32 bf16] [--threads 1] [--repeats 50] [--time-budget 300] [--out table.md]
+    python -m rs_diffuser_ros.core.benchmark --train-steps 50 [--device cuda]   # training throughput
 
 Without --checkpoint the planner is built from config/model.yaml with random weights (same cost).
 """
@@ -9,25 +17,142 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import platform
+import resource
 import time
+import traceback
 
 import numpy as np
 import torch
 
+from .config import CoreConfig
 from .planner import RiskSensitivePlanner
 
+STATE = np.array([1.5, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
+GOAL = np.array([10.5, 4.0], np.float32)
+ALPHA = 0.1
 
-def measure(planner: RiskSensitivePlanner, batch: int, repeats: int, warmup: int = 5) -> np.ndarray:
-    state = np.array([1.5, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
-    goal = np.array([10.5, 4.0], np.float32)
-    states, goals = np.repeat(state[None], batch, 0), np.repeat(goal[None], batch, 0)
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"
+
+
+def measure(planner: RiskSensitivePlanner, repeats: int, warmup: int = 3) -> tuple[np.ndarray, float]:
+    """Latencies [repeats] in ms of plan() (which ends with a device->host copy, so it is synchronised),
+    and the peak memory in MB (CUDA: allocated during the timed calls; CPU: the process's peak RSS)."""
+    for _ in range(warmup):  # the fast path captures its CUDA graph in the first call
+        planner.plan(STATE, GOAL, ALPHA)
+    if planner.device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(planner.device)
     times = []
-    for i in range(warmup + repeats):
+    for _ in range(repeats):
         t0 = time.perf_counter()
-        planner.plan_batch(states, goals, alpha=0.1)  # ends with a device->host copy, so it is synchronised
-        if i >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
-    return np.asarray(times)
+        planner.plan(STATE, GOAL, ALPHA)
+        times.append((time.perf_counter() - t0) * 1e3)
+    if planner.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(planner.device) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return np.asarray(times), peak
+
+
+def plan_difference(planner: RiskSensitivePlanner, fast: bool, precision: str, seed: int = 11) -> tuple[float, float, bool]:
+    """Same seed on the reference and on this path: max |risk value difference| (return units),
+    max candidate position difference (m), and whether both choose the same candidate."""
+    planner.set_execution(fast=False)
+    ref = planner.plan(STATE, GOAL, ALPHA, seed=seed)
+    planner.set_execution(fast=fast, precision=precision)
+    out = planner.plan(STATE, GOAL, ALPHA, seed=seed)
+    return (float(np.abs(ref.risk_values - out.risk_values).max()),
+            float(np.abs(ref.candidates[..., :2] - out.candidates[..., :2]).max()),
+            ref.chosen_index == out.chosen_index)
+
+
+def latency_table(planner: RiskSensitivePlanner, candidates, steps_list, guidance, paths, precisions,
+                  repeats: int, time_budget: float) -> list[str]:
+    rows = ["| K | steps | guidance | path | precision | p50 ms | p99 ms | replans/s | peak MB | speed-up | max Δrisk | max Δxy m | same pick |",
+            "|--:|--:|:--|:--|:--|--:|--:|--:|--:|--:|--:|--:|:--|"]
+    print("\n".join(rows), flush=True)
+    scale = planner.config.planner.guidance_scale or 1.0
+    t_begin = time.perf_counter()
+    variants = [(p, q) for p in paths for q in precisions if p == "fast" or q == "fp32"]
+    for k, steps, guided in itertools.product(candidates, steps_list, guidance):
+        ref_p50 = None
+        for path, precision in variants:
+            label = f"| {k} | {steps} | {guided} | {path} | {precision} |"
+            if time.perf_counter() - t_begin > time_budget:
+                row = f"{label} skipped: time budget {time_budget:.0f} s spent | | | | | | | |"
+            else:
+                try:
+                    planner.configure(candidates=k, ddim_steps=steps, guidance_scale=scale if guided == "on" else 0.0)
+                    fast = path == "fast"
+                    diff = plan_difference(planner, fast, precision) if fast else None
+                    planner.set_execution(fast=fast, precision=precision)
+                    times, peak = measure(planner, repeats)
+                    p50, p99 = np.percentile(times, 50), np.percentile(times, 99)
+                    ref_p50 = p50 if not fast else ref_p50
+                    speedup = f"{ref_p50 / p50:.1f}x" if ref_p50 else "-"
+                    d = f"{diff[0]:.2e} | {diff[1]:.2e} | {'yes' if diff[2] else 'NO'}" if diff else "0 | 0 | (reference)"
+                    row = f"{label} {p50:.2f} | {p99:.2f} | {1e3 / times.mean():.0f} | {peak:.0f} | {speedup} | {d} |"
+                except Exception as e:  # one failing configuration must not lose the rest of the table
+                    traceback.print_exc()
+                    row = f"{label} FAILED: {type(e).__name__}: {str(e).splitlines()[0][:120]} | | | | | | | |"
+            rows.append(row)
+            print(row, flush=True)
+    planner.set_execution()
+    return rows
+
+
+def training_throughput(device: torch.device, steps: int, batch_size: int | None = None) -> str:
+    """Steps/s of the training update (the three losses, backward, clip, AdamW, EMA) on synthetic windows:
+    the same work as core.train per step, minus the data-set gather."""
+    from .ema import EMA
+    from .losses import TrainingObjective
+    from .networks import NETWORK_NAMES, build_networks
+    from .normalizer import Normalizers
+    from .schedule import DiffusionSchedule
+
+    cfg = CoreConfig.from_yaml(_default_config_path())
+    b = batch_size or cfg.training.batch_size
+    networks = build_networks(cfg.model)
+    schedule = DiffusionSchedule(cfg.model.diffusion_steps, cfg.planner.ddim_steps, device=device)
+    objective = TrainingObjective(networks, schedule, Normalizers.untrained_defaults().to(device), cfg.training).to(device)
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.training.lr)
+    emas = {name: EMA(networks[name], cfg.training.ema_decay) for name in NETWORK_NAMES}
+    h = cfg.model.horizon
+    walk = torch.cumsum(torch.randn(b, h, 6, device=device) * 0.05, 1) + torch.tensor([5.0, 5.0, 0, 0, 0, 0], device=device)
+    batch = {"windows": walk, "goal": torch.rand(b, 2, device=device) * 12, "return": torch.randn(b, device=device),
+             "action": torch.rand(b, 2, device=device) * 2 - 1}
+
+    def step():
+        losses = objective(batch)
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        torch.nn.utils.clip_grad_norm_(objective.parameters(), cfg.training.grad_clip)
+        optimizer.step()
+        for name in NETWORK_NAMES:
+            emas[name].update(networks[name])
+
+    for _ in range(5):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    per_s = steps / (time.perf_counter() - t0)
+    return (f"training update, batch {b}: {per_s:.1f} steps/s = {per_s * b:,.0f} windows/s "
+            f"({cfg.training.steps} steps of the default config: {cfg.training.steps / per_s / 60:.1f} min)")
+
+
+def _default_config_path() -> str:
+    return os.path.join(os.path.dirname(__file__), "..", "..", "config", "model.yaml")
 
 
 def main(argv=None) -> int:
@@ -36,24 +161,41 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--candidates", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--ddim-steps", type=int, nargs="+", default=[8])
-    ap.add_argument("--guidance-on", nargs="+", default=["noisy"], choices=["noisy", "x0"])
-    ap.add_argument("--batch", type=int, nargs="+", default=[1], help="states per plan_batch call")
+    ap.add_argument("--guidance", nargs="+", default=["on"], choices=["on", "off"])
+    ap.add_argument("--guidance-on", default=None, choices=["noisy", "x0"], help="where guidance reads the critic (default: the model's)")
+    ap.add_argument("--paths", nargs="+", default=["reference", "fast"], choices=["reference", "fast"])
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--time-budget", type=float, default=float("inf"), help="seconds; later rows are skipped")
+    ap.add_argument("--train-steps", type=int, default=0, help="also time this many training updates")
+    ap.add_argument("--out", help="also write the table (Markdown) here")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     planner = (RiskSensitivePlanner.from_checkpoint(args.checkpoint, device=args.device) if args.checkpoint
-               else RiskSensitivePlanner.from_config(device=args.device))
-    print(f"device {planner.device}, torch threads {torch.get_num_threads()}, horizon {planner.horizon}, "
-          f"{'checkpoint ' + args.checkpoint if args.checkpoint else 'random weights'}")
-    print(f"| {'batch':>5} | {'K':>5} | {'steps':>5} | {'guidance':>8} | {'p50 ms':>8} | {'p90 ms':>8} | {'ms/state':>8} |")
-    print("|------:|------:|------:|---------:|---------:|---------:|---------:|")
-    for batch, k, steps, on in itertools.product(args.batch, args.candidates, args.ddim_steps, args.guidance_on):
-        planner.configure(candidates=k, ddim_steps=steps, guidance_on=on)
-        t = measure(planner, batch, args.repeats)
-        p50 = np.percentile(t, 50)
-        print(f"| {batch:>5} | {k:>5} | {steps:>5} | {on:>8} | {p50:>8.2f} | {np.percentile(t, 90):>8.2f} | {p50 / batch:>8.2f} |")
+               else RiskSensitivePlanner.from_config(_default_config_path(), device=args.device))
+    if args.guidance_on:
+        planner.configure(guidance_on=args.guidance_on)
+    header = [f"device: {device_name(planner.device)}; torch {torch.__version__}",
+              f"model: {'checkpoint ' + args.checkpoint if args.checkpoint else 'random weights from config/model.yaml'}; "
+              f"horizon {planner.horizon}, guidance reads the critic on '{planner.config.planner.guidance_on}', "
+              f"guidance scale {planner.config.planner.guidance_scale}, alpha {ALPHA}, {args.repeats} timed replans per row",
+              f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", ""]
+    print("\n".join(header), flush=True)
+    rows = latency_table(planner, args.candidates, args.ddim_steps, args.guidance, args.paths, args.precision,
+                         args.repeats, args.time_budget)
+    footer = ["", f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"]
+    if args.train_steps:
+        try:
+            footer.append(training_throughput(planner.device, args.train_steps))
+        except Exception as e:
+            traceback.print_exc()
+            footer.append(f"training throughput FAILED: {type(e).__name__}: {e}")
+    print("\n".join(footer), flush=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(header + rows + footer) + "\n")
     return 0
 
 

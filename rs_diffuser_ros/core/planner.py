@@ -8,8 +8,10 @@ inverse dynamics decodes its first action. `plan_batch` does B states at once (B
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +22,14 @@ from torch import nn
 from .checkpoint import load_weights, read_checkpoint
 from .config import GOAL_DIM, STATE_DIM, CoreConfig
 from .costmap import Costmap
+from .cuda_graph import CapturedProgram
 from .device import resolve_device
 from .guidance import RiskGuidance
 from .networks import NETWORK_NAMES, build_networks
 from .normalizer import Normalizers
 from .plan_frame import start_in_plan_frame, to_world
 from .risk import check_alpha, check_risk_mode, risk_measure
-from .sampler import ddim_sample
+from .sampler import ddim_sample, ddim_sample_fast, draw_noise
 from .schedule import DiffusionSchedule
 
 
@@ -53,6 +56,7 @@ class RiskSensitivePlanner:
         self.inverse_dynamics = self.networks["inverse_dynamics"]
         self.normalizers = normalizers.to(self.device)
         self._generator = torch.Generator(self.device).manual_seed(config.planner.seed)
+        self.set_execution()
         self._rebuild_schedule()
 
     # --- construction -------------------------------------------------------------------
@@ -90,6 +94,7 @@ class RiskSensitivePlanner:
     def _rebuild_schedule(self) -> None:
         p = self.config.planner
         self.schedule = DiffusionSchedule(self.config.model.diffusion_steps, p.ddim_steps, p.ddim_eta, self.device)
+        self._graphs = {}  # captured for the old schedule and settings
 
     @property
     def horizon(self) -> int:
@@ -127,31 +132,24 @@ class RiskSensitivePlanner:
         if costmap is not None and not isinstance(costmap, Costmap):
             raise TypeError(f"costmap must be a rs_diffuser_ros.core.costmap.Costmap, got {type(costmap).__name__}")
 
-        dev, norm = self.device, self.normalizers
+        dev = self.device
         generator = torch.Generator(dev).manual_seed(seed) if seed is not None else self._generator
-        states_t = torch.as_tensor(states, device=dev).repeat_interleave(k, 0)
-        start = norm.plan.normalize(start_in_plan_frame(states_t))
-        context = norm.context(states_t, torch.as_tensor(goals, device=dev).repeat_interleave(k, 0))
-        alpha_rows = torch.as_tensor(alpha_np, dtype=torch.float32, device=dev).repeat_interleave(k, 0)
+        inputs = {
+            "states": torch.as_tensor(states, device=dev).repeat_interleave(k, 0),
+            "goals": torch.as_tensor(goals, device=dev).repeat_interleave(k, 0),
+            "alpha_rows": torch.as_tensor(alpha_np, dtype=torch.float32, device=dev).repeat_interleave(k, 0),
+        }
         costmap = costmap.to(dev) if costmap is not None else None
-        guidance = RiskGuidance(self.critic, alpha_rows, risk_mode, p.guidance_scale, p.guidance_grad_clip,
-                                p.guidance_on, costmap, p.costmap_weight, norm.plan, states_t[:, :2])
-
-        x = ddim_sample(self.denoiser, self.schedule, start, context, self.horizon, guidance, generator)
-
-        # Select on the clean plans: critic at noise level 0, in standardised return units.
-        q_norm = self.critic(x, context, torch.zeros(x.shape[0], device=dev))
-        score = risk_measure(q_norm, alpha_rows, risk_mode)
-        if costmap is not None and p.costmap_weight > 0:
-            score = score - p.costmap_weight * guidance.plan_cost(x)
-        chosen = score.view(batch, k).argmax(1)  # [B]
-        rows = torch.arange(batch, device=dev) * k + chosen
-        quantiles = norm.returns.unnormalize(q_norm)  # [B*K, N] in return units
-        risk_values = risk_measure(quantiles, alpha_rows, risk_mode)
-        # Clamp to the range of actions in the data set: the IDM is not trusted to extrapolate.
-        action = norm.action.unnormalize(self.inverse_dynamics(x[rows, 0], x[rows, 1]).clamp(-1, 1))
-        plans = to_world(norm.plan.unnormalize(x), states_t[:, :2])
-        plans[:, 0] = states_t  # exact, no round-off
+        if self.fast_path:
+            inputs["initial_noise"], step_noise = draw_noise(self.schedule, (batch * k, self.horizon, STATE_DIM), dev, generator)
+            if step_noise is not None:
+                inputs["step_noise"] = step_noise
+            out = self._run_fast(inputs, batch, k, risk_mode, costmap)
+        else:
+            out = self._replan_program(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap,
+                                       generator=generator)
+        plans, quantiles, risk_values, chosen, action = (
+            out[name] for name in ("plans", "quantiles", "risk_values", "chosen", "action"))
 
         # One transfer to the host for everything.
         plans_np = plans.view(batch, k, self.horizon, STATE_DIM).cpu().numpy()
@@ -167,6 +165,90 @@ class RiskSensitivePlanner:
                 action=action_np[b], plan=plans_np[b, c], candidates=plans_np[b], risk_values=risk_np[b],
                 quantiles=q_np[b, c], chosen_index=c, expected_return=float(q_np[b, c].mean()), latency_ms=latency_ms))
         return results
+
+    # --- the replan as a tensor program (reference and fast path) -------------------------
+    def set_execution(self, fast: bool = True, precision: str = "fp32", cuda_graphs: bool = True) -> None:
+        """How plan_batch computes (the results' meaning is the same; docs/performance.md):
+        fast=False is the reference (Python loop, autograd guidance, fp32, no graph) the fast path is
+        tested against; precision "bf16"/"fp16" runs the denoiser and the guidance gradient under
+        autocast (selection and the IDM stay fp32); cuda_graphs captures the fast replan per shape."""
+        if precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
+        if precision != "fp32" and not fast:
+            raise ValueError("reduced precision is a fast-path option; the reference path is fp32 by definition")
+        self.fast_path, self.precision, self.cuda_graphs = bool(fast), precision, bool(cuda_graphs)
+        self._graphs = {}
+
+    def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, *, batch: int, k: int,
+                        risk_mode: str, costmap: Costmap | None, generator=None) -> dict[str, torch.Tensor]:
+        """Guided sampling, selection and inverse dynamics on [B*K] rows; no host sync (capturable).
+        With initial_noise given it takes the fast path, else the reference path draws from `generator`."""
+        p, norm, dev = self.config.planner, self.normalizers, self.device
+        start = norm.plan.normalize(start_in_plan_frame(states))
+        context = norm.context(states, goals)
+        guidance = RiskGuidance(self.critic, alpha_rows, risk_mode, p.guidance_scale, p.guidance_grad_clip,
+                                p.guidance_on, costmap, p.costmap_weight, norm.plan, states[:, :2])
+        if initial_noise is None:
+            x = ddim_sample(self.denoiser, self.schedule, start, context, self.horizon, guidance, generator)
+        else:
+            with _autocast(dev, self.precision):
+                x = ddim_sample_fast(self.denoiser, self.schedule, start, context, initial_noise, step_noise, guidance)
+
+        # Select on the clean plans: critic at noise level 0, in standardised return units.
+        q_norm = self.critic(x, context, torch.zeros(x.shape[0], device=dev))
+        score = risk_measure(q_norm, alpha_rows, risk_mode)
+        if costmap is not None and p.costmap_weight > 0:
+            score = score - p.costmap_weight * guidance.plan_cost(x)
+        chosen = score.view(batch, k).argmax(1)  # [B]
+        rows = torch.arange(batch, device=dev) * k + chosen
+        quantiles = norm.returns.unnormalize(q_norm)  # [B*K, N] in return units
+        risk_values = risk_measure(quantiles, alpha_rows, risk_mode)
+        # Clamp to the range of actions in the data set: the IDM is not trusted to extrapolate.
+        action = norm.action.unnormalize(self.inverse_dynamics(x[rows, 0], x[rows, 1]).clamp(-1, 1))
+        plans = to_world(norm.plan.unnormalize(x), states[:, :2])
+        plans[:, 0] = states  # exact, no round-off
+        return {"plans": plans, "quantiles": quantiles, "risk_values": risk_values, "chosen": chosen, "action": action}
+
+    def _run_fast(self, inputs: dict, batch: int, k: int, risk_mode: str, costmap: Costmap | None) -> dict:
+        if self.device.type != "cuda" or not self.cuda_graphs:
+            return self._replan_program(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap)
+        grid = None if costmap is None else (tuple(costmap.cost.shape), costmap.resolution, costmap.origin_x, costmap.origin_y)
+        key = (batch, k, risk_mode, grid, self.precision, tuple(inputs))
+        captured = self._graphs.get(key)
+        if captured is None:
+            static = {name: value.clone() for name, value in inputs.items()}
+            static_costmap = None
+            if costmap is not None:  # its grid is a graph input too, refilled every call
+                static["costmap_cost"] = costmap.cost.clone()
+                static_costmap = Costmap(static["costmap_cost"], costmap.resolution, costmap.origin_x, costmap.origin_y)
+
+            def program(costmap_cost=None, **tensors):
+                return self._replan_program(**tensors, batch=batch, k=k, risk_mode=risk_mode, costmap=static_costmap)
+            try:
+                captured = CapturedProgram(program, static)
+            except RuntimeError as e:  # never lose a replan to a capture problem: run it eagerly
+                warnings.warn(f"CUDA graph capture failed ({e}); this shape runs without a graph", stacklevel=3)
+                captured = False
+            if len(self._graphs) >= _MAX_GRAPHS:
+                self._graphs.pop(next(iter(self._graphs)))
+            self._graphs[key] = captured
+        if captured is False:
+            return self._replan_program(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap)
+        if costmap is not None:
+            inputs = {**inputs, "costmap_cost": costmap.cost}
+        return captured(**inputs)
+
+
+
+_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_MAX_GRAPHS = 16  # captured shapes kept per planner (each holds its own activation memory)
+
+
+def _autocast(device: torch.device, precision: str):
+    if _PRECISIONS[precision] is None:
+        return contextlib.nullcontext()
+    # No weight-cast cache: a cache filled during capture would be freed under the graph.
+    return torch.autocast(device.type, dtype=_PRECISIONS[precision], cache_enabled=False)
 
 
 def _as_array(value, shape: tuple, name: str, meaning: str) -> np.ndarray:

@@ -38,7 +38,11 @@ class ResidualTemporalBlock(nn.Module):
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        h = self.conv1(x) + self.cond(cond)[:, :, None]
+        return self.forward_biased(x, self.cond(cond)[:, :, None])
+
+    def forward_biased(self, x: Tensor, bias: Tensor) -> Tensor:
+        """With the conditioning bias [B, c_out, 1] already computed (the sampler hoists it out of its loop)."""
+        h = self.conv1(x) + bias
         return self.conv2(h) + self.skip(x)
 
 
@@ -74,15 +78,28 @@ class TemporalUnet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, context: Tensor) -> Tensor:
         """x [B, H, D] noisy plan, t [B] diffusion step index, context [B, C] -> clean plan x0 [B, H, D]."""
-        cond = self.time_mlp(t) + self.context_mlp(context)
+        return self.forward_biased(x, self.block_biases(self.time_mlp(t) + self.context_mlp(context)))
+
+    def residual_blocks(self) -> list[ResidualTemporalBlock]:
+        """In the order forward_biased consumes their biases."""
+        blocks = [b for level in self.downs for b in level[:2]] + [self.mid1, self.mid2]
+        return blocks + [b for level in self.ups for b in level[:2]]
+
+    def block_biases(self, cond: Tensor) -> list[Tensor]:
+        """Per-block conditioning biases [B, c, 1] from cond [B, 4*dim]. They depend only on the step
+        and the context, not on x, so a sampler can compute them for all steps before its loop."""
+        return [block.cond(cond)[:, :, None] for block in self.residual_blocks()]
+
+    def forward_biased(self, x: Tensor, biases: list[Tensor]) -> Tensor:
+        biases = iter(biases)
         h = x.transpose(1, 2)
         skips = []
         for block1, block2, down in self.downs:
-            h = block2(block1(h, cond), cond)
+            h = block2.forward_biased(block1.forward_biased(h, next(biases)), next(biases))
             skips.append(h)
             h = down(h)
-        h = self.mid2(self.mid1(h, cond), cond)
+        h = self.mid2.forward_biased(self.mid1.forward_biased(h, next(biases)), next(biases))
         for block1, block2, up in self.ups:
-            h = block2(block1(torch.cat([h, skips.pop()], 1), cond), cond)
+            h = block2.forward_biased(block1.forward_biased(torch.cat([h, skips.pop()], 1), next(biases)), next(biases))
             h = up(h)
         return self.final(h).transpose(1, 2)
