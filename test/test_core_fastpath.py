@@ -127,24 +127,36 @@ def test_bad_execution_settings_are_named():
 @cuda
 def test_cuda_graph_replan_matches_the_reference_and_refills_its_inputs():
     p = planner_of_default_size("cuda", candidates=64, ddim_steps=8)
+    calls = [dict(states=STATE[None], goals=GOAL[None], alpha=0.1, seed=1),
+             dict(states=(STATE + np.array([1.0, -0.5, 0, 0, 0.2, 0], np.float32))[None], goals=GOAL[None] + 1,
+                  alpha=0.5, seed=2)]
+    p.set_execution(fast=False)
+    refs = [p.plan_batch(**c) for c in calls]
+    p.set_execution(fast=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a failed capture falls back with a warning: fail instead
-        for seed, state in ((1, STATE), (2, STATE + np.array([1.0, -0.5, 0, 0, 0.2, 0], np.float32))):
-            ref, fast = reference_and_fast(p, states=state[None], goals=GOAL[None], alpha=0.1, seed=seed)
-            assert_same_plans(ref, fast, FP32_TOL)
-    assert any(isinstance(g, CapturedProgram) for g in p._graphs.values())
+        fasts = [p.plan_batch(**c) for c in calls + calls]  # the second round replays the captured graph
+    assert len(p._graphs) == 1 and isinstance(next(iter(p._graphs.values())), CapturedProgram)
+    for ref, fast in zip(refs + refs, fasts):
+        assert_same_plans(ref, fast, FP32_TOL)
 
 
 @cuda
 def test_cuda_graph_with_a_costmap_reads_each_calls_grid():
     p = planner_of_default_size("cuda", candidates=32)
+    costmaps = []
     for rows in (slice(45, None), slice(None, 35)):
         occupancy = np.zeros((60, 60), np.int8)
         occupancy[rows, :] = 100
-        costmap = Costmap.from_occupancy(occupancy, 0.1, 0.0, 0.0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            ref, fast = reference_and_fast(p, states=STATE[None], goals=GOAL[None], alpha=0.1, costmap=costmap, seed=4)
+        costmaps.append(Costmap.from_occupancy(occupancy, 0.1, 0.0, 0.0))
+    p.set_execution(fast=False)
+    refs = [p.plan_batch(STATE[None], GOAL[None], 0.1, costmap=c, seed=4) for c in costmaps]
+    p.set_execution(fast=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fasts = [p.plan_batch(STATE[None], GOAL[None], 0.1, costmap=c, seed=4) for c in costmaps]
+    assert len(p._graphs) == 1  # one grid shape: one graph, its cost buffer refilled
+    for ref, fast in zip(refs, fasts):
         assert_same_plans(ref, fast, FP32_TOL)
 
 

@@ -18,7 +18,14 @@ from torch import Tensor, nn
 
 from .costmap import Costmap
 from .normalizer import LimitsNormalizer
-from .risk import risk_measure
+from .risk import risk_measure, tail_weights
+
+
+def risk_of_sorted(quantiles: Tensor, alpha: Tensor, risk_mode: str) -> Tensor:
+    """risk_measure for quantiles known to be ascending (QuantileCritic's are, by construction):
+    the same value without the sort, which a CUDA graph may fail to capture."""
+    q = quantiles.flip(-1) if risk_mode == "seeking" else quantiles
+    return (q * tail_weights(alpha, q.shape[-1]).to(q.dtype)).sum(-1)
 
 
 @dataclass
@@ -33,10 +40,12 @@ class RiskGuidance:
     costmap_weight: float = 0.0
     plan_normalizer: LimitsNormalizer | None = None  # to look plans up in the costmap's world units ...
     start_xy: Tensor | None = None  # [M, 2] ... with each plan's frame origin
+    quantiles_sorted: bool = False  # the critic's outputs are ascending: skip risk_measure's sort (fast path)
 
     def objective(self, window: Tensor, context: Tensor, noise_level: Tensor, clean_estimate: Tensor) -> Tensor:
         """Per-plan value to ascend: [M]. `clean_estimate` is where the costmap is read."""
-        value = risk_measure(self.critic(window, context, noise_level), self.alpha, self.risk_mode)
+        measure = risk_of_sorted if self.quantiles_sorted else risk_measure
+        value = measure(self.critic(window, context, noise_level), self.alpha, self.risk_mode)
         if self.costmap is not None and self.costmap_weight > 0:
             value = value - self.costmap_weight * self.plan_cost(clean_estimate)
         return value

@@ -24,7 +24,8 @@ from .config import GOAL_DIM, STATE_DIM, CoreConfig
 from .costmap import Costmap
 from .cuda_graph import CapturedProgram
 from .device import resolve_device
-from .guidance import RiskGuidance
+from . import critic_gradient
+from .guidance import RiskGuidance, risk_of_sorted
 from .networks import NETWORK_NAMES, build_networks
 from .normalizer import Normalizers
 from .plan_frame import start_in_plan_frame, to_world
@@ -176,8 +177,10 @@ class RiskSensitivePlanner:
             raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
         if precision != "fp32" and not fast:
             raise ValueError("reduced precision is a fast-path option; the reference path is fp32 by definition")
-        self.fast_path, self.precision, self.cuda_graphs = bool(fast), precision, bool(cuda_graphs)
-        self._graphs = {}
+        settings = (bool(fast), precision, bool(cuda_graphs))
+        if settings != (getattr(self, "fast_path", None), getattr(self, "precision", None), getattr(self, "cuda_graphs", None)):
+            self.fast_path, self.precision, self.cuda_graphs = settings
+            self._graphs = {}
 
     def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, *, batch: int, k: int,
                         risk_mode: str, costmap: Costmap | None, generator=None) -> dict[str, torch.Tensor]:
@@ -186,9 +189,12 @@ class RiskSensitivePlanner:
         p, norm, dev = self.config.planner, self.normalizers, self.device
         start = norm.plan.normalize(start_in_plan_frame(states))
         context = norm.context(states, goals)
+        fast = initial_noise is not None
+        sorted_quantiles = fast and critic_gradient.supports(self.critic)
+        measure = risk_of_sorted if sorted_quantiles else risk_measure
         guidance = RiskGuidance(self.critic, alpha_rows, risk_mode, p.guidance_scale, p.guidance_grad_clip,
-                                p.guidance_on, costmap, p.costmap_weight, norm.plan, states[:, :2])
-        if initial_noise is None:
+                                p.guidance_on, costmap, p.costmap_weight, norm.plan, states[:, :2], sorted_quantiles)
+        if not fast:
             x = ddim_sample(self.denoiser, self.schedule, start, context, self.horizon, guidance, generator)
         else:
             with _autocast(dev, self.precision):
@@ -196,21 +202,24 @@ class RiskSensitivePlanner:
 
         # Select on the clean plans: critic at noise level 0, in standardised return units.
         q_norm = self.critic(x, context, torch.zeros(x.shape[0], device=dev))
-        score = risk_measure(q_norm, alpha_rows, risk_mode)
+        score = measure(q_norm, alpha_rows, risk_mode)
         if costmap is not None and p.costmap_weight > 0:
             score = score - p.costmap_weight * guidance.plan_cost(x)
         chosen = score.view(batch, k).argmax(1)  # [B]
         rows = torch.arange(batch, device=dev) * k + chosen
         quantiles = norm.returns.unnormalize(q_norm)  # [B*K, N] in return units
-        risk_values = risk_measure(quantiles, alpha_rows, risk_mode)
+        risk_values = measure(quantiles, alpha_rows, risk_mode)
         # Clamp to the range of actions in the data set: the IDM is not trusted to extrapolate.
         action = norm.action.unnormalize(self.inverse_dynamics(x[rows, 0], x[rows, 1]).clamp(-1, 1))
         plans = to_world(norm.plan.unnormalize(x), states[:, :2])
         plans[:, 0] = states  # exact, no round-off
         return {"plans": plans, "quantiles": quantiles, "risk_values": risk_values, "chosen": chosen, "action": action}
 
+    def _use_cuda_graphs(self) -> bool:
+        return self.device.type == "cuda" and self.cuda_graphs
+
     def _run_fast(self, inputs: dict, batch: int, k: int, risk_mode: str, costmap: Costmap | None) -> dict:
-        if self.device.type != "cuda" or not self.cuda_graphs:
+        if not self._use_cuda_graphs():
             return self._replan_program(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap)
         grid = None if costmap is None else (tuple(costmap.cost.shape), costmap.resolution, costmap.origin_x, costmap.origin_y)
         key = (batch, k, risk_mode, grid, self.precision, tuple(inputs))
