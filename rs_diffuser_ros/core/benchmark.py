@@ -73,10 +73,10 @@ def plan_difference(planner: RiskSensitivePlanner, fast: bool, precision: str, s
 
 
 def latency_table(planner: RiskSensitivePlanner, candidates, steps_list, guidance, paths, precisions,
-                  repeats: int, time_budget: float) -> list[str]:
-    rows = ["| K | steps | guidance | path | precision | p50 ms | p99 ms | replans/s | peak MB | speed-up | max Δrisk | max Δxy m | same pick |",
-            "|--:|--:|:--|:--|:--|--:|--:|--:|--:|--:|--:|--:|:--|"]
-    print("\n".join(rows), flush=True)
+                  repeats: int, time_budget: float, emit) -> None:
+    """Prints the table row by row through `emit` (so a run cut short still leaves the rows it made)."""
+    emit("| K | steps | guidance | path | precision | p50 ms | p99 ms | replans/s | peak MB | speed-up | max Δrisk | max Δxy m | same pick |")
+    emit("|--:|--:|:--|:--|:--|--:|--:|--:|--:|--:|--:|--:|:--|")
     scale = planner.config.planner.guidance_scale or 1.0
     t_begin = time.perf_counter()
     variants = [(p, q) for p in paths for q in precisions if p == "fast" or q == "fp32"]
@@ -101,10 +101,8 @@ def latency_table(planner: RiskSensitivePlanner, candidates, steps_list, guidanc
                 except Exception as e:  # one failing configuration must not lose the rest of the table
                     traceback.print_exc()
                     row = f"{label} FAILED: {type(e).__name__}: {str(e).splitlines()[0][:120]} | | | | | | | |"
-            rows.append(row)
-            print(row, flush=True)
+            emit(row)
     planner.set_execution()
-    return rows
 
 
 def training_throughput(device: torch.device, steps: int, batch_size: int | None = None) -> str:
@@ -177,25 +175,32 @@ def main(argv=None) -> int:
                else RiskSensitivePlanner.from_config(_default_config_path(), device=args.device))
     if args.guidance_on:
         planner.configure(guidance_on=args.guidance_on)
-    header = [f"device: {device_name(planner.device)}; torch {torch.__version__}",
-              f"model: {'checkpoint ' + args.checkpoint if args.checkpoint else 'random weights from config/model.yaml'}; "
-              f"horizon {planner.horizon}, guidance reads the critic on '{planner.config.planner.guidance_on}', "
-              f"guidance scale {planner.config.planner.guidance_scale}, alpha {ALPHA}, {args.repeats} timed replans per row",
-              f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", ""]
-    print("\n".join(header), flush=True)
-    rows = latency_table(planner, args.candidates, args.ddim_steps, args.guidance, args.paths, args.precision,
-                         args.repeats, args.time_budget)
-    footer = ["", f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"]
+    out = open(args.out, "w") if args.out else None
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+        if out:
+            out.write(line + "\n")
+            out.flush()
+
+    emit(f"device: {device_name(planner.device)}; torch {torch.__version__}  ")
+    emit(f"model: {'checkpoint ' + args.checkpoint if args.checkpoint else 'random weights from config/model.yaml'}; "
+         f"horizon {planner.horizon}, guidance reads the critic on '{planner.config.planner.guidance_on}', "
+         f"guidance scale {planner.config.planner.guidance_scale}, alpha {ALPHA}, {args.repeats} timed replans per row  ")
+    emit(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    emit("")
+    latency_table(planner, args.candidates, args.ddim_steps, args.guidance, args.paths, args.precision,
+                  args.repeats, args.time_budget, emit)
+    emit("")
+    emit(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  ")
     if args.train_steps:
         try:
-            footer.append(training_throughput(planner.device, args.train_steps))
+            emit(training_throughput(planner.device, args.train_steps))
         except Exception as e:
             traceback.print_exc()
-            footer.append(f"training throughput FAILED: {type(e).__name__}: {e}")
-    print("\n".join(footer), flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(header + rows + footer) + "\n")
+            emit(f"training throughput FAILED: {type(e).__name__}: {e}")
+    if out:
+        out.close()
     return 0
 
 
