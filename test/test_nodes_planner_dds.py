@@ -93,7 +93,7 @@ def test_planner_stops_on_silent_or_nan_odometry_and_at_the_goal(nodes, probe, c
     # 2. Valid odometry again: replanning resumes.
     resumed_at = time.monotonic()
     odom_timer.reset()
-    probe.wait_for(lambda: len(probe.messages("plan", since=resumed_at)) >= 2, 30, "replanning to resume")
+    probe.wait_for(lambda: len(probe.messages("plan", since=resumed_at)) >= 2, 30, "replanning to resume", nodes)
 
     # 3. NaN odometry (still arriving on time): zero velocity at once, no replanning.
     mode["odom"] = "nan"
@@ -110,7 +110,7 @@ def test_planner_stops_on_silent_or_nan_odometry_and_at_the_goal(nodes, probe, c
     # 4. A goal where the robot already is: one zero command, then no more replanning.
     mode["odom"] = "valid"
     resumed_at = time.monotonic()
-    probe.wait_for(lambda: len(probe.messages("plan", since=resumed_at)) >= 2, 30, "replanning to resume")
+    probe.wait_for(lambda: len(probe.messages("plan", since=resumed_at)) >= 2, 30, "replanning to resume", nodes)
     goal_at = time.monotonic()
     send_goal(probe, START[:2], nodes)
     probe.wait_for(lambda: "goal reached" in nodes.log(planner), 10, "the planner to see the goal reached")

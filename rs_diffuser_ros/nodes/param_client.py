@@ -12,6 +12,7 @@ node/parameter, 3 the service did not answer in time.
 import argparse
 import os
 import sys
+import time
 
 import rclpy
 import yaml
@@ -19,6 +20,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_TIMEOUT = 1, 2, 3
+RETRY_AFTER_S = 2.0
 
 
 def parse_value(text: str) -> ParameterValue:
@@ -72,14 +74,20 @@ class ParameterClient:
         self._set = node.create_client(SetParameters, f"{self.target}/set_parameters")
 
     def _call(self, client, request):
+        deadline = time.monotonic() + self._timeout_s
         if not client.wait_for_service(timeout_sec=self._timeout_s):
             raise TimeoutError(f"service {client.srv_name} not available after {self._timeout_s:g} s "
                                f"(is node {self.target} running, in this ROS_DOMAIN_ID?)")
-        future = client.call_async(request)
-        rclpy.spin_until_future_complete(self._node, future, timeout_sec=self._timeout_s)
-        if not future.done():
-            raise TimeoutError(f"service {client.srv_name} did not answer within {self._timeout_s:g} s")
-        return future.result()
+        # Right after discovery the service's reply can be lost (its reply writer may not yet
+        # match our reader), so an unanswered request is sent again; get and set are idempotent.
+        while time.monotonic() < deadline:
+            future = client.call_async(request)
+            rclpy.spin_until_future_complete(self._node, future,
+                                             timeout_sec=min(RETRY_AFTER_S, max(0.0, deadline - time.monotonic())))
+            if future.done():
+                return future.result()
+            client.remove_pending_request(future)
+        raise TimeoutError(f"service {client.srv_name} did not answer within {self._timeout_s:g} s")
 
     def get(self, name: str) -> ParameterValue:
         response = self._call(self._get, GetParameters.Request(names=[name]))

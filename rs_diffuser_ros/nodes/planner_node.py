@@ -61,6 +61,7 @@ class PlannerNode(Node):
         self._inputs = threading.Lock()  # input callbacks and the replan timer run on different threads
         self.watchdog = OdometryWatchdog(self.get_parameter("odom_timeout_s").value)
         self.goal = None
+        self._last_stop_cause, self._last_stop_warned = None, -float("inf")  # for the stop warnings
         self.costmap_msg = None
         self._costmap = None  # (inflation radius, core Costmap) built from costmap_msg
 
@@ -157,6 +158,14 @@ class PlannerNode(Node):
     def _stop(self) -> None:
         self.cmd_pub.publish(Twist())
 
+    def _warn_stop(self, why: str) -> None:
+        """Warn at once when the cause changes (stale -> NaN), at most every LOG_THROTTLE_S while it stays."""
+        cause, now = why.split(":")[0], time.monotonic()
+        if cause != self._last_stop_cause or now - self._last_stop_warned >= LOG_THROTTLE_S:
+            self.get_logger().warn(f"zero velocity: {why}")
+            self._last_stop_warned = now
+        self._last_stop_cause = cause
+
     def _replan(self) -> None:
         settings = PlannerSettings.from_node(self)  # one consistent set of values for this replan
         with self._inputs:
@@ -167,9 +176,10 @@ class PlannerNode(Node):
             return  # idle: no goal yet, or the last one was reached (zero velocity already sent)
         if state is None:
             self._stop()
-            self.get_logger().warn(f"zero velocity: {why_not}", throttle_duration_sec=LOG_THROTTLE_S)
+            self._warn_stop(why_not)
             return
         distance = float(np.hypot(*(state[:2] - goal)))
+        self._last_stop_cause = None
         if distance <= settings.goal_tolerance_m:
             self._stop()
             with self._inputs:
