@@ -40,24 +40,31 @@ def device_name(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"
 
 
-def measure(planner: RiskSensitivePlanner, repeats: int, warmup: int = 3) -> tuple[np.ndarray, float]:
-    """Latencies [repeats] in ms of plan() (which ends with a device->host copy, so it is synchronised),
-    and the peak memory in MB (CUDA: allocated during the timed calls; CPU: the process's peak RSS)."""
-    for _ in range(warmup):  # the fast path captures its CUDA graph in the first call
-        planner.plan(STATE, GOAL, ALPHA)
-    if planner.device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(planner.device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        planner.plan(STATE, GOAL, ALPHA)
-        times.append((time.perf_counter() - t0) * 1e3)
-    if planner.device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(planner.device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return np.asarray(times), peak
+def measure(planner: RiskSensitivePlanner, variants: list[tuple[bool, str]], repeats: int, warmup: int = 3):
+    """Latencies [variants, repeats] in ms of plan() (it ends with a device->host copy, so it is synchronised)
+    and the peak memory per variant in MB (CUDA: allocated during its calls; CPU: the process's peak RSS).
+    The variants take turns call by call, so load from other processes on a shared machine hits all alike."""
+    for fast, precision in variants:  # the fast path captures its CUDA graph in its first call
+        planner.set_execution(fast=fast, precision=precision)
+        for _ in range(warmup):
+            planner.plan(STATE, GOAL, ALPHA)
+    cuda = planner.device.type == "cuda"
+    times = np.zeros((len(variants), repeats))
+    peaks = np.zeros(len(variants))
+    for r in range(repeats):
+        for v, (fast, precision) in enumerate(variants):
+            planner.set_execution(fast=fast, precision=precision)
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats(planner.device)
+            t0 = time.perf_counter()
+            planner.plan(STATE, GOAL, ALPHA)
+            times[v, r] = (time.perf_counter() - t0) * 1e3
+            if cuda:
+                peaks[v] = max(peaks[v], torch.cuda.max_memory_allocated(planner.device) / 2**20)
+    if not cuda:
+        peaks[:] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return times, peaks
 
 
 def plan_difference(planner: RiskSensitivePlanner, fast: bool, precision: str, seed: int = 11) -> tuple[float, float, bool]:
@@ -79,29 +86,29 @@ def latency_table(planner: RiskSensitivePlanner, candidates, steps_list, guidanc
     emit("|--:|--:|:--|:--|:--|--:|--:|--:|--:|--:|--:|--:|:--|")
     scale = planner.config.planner.guidance_scale or 1.0
     t_begin = time.perf_counter()
-    variants = [(p, q) for p in paths for q in precisions if p == "fast" or q == "fp32"]
+    variants = [(p == "fast", q) for p in paths for q in precisions if p == "fast" or q == "fp32"]
     for k, steps, guided in itertools.product(candidates, steps_list, guidance):
-        ref_p50 = None
-        for path, precision in variants:
-            label = f"| {k} | {steps} | {guided} | {path} | {precision} |"
-            if time.perf_counter() - t_begin > time_budget:
-                row = f"{label} skipped: time budget {time_budget:.0f} s spent | | | | | | | |"
-            else:
-                try:
-                    planner.configure(candidates=k, ddim_steps=steps, guidance_scale=scale if guided == "on" else 0.0)
-                    fast = path == "fast"
-                    diff = plan_difference(planner, fast, precision) if fast else None
-                    planner.set_execution(fast=fast, precision=precision)
-                    times, peak = measure(planner, repeats)
-                    p50, p99 = np.percentile(times, 50), np.percentile(times, 99)
-                    ref_p50 = p50 if not fast else ref_p50
-                    speedup = f"{ref_p50 / p50:.1f}x" if ref_p50 else "-"
-                    d = f"{diff[0]:.2e} | {diff[1]:.2e} | {'yes' if diff[2] else 'NO'}" if diff else "0 | 0 | (reference)"
-                    row = f"{label} {p50:.2f} | {p99:.2f} | {1e3 / times.mean():.0f} | {peak:.0f} | {speedup} | {d} |"
-                except Exception as e:  # one failing configuration must not lose the rest of the table
-                    traceback.print_exc()
-                    row = f"{label} FAILED: {type(e).__name__}: {str(e).splitlines()[0][:120]} | | | | | | | |"
-            emit(row)
+        labels = [f"| {k} | {steps} | {guided} | {'fast' if fast else 'reference'} | {precision} |"
+                  for fast, precision in variants]
+        if time.perf_counter() - t_begin > time_budget:
+            for label in labels:
+                emit(f"{label} skipped: time budget {time_budget:.0f} s spent | | | | | | | |")
+            continue
+        try:
+            planner.configure(candidates=k, ddim_steps=steps, guidance_scale=scale if guided == "on" else 0.0)
+            diffs = [plan_difference(planner, fast, precision) if fast else None for fast, precision in variants]
+            times, peaks = measure(planner, variants, repeats)
+        except Exception as e:  # one failing configuration must not lose the rest of the table
+            traceback.print_exc()
+            for label in labels:
+                emit(f"{label} FAILED: {type(e).__name__}: {str(e).splitlines()[0][:120]} | | | | | | | |")
+            continue
+        ref_p50 = np.percentile(times[variants.index((False, "fp32"))], 50) if (False, "fp32") in variants else None
+        for label, t, peak, diff in zip(labels, times, peaks, diffs):
+            p50, p99 = np.percentile(t, 50), np.percentile(t, 99)
+            speedup = f"{ref_p50 / p50:.1f}x" if ref_p50 else "-"
+            d = f"{diff[0]:.2e} | {diff[1]:.2e} | {'yes' if diff[2] else 'NO'}" if diff else "0 | 0 | (reference)"
+            emit(f"{label} {p50:.2f} | {p99:.2f} | {1e3 / t.mean():.0f} | {peak:.0f} | {speedup} | {d} |")
     planner.set_execution()
 
 

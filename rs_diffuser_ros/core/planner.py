@@ -57,6 +57,7 @@ class RiskSensitivePlanner:
         self.inverse_dynamics = self.networks["inverse_dynamics"]
         self.normalizers = normalizers.to(self.device)
         self._generator = torch.Generator(self.device).manual_seed(config.planner.seed)
+        self._graphs = {}
         self.set_execution()
         self._rebuild_schedule()
 
@@ -177,10 +178,8 @@ class RiskSensitivePlanner:
             raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
         if precision != "fp32" and not fast:
             raise ValueError("reduced precision is a fast-path option; the reference path is fp32 by definition")
-        settings = (bool(fast), precision, bool(cuda_graphs))
-        if settings != (getattr(self, "fast_path", None), getattr(self, "precision", None), getattr(self, "cuda_graphs", None)):
-            self.fast_path, self.precision, self.cuda_graphs = settings
-            self._graphs = {}
+        # Captured graphs are keyed by precision and stay valid: switching back and forth costs nothing.
+        self.fast_path, self.precision, self.cuda_graphs = bool(fast), precision, bool(cuda_graphs)
 
     def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, *, batch: int, k: int,
                         risk_mode: str, costmap: Costmap | None, generator=None) -> dict[str, torch.Tensor]:
