@@ -170,3 +170,37 @@ def test_bad_files_and_planner_overrides_fail_before_any_episode(tmp_path, capsy
         with pytest.raises(SystemExit):
             main(args + ["--out", str(tmp_path / "x"), "--no-progress"])
         assert message in capsys.readouterr().err
+
+
+def test_killing_the_evaluation_stops_its_workers(tmp_path, short_layout, tiny_checkpoint):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "rs_diffuser_ros.eval", "--checkpoint", str(tiny_checkpoint),
+                             "--layout", str(short_layout), "--settings", "scripted:detour", "--episodes", "5000",
+                             "--workers", "2", "--out", str(tmp_path / "k"), "--no-progress"],
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        workers = []
+        for _ in range(300):  # wait for both spawned workers
+            out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            workers = [int(pid) for pid in out
+                       if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="ignore")]
+            if len(workers) == 2:
+                break
+            time.sleep(0.2)
+        assert len(workers) == 2
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        for pid in workers:
+            for _ in range(50):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.2)
+            assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the killed evaluation"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
+import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -166,15 +168,20 @@ def _load_planner(config: EvalConfig):
     return planner, dataclasses.asdict(planner.config.planner)
 
 
-def _worker_main(config: EvalConfig, tasks, worker_index: int, messages) -> None:
+def _worker_main(config: EvalConfig, tasks, worker_index: int, messages, parent_pid: int) -> None:
     import torch
 
     # One thread per worker: on a shared machine two threads per worker measured ~3x slower
     # per network call (threads spinning on a busy core), and the workers already fill the cores.
     torch.set_num_threads(1)
+
+    def report(outcome: EpisodeOutcome) -> None:
+        if os.getppid() != parent_pid:  # the parent was killed: do not go on computing for no one
+            raise SystemExit(f"evaluation worker {worker_index}: parent process {parent_pid} is gone")
+        messages.put(("episode", outcome.setting))
+
     try:
-        result = run_tasks(config, tasks, on_episode=lambda o: messages.put(("episode", o.setting)),
-                           worker_index=worker_index)
+        result = run_tasks(config, tasks, on_episode=report, worker_index=worker_index)
         messages.put(("done", worker_index, result))
     except BaseException:  # noqa: BLE001 - the parent re-raises it with the worker's traceback
         messages.put(("error", worker_index, traceback.format_exc()))
@@ -221,12 +228,14 @@ def _run_in_processes(config: EvalConfig, worker_tasks, bar) -> list:
 
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(config, tasks, i, messages), daemon=True)
+    procs = [ctx.Process(target=_worker_main, args=(config, tasks, i, messages, os.getpid()), daemon=True)
              for i, tasks in enumerate(worker_tasks)]
-    for p in procs:
-        p.start()
     results, finished = {}, 0
+    # A plain `kill` would skip the clean-up below and leave the workers running: exit properly instead.
+    previous_handler = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
+        for p in procs:
+            p.start()
         while finished < len(procs):
             try:
                 message = messages.get(timeout=5.0)
@@ -244,6 +253,7 @@ def _run_in_processes(config: EvalConfig, worker_tasks, bar) -> list:
             else:
                 raise RuntimeError(f"evaluation worker {message[1]} failed:\n{message[2]}")
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         for p in procs:
             if p.is_alive() and len(results) < len(procs):
                 p.terminate()
