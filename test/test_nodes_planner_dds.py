@@ -1,8 +1,9 @@
 """The planner node over real DDS, in its own process: safety stops and live parameters.
 
-The model here is a real checkpoint with random weights (see make_random_checkpoint): what
-is tested does not depend on what a model learned. Driving to a goal is tested with the
-shipped model in test_nodes_bringup_dds.py.
+The safety stops use a real checkpoint with random weights (see make_random_checkpoint):
+they do not depend on what a model learned. The alpha switch uses the shipped model, whose
+plans from the default layout's start go through the risky passage at alpha = 1 and turn
+to the detour along the top wall at alpha = 0.05.
 """
 import math
 import subprocess
@@ -23,8 +24,10 @@ ODOM_TIMEOUT_S = 0.3
 # A stop must reach /cmd_vel within the odometry time-out plus one replan period plus the
 # time an in-flight replan may still take on this shared 2-core CPU.
 STOP_SLACK_S = 0.8
-START = [1.0, 1.0, 0.0]
-GOAL = [9.0, 7.0]
+# The default layout's task: the straight line from start to goal crosses the risky passage.
+START = [1.5, 4.0, 0.0]
+GOAL = [10.5, 4.0]
+PASSAGE_TOP_Y = 5.1
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +36,11 @@ def checkpoint(tmp_path_factory):
 
 
 def planner_argv(checkpoint, **overrides):
-    params = {"checkpoint": str(checkpoint), "torch_threads": 1, "candidates": 8, "ddim_steps": 4,
-              "odom_timeout_s": ODOM_TIMEOUT_S, "device": "cpu", **overrides}
+    """The planner with config/planner.yaml; checkpoint None: the shipped default model."""
+    params = {"torch_threads": 1, "candidates": 8, "ddim_steps": 4, "odom_timeout_s": ODOM_TIMEOUT_S,
+              "device": "cpu", **overrides}
+    if checkpoint is not None:
+        params["checkpoint"] = str(checkpoint)
     argv = [executable("planner_node"), "--ros-args", "--params-file", str(CONFIG / "planner.yaml")]
     for name, value in params.items():
         argv += ["-p", f"{name}:={value}"]
@@ -133,10 +139,11 @@ def plans_by_stamp(probe, since):
     return pairs
 
 
-def test_alpha_set_at_run_time_changes_the_plan_and_invalid_values_are_refused(nodes, probe, checkpoint, ros_env):
-    # Fixed seed and a robot standing still: every replan at one alpha gives the same plan,
-    # so a different plan after the switch is the switch's doing.
-    planner = nodes.start(planner_argv(checkpoint, alpha=1.0, seed=7), "planner")
+def test_alpha_set_at_run_time_changes_the_plan_and_invalid_values_are_refused(nodes, probe, ros_env):
+    # The shipped model sampling as it was tuned (K = 32, 8 steps); fixed seed and a robot
+    # standing still: every replan at one alpha gives the same plan, so a different plan
+    # after the switch is the switch's doing.
+    planner = nodes.start(planner_argv(None, alpha=1.0, seed=7, candidates=0, ddim_steps=0), "planner")
     probe.record(Path, "plan")
     probe.record(RiskPlan, "risk_plan")
     probe.publish_periodically(Odometry, "odom", lambda: odometry(*START), 0.05)
@@ -156,6 +163,10 @@ def test_alpha_set_at_run_time_changes_the_plan_and_invalid_values_are_refused(n
     assert averse[-1][0].alpha == pytest.approx(0.05) and averse[-1][0].risk_mode == "averse"
     change = float(np.abs(averse[-1][1] - neutral[0][1]).max())
     assert change > 1e-3, "the chosen plan did not change with alpha"
+    # Risk-neutral: straight at the goal into the passage (it spans y 2.9 .. 5.1 from x = 4).
+    assert neutral[0][1][:, 1].max() < PASSAGE_TOP_Y and neutral[0][1][-1, 0] > 4.0
+    # Very cautious: up towards the corridor along the top wall, away from the passage.
+    assert averse[-1][1][:, 1].max() > PASSAGE_TOP_Y + 0.5 and averse[-1][1][-1, 0] < 4.0
 
     for bad, reason in (("0", "(0, 1]"), ("1.5", "out of range")):
         refused = run_param(ros_env, "set", "/planner", "alpha", bad)
