@@ -214,14 +214,10 @@ class PlannerNode(Node):
         return twist
 
 
-def _raise_keyboard_interrupt(*_):
-    raise KeyboardInterrupt
-
-
 def main(args=None) -> int:
     # Our own SIGINT/SIGTERM handling, so the context is still up to send a last zero velocity.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
     try:
         node = PlannerNode()
     except (InvalidParameterValueException, InvalidParameterTypeException) as error:

@@ -234,13 +234,9 @@ class SimNode(Node):
         self.goal_subscribers = count
 
 
-def _raise_keyboard_interrupt(*_):
-    raise KeyboardInterrupt
-
-
 def main(args=None) -> int:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
     try:
         node = SimNode()
     except (risky_nav.LayoutError, ValueError) as error:  # bad layout file/field, bad start/goal, bad parameter
