@@ -167,7 +167,8 @@ def main(argv=None) -> int:
     ap.add_argument("--candidates", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--ddim-steps", type=int, nargs="+", default=[8])
     ap.add_argument("--guidance", nargs="+", default=["on"], choices=["on", "off"])
-    ap.add_argument("--guidance-on", default=None, choices=["noisy", "x0"], help="where guidance reads the critic (default: the model's)")
+    ap.add_argument("--guidance-on", nargs="+", default=None, choices=["noisy", "x0"],
+                    help="where guidance reads the critic; one table each (default: the model's setting)")
     ap.add_argument("--paths", nargs="+", default=["reference", "fast"], choices=["reference", "fast"])
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -180,8 +181,6 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     planner = (RiskSensitivePlanner.from_checkpoint(args.checkpoint, device=args.device) if args.checkpoint
                else RiskSensitivePlanner.from_config(_default_config_path(), device=args.device))
-    if args.guidance_on:
-        planner.configure(guidance_on=args.guidance_on)
     out = open(args.out, "w") if args.out else None
 
     def emit(line: str) -> None:
@@ -192,12 +191,14 @@ def main(argv=None) -> int:
 
     emit(f"device: {device_name(planner.device)}; torch {torch.__version__}  ")
     emit(f"model: {'checkpoint ' + args.checkpoint if args.checkpoint else 'random weights from config/model.yaml'}; "
-         f"horizon {planner.horizon}, guidance reads the critic on '{planner.config.planner.guidance_on}', "
-         f"guidance scale {planner.config.planner.guidance_scale}, alpha {ALPHA}, {args.repeats} timed replans per row  ")
+         f"horizon {planner.horizon}, guidance scale {planner.config.planner.guidance_scale}, alpha {ALPHA}, {args.repeats} timed replans per row  ")
     emit(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     emit("")
-    latency_table(planner, args.candidates, args.ddim_steps, args.guidance, args.paths, args.precision,
-                  args.repeats, args.time_budget, emit)
+    for on in args.guidance_on or [planner.config.planner.guidance_on]:
+        planner.configure(guidance_on=on)
+        emit(f"\nguidance reads the critic on: **{on}**\n")
+        latency_table(planner, args.candidates, args.ddim_steps, args.guidance, args.paths, args.precision,
+                      args.repeats, args.time_budget, emit)
     emit("")
     emit(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  ")
     if args.train_steps:
