@@ -56,6 +56,5 @@ class CriticTailGradient:
                           torch.sigmoid(out[:, 1:]) * self.tail_sums.to(out.dtype)], -1)
         weights = [layer.weight for layer in self.hidden][::-1]
         for z, w in zip(reversed(pre), weights):
-            s = torch.sigmoid(z)
-            grad = (grad @ w) * (s * (1 + z * (1 - s)))  # silu'(z)
+            grad = torch.ops.aten.silu_backward((grad @ w).to(z.dtype), z)  # (grad @ w) * silu'(z), one kernel
         return (grad @ self.w_window).view_as(x)
