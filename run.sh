@@ -73,6 +73,8 @@ build_package() {
   # shellcheck disable=SC1091
   source "$ROOT/install/setup.bash"
   set -u
+  # The package's executables (what `ros2 run` would find) as plain commands: ./run.sh bringup ...
+  export PATH="$ROOT/install/rs_diffuser_ros/lib/rs_diffuser_ros:$PATH"
 }
 
 setup() { setup_venv; activate; mkdir -p "$ROOT/log"; build_package; }

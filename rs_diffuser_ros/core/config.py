@@ -83,7 +83,7 @@ class TrainingConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.995
     ema_start: int = 1000  # copy weights into EMA before this step (Diffuser's step_start_ema)
-    gamma: float = 0.99  # discount of the Monte-Carlo return the critic learns
+    gamma: float = 1.0  # discount of the Monte-Carlo return the critic learns (undiscounted: see docs/method_choices.md)
     critic_clean_fraction: float = 0.25  # share of critic samples seen at noise level 0
     huber_kappa: float = 1.0
     log_every: int = 100
