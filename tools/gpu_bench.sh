@@ -43,7 +43,14 @@ fi
 
 echo "## 2. latency table ($(left) s left)"
 model=()
-[ -f rs_diffuser_ros/models/default.safetensors ] && model=(--checkpoint rs_diffuser_ros/models/default.safetensors)
+ckpt=rs_diffuser_ros/models/default.safetensors
+if [ -f "$ckpt" ]; then
+  if python3 -c "from rs_diffuser_ros.core.planner import RiskSensitivePlanner as P; P.from_checkpoint('$ckpt', device='cpu')"; then
+    model=(--checkpoint "$ckpt")
+  else
+    echo "$ckpt does not load (above): timing random weights of the same size instead"
+  fi
+fi
 budget=$(( $(left) - 45 ))  # the benchmark stops starting rows after this; then the training timing
 sweep=${BENCH_SWEEP:-"--candidates 64 1024 16 256 --ddim-steps 8 4 --repeats 200"}
 # shellcheck disable=SC2086  # $sweep is a list of arguments
