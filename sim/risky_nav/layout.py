@@ -248,11 +248,11 @@ class _Fields:
         return value
 
     def number(self, mapping: dict, key: str, where: str) -> float:
-        value = self.get(mapping, key, where)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        value = _finite_float(self.get(mapping, key, where))
+        if value is None:
             raise LayoutError(f"{self.source}: {self._name(where, key)} must be a finite number, "
-                              f"got {value!r}")
-        return float(value)
+                              f"got {_short(mapping[key])}")
+        return value
 
     def positive(self, mapping: dict, key: str, where: str) -> float:
         value = self.number(mapping, key, where)
@@ -269,10 +269,11 @@ class _Fields:
     def pair(self, mapping: dict, key: str, where: str) -> tuple[float, float]:
         value = self.get(mapping, key, where)
         name = self._name(where, key)
-        if (not isinstance(value, list) or len(value) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-            raise LayoutError(f"{self.source}: {name} must be a list of two numbers [x, y], got {value!r}")
-        return float(value[0]), float(value[1])
+        numbers = [_finite_float(v) for v in value] if isinstance(value, list) else []
+        if len(numbers) != 2 or None in numbers:
+            raise LayoutError(f"{self.source}: {name} must be a list of two finite numbers [x, y], "
+                              f"got {_short(value)}")
+        return numbers[0], numbers[1]
 
     def box(self, value, where: str) -> Box:
         value = self.mapping(value, where)
@@ -281,3 +282,23 @@ class _Fields:
         if sx <= 0 or sy <= 0:
             raise LayoutError(f"{self.source}: {where}.size must be positive, got [{sx}, {sy}]")
         return Box(cx, cy, sx, sy)
+
+
+def _finite_float(value) -> float | None:
+    """value as a float if it is a finite number (not a bool), else None.
+
+    An integer too large for a float (YAML reads 1e400 written without a dot as one) is not finite.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _short(value, limit: int = 80) -> str:
+    """repr of a bad value, cut short: the error names the field, it need not echo a huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
