@@ -70,6 +70,10 @@ class Costmap:
         # which is exactly the OccupancyGrid's extent [origin, origin + size * resolution].
         u = (xy[..., 0] - self.origin_x) / (width * self.resolution) * 2 - 1
         v = (xy[..., 1] - self.origin_y) / (height * self.resolution) * 2 - 1
+        # grid_sample's CPU backward crashes the process (SIGSEGV) on a NaN coordinate, which a
+        # diverged model produces. Beyond +-1 the border padding already gives the edge value
+        # and zero gradient, so clamping there changes nothing for finite positions.
+        u, v = (torch.nan_to_num(c, nan=1.5).clamp(-1.5, 1.5) for c in (u, v))
         grid = torch.stack([u, v], -1).reshape(1, -1, 1, 2)
         out = F.grid_sample(cost[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
         return out.reshape(xy.shape[:-1])

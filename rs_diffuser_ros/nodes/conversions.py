@@ -124,10 +124,38 @@ def occupancy_msg_to_grid(msg: OccupancyGrid):
         raise ValueError(f"costmap data has {len(msg.data)} cells, info says {info.width}x{info.height}")
     if not (math.isfinite(info.resolution) and info.resolution > 0.0):
         raise ValueError(f"costmap info.resolution is {info.resolution}, must be > 0")
+    origin = info.origin.position
+    if not (math.isfinite(origin.x) and math.isfinite(origin.y)):
+        raise ValueError(f"costmap info.origin.position is not finite ({origin.x}, {origin.y})")
     if abs(yaw_from_quaternion(info.origin.orientation)) > 1e-6:
         raise ValueError("costmap info.origin.orientation is rotated; only axis-aligned grids are supported")
     data = np.asarray(msg.data, dtype=np.int8).reshape(info.height, info.width)
-    return data, float(info.resolution), float(info.origin.position.x), float(info.origin.position.y)
+    if data.size and (data.min() < -1 or data.max() > 100):
+        raise ValueError(f"costmap data holds values in [{data.min()}, {data.max()}]; occupancy is -1 or 0..100")
+    return data, float(info.resolution), float(origin.x), float(origin.y)
+
+
+def costmap_bounds(msg: OccupancyGrid, expected_frame: str = ""):
+    """(x_min, y_min, x_max, y_max) the costmap covers, after checking it is well-formed and in our frame."""
+    if expected_frame and msg.header.frame_id and msg.header.frame_id != expected_frame:
+        raise ValueError(f"costmap header.frame_id is '{msg.header.frame_id}', the planner works in '{expected_frame}'")
+    data, resolution, origin_x, origin_y = occupancy_msg_to_grid(msg)
+    return origin_x, origin_y, origin_x + data.shape[1] * resolution, origin_y + data.shape[0] * resolution
+
+
+def outside_bounds(xy, bounds) -> str:
+    """Why point xy lies outside bounds (x_min, y_min, x_max, y_max), or "" inside or when bounds is None."""
+    if bounds is None:
+        return ""
+    x, y = float(xy[0]), float(xy[1])
+    x_min, y_min, x_max, y_max = bounds
+    if x_min <= x <= x_max and y_min <= y <= y_max:
+        return ""
+    return f"({x:.2f}, {y:.2f}) is not in [{x_min:g}, {x_max:g}] x [{y_min:g}, {y_max:g}]"
+
+
+def stamp_seconds(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def occupancy_msg_to_costmap(msg: OccupancyGrid, inflation_radius: float) -> Costmap:

@@ -11,9 +11,12 @@ A thin adapter around rs_diffuser_ros.core.RiskSensitivePlanner. On a timer
   /candidate_plans (MarkerArray)      <- every candidate, coloured by its risk value
   /risk_plan (rs_diffuser_ros/RiskPlan)
 
-Safety rules: stale or invalid odometry -> zero velocity (throttled warning); a failing
-replan -> zero velocity (throttled error), retried on the next tick; goal reached -> zero
-velocity and no replanning until a new goal. Parameter changes (alpha, risk_mode, ...)
+Safety rules: stale or invalid odometry -> zero velocity (throttled warning); odometry out
+of order or far in the past is dropped (so a stream of it goes stale); a costmap that is
+malformed or in another frame is ignored, the previous one kept; robot or goal outside the
+map -> zero velocity; a failing replan -> zero velocity (throttled error), retried on the
+next tick; goal reached -> zero velocity and no replanning until a new goal. Docs:
+docs/ros.md, docs/reliability.md. Parameter changes (alpha, risk_mode, ...)
 apply from the next replan; invalid ones are refused with a reason (planner_params).
 """
 import signal
@@ -38,8 +41,9 @@ from rs_diffuser_ros.core import RiskSensitivePlanner
 from rs_diffuser_ros.msg import RiskPlan
 from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import (InvalidOdometry, action_to_twist, candidates_to_markers,
-                                               occupancy_msg_to_costmap, odometry_to_state, plan_result_to_risk_plan,
-                                               plan_to_path, pose_to_goal)
+                                               costmap_bounds, occupancy_msg_to_costmap, odometry_to_state,
+                                               outside_bounds, plan_result_to_risk_plan, plan_to_path, pose_to_goal,
+                                               stamp_seconds)
 from rs_diffuser_ros.nodes.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.nodes.planner_params import (MODEL_OWN, PlannerSettings, check_parameter,
                                                   declare_planner_parameters, resolve_checkpoint)
@@ -62,7 +66,9 @@ class PlannerNode(Node):
         self.watchdog = OdometryWatchdog(self.get_parameter("odom_timeout_s").value)
         self.goal = None
         self._last_stop_cause, self._last_stop_warned = None, -float("inf")  # for the stop warnings
+        self._warned_at = {}  # input-problem cause -> when it was last warned
         self.costmap_msg = None
+        self.map_bounds = None  # (x_min, y_min, x_max, y_max) of the last valid costmap
         self._costmap = None  # (inflation radius, core Costmap) built from costmap_msg
 
         self.create_subscription(Odometry, topics.ODOM, self._on_odom, 10)
@@ -91,7 +97,7 @@ class PlannerNode(Node):
             if reason is None and parameter.name == "checkpoint":
                 reason = self._load_checkpoint(parameter.value)
             if reason is not None:
-                self.get_logger().warn(f"refused {parameter.name}={parameter.value!r}: {reason}")
+                self.get_logger().warning(f"refused {parameter.name}={parameter.value!r}: {reason}")
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
@@ -121,18 +127,31 @@ class PlannerNode(Node):
 
     # --- inputs ----------------------------------------------------------------------------
     def _on_odom(self, msg: Odometry) -> None:
+        now = time.monotonic()
         try:
             state = odometry_to_state(msg, expected_frame=self.frame)
         except InvalidOdometry as error:
             with self._inputs:
-                self.watchdog.reject(str(error), time.monotonic())
+                self.watchdog.count_arrival(now)
+                self.watchdog.reject(str(error), now)
             return
+        clock_now = self.get_clock().now().nanoseconds * 1e-9
         with self._inputs:
-            self.watchdog.accept(state, time.monotonic())
+            self.watchdog.count_arrival(now)
+            dropped = self.watchdog.check_stamp(stamp_seconds(msg.header.stamp), clock_now, now)
+            if dropped is None:
+                self.watchdog.accept(state, now, stamp_seconds(msg.header.stamp))
+        if dropped is not None:
+            self._warn_throttled(dropped.split(":")[0], f"odometry ignored: {dropped}")
 
     def _on_costmap(self, msg: OccupancyGrid) -> None:
+        try:
+            bounds = costmap_bounds(msg, expected_frame=self.frame)
+        except ValueError as error:  # keep planning with the last good map rather than a wrong one
+            self._warn_throttled(str(error), f"costmap ignored, keeping the previous one: {error}")
+            return
         with self._inputs:
-            self.costmap_msg, self._costmap = msg, None
+            self.costmap_msg, self.map_bounds, self._costmap = msg, bounds, None
         self.get_logger().info(f"costmap received: {msg.info.width}x{msg.info.height} at {msg.info.resolution:g} m")
 
     def _on_goal(self, msg: PoseStamped) -> None:
@@ -158,11 +177,19 @@ class PlannerNode(Node):
     def _stop(self) -> None:
         self.cmd_pub.publish(Twist())
 
+    def _warn_throttled(self, cause: str, message: str) -> None:
+        """At most one warning per cause every LOG_THROTTLE_S (rclpy's throttle is per call site:
+        it would hide a second, different problem behind the first)."""
+        now = time.monotonic()
+        if now - self._warned_at.get(cause, -float("inf")) >= LOG_THROTTLE_S:
+            self._warned_at[cause] = now
+            self.get_logger().warning(message)
+
     def _warn_stop(self, why: str) -> None:
         """Warn at once when the cause changes (stale -> NaN), at most every LOG_THROTTLE_S while it stays."""
         cause, now = why.split(":")[0], time.monotonic()
         if cause != self._last_stop_cause or now - self._last_stop_warned >= LOG_THROTTLE_S:
-            self.get_logger().warn(f"zero velocity: {why}")
+            self.get_logger().warning(f"zero velocity: {why}")
             self._last_stop_warned = now
         self._last_stop_cause = cause
 
@@ -178,6 +205,17 @@ class PlannerNode(Node):
             self._stop()
             self._warn_stop(why_not)
             return
+        with self._inputs:
+            bounds = self.map_bounds
+        if self.watchdog.flooded:
+            self._warn_throttled("odometry flood", f"odometry flood: {self.watchdog.rate_hz:.0f} messages/s; "
+                                 "planning on the latest only")
+        for what, xy in (("robot", state[:2]), ("goal", goal)):
+            why = outside_bounds(xy, bounds)
+            if why:  # the model and the costmap know nothing beyond the map: do not drive there
+                self._stop()
+                self._warn_stop(f"{what} outside the map: {why}")
+                return
         distance = float(np.hypot(*(state[:2] - goal)))
         self._last_stop_cause = None
         if distance <= settings.goal_tolerance_m:

@@ -158,7 +158,7 @@ class SimNode(Node):
             self.last_cmd = twist_to_action(msg)
         except ValueError as error:
             self.last_cmd = np.zeros(2, dtype=np.float32)
-            self.get_logger().warn(f"{error}: driving zero", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"{error}: driving zero", throttle_duration_sec=2.0)
         self.last_cmd_at = time.monotonic()
 
     def _on_goal(self, msg: PoseStamped) -> None:
@@ -169,7 +169,7 @@ class SimNode(Node):
                 return  # our own announcement, or a repeat
             self.env.unwrapped.set_goal(goal)
         except ValueError as error:
-            self.get_logger().warn(f"goal ignored: {error}")
+            self.get_logger().warning(f"goal ignored: {error}")
             return
         self.goal = self.env.unwrapped.goal
         self.goal_reported, self.episode_return = False, 0.0

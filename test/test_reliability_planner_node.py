@@ -1,0 +1,287 @@
+"""The planner node under bad input, bad parameters and faults, in this process (no timing).
+
+A real PlannerNode on a real checkpoint (random weights: nothing here depends on what a
+model learned). Inputs go in through the node's own subscription callbacks and each replan
+is one call of its timer callback, so the tests decide exactly what the node has seen when
+it ticks; /cmd_vel and /plan are recorded as the node hands them to its publishers (they
+are still published). The node's log is read from the process's stderr (capfd).
+
+The planning-step fault is injected two ways: a real one, a checkpoint whose weights have
+diverged (finite, so it loads, but the plans come out NaN) set through the `checkpoint`
+parameter; and a one-off exception from the core (monkeypatched: a transient failure, as a
+CUDA out-of-memory would be) to show the node recovers on the very next tick.
+"""
+import math
+import random
+import time
+
+import numpy as np
+import pytest
+import rclpy
+import torch
+from builtin_interfaces.msg import Time
+from rclpy.parameter import Parameter
+
+from rs_diffuser_ros.core import RiskSensitivePlanner
+from rs_diffuser_ros.core.checkpoint import save_checkpoint
+from rs_diffuser_ros.nodes.conversions import goal_to_pose, grid_to_occupancy_msg, state_to_odometry
+from rs_diffuser_ros.nodes.planner_node import PlannerNode
+from test_nodes_helpers import make_random_checkpoint
+
+START, GOAL = (1.5, 4.0, 0.0), (10.5, 4.0)
+ODOM_TIMEOUT_S = 0.2
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    good = make_random_checkpoint(folder / "random.safetensors")
+    planner = RiskSensitivePlanner.from_checkpoint(good, device="cpu")
+    with torch.no_grad():  # what a training run that blew up leaves behind: huge, still finite weights
+        for network in planner.networks.values():
+            for weight in network.parameters():
+                weight.mul_(1e25)
+    diverged = save_checkpoint(folder / "diverged.safetensors", planner.config, planner.normalizers,
+                               planner.networks)
+    garbage = folder / "garbage.safetensors"
+    garbage.write_bytes(b"\x00not a model" * 64)
+    pickled = folder / "pickled.safetensors"
+    torch.save({"denoiser.w": torch.zeros(1)}, pickled)
+    return {"good": good, "diverged": diverged, "garbage": garbage, "pickled": pickled}
+
+
+class Recorder:
+    """Wraps a publisher: keeps what the node publishes, and still publishes it."""
+
+    def __init__(self, publisher):
+        self.publisher, self.messages = publisher, []
+
+    def publish(self, msg):
+        self.messages.append(msg)
+        self.publisher.publish(msg)
+
+
+@pytest.fixture
+def node(checkpoints):
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=random.randint(120, 230))
+    overrides = {"checkpoint": str(checkpoints["good"]), "candidates": 4, "ddim_steps": 2, "device": "cpu",
+                 "torch_threads": 1, "odom_timeout_s": ODOM_TIMEOUT_S, "seed": 0}
+    planner = PlannerNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    planner.cmd_pub = Recorder(planner.cmd_pub)
+    planner.path_pub = Recorder(planner.path_pub)
+    yield planner
+    planner.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+def now_stamp(node, offset_s=0.0) -> Time:
+    ns = node.get_clock().now().nanoseconds + int(offset_s * 1e9)
+    return Time(sec=ns // 10**9, nanosec=ns % 10**9)
+
+
+def odometry(node, x=START[0], y=START[1], yaw=START[2], stamp=None):
+    return state_to_odometry([x, y, math.sin(yaw), math.cos(yaw), 0.0, 0.0], stamp or now_stamp(node), "odom",
+                             "base_link")
+
+
+def tick(node):
+    """One replan tick; returns (cmd_vel messages, plans) it published."""
+    cmds, plans = len(node.cmd_pub.messages), len(node.path_pub.messages)
+    node._replan()
+    return node.cmd_pub.messages[cmds:], node.path_pub.messages[plans:]
+
+
+def is_zero(twist):
+    return twist.linear.x == 0.0 and twist.angular.z == 0.0
+
+
+def stopped(published):
+    cmds, plans = published
+    return len(cmds) == 1 and is_zero(cmds[0]) and not plans
+
+
+def planned(published):
+    cmds, plans = published
+    return len(cmds) == 1 and len(plans) == 1
+
+
+def default_map(frame="odom", width=240, height=160, resolution=0.05, origin=(0.0, 0.0)):
+    data = np.zeros((height, width), dtype=np.int8)
+    data[0, :] = data[-1, :] = data[:, 0] = data[:, -1] = 100
+    return grid_to_occupancy_msg(data, resolution, *origin, Time(), frame)
+
+
+def driving(node):
+    """The node with a map, a goal and fresh odometry: a tick replans."""
+    node._on_costmap(default_map())
+    node._on_goal(goal_to_pose(GOAL, Time(), "odom"))
+    node._on_odom(odometry(node))
+    assert planned(tick(node))
+    return node
+
+
+# --- bad inputs ------------------------------------------------------------------------------
+
+def test_out_of_order_and_old_odometry_is_dropped_and_then_stops_the_robot(node, capfd):
+    driving(node)
+    newest = now_stamp(node)
+    node._on_odom(odometry(node, x=2.0, stamp=newest))
+    node._on_odom(odometry(node, x=9.0, stamp=now_stamp(node, -0.05)))  # older than the one above
+    state, _ = node.watchdog.current(time.monotonic())
+    assert state[0] == pytest.approx(2.0), "an out-of-order message replaced a newer one"
+    assert "out of order" in capfd.readouterr().err
+    # Only messages from far in the past keep arriving: they refresh nothing, the robot stops.
+    time.sleep(ODOM_TIMEOUT_S + 0.05)
+    node._on_odom(odometry(node, stamp=now_stamp(node, -30.0)))
+    assert stopped(tick(node))
+    log = capfd.readouterr().err
+    assert "far in the past" in log and "odometry is stale" in log
+    # Unstamped odometry (stamp 0: a simple publisher, a test) is used as it comes.
+    node._on_odom(odometry(node, x=3.0, stamp=Time()))
+    assert planned(tick(node))
+
+
+@pytest.mark.parametrize("field,value,warning", [
+    ("pose.pose.position.x", float("nan"), "pose.pose.position.x"),
+    ("twist.twist.angular.z", float("inf"), "twist.twist.angular.z"),
+    ("pose.pose.orientation.w", 0.5, "unit quaternion"),
+])
+def test_invalid_odometry_stops_at_once_naming_the_field(node, capfd, field, value, warning):
+    driving(node)
+    msg = odometry(node)
+    target = msg
+    *parents, leaf = field.split(".")
+    for part in parents:
+        target = getattr(target, part)
+    setattr(target, leaf, value)
+    node._on_odom(msg)
+    assert stopped(tick(node))
+    assert warning in capfd.readouterr().err
+    node._on_odom(odometry(node))
+    assert planned(tick(node)), "valid odometry did not resume planning"
+
+
+@pytest.mark.parametrize("bad_map,warning", [
+    (lambda: default_map(frame="map"), "header.frame_id is 'map'"),
+    (lambda: _with(default_map(), lambda m: setattr(m.info, "width", 200)), "cells, info says 200x160"),
+    (lambda: _with(default_map(), lambda m: setattr(m.info, "resolution", float("nan"))), "info.resolution"),
+    (lambda: _with(default_map(), lambda m: setattr(m.info.origin.position, "x", float("inf"))),
+     "info.origin.position"),
+    (lambda: _with(default_map(), lambda m: m.data.__setitem__(5, 127)), "occupancy is -1 or 0..100"),
+])
+def test_a_malformed_or_foreign_costmap_is_ignored_and_the_previous_one_kept(node, capfd, bad_map, warning):
+    driving(node)
+    kept = node.costmap_msg
+    node._on_costmap(bad_map())
+    assert node.costmap_msg is kept
+    assert warning in capfd.readouterr().err
+    assert planned(tick(node))
+
+
+def _with(msg, change):
+    change(msg)
+    return msg
+
+
+def test_a_goal_outside_the_map_stops_the_robot_until_a_reachable_goal_comes(node, capfd):
+    driving(node)
+    node._on_goal(goal_to_pose((25.0, 4.0), Time(), "odom"))
+    for _ in range(3):
+        assert stopped(tick(node))
+    log = capfd.readouterr().err
+    assert log.count("goal outside the map") == 1, "the warning is not throttled (or missing)"
+    assert "(25.00, 4.00) is not in [0, 12] x [0, 8]" in log
+    node._on_goal(goal_to_pose(GOAL, Time(), "odom"))
+    assert planned(tick(node))
+
+
+def test_a_costmap_of_another_size_that_does_not_cover_the_robot_stops_it(node, capfd):
+    driving(node)
+    node._on_costmap(default_map(width=20, height=20, resolution=0.05))  # 1 m x 1 m at the origin
+    assert stopped(tick(node))
+    assert "robot outside the map" in capfd.readouterr().err
+
+
+def test_goal_in_another_frame_or_not_finite_is_ignored(node, capfd):
+    driving(node)
+    node._on_goal(goal_to_pose((3.0, 3.0), Time(), "map"))
+    bad = goal_to_pose((3.0, 3.0), Time(), "odom")
+    bad.pose.position.y = float("nan")
+    node._on_goal(bad)
+    np.testing.assert_allclose(node.goal, GOAL)
+    log = capfd.readouterr().err
+    assert "goal header.frame_id is 'map'" in log and "not finite" in log
+
+
+# --- bad parameters ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,value,reason", [
+    ("alpha", "high", "type"),
+    ("candidates", 2.5, "type"),
+    ("candidates", 5000, "range"),
+    ("ddim_steps", 10_000, "range"),
+    ("odom_timeout_s", 0.0, "range"),
+    ("guidance_scale", -0.5, "-1 for the model's own"),
+    ("checkpoint", "/nonexistent/model.safetensors", "does not exist"),
+])
+def test_bad_parameter_values_are_refused_with_a_reason_and_the_old_value_kept(node, name, value, reason):
+    old = node.get_parameter(name).value
+    result = node.set_parameters([Parameter(name, value=value)])[0]
+    assert not result.successful and reason in result.reason.lower() + result.reason, result.reason
+    assert node.get_parameter(name).value == old
+
+
+@pytest.mark.parametrize("which,reason", [("garbage", "not a readable safetensors checkpoint"),
+                                          ("pickled", "not a readable safetensors checkpoint")])
+def test_a_corrupt_or_pickled_checkpoint_is_refused_and_the_running_model_kept(node, checkpoints, which, reason):
+    driving(node)
+    running = node.planner
+    result = node.set_parameters([Parameter("checkpoint", value=str(checkpoints[which]))])[0]
+    assert not result.successful and reason in result.reason and str(checkpoints[which]) in result.reason
+    assert node.planner is running and node.get_parameter("checkpoint").value == str(checkpoints["good"])
+    assert planned(tick(node))
+
+
+def test_start_up_type_error_names_the_parameter(checkpoints):
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=random.randint(120, 230))
+    try:
+        with pytest.raises(Exception) as error:
+            PlannerNode(context=context, parameter_overrides=[Parameter("checkpoint", value=str(checkpoints["good"])),
+                                                              Parameter("alpha", value="high")])
+        assert "alpha" in str(error.value)
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+# --- faults in the planning step ---------------------------------------------------------------
+
+def test_a_diverged_model_stops_the_robot_every_tick_and_a_good_one_resumes(node, checkpoints, capfd):
+    driving(node)
+    result = node.set_parameters([Parameter("checkpoint", value=str(checkpoints["diverged"]))])[0]
+    assert result.successful, "a finite (if huge) model file is a valid file"
+    for _ in range(3):
+        assert stopped(tick(node))
+    log = capfd.readouterr().err
+    assert "replan failed, zero velocity" in log and "not finite" in log
+    assert log.count("replan failed") == 1, "the error is not throttled"
+    assert node.set_parameters([Parameter("checkpoint", value=str(checkpoints["good"]))])[0].successful
+    assert planned(tick(node))
+
+
+def test_a_one_off_exception_in_the_core_stops_the_robot_and_the_next_tick_plans(node, capfd, monkeypatch):
+    driving(node)
+    real_plan, calls = node.planner.plan, []
+
+    def plan_failing_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory (a transient failure)")
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(node.planner, "plan", plan_failing_once)
+    assert stopped(tick(node))
+    assert "replan failed, zero velocity: RuntimeError: CUDA out of memory" in capfd.readouterr().err
+    assert planned(tick(node))
+    assert len(calls) == 2
