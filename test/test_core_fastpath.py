@@ -24,6 +24,9 @@ from rs_diffuser_ros.core.risk import risk_measure
 STATE = np.array([1.5, 4.0, 0.3, 0.95, 0.4, 0.1], np.float32)
 GOAL = np.array([10.5, 4.0], np.float32)
 FP32_TOL = 1e-4
+# On CUDA, "fp32" convolutions run in TF32 by default (cuDNN), and the captured graph may pick
+# other kernels than the eager reference: measured 3e-4 apart on an H200 (risk values ~0.6).
+CUDA_FP32_TOL = 1e-3
 REDUCED_TOL = {"fp16": 1e-2, "bf16": 6e-2}
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run by tools/gpu_bench.sh)")
 
@@ -141,7 +144,7 @@ def test_cuda_graph_replan_matches_the_reference_and_refills_its_inputs():
         fasts = [p.plan_batch(**c) for c in calls + calls]  # the second round replays the captured graph
     assert len(p._graphs) == 1 and isinstance(next(iter(p._graphs.values())), CapturedProgram)
     for ref, fast in zip(refs + refs, fasts):
-        assert_same_plans(ref, fast, FP32_TOL)
+        assert_same_plans(ref, fast, CUDA_FP32_TOL)
 
 
 @cuda
@@ -160,7 +163,7 @@ def test_cuda_graph_with_a_costmap_reads_each_calls_grid():
         fasts = [p.plan_batch(STATE[None], GOAL[None], 0.1, costmap=c, seed=4) for c in costmaps]
     assert len(p._graphs) == 1  # one grid shape: one graph, its cost buffer refilled
     for ref, fast in zip(refs, fasts):
-        assert_same_plans(ref, fast, FP32_TOL)
+        assert_same_plans(ref, fast, CUDA_FP32_TOL)
 
 
 @cuda
