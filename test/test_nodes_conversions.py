@@ -154,3 +154,23 @@ def test_twist_is_clipped_and_non_finite_refused():
     with pytest.raises(ValueError, match="not finite"):
         conv.action_to_twist([float("nan"), 0.0], 1.0, 1.0)
     np.testing.assert_allclose(conv.twist_to_action(twist), [0.5, -1.0])
+
+
+def test_costmap_bounds_check_frame_values_and_origin():
+    msg = conv.grid_to_occupancy_msg(np.zeros((4, 8)), 0.5, -1.0, 2.0, STAMP, "odom")
+    assert conv.costmap_bounds(msg, expected_frame="odom") == (-1.0, 2.0, 3.0, 4.0)
+    with pytest.raises(ValueError, match="header.frame_id is 'map'"):
+        conv.costmap_bounds(conv.grid_to_occupancy_msg(np.zeros((4, 8)), 0.5, 0, 0, STAMP, "map"), "odom")
+    msg.data[3] = 120
+    with pytest.raises(ValueError, match="occupancy is -1 or 0..100"):
+        conv.costmap_bounds(msg)
+    msg = conv.grid_to_occupancy_msg(np.zeros((4, 8)), 0.5, float("nan"), 0.0, STAMP, "odom")
+    with pytest.raises(ValueError, match="info.origin.position"):
+        conv.costmap_bounds(msg)
+
+
+def test_outside_bounds_names_the_point_and_the_map():
+    bounds = (0.0, 0.0, 12.0, 8.0)
+    assert conv.outside_bounds((12.0, 0.0), bounds) == "" and conv.outside_bounds((5, 5), None) == ""
+    assert conv.outside_bounds((12.5, 4.0), bounds) == "(12.50, 4.00) is not in [0, 12] x [0, 8]"
+    assert conv.outside_bounds((float("nan"), 4.0), bounds)

@@ -1,0 +1,146 @@
+"""Reliability over real DDS, nodes in separate processes: a 1 kHz odometry flood, and each node
+killed (SIGKILL, as a crash would) and restarted under the other one.
+
+A real checkpoint with random weights and small sampling settings (K = 4, 2 steps) keeps
+the replans short; nothing here depends on what a model learned.
+"""
+import math
+import os
+import signal
+import threading
+import time
+
+import pytest
+from nav_msgs.msg import Odometry, Path
+from geometry_msgs.msg import Twist
+
+from rs_diffuser_ros.nodes.conversions import state_to_odometry
+from test_nodes_helpers import CONFIG, executable, make_random_checkpoint, nodes, probe, ros_env  # noqa: F401
+from test_nodes_planner_dds import send_goal
+
+pytestmark = pytest.mark.timeout(180)
+
+REPLAN_RATE_HZ = 5.0
+ODOM_TIMEOUT_S = 0.3
+STOP_SLACK_S = 0.8  # replan period + an in-flight replan on the shared 2-core CPU
+START, GOAL = (3.0, 4.0, 0.0), (10.5, 4.0)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_random_checkpoint(tmp_path_factory.mktemp("model") / "random.safetensors")
+
+
+def planner_argv(checkpoint):
+    params = {"checkpoint": str(checkpoint), "candidates": 4, "ddim_steps": 2, "torch_threads": 1, "device": "cpu",
+              "replan_rate_hz": REPLAN_RATE_HZ, "odom_timeout_s": ODOM_TIMEOUT_S}
+    argv = [executable("planner_node"), "--ros-args", "--params-file", str(CONFIG / "planner.yaml")]
+    return argv + [a for name, value in params.items() for a in ("-p", f"{name}:={value}")]
+
+
+def sim_argv():
+    params = {"seed": 1, "real_time_factor": 2.0, "start": list(START), "goal": list(GOAL)}
+    argv = [executable("sim_node"), "--ros-args", "--params-file", str(CONFIG / "sim.yaml")]
+    return argv + [a for name, value in params.items() for a in ("-p", f"{name}:={value}")]
+
+
+def is_zero(twist):
+    return twist.linear.x == 0.0 and twist.angular.z == 0.0
+
+
+def test_planner_keeps_its_rate_under_a_1khz_odometry_flood(nodes, probe, checkpoint):
+    planner = nodes.start(planner_argv(checkpoint), "planner")
+    probe.record(Twist, "cmd_vel")
+    probe.record(Path, "plan")
+    publisher = probe.node.create_publisher(Odometry, "odom", 10)
+
+    def odometry():
+        return state_to_odometry([*START[:2], math.sin(START[2]), math.cos(START[2]), 0.0, 0.0],
+                                 probe.node.get_clock().now().to_msg(), "odom", "base_link")
+
+    _, calm = probe.publish_periodically(Odometry, "odom", odometry, 0.05)
+    send_goal(probe, GOAL, nodes)
+    probe.wait_for(lambda: len(probe.messages("plan")) >= 3, 60, "replans on 20 Hz odometry", nodes)
+    calm.cancel()
+
+    sent, stop = [0], threading.Event()
+
+    def flood():  # 1 kHz from a thread of its own, paced against the clock
+        next_at = time.monotonic()
+        while not stop.is_set():
+            publisher.publish(odometry())
+            sent[0] += 1
+            next_at += 0.001
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    began = time.monotonic()
+    flooder.start()
+    time.sleep(6.0)
+    stop.set()
+    flooder.join(timeout=2.0)
+    ended = time.monotonic()
+    measured_from = began + 1.0  # the first second: the flood ramps up, a replan may be in flight
+    rate_sent = sent[0] / (ended - began)
+    assert rate_sent > 700, f"the test only managed {rate_sent:.0f} Hz of odometry"
+    commands = probe.messages("cmd_vel", since=measured_from)
+    commands = [m for t, m in commands if t <= ended]
+    plans = [t for t, _ in probe.messages("plan", since=measured_from) if t <= ended]
+    window = ended - measured_from
+    assert len(commands) >= 0.5 * REPLAN_RATE_HZ * window, \
+        f"{len(commands)} /cmd_vel in {window:.1f} s under a {rate_sent:.0f} Hz flood; log:\n{nodes.log(planner)[-2000:]}"
+    assert len(plans) >= 0.5 * REPLAN_RATE_HZ * window, "the planner stopped replanning under the flood"
+    assert "odometry flood" in nodes.log(planner)
+    assert planner.poll() is None
+
+
+def kill(nodes, proc):
+    """SIGKILL a node's process group (a crash: no last zero command, no clean DDS goodbye)."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    nodes.procs.remove(proc)
+
+
+def test_sim_restarted_under_the_planner_and_planner_restarted_under_the_sim(nodes, probe, checkpoint):
+    probe.record(Twist, "cmd_vel")
+    probe.record(Path, "plan")
+    probe.record(Odometry, "odom")
+    sim = nodes.start(sim_argv(), "sim")
+    planner = nodes.start(planner_argv(checkpoint), "planner")
+    probe.wait_for(lambda: len(probe.messages("plan")) >= 3, 90, "the planner to drive the sim", nodes)
+
+    # 1. The sim dies: odometry stops, the planner stops the robot and stops replanning.
+    kill(nodes, sim)
+    died = time.monotonic()
+    time.sleep(ODOM_TIMEOUT_S + STOP_SLACK_S + 0.5)
+    after = probe.messages("cmd_vel", since=died)
+    late = died + ODOM_TIMEOUT_S + STOP_SLACK_S
+    assert after and any(is_zero(m) for _, m in after), "no zero /cmd_vel after the sim died"
+    assert all(is_zero(m) for t, m in after if t > late)
+    assert not probe.messages("plan", since=late)
+    assert "odometry is stale" in nodes.log(planner)
+
+    # 2. A new sim: the planner takes its odometry, latched map and announced goal, and drives again.
+    restarted = time.monotonic()
+    nodes.start(sim_argv(), "sim2")
+    probe.wait_for(lambda: len(probe.messages("plan", since=restarted)) >= 3, 60, "replanning with the new sim", nodes)
+    assert nodes.log(planner).count("costmap received") >= 2
+    assert planner.poll() is None
+
+    # 3. The planner dies: the sim runs on and brakes once its last command is stale.
+    kill(nodes, planner)
+    died = time.monotonic()
+    time.sleep(2.0)
+    odom_after = [m for t, m in probe.messages("odom", since=died + 1.5)]
+    assert odom_after, "the sim stopped publishing when the planner died"
+    assert all(abs(m.twist.twist.linear.x) < 1e-3 and abs(m.twist.twist.angular.z) < 1e-3 for m in odom_after), \
+        "the sim kept driving on a dead planner's last command"
+
+    # 4. A new planner under the running sim: it gets map and goal (re-announced to the new
+    # subscriber) and drives again.
+    restarted = time.monotonic()
+    new_planner = nodes.start(planner_argv(checkpoint), "planner2")
+    probe.wait_for(lambda: len(probe.messages("plan", since=restarted)) >= 3, 90, "the new planner to replan", nodes)
+    log = nodes.log(new_planner)
+    assert "costmap received" in log and "new goal (10.50, 4.00)" in log
+    nodes.assert_running()
