@@ -257,6 +257,10 @@ class RiskyNavEnv(gym.Env):
         if point.shape[0] not in allowed or not np.all(np.isfinite(point)):
             raise ValueError(f"reset options[{name!r}] must be {' or '.join(map(str, allowed))} finite "
                              f"numbers, got {value!r}")
+        if not (0.0 <= point[0] <= self.layout.width and 0.0 <= point[1] <= self.layout.height):
+            # is_free alone would pass it: beyond the walls nothing is close enough to collide with.
+            raise ValueError(f"reset options[{name!r}] = ({point[0]:.2f}, {point[1]:.2f}) is outside the map "
+                             f"[0, {self.layout.width:g}] x [0, {self.layout.height:g}] of layout {self.layout.name!r}")
         if not self.layout.is_free(point[0], point[1]):
             raise ValueError(f"reset options[{name!r}] = ({point[0]:.2f}, {point[1]:.2f}) is not free: "
                              f"the robot (radius {self.layout.robot.radius} m) would overlap a wall or "
