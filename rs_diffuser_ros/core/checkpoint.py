@@ -75,6 +75,9 @@ def read_checkpoint(path: str | Path) -> tuple[CoreConfig, Normalizers, dict[str
         name, _, param = key.partition(".")
         if name not in state_dicts:
             raise CheckpointError(f"{path}: unexpected tensor '{key}' (networks are {NETWORK_NAMES})")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            # Such a model plans NaN every time: refuse it at load, where the old model can be kept.
+            raise CheckpointError(f"{path}: tensor '{key}' holds NaN or inf (a diverged or damaged training run)")
         state_dicts[name][param] = value
     return config, normalizers, state_dicts, metadata
 
