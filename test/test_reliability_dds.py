@@ -90,7 +90,8 @@ def test_planner_keeps_its_rate_under_a_1khz_odometry_flood(nodes, probe, checkp
     print(f"flood: {rate_sent:.0f} Hz odometry sent; {len(commands) / window:.2f} Hz /cmd_vel and "
           f"{len(plans) / window:.2f} Hz plans over {window:.1f} s (replan_rate_hz {REPLAN_RATE_HZ:g})")
     assert len(commands) >= 0.5 * REPLAN_RATE_HZ * window, \
-        f"{len(commands)} /cmd_vel in {window:.1f} s under a {rate_sent:.0f} Hz flood; log:\n{nodes.log(planner)[-2000:]}"
+        f"{len(commands)} /cmd_vel in {window:.1f} s under a {rate_sent:.0f} Hz flood; " \
+        f"log:\n{nodes.log(planner)[-2000:]}"
     assert len(plans) >= 0.5 * REPLAN_RATE_HZ * window, "the planner stopped replanning under the flood"
     assert "odometry flood" in nodes.log(planner)
     assert planner.poll() is None

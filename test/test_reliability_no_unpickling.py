@@ -48,4 +48,5 @@ def test_the_scan_finds_what_it_looks_for():
     code = ("import pickle\nimport torch, numpy as np, yaml\ntorch.load(p)\ntorch.load(p, weights_only=True)\n"
             "np.load(p)\nyaml.load(s)\nyaml.safe_load(s)\n")
     assert [what for _, what in unsafe_calls(ast.parse(code))] == [
-        "import pickle", "torch.load without weights_only=True", "np.load without allow_pickle=False", "yaml.load (use yaml.safe_load)"]
+        "import pickle", "torch.load without weights_only=True", "np.load without allow_pickle=False",
+        "yaml.load (use yaml.safe_load)"]
