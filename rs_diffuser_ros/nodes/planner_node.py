@@ -71,7 +71,7 @@ class PlannerNode(Node):
         self.map_bounds = None  # (x_min, y_min, x_max, y_max) of the last valid costmap
         self._costmap = None  # (inflation radius, core Costmap) built from costmap_msg
 
-        self.create_subscription(Odometry, topics.ODOM, self._on_odom, 10)
+        self.create_subscription(Odometry, topics.ODOM, self._on_odom, topics.ODOM_IN)
         self.create_subscription(OccupancyGrid, topics.COSTMAP, self._on_costmap, topics.LATCHED)
         self.create_subscription(PoseStamped, topics.GOAL, self._on_goal, 10)
         self.cmd_pub = self.create_publisher(Twist, topics.CMD_VEL, 10)

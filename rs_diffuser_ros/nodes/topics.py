@@ -14,6 +14,10 @@ RISK_PLAN = "risk_plan"
 RISKY_REGIONS = "risky_regions"
 SIM_EVENTS = "sim_events"
 
+# Odometry into the planner: only the newest state matters to a replanning controller, so keep
+# one message (a flood cannot queue up stale states) and take it best effort (matches reliable
+# and best-effort odometry publishers alike).
+ODOM_IN = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 # Published once and kept for late subscribers (map_server's convention): costmap, risky regions.
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 # The event log keeps its recent history too: the "start" event goes out before anyone listens.
