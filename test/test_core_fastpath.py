@@ -25,8 +25,10 @@ STATE = np.array([1.5, 4.0, 0.3, 0.95, 0.4, 0.1], np.float32)
 GOAL = np.array([10.5, 4.0], np.float32)
 FP32_TOL = 1e-4
 # On CUDA, "fp32" convolutions run in TF32 by default (cuDNN), and the captured graph may pick
-# other kernels than the eager reference: measured 3e-4 apart on an H200 (risk values ~0.6).
+# other kernels than the eager reference: measured 3e-4 apart on an H200 for risk values ~0.6
+# and 1.2e-3 for values ~5 (relative 2.3e-4, about TF32's 10-bit mantissa): hence absolute + relative.
 CUDA_FP32_TOL = 1e-3
+CUDA_FP32_RTOL = 1e-3
 REDUCED_TOL = {"fp16": 1e-2, "bf16": 6e-2}
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run by tools/gpu_bench.sh)")
 
@@ -47,9 +49,9 @@ def reference_and_fast(p: RiskSensitivePlanner, precision="fp32", **plan_args):
     return ref, p.plan_batch(**plan_args)
 
 
-def assert_same_plans(ref, fast, tol):
+def assert_same_plans(ref, fast, tol, rtol=0.0):
     for r, f in zip(ref, fast):
-        np.testing.assert_allclose(f.risk_values, r.risk_values, atol=tol, rtol=0)
+        np.testing.assert_allclose(f.risk_values, r.risk_values, atol=tol, rtol=rtol)
         np.testing.assert_allclose(f.candidates, r.candidates, atol=50 * tol, rtol=0)
         assert f.chosen_index == r.chosen_index
         np.testing.assert_allclose(f.action, r.action, atol=50 * tol)
@@ -144,7 +146,7 @@ def test_cuda_graph_replan_matches_the_reference_and_refills_its_inputs():
         fasts = [p.plan_batch(**c) for c in calls + calls]  # the second round replays the captured graph
     assert len(p._graphs) == 1 and isinstance(next(iter(p._graphs.values())), CapturedProgram)
     for ref, fast in zip(refs + refs, fasts):
-        assert_same_plans(ref, fast, CUDA_FP32_TOL)
+        assert_same_plans(ref, fast, CUDA_FP32_TOL, CUDA_FP32_RTOL)
 
 
 @cuda
@@ -163,7 +165,7 @@ def test_cuda_graph_with_a_costmap_reads_each_calls_grid():
         fasts = [p.plan_batch(STATE[None], GOAL[None], 0.1, costmap=c, seed=4) for c in costmaps]
     assert len(p._graphs) == 1  # one grid shape: one graph, its cost buffer refilled
     for ref, fast in zip(refs, fasts):
-        assert_same_plans(ref, fast, CUDA_FP32_TOL)
+        assert_same_plans(ref, fast, CUDA_FP32_TOL, CUDA_FP32_RTOL)
 
 
 @cuda
