@@ -48,7 +48,7 @@ class ModelConfig:
 @dataclass
 class PlannerConfig:
     candidates: int = 32  # K plans sampled in one batch per replan
-    ddim_steps: int = 8
+    ddim_steps: int = 4
     ddim_eta: float = 0.0  # 0: deterministic DDIM; 1: DDPM-like stochastic steps
     guidance_scale: float = 1.0  # in normalised units (returns standardised, states in [-1, 1])
     guidance_grad_clip: float = 1.0  # max RMS (per plan element) of the guidance gradient
