@@ -88,6 +88,8 @@ shift || true
 case "$cmd" in
   setup) log "ready: $VENV, package built into $ROOT/install" ;;
   demo) exec python -m rs_diffuser_ros.demo "$@" ;;
-  test) exec python -m pytest "$ROOT/test" "$@" ;;
+  # Tests kill node processes on purpose; over loopback UDP no Fast DDS shared-memory segments
+  # of killed processes are left behind to slow later tests' delivery (seen here).
+  test) FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-UDPv4}" exec python -m pytest "$ROOT/test" "$@" ;;
   *) exec "$cmd" "$@" ;;
 esac
