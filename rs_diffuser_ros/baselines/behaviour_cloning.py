@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
+
+from rs_diffuser_ros.core.checkpoint import read_safetensors
 
 FORMAT = "rs_diffuser_ros.baselines.behaviour_cloning/1"
 OBS_DIM, ACTION_DIM = 8, 2
@@ -130,12 +131,7 @@ def load(path: str | Path) -> BehaviourCloningPolicy:
     if not path.is_file():
         raise BehaviourCloningError(f"{path}: no such behaviour-cloning checkpoint (train one with "
                                     f"python -m rs_diffuser_ros.baselines.behaviour_cloning --dataset ... --out ...)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise BehaviourCloningError(f"{path}: not a readable safetensors file ({e})") from e
+    metadata, tensors = read_safetensors(path, BehaviourCloningError, "file")
     if metadata.get("format") != FORMAT:
         raise BehaviourCloningError(f"{path}: metadata field 'format' is {metadata.get('format')!r}, expected {FORMAT!r}")
     try:

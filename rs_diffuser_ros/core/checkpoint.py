@@ -42,19 +42,25 @@ def save_checkpoint(path: str | Path, config: CoreConfig, normalizers: Normalize
     return path
 
 
+def read_safetensors(path: Path, error: type[Exception], kind: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a safetensors file, loaded without unpickling anything; a file that is
+    not one raises `error` naming the path and saying it is not a readable safetensors `kind`."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return metadata, load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise error(f"{path}: not a readable safetensors {kind} ({e})") from e
+
+
 def read_checkpoint(path: str | Path) -> tuple[CoreConfig, Normalizers, dict[str, dict[str, torch.Tensor]], dict[str, str]]:
     """-> (config, normalizers, {network: state_dict}, metadata). Raises CheckpointError naming the problem."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from e
+    metadata, tensors = read_safetensors(path, CheckpointError, "checkpoint")
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: metadata field 'format' is {metadata.get('format')!r}, expected {FORMAT!r}")
     for field in ("config", "normalizers"):
