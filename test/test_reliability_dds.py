@@ -48,11 +48,6 @@ def is_zero(twist):
     return twist.linear.x == 0.0 and twist.angular.z == 0.0
 
 
-# Known defect, reported rather than hidden: on this 2-core machine the single-threaded executor
-# keeps its 5 Hz control rate under a 1 kHz flood only some of the time (4.2 Hz measured once;
-# 0-3 /cmd_vel in 5 s in three runs at the end of 2026-11-26, with depth 1 and depth 10 QoS).
-# Fix to come: take odometry on its own callback group / thread. Not strict: a pass shows as XPASS.
-@pytest.mark.xfail(reason="planner drops below its control rate under a 1 kHz odometry flood on 2 cores", strict=False)
 def test_planner_keeps_its_rate_under_a_1khz_odometry_flood(nodes, probe, checkpoint):
     planner = nodes.start(planner_argv(checkpoint), "planner")
     probe.record(Twist, "cmd_vel")
@@ -94,10 +89,10 @@ def test_planner_keeps_its_rate_under_a_1khz_odometry_flood(nodes, probe, checkp
     window = ended - measured_from
     print(f"flood: {rate_sent:.0f} Hz odometry sent; {len(commands) / window:.2f} Hz /cmd_vel and "
           f"{len(plans) / window:.2f} Hz plans over {window:.1f} s (replan_rate_hz {REPLAN_RATE_HZ:g})")
-    assert len(commands) >= 0.5 * REPLAN_RATE_HZ * window, \
+    assert len(commands) >= 0.8 * REPLAN_RATE_HZ * window, \
         f"{len(commands)} /cmd_vel in {window:.1f} s under a {rate_sent:.0f} Hz flood; " \
         f"log:\n{nodes.log(planner)[-2000:]}"
-    assert len(plans) >= 0.5 * REPLAN_RATE_HZ * window, "the planner stopped replanning under the flood"
+    assert len(plans) >= 0.8 * REPLAN_RATE_HZ * window, "the planner stopped replanning under the flood"
     assert "odometry flood" in nodes.log(planner)
     assert planner.poll() is None
 
