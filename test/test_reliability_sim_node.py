@@ -63,3 +63,17 @@ def test_a_goal_in_another_frame_is_ignored(sim, capfd):
     np.testing.assert_allclose(sim.env.unwrapped.goal, GOAL)
     assert "goal header.frame_id is 'map'" in capfd.readouterr().err
     assert not math.isnan(sim.obs[0])
+
+
+def test_the_time_limit_counts_from_each_new_goal(sim):
+    """A goal set late in a run gets the layout's whole time limit, not what is left of the first one."""
+    events = []
+    sim._event = lambda kind, **fields: events.append(kind)
+    limit = sim.env.unwrapped.max_episode_steps
+    drive(sim, 0.0, 0.0, limit - 5)
+    sim._on_goal(goal_to_pose([10.5, 2.0], Time(), "odom"))
+    assert events == ["new_goal"]
+    drive(sim, 0.0, 0.0, limit - 1)
+    assert "time_limit" not in events, "the new goal's time limit ran out early"
+    drive(sim, 0.0, 0.0, 1)
+    assert events[-1] == "time_limit"

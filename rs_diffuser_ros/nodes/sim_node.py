@@ -123,6 +123,7 @@ class SimNode(Node):
         self.obs, _ = self.env.reset(seed=None if p["seed"] < 0 else p["seed"], options=options)
         self.goal = self.env.unwrapped.goal
         self.step_count = 0
+        self.goal_step = 0  # step_count when the current goal was set: its time limit counts from there
         self.episode_return = 0.0
         self.in_region = False
         self.touching = False
@@ -172,7 +173,8 @@ class SimNode(Node):
             self.get_logger().warning(f"goal ignored: {error}")
             return
         self.goal = self.env.unwrapped.goal
-        self.goal_reported, self.episode_return = False, 0.0
+        self.goal_reported, self.time_limit_reported, self.episode_return = False, False, 0.0
+        self.goal_step = self.step_count
         self._event("new_goal", goal=[float(g) for g in self.goal])
 
     def _step(self) -> None:
@@ -199,7 +201,7 @@ class SimNode(Node):
             self.goal_reported = True
             self._event("goal_reached", episode_return=self.episode_return)
         if (not self.time_limit_reported and not self.goal_reported
-                and self.step_count >= self.env.unwrapped.max_episode_steps):
+                and self.step_count - self.goal_step >= self.env.unwrapped.max_episode_steps):
             self.time_limit_reported = True
             self._event("time_limit", episode_return=self.episode_return)
 
