@@ -11,6 +11,7 @@ diverged (finite, so it loads, but the plans come out NaN) set through the `chec
 parameter; and a one-off exception from the core (monkeypatched: a transient failure, as a
 CUDA out-of-memory would be) to show the node recovers on the very next tick.
 """
+import dataclasses
 import math
 import random
 import time
@@ -122,6 +123,29 @@ def driving(node):
     node._on_odom(odometry(node))
     assert planned(tick(node))
     return node
+
+
+def test_the_speed_limit_shrinks_on_the_final_approach(node, monkeypatch):
+    """Near the goal the command is capped at max_linear_speed x distance / approach_slowdown_m.
+
+    The random model's own actions are slow, so each real plan's action is replaced by full
+    speed ahead (as a trained model gives far from the goal): what is left to bound it is the cap.
+    """
+    real_plan = node.planner.plan
+    monkeypatch.setattr(node.planner, "plan", lambda *a, **k: dataclasses.replace(
+        real_plan(*a, **k), action=np.array([2.0, 0.0], dtype=np.float32)))
+    node.set_parameters([Parameter("max_linear_speed", value=1.0), Parameter("approach_slowdown_m", value=0.6),
+                         Parameter("min_approach_speed", value=0.1)])
+    node._on_costmap(default_map())
+    node._on_goal(goal_to_pose(GOAL, Time(), "odom"))
+    for distance, limit in ((3.0, 1.0), (0.5, 0.5 / 0.6), (0.31, 0.31 / 0.6)):
+        node._on_odom(odometry(node, x=GOAL[0] - distance, y=GOAL[1]))
+        cmds, plans = tick(node)
+        assert len(cmds) == 1 and len(plans) == 1
+        assert cmds[0].linear.x == pytest.approx(limit, rel=1e-4)  # odometry goes through float32
+    node.set_parameters([Parameter("approach_slowdown_m", value=0.0)])  # off: the plain clip
+    node._on_odom(odometry(node, x=GOAL[0] - 0.31, y=GOAL[1]))
+    assert tick(node)[0][0].linear.x == pytest.approx(1.0)
 
 
 # --- bad inputs ------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from rs_diffuser_ros.nodes.conversions import (InvalidOdometry, action_to_twist,
                                                costmap_bounds, occupancy_msg_to_costmap, odometry_to_state,
                                                outside_bounds, plan_result_to_risk_plan, plan_to_path, pose_to_goal,
                                                stamp_seconds)
+from rs_diffuser_ros.nodes.goal_approach import approach_speed_limit
 from rs_diffuser_ros.nodes.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.nodes.planner_params import (MODEL_OWN, PlannerSettings, check_parameter,
                                                   declare_planner_parameters, resolve_checkpoint)
@@ -213,7 +214,8 @@ class PlannerNode(Node):
             self.get_logger().info(f"goal reached ({distance:.2f} m <= {settings.goal_tolerance_m:g} m); stopped")
             return
         try:
-            twist = self._plan_and_publish(state, goal, settings)
+            twist = self._plan_and_publish(state, goal, settings, approach_speed_limit(
+                distance, settings.max_linear_speed, settings.approach_slowdown_m, settings.min_approach_speed))
         except Exception as error:  # a failed replan must not kill the node: stop, report, retry next tick
             self._stop()
             self.get_logger().error(f"replan failed, zero velocity: {type(error).__name__}: {error}",
@@ -221,7 +223,7 @@ class PlannerNode(Node):
             return
         self.cmd_pub.publish(twist)
 
-    def _plan_and_publish(self, state, goal, settings: PlannerSettings) -> Twist:
+    def _plan_and_publish(self, state, goal, settings: PlannerSettings, max_linear_speed: float) -> Twist:
         planner, model_sampling = self.planner, self.model_sampling
         wanted = settings.sampling(model_sampling)
         if any(getattr(planner.config.planner, name) != value for name, value in wanted.items()):
@@ -229,7 +231,7 @@ class PlannerNode(Node):
         costmap = self._costmap_for(settings)
         result = planner.plan(state, goal, alpha=settings.alpha, risk_mode=settings.risk_mode, costmap=costmap,
                               seed=None if settings.seed < 0 else settings.seed)
-        twist = action_to_twist(result.action, settings.max_linear_speed, settings.max_angular_speed)
+        twist = action_to_twist(result.action, max_linear_speed, settings.max_angular_speed)
         stamp = self.get_clock().now().to_msg()
         self.path_pub.publish(plan_to_path(result.plan, stamp, self.frame))
         self.markers_pub.publish(candidates_to_markers(result.candidates, result.risk_values, result.chosen_index,

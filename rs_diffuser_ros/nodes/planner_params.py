@@ -62,6 +62,10 @@ PARAMETERS = {
     "max_angular_speed": (1.5, _float("Clip on |cmd_vel.angular.z|, rad/s.", 0.0, 20.0)),
     "odom_timeout_s": (0.5, _float("Odometry older than this -> zero velocity, s.", 0.01, 60.0)),
     "goal_tolerance_m": (0.3, _float("Distance to the goal at which the robot stops, m.", 0.01, 100.0)),
+    "approach_slowdown_m": (0.6, _float(
+        "Within this distance of the goal the linear speed limit shrinks in proportion to the distance, m; "
+        "0 = off.", 0.0, 100.0)),
+    "min_approach_speed": (0.1, _float("Floor of that shrinking speed limit, m/s.", 0.0, 10.0)),
     "use_costmap": (True, ParameterDescriptor(
         type=ParameterType.PARAMETER_BOOL,
         description="Pass the received /costmap to the planner's obstacle term.")),
@@ -140,6 +144,8 @@ class PlannerSettings:
     max_angular_speed: float
     odom_timeout_s: float
     goal_tolerance_m: float
+    approach_slowdown_m: float
+    min_approach_speed: float
     use_costmap: bool
     costmap_inflation_m: float
 
