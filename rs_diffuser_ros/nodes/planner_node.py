@@ -254,7 +254,7 @@ def main(args=None) -> int:
     # One thread for every callback. Odometry arriving during a replan waits in its depth-1
     # queue (only the newest is kept), so nothing goes stale. A multi-threaded executor
     # did worse: under a 1 kHz odometry flood on 2 cores its Python dispatch loop starved
-    # the odometry callback (0.4 replans/s against 4.0 here, docs/reliability.md).
+    # the odometry callback (0.4 replans/s against 4-5 here, docs/reliability.md).
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
