@@ -15,15 +15,15 @@ from nav_msgs.msg import Odometry, Path
 from geometry_msgs.msg import Twist
 
 from rs_diffuser_ros.nodes.conversions import state_to_odometry
-from test_nodes_helpers import CONFIG, executable, make_random_checkpoint, nodes, probe, ros_env  # noqa: F401
-from test_nodes_planner_dds import send_goal
+from test_nodes_helpers import make_random_checkpoint, nodes, probe, ros_env  # noqa: F401
+from test_nodes_planner_dds import is_zero, planner_argv as base_planner_argv, send_goal
+from test_nodes_sim_dds import GOAL, START, sim_argv as base_sim_argv
 
 pytestmark = pytest.mark.timeout(180)
 
 REPLAN_RATE_HZ = 5.0
 ODOM_TIMEOUT_S = 0.3
 STOP_SLACK_S = 0.8  # replan period + an in-flight replan on the shared 2-core CPU
-START, GOAL = (3.0, 4.0, 0.0), (10.5, 4.0)
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +32,12 @@ def checkpoint(tmp_path_factory):
 
 
 def planner_argv(checkpoint):
-    params = {"checkpoint": str(checkpoint), "candidates": 4, "ddim_steps": 2, "torch_threads": 1, "device": "cpu",
-              "replan_rate_hz": REPLAN_RATE_HZ, "odom_timeout_s": ODOM_TIMEOUT_S}
-    argv = [executable("planner_node"), "--ros-args", "--params-file", str(CONFIG / "planner.yaml")]
-    return argv + [a for name, value in params.items() for a in ("-p", f"{name}:={value}")]
+    return base_planner_argv(checkpoint, candidates=4, ddim_steps=2, replan_rate_hz=REPLAN_RATE_HZ,
+                             odom_timeout_s=ODOM_TIMEOUT_S)
 
 
 def sim_argv():
-    params = {"seed": 1, "real_time_factor": 2.0, "start": list(START), "goal": list(GOAL)}
-    argv = [executable("sim_node"), "--ros-args", "--params-file", str(CONFIG / "sim.yaml")]
-    return argv + [a for name, value in params.items() for a in ("-p", f"{name}:={value}")]
-
-
-def is_zero(twist):
-    return twist.linear.x == 0.0 and twist.angular.z == 0.0
+    return base_sim_argv(real_time_factor=2.0)
 
 
 def test_planner_keeps_its_rate_under_a_1khz_odometry_flood(nodes, probe, checkpoint):
