@@ -27,9 +27,9 @@ collect() {  # copy one run's model and losses to $OUT
 }
 
 if [[ "${PARALLEL:-0}" == 1 ]]; then
-  pids=()
+  pids=(); names=()
   for tgz in "$@"; do
-    ds="$(unpack "$tgz")"; name="$(basename "$ds")"
+    ds="$(unpack "$tgz")"; name="$(basename "$ds")"; names+=("$name")
     echo "$name: training ${STEPS} steps (in parallel)"
     timeout "${DEADLINE_S:-480}" python3 -m rs_diffuser_ros.core.train --dataset "$ds" --out "/tmp/run_$name" \
       --steps "$STEPS" --device cuda --no-progress --log-every 250 --checkpoint-every 2500 \
@@ -39,8 +39,7 @@ if [[ "${PARALLEL:-0}" == 1 ]]; then
   start=$SECONDS
   for pid in "${pids[@]}"; do wait "$pid" || echo "a run exited $? (124: stopped at the deadline)"; done
   echo "all runs done in $((SECONDS - start)) s"
-  for tgz in "$@"; do
-    name="$(basename "$(tar tzf "$tgz" | awk 'NR==1{split($0,a,"/"); print a[2]}')")"
+  for name in "${names[@]}"; do
     cat "/tmp/train_$name.log" >>"$OUT/train.log"
     collect "$name"
   done
