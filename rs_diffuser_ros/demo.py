@@ -12,17 +12,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from rs_diffuser_ros.core.checkpoint import CheckpointError
+from rs_diffuser_ros.eval.cli import run_and_write
+from rs_diffuser_ros.eval.report import markdown_table
+from rs_diffuser_ros.eval.runner import EvalConfig, default_workers
+from rs_diffuser_ros.eval.settings import parse_settings
+from rs_diffuser_ros.shipped import model_path
+
 DEMO_SETTINGS = ("averse:0.05", "neutral")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rs_diffuser_ros.eval.runner import DEFAULT_CHECKPOINT, EvalConfig, default_workers
-    from rs_diffuser_ros.eval.settings import parse_settings
-
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--episodes", type=int, default=20, help="episodes per setting (default 20)")
     ap.add_argument("--layout", default="default", help="shipped layout name or path to a layout YAML")
-    ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model (default: the shipped one)")
+    ap.add_argument("--checkpoint", type=Path, default=model_path(), help="model (default: the shipped one)")
     ap.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     ap.add_argument("--workers", type=int, default=default_workers())
     ap.add_argument("--seed", type=int, default=0)
@@ -33,15 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = EvalConfig(settings=parse_settings(list(DEMO_SETTINGS)), layout=args.layout, checkpoint=args.checkpoint,
                         episodes=args.episodes, seed=args.seed, workers=args.workers)
-    from rs_diffuser_ros.core.checkpoint import CheckpointError
-
     try:
         config.validate()
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         ap.error(str(e))
-
-    from rs_diffuser_ros.eval.__main__ import run_and_write
-    from rs_diffuser_ros.eval.report import markdown_table
 
     print(f"RS-Diffuser demo: layout '{args.layout}', {args.episodes} episodes each at alpha = 0.05 (risk-averse) "
           f"and alpha = 1.0 (risk-neutral), same starts, goals and random events for both.", flush=True)

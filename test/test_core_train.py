@@ -116,7 +116,7 @@ def test_shipped_config_file_is_the_documented_default():
 def test_config_rejects_out_of_range_values():
     with pytest.raises(ConfigError, match="x.yaml: planner.alpha must be in"):
         CoreConfig.from_dict({"planner": {"alpha": 0.0}}, where="x.yaml")
-    with pytest.raises(ConfigError, match="planner.guidance_on must be 'noisy' or 'x0'"):
+    with pytest.raises(ConfigError, match="planner.guidance_on must be one of noisy, x0"):
         CoreConfig.from_dict({"planner": {"guidance_on": "clean"}})
 
 

@@ -92,9 +92,9 @@ def test_occupancy_grid_round_trip_keeps_row_y_column_x():
     back, resolution, x0, y0 = conv.occupancy_msg_to_grid(msg)
     np.testing.assert_array_equal(back, data)
     assert (resolution, x0, y0) == (0.25, -1.0, -0.5)
-    costmap = conv.occupancy_msg_to_costmap(msg, inflation_radius=0.0)
-    assert costmap.cost[2, 4] == 1.0 and costmap.cost[1, 1] == 0.0
-    assert (costmap.resolution, costmap.origin_x, costmap.origin_y) == (0.25, -1.0, -0.5)
+    grid = conv.costmap_msg_to_grid(msg, expected_frame="odom")
+    np.testing.assert_array_equal(grid.data, data)
+    assert (grid.resolution, grid.origin_x, grid.origin_y) == (0.25, -1.0, -0.5)
 
 
 def test_inconsistent_occupancy_grid_is_rejected():
@@ -148,29 +148,23 @@ def test_plan_result_to_risk_plan():
     assert list(msg.return_quantiles) == [-9.0, 0.0, 5.0] and msg.planning_latency_ms == pytest.approx(42.0)
 
 
-def test_twist_is_clipped_and_non_finite_refused():
-    twist = conv.action_to_twist([2.0, -5.0], max_linear=0.5, max_angular=1.0)
+def test_twist_round_trip_and_non_finite_refused():
+    twist = conv.command_to_twist(0.5, -1.0)
     assert (twist.linear.x, twist.angular.z) == (0.5, -1.0)
     with pytest.raises(ValueError, match="not finite"):
-        conv.action_to_twist([float("nan"), 0.0], 1.0, 1.0)
+        conv.command_to_twist(float("nan"), 0.0)
     np.testing.assert_allclose(conv.twist_to_action(twist), [0.5, -1.0])
 
 
-def test_costmap_bounds_check_frame_values_and_origin():
+def test_costmap_msg_to_grid_checks_frame_values_and_origin():
     msg = conv.grid_to_occupancy_msg(np.zeros((4, 8)), 0.5, -1.0, 2.0, STAMP, "odom")
-    assert conv.costmap_bounds(msg, expected_frame="odom") == (-1.0, 2.0, 3.0, 4.0)
+    grid = conv.costmap_msg_to_grid(msg, expected_frame="odom")
+    assert (grid.data.shape, grid.resolution, grid.origin_x, grid.origin_y) == ((4, 8), 0.5, -1.0, 2.0)
     with pytest.raises(ValueError, match="header.frame_id is 'map'"):
-        conv.costmap_bounds(conv.grid_to_occupancy_msg(np.zeros((4, 8)), 0.5, 0, 0, STAMP, "map"), "odom")
+        conv.costmap_msg_to_grid(conv.grid_to_occupancy_msg(np.zeros((4, 8)), 0.5, 0, 0, STAMP, "map"), "odom")
     msg.data[3] = 120
     with pytest.raises(ValueError, match="occupancy is -1 or 0..100"):
-        conv.costmap_bounds(msg)
+        conv.costmap_msg_to_grid(msg)
     msg = conv.grid_to_occupancy_msg(np.zeros((4, 8)), 0.5, float("nan"), 0.0, STAMP, "odom")
     with pytest.raises(ValueError, match="info.origin.position"):
-        conv.costmap_bounds(msg)
-
-
-def test_outside_bounds_names_the_point_and_the_map():
-    bounds = (0.0, 0.0, 12.0, 8.0)
-    assert conv.outside_bounds((12.0, 0.0), bounds) == "" and conv.outside_bounds((5, 5), None) == ""
-    assert conv.outside_bounds((12.5, 4.0), bounds) == "(12.50, 4.00) is not in [0, 12] x [0, 8]"
-    assert conv.outside_bounds((float("nan"), 4.0), bounds)
+        conv.costmap_msg_to_grid(msg)

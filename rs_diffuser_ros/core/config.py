@@ -14,6 +14,9 @@ from typing import Any
 
 import yaml
 
+from .risk import RISK_MODES
+from .setting_spec import check_fields, setting
+
 STATE_DIM = 6  # [x, y, sin_yaw, cos_yaw, v, omega]
 GOAL_DIM = 2  # [goal_x, goal_y]
 ACTION_DIM = 2  # [v, omega]
@@ -47,31 +50,29 @@ class ModelConfig:
 
 @dataclass
 class PlannerConfig:
-    candidates: int = 32  # K plans sampled in one batch per replan
-    ddim_steps: int = 4
-    ddim_eta: float = 0.0  # 0: deterministic DDIM; 1: DDPM-like stochastic steps
-    guidance_scale: float = 1.0  # in normalised units (returns standardised, states in [-1, 1])
-    guidance_grad_clip: float = 1.0  # max RMS (per plan element) of the guidance gradient
-    guidance_on: str = "noisy"  # "noisy": critic(x_t, noise level); "x0": critic(denoiser's x0 estimate)
-    costmap_weight: float = 2.0  # weight of the mean costmap cost along the plan (in normalised return units)
-    alpha: float = 0.1  # default risk level when the caller gives none
-    risk_mode: str = "averse"
-    seed: int = 0
+    """Inference-time choices. Each field's range and help live on it (setting_spec): the ROS
+    parameters, the controller's settings and the evaluation's options derive from them."""
+
+    candidates: int = setting(32, "Candidate plans sampled per replan; the best by rho_alpha is executed.", low=1, high=1024)
+    ddim_steps: int = setting(4, "Denoising steps per replan (at most the model's diffusion steps).", low=1, high=1000)
+    ddim_eta: float = setting(0.0, "0: deterministic DDIM; 1: DDPM-like stochastic steps.", low=0.0, high=1.0)
+    guidance_scale: float = setting(1.0, "Step size of the risk-gradient guidance during denoising (normalised "
+                                    "units); 0 = unguided.", low=0.0, high=1000.0)
+    guidance_grad_clip: float = setting(1.0, "Max RMS (per plan element) of the guidance gradient.", low=0.0, high=1e6)
+    guidance_on: str = setting("noisy", "noisy: critic(x_t, noise level); x0: critic(denoiser's x0 estimate).",
+                               choices=("noisy", "x0"))
+    costmap_weight: float = setting(2.0, "Weight of the mean costmap cost along the plan (normalised return units).",
+                                    low=0.0, high=1e6)
+    alpha: float = setting(0.1, "Risk level in (0, 1]: CVaR_alpha of the predicted return distribution guides and "
+                           "picks the plan; 1.0 is risk-neutral (the mean).", low=0.0, low_open=True, high=1.0)
+    risk_mode: str = setting("averse", "averse: lower tail (CVaR_alpha); seeking: upper tail. alpha = 1 is neutral "
+                             "in both.", choices=RISK_MODES)
+    seed: int = setting(0, "Seed of the planner's own noise stream.", low=0, high=2**63 - 1)
 
     def validate(self, where: str) -> None:
-        _positive(self, where, "candidates", "ddim_steps")
-        if not 0.0 <= self.ddim_eta <= 1.0:
-            raise ConfigError(f"{where}: planner.ddim_eta must be in [0, 1], got {self.ddim_eta}")
-        for name in ("guidance_scale", "guidance_grad_clip", "costmap_weight"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ConfigError(f"{where}: planner.{name} must be a finite number >= 0, got {v}")
-        if self.guidance_on not in ("noisy", "x0"):
-            raise ConfigError(f"{where}: planner.guidance_on must be 'noisy' or 'x0', got {self.guidance_on!r}")
-        if not (math.isfinite(self.alpha) and 0.0 < self.alpha <= 1.0):
-            raise ConfigError(f"{where}: planner.alpha must be in (0, 1], got {self.alpha}")
-        if self.risk_mode not in ("averse", "seeking"):
-            raise ConfigError(f"{where}: planner.risk_mode must be 'averse' or 'seeking', got {self.risk_mode!r}")
+        reason = check_fields(self)
+        if reason:
+            raise ConfigError(f"{where}: planner.{reason}")
 
 
 @dataclass

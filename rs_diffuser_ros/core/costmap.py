@@ -33,15 +33,17 @@ class Costmap:
 
     @classmethod
     def from_occupancy(cls, data, resolution: float, origin_x: float, origin_y: float,
-                       inflation_radius: float = 0.5) -> "Costmap":
-        """ROS occupancy (int8: 0 free, 100 occupied, -1 unknown -> free) to an inflated cost in [0, 1].
+                       inflation_radius: float = 0.5, unknown_is_obstacle: bool = True) -> "Costmap":
+        """ROS occupancy (int8: 0 free, 100 occupied, -1 unknown) to an inflated cost in [0, 1].
 
         Cost 1 on occupied cells, decaying linearly to 0 at `inflation_radius` metres from them.
+        Unknown cells count as occupied unless `unknown_is_obstacle` is False (then as free):
+        a robot should not plan through space nobody has seen.
         """
         occ = torch.as_tensor(np.asarray(data), dtype=torch.float32)
         if occ.dim() != 2:
             raise ValueError(f"occupancy data must be [height, width], got shape {tuple(occ.shape)}")
-        occupied = (occ >= 50).float()
+        occupied = ((occ >= 50) | ((occ < 0) & unknown_is_obstacle)).float()
         cells = max(int(round(inflation_radius / resolution)), 0)
         cost = occupied
         if cells > 0:
@@ -55,9 +57,10 @@ class Costmap:
         return cls(cost, float(resolution), float(origin_x), float(origin_y))
 
     @classmethod
-    def from_grid(cls, grid, inflation_radius: float = 0.5) -> "Costmap":
+    def from_grid(cls, grid, inflation_radius: float = 0.5, unknown_is_obstacle: bool = True) -> "Costmap":
         """From any object with `.data`, `.resolution`, `.origin_x`, `.origin_y` (risky_nav's OccupancyGrid)."""
-        return cls.from_occupancy(grid.data, grid.resolution, grid.origin_x, grid.origin_y, inflation_radius)
+        return cls.from_occupancy(grid.data, grid.resolution, grid.origin_x, grid.origin_y, inflation_radius,
+                                  unknown_is_obstacle)
 
     def to(self, device) -> "Costmap":
         return Costmap(self.cost.to(device), self.resolution, self.origin_x, self.origin_y)

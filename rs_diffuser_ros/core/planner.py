@@ -59,7 +59,7 @@ class RiskSensitivePlanner:
         self._generator = torch.Generator(self.device).manual_seed(config.planner.seed)
         self._graphs = {}
         self.set_execution()
-        self._rebuild_schedule()
+        self.schedule = self._schedule_for(self.config.planner)
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -90,13 +90,12 @@ class RiskSensitivePlanner:
             raise ValueError(f"unknown planner setting(s) {sorted(unknown)}")
         updated = dataclasses.replace(self.config.planner, **planner_fields)
         updated.validate("planner settings")
-        self.config.planner = updated
-        self._rebuild_schedule()
+        schedule = self._schedule_for(updated)  # may refuse too (more DDIM steps than the model has)
+        # Only now, with everything checked, does anything change: a refused call leaves all as it was.
+        self.config.planner, self.schedule, self._graphs = updated, schedule, {}
 
-    def _rebuild_schedule(self) -> None:
-        p = self.config.planner
-        self.schedule = DiffusionSchedule(self.config.model.diffusion_steps, p.ddim_steps, p.ddim_eta, self.device)
-        self._graphs = {}  # captured for the old schedule and settings
+    def _schedule_for(self, p) -> DiffusionSchedule:
+        return DiffusionSchedule(self.config.model.diffusion_steps, p.ddim_steps, p.ddim_eta, self.device)
 
     @property
     def horizon(self) -> int:

@@ -21,7 +21,7 @@ def plot_metrics_vs_alpha(results: dict, path: str | Path) -> Path:
     """One panel per metric: averse and seeking curves over alpha (both through neutral at alpha = 1),
     baselines as horizontal lines with their CI bands; error bars are the 95% intervals."""
     settings = results["settings"]
-    guided = [s for s in settings.values() if s["kind"] == "planner" and not s["planner_overrides"]]
+    guided = [s for s in settings.values() if s["rs_diffuser"]]
     neutral = [(1.0, s) for s in guided if s["alpha"] == 1.0]
     # Each mode's curve runs into the neutral point (alpha = 1 is neutral in both modes).
     curves = {}
@@ -31,7 +31,7 @@ def plot_metrics_vs_alpha(results: dict, path: str | Path) -> Path:
             curves[mode] = sorted(points + neutral, key=lambda p: p[0])
     if neutral:
         curves["neutral"] = neutral
-    baselines = [s for s in settings.values() if s["kind"] != "planner" or s["planner_overrides"]]
+    baselines = [s for s in settings.values() if not s["rs_diffuser"]]
     alphas = sorted({a for points in curves.values() for a, _ in points} | {1.0})
     fig, axes = plt.subplots(2, 2, figsize=(9.0, 7.0), constrained_layout=True)
     axes = list(axes.flat)

@@ -1,36 +1,88 @@
-"""Batch policies for lockstep evaluation, one per kind of setting, all with reset(slot, obs) / act(obs, slots)."""
+"""Batch policies for lockstep evaluation, all with reset(slot, obs) / act(obs, slots).
+
+The RS-Diffuser settings run through `ControllerPolicy`: one `rs_diffuser_ros.control.Controller`
+per environment, the same controller and settings (config/planner.yaml) the planner node runs,
+so an evaluation number measures what ships. All controllers plan in one batched call per step.
+"""
 from __future__ import annotations
 
 import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
+from risky_nav.env import CONTROL_PERIOD
+from risky_nav.policies import make_policy
 
+from rs_diffuser_ros.control import Controller, ControllerSettings, Grid, StopReason, step_all
 from rs_diffuser_ros.core.config import GOAL_DIM, STATE_DIM
 
 
-class PlannerPolicy:
-    """RiskSensitivePlanner.plan_batch once per control step for every running environment."""
+@dataclass
+class PolicyContext:
+    """What a setting needs to build its policy in one worker."""
 
-    def __init__(self, planner, alpha: float, risk_mode: str, costmap=None, seed: int = 0):
-        self.planner, self.alpha, self.risk_mode, self.costmap = planner, alpha, risk_mode, costmap
-        # One noise seed per call, drawn from this stream: a run is reproducible for a given batching.
+    config: object  # EvalConfig
+    envs: list
+    layout: object  # risky_nav Layout
+    grid: Grid  # the layout's occupancy grid, as the sim node publishes it on /costmap
+    stream: int  # this (setting, worker)'s noise seed
+    load_planner: Callable[[], object]
+    _planner: object = field(default=None, repr=False)
+
+    def planner(self):
+        """The worker's planner, loaded once and shared by its settings."""
+        if self._planner is None:
+            self._planner = self.load_planner()
+        return self._planner
+
+
+class ControllerPolicy:
+    """The shipped controller driving every environment; plans for all of them in one batch per step.
+
+    Time is the control step count times the control period: the odometry of step t arrives at t,
+    and the static costmap counts as received every step (the sim node republishes it well inside
+    costmap_timeout_s). The controller acts on each step's odometry in that same step, as the node
+    does on the latest odometry at each tick; DDS latency is not modelled.
+    """
+
+    def __init__(self, planner, settings: ControllerSettings, grid: Grid, n_slots: int, seed: int = 0):
+        self.planner, self.settings, self.grid = planner, settings, grid
+        self.controllers = [self._fresh() for _ in range(n_slots)]
+        # One noise seed per step, drawn from this stream: a run is reproducible for a given batching.
         self._seeds = np.random.default_rng(seed)
+        self._steps = 0
         self.plan_calls = 0
         self.plan_seconds = 0.0
+        self.stops: Counter[str] = Counter()  # stop reason -> commands (goal_reached and no_goal not counted)
+
+    def _fresh(self) -> Controller:
+        return Controller(self.planner, self.settings)
 
     def reset(self, slot: int, obs: np.ndarray) -> None:
-        pass  # the planner keeps no per-episode state: it replans from the observation every step
+        self.controllers[slot] = controller = self._fresh()
+        controller.set_goal(obs[STATE_DIM:STATE_DIM + GOAL_DIM])
 
     def act(self, obs: np.ndarray, slots: list[int]) -> np.ndarray:
+        now = self._steps * CONTROL_PERIOD
+        self._steps += 1
+        controllers = [self.controllers[s] for s in slots]
+        for controller, o in zip(controllers, obs):
+            controller.on_odometry(o[:STATE_DIM], now, stamp_s=now)
+            controller.on_costmap(self.grid, now)
         t0 = time.perf_counter()
-        results = self.planner.plan_batch(obs[:, :STATE_DIM], obs[:, STATE_DIM:STATE_DIM + GOAL_DIM], self.alpha,
-                                          self.risk_mode, self.costmap, seed=int(self._seeds.integers(2**31 - 1)))
+        commands = step_all(controllers, now, seed=int(self._seeds.integers(2**31 - 1)))
         self.plan_seconds += time.perf_counter() - t0
         self.plan_calls += 1
-        return np.stack([r.action for r in results])
+        self.stops.update(c.stop.value for c in commands
+                          if c.stop is not None and c.stop not in (StopReason.GOAL_REACHED, StopReason.NO_GOAL))
+        return np.stack([c.action for c in commands])
 
 
-class BehaviourCloningBatchPolicy:
+class LearnedBatchPolicy:
+    """A learned policy with act(observations [B, obs_dim]) -> actions [B, 2] (behaviour cloning, ...)."""
+
     def __init__(self, policy):
         self.policy = policy
 
@@ -45,8 +97,6 @@ class ScriptedBatchPolicy:
     """One scripted risky_nav policy per environment slot (each follows its own A* route)."""
 
     def __init__(self, name: str, layout, n_slots: int, seed: int = 0):
-        from risky_nav.policies import make_policy
-
         rngs = np.random.default_rng(seed).spawn(n_slots)
         self.policies = [make_policy(name, layout, rng) for rng in rngs]
 

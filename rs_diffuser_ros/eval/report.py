@@ -18,7 +18,7 @@ RESULTS_JSON, RESULTS_MD = "results.json", "results.md"
 def build_results(run: EvalRun) -> dict:
     cfg = run.config
     summaries = {name: summarize(outcomes) for name, outcomes in run.outcomes.items()}
-    planner_settings = any(s.kind == "planner" for s in cfg.settings)
+    planner_settings = [s for s in cfg.settings if s.uses_planner]
     meta = {
         "layout": cfg.layout,
         "episodes_per_setting": cfg.episodes,
@@ -26,9 +26,8 @@ def build_results(run: EvalRun) -> dict:
         "env_seeds": f"{cfg.seed} .. {cfg.seed + cfg.episodes - 1} (episode i uses seed + i in every setting)",
         "checkpoint": str(cfg.checkpoint) if planner_settings else None,
         "checkpoint_sha256": _sha256(cfg.checkpoint) if planner_settings else None,
-        "bc_checkpoint": str(cfg.bc_checkpoint) if any(s.kind == "behaviour_cloning" for s in cfg.settings) else None,
-        "planner_overrides": cfg.planner_overrides,
-        "use_costmap": cfg.use_costmap,
+        "planner_yaml": str(cfg.planner_yaml) if cfg.planner_yaml else "shipped config/planner.yaml",
+        "controller_overrides": cfg.controller_overrides,
         "device": cfg.device,
         "workers": cfg.workers,
         "envs_per_worker": cfg.batch_envs,
@@ -42,11 +41,12 @@ def build_results(run: EvalRun) -> dict:
     for s in cfg.settings:
         calls = run.plan_calls.get(s.name, 0)
         settings[s.name] = {
-            "label": s.label, "kind": s.kind, "alpha": s.alpha, "risk_mode": s.risk_mode,
-            "planner_overrides": s.planner_overrides, "policy": s.policy,
-            "checkpoint": str(s.checkpoint) if s.checkpoint else None,
+            "label": s.label, "kind": s.kind, "rs_diffuser": s.is_rs_diffuser, "baseline": s.is_baseline,
+            **s.describe(),
+            "controller": dataclasses.asdict(cfg.controller_settings(s)) if s.uses_planner else None,
             "episodes": len(run.outcomes[s.name]),
             "plan_ms_per_call": round(1e3 * run.plan_seconds.get(s.name, 0.0) / calls, 2) if calls else None,
+            "controller_stops": run.stops.get(s.name) or {},
             "metrics": {k: v.to_dict() for k, v in summaries[s.name].items()},
         }
     claims = check_claims(cfg.settings, summaries)
@@ -84,8 +84,8 @@ def markdown_report(results: dict) -> str:
         f"# Closed-loop evaluation: layout `{m['layout']}`",
         "",
         f"{m['episodes_per_setting']} episodes per setting, env seeds {m['env_seeds']}."
-        + (f" Checkpoint `{m['checkpoint']}`; planner overrides {m['planner_overrides'] or 'none'}; "
-           f"costmap {'on' if m['use_costmap'] else 'off'}; device {m['device']}." if m["checkpoint"] else ""),
+        + (f" Checkpoint `{m['checkpoint']}` driven by the planner node's controller ({m['planner_yaml']}; "
+           f"overrides {m['controller_overrides'] or 'none'}); device {m['device']}." if m["checkpoint"] else ""),
         "Cells: value [95% CI]; rates with Wilson intervals, the rest with a percentile bootstrap over episodes.",
         "",
         markdown_table(results),
@@ -98,6 +98,11 @@ def markdown_report(results: dict) -> str:
     verdict = {True: "holds", False: "**fails**", None: "not checked"}
     for c in results["claims"]:
         lines.append(f"| {c['claim']} | {verdict[c['holds']]} | {c['detail']} |")
+    stops = {name: s["controller_stops"] for name, s in results["settings"].items() if s.get("controller_stops")}
+    if stops:
+        lines += ["", "Controller stops (commands, not episodes): " + "; ".join(
+            f"`{name}` " + ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items()))
+            for name, counts in stops.items())]
     lines += ["", f"{m['workers']} worker(s) x {m['envs_per_worker']} envs in lockstep: {m['wall_s']:.0f} s, "
                   f"{m['episodes_per_minute']:.1f} episodes/min, {m['env_steps_per_s']:.0f} env steps/s.", ""]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ workers on two cores beat one worker fighting itself over two threads.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import queue
 import signal
@@ -19,33 +20,46 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gymnasium
 import numpy as np
+import risky_nav
+import torch
+from risky_nav import load_layout
 from tqdm import tqdm
 
+from rs_diffuser_ros.control import ControllerSettings, Grid, settings_from_yaml
+from rs_diffuser_ros.core.checkpoint import read_checkpoint
+from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.eval.lockstep import run_lockstep
 from rs_diffuser_ros.eval.metrics import EpisodeOutcome
-from rs_diffuser_ros.eval.policies import BehaviourCloningBatchPolicy, PlannerPolicy, ScriptedBatchPolicy
-from rs_diffuser_ros.eval.settings import Setting
+from rs_diffuser_ros.eval.policies import PolicyContext
+from rs_diffuser_ros.shipped import DEFAULT_BC_MODEL, model_path
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = PACKAGE_DIR / "models" / "default.safetensors"
-DEFAULT_BC_CHECKPOINT = PACKAGE_DIR / "models" / "behaviour_cloning.safetensors"
 CPU_BATCH_ENVS = 16
 
 
 @dataclass
 class EvalConfig:
-    settings: list[Setting]
+    settings: list                            # eval.settings kinds (PlannerSetting, LearnedPolicySetting, ...)
     layout: str = "default"                   # shipped layout name or path to a layout YAML
-    checkpoint: Path = DEFAULT_CHECKPOINT     # RS-Diffuser model (planner settings)
-    bc_checkpoint: Path = DEFAULT_BC_CHECKPOINT
+    checkpoint: Path = field(default_factory=model_path)  # RS-Diffuser model
+    learned_checkpoints: dict = field(default_factory=lambda: {"behaviour_cloning": model_path(DEFAULT_BC_MODEL)})
     episodes: int = 200                       # per setting
     seed: int = 0
     workers: int = 1
     envs_per_worker: int | None = None        # environments in lockstep per worker; None: 16 on CPU, all on a GPU
     device: str = "cpu"
-    planner_overrides: dict = field(default_factory=dict)   # e.g. candidates, ddim_steps, for every planner setting
-    use_costmap: bool = True                  # pass the layout's inflated occupancy grid, as the ROS node does
+    planner_yaml: Path | None = None          # the controller's settings; None: the shipped config/planner.yaml
+    controller_overrides: dict = field(default_factory=dict)  # ControllerSettings fields, for every planner setting
+
+    def controller_settings(self, setting) -> ControllerSettings:
+        """The controller settings a planner setting runs with: planner.yaml, the run's overrides, the setting's own."""
+        overrides = {**self.controller_overrides, "alpha": setting.alpha, "risk_mode": setting.risk_mode,
+                     **setting.controller_overrides}
+        try:
+            return settings_from_yaml(self.planner_yaml, **overrides)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"setting {setting.name!r} with {overrides}: {e}") from None
 
     def validate(self) -> "EvalConfig":
         for name in ("episodes", "workers", "envs_per_worker"):
@@ -53,29 +67,23 @@ class EvalConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.settings:
             raise ValueError("no settings to evaluate")
-        if any(s.kind == "planner" for s in self.settings):
+        planner_settings = [s for s in self.settings if s.uses_planner]
+        if planner_settings:
             if not Path(self.checkpoint).is_file():
                 raise FileNotFoundError(f"--checkpoint {self.checkpoint}: no such file (needed by the planner settings "
-                                        f"{[s.name for s in self.settings if s.kind == 'planner']})")
-            # Read it and try the overrides here, so a bad file or value fails now, not inside a worker.
-            from rs_diffuser_ros.core.checkpoint import read_checkpoint
-
-            planner = read_checkpoint(self.checkpoint)[0].planner
-            for s in self.settings:
-                dataclasses.replace(planner, **{**self.planner_overrides, **s.planner_overrides}).validate(
-                    f"planner overrides {self.planner_overrides or ''} of setting {s.name!r}")
+                                        f"{[s.name for s in planner_settings]})")
+            # Read it and check every setting against its model here, so a bad file or value fails now,
+            # not inside a worker.
+            core = read_checkpoint(self.checkpoint)[0]
+            own = {name: getattr(core.planner, name) for name in ("candidates", "ddim_steps", "guidance_scale")}
+            for s in planner_settings:
+                settings = self.controller_settings(s)
+                reason = settings.check_with(core.model.diffusion_steps)
+                if reason:
+                    raise ValueError(f"setting {s.name!r}: {reason}")
+                dataclasses.replace(core.planner, **settings.planner_fields(own)).validate(f"setting {s.name!r}")
         for s in self.settings:
-            if s.kind == "behaviour_cloning":
-                path = Path(s.checkpoint or self.bc_checkpoint)
-                if not path.is_file():
-                    raise FileNotFoundError(f"setting {s.name!r}: behaviour-cloning checkpoint {path} not found (train "
-                                            f"one: python -m rs_diffuser_ros.baselines.behaviour_cloning --dataset ... "
-                                            f"--out ...; then --bc-checkpoint PATH or bc:PATH)")
-                from rs_diffuser_ros.baselines.behaviour_cloning import load
-
-                load(path)
-        from risky_nav import load_layout
-
+            s.validate(self)
         load_layout(self.layout)  # fail here, with the layout's own message, not inside a worker
         return self
 
@@ -95,6 +103,7 @@ class EvalRun:
     wall_s: float
     plan_seconds: dict[str, float]               # setting name -> time inside the policy's planner calls
     plan_calls: dict[str, int]
+    stops: dict[str, dict[str, int]] = field(default_factory=dict)  # setting -> controller stop reason -> commands
 
     @property
     def total_episodes(self) -> int:
@@ -121,56 +130,33 @@ def split_tasks(config: EvalConfig) -> list[list[tuple[int, list[int]]]]:
 
 
 def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode=None,
-              worker_index: int = 0) -> tuple[list[EpisodeOutcome], dict[str, float], dict[str, int]]:
+              worker_index: int = 0) -> tuple[list[EpisodeOutcome], dict[str, float], dict[str, int], dict[str, dict]]:
     """Run a worker's share of the evaluation in this process."""
-    import gymnasium
-    import risky_nav  # noqa: F401  (registers RiskyNav-v0)
-
     n_envs = min(config.batch_envs, max(len(eps) for _, eps in tasks))
     envs = [gymnasium.make(risky_nav.ENV_ID, layout=config.layout, disable_env_checker=True) for _ in range(n_envs)]
-    planner = costmap = None
-    outcomes, plan_seconds, plan_calls = [], {}, {}
+    outcomes, plan_seconds, plan_calls, stops = [], {}, {}, {}
     try:
         layout = envs[0].unwrapped.layout
+        grid = Grid(*dataclasses.astuple(envs[0].unwrapped.occupancy_grid()))
+        shared = PolicyContext(config, envs, layout, grid, 0, lambda: RiskSensitivePlanner.from_checkpoint(
+            config.checkpoint, device=config.device))
         for setting_index, episodes in tasks:
             setting = config.settings[setting_index]
             # Distinct, reproducible noise for every (setting, worker) pair.
-            stream = int(np.random.SeedSequence([config.seed, setting_index, worker_index]).generate_state(1)[0])
-            if setting.kind == "planner":
-                if planner is None:
-                    planner, base = _load_planner(config)
-                    if config.use_costmap:
-                        from rs_diffuser_ros.core.costmap import Costmap
-
-                        costmap = Costmap.from_grid(envs[0].unwrapped.occupancy_grid())
-                planner.configure(**{**base, **setting.planner_overrides})
-                policy = PlannerPolicy(planner, setting.alpha, setting.risk_mode, costmap, seed=stream)
-            elif setting.kind == "behaviour_cloning":
-                from rs_diffuser_ros.baselines.behaviour_cloning import load
-
-                policy = BehaviourCloningBatchPolicy(load(setting.checkpoint or config.bc_checkpoint))
-            else:
-                policy = ScriptedBatchPolicy(setting.policy, layout, n_envs, seed=stream)
+            shared.stream = int(np.random.SeedSequence([config.seed, setting_index, worker_index]).generate_state(1)[0])
+            policy = setting.make_policy(shared)
             jobs = [(e, config.seed + e) for e in episodes]
             outcomes += run_lockstep(envs, policy, setting.name, jobs, on_episode)
             plan_seconds[setting.name] = getattr(policy, "plan_seconds", 0.0)
             plan_calls[setting.name] = getattr(policy, "plan_calls", 0)
+            stops[setting.name] = dict(getattr(policy, "stops", {}))
     finally:
         for env in envs:
             env.close()
-    return outcomes, plan_seconds, plan_calls
-
-
-def _load_planner(config: EvalConfig):
-    from rs_diffuser_ros.core.planner import RiskSensitivePlanner
-
-    planner = RiskSensitivePlanner.from_checkpoint(config.checkpoint, device=config.device, **config.planner_overrides)
-    return planner, dataclasses.asdict(planner.config.planner)
+    return outcomes, plan_seconds, plan_calls, stops
 
 
 def _worker_main(config: EvalConfig, tasks, worker_index: int, messages, parent_pid: int) -> None:
-    import torch
-
     # One thread per worker: on a shared machine two threads per worker measured ~3x slower
     # per network call (threads spinning on a busy core), and the workers already fill the cores.
     torch.set_num_threads(1)
@@ -196,8 +182,6 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
     results = []
     try:
         if len(worker_tasks) == 1:
-            import torch
-
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # as in a worker process (see _worker_main)
             try:
@@ -212,20 +196,21 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
     outcomes = {s.name: [] for s in config.settings}
     plan_seconds = {s.name: 0.0 for s in config.settings}
     plan_calls = {s.name: 0 for s in config.settings}
-    for worker_outcomes, seconds, calls in results:
+    stops = {s.name: {} for s in config.settings}
+    for worker_outcomes, seconds, calls, worker_stops in results:
         for o in worker_outcomes:
             outcomes[o.setting].append(o)
         for name in seconds:
             plan_seconds[name] += seconds[name]
             plan_calls[name] += calls[name]
+            for reason, count in worker_stops[name].items():
+                stops[name][reason] = stops[name].get(reason, 0) + count
     for name in outcomes:
         outcomes[name].sort(key=lambda o: o.episode)
-    return EvalRun(config, outcomes, wall, plan_seconds, plan_calls)
+    return EvalRun(config, outcomes, wall, plan_seconds, plan_calls, stops)
 
 
 def _run_in_processes(config: EvalConfig, worker_tasks, bar) -> list:
-    import multiprocessing
-
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.Queue()
     procs = [ctx.Process(target=_worker_main, args=(config, tasks, i, messages, os.getpid()), daemon=True)

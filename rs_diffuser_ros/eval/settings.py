@@ -1,23 +1,29 @@
-"""Evaluation settings given as short strings on the command line, parsed with errors that say what is wrong.
+"""Evaluation settings: what is evaluated, given as short strings on the command line.
 
-    averse:0.1     RS-Diffuser, CVaR_0.1 of the lower tail guides and selects
+    averse:0.1     RS-Diffuser through the shared controller, CVaR_0.1 of the lower tail guides and selects
     seeking:0.1    RS-Diffuser, mean of the upper 10% tail (risk-seeking)
     neutral        RS-Diffuser at alpha = 1 (Diffuser-style value guidance); `neutral:1.0` too
     unguided       the same checkpoint, one sample, no guidance (Decision-Diffuser style)
     bc             behaviour cloning (--bc-checkpoint), or bc:PATH for another checkpoint
     scripted:NAME  a scripted risky_nav policy (shortcut, detour, ...): what the dataset was made of
+
+Each kind of setting is a policy kind with `label`, `validate(config)` and `make_policy(context)`,
+so the runner and the reports never branch on the kind. A new baseline is one more class and one
+more entry in PARSERS.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from risky_nav.policies import POLICY_NAMES
+
+from rs_diffuser_ros.baselines import behaviour_cloning
 from rs_diffuser_ros.baselines.diffusion_variants import RISK_NEUTRAL_ALPHA, UNGUIDED_PLANNER_SETTINGS
-
-KINDS = ("planner", "behaviour_cloning", "scripted")
-SETTINGS_HELP = ("averse:ALPHA, seeking:ALPHA, neutral, unguided, bc, bc:PATH, scripted:NAME "
-                 "(ALPHA in (0, 1]; e.g. averse:0.05 neutral seeking:0.1 bc unguided)")
+from rs_diffuser_ros.core.config import PlannerConfig
+from rs_diffuser_ros.core.setting_spec import check_field
+from rs_diffuser_ros.eval.policies import ControllerPolicy, LearnedBatchPolicy, PolicyContext, ScriptedBatchPolicy
 
 
 class SettingError(ValueError):
@@ -25,68 +31,152 @@ class SettingError(ValueError):
 
 
 @dataclass(frozen=True)
-class Setting:
-    name: str                           # canonical string, the key in results.json
-    kind: str                           # one of KINDS
-    alpha: float | None = None          # planner only
-    risk_mode: str | None = None        # planner only: averse | seeking
-    planner_overrides: dict = field(default_factory=dict, hash=False, compare=False)
-    checkpoint: Path | None = None      # behaviour cloning only; None = the --bc-checkpoint default
-    policy: str | None = None           # scripted only
+class PlannerSetting:
+    """RS-Diffuser (or a diffusion baseline made of its checkpoint) driven through the shared controller."""
+
+    name: str
+    alpha: float
+    risk_mode: str = "averse"
+    controller_overrides: dict = field(default_factory=dict, hash=False, compare=False)  # ControllerSettings fields
+    kind = "planner"
+    uses_planner = True
 
     @property
     def is_rs_diffuser(self) -> bool:
         """Guided by a risk measure at some alpha (averse, seeking or neutral), not a baseline."""
-        return self.kind == "planner" and not self.planner_overrides
+        return not self.controller_overrides
+
+    @property
+    def is_baseline(self) -> bool:
+        return not self.is_rs_diffuser
 
     @property
     def label(self) -> str:
-        if self.kind == "planner" and self.planner_overrides:
+        if self.controller_overrides:
             return "unguided diffusion"
-        if self.kind == "planner":
-            return "neutral (alpha=1)" if self.alpha == 1.0 else f"{self.risk_mode} alpha={self.alpha:g}"
-        if self.kind == "behaviour_cloning":
-            return "behaviour cloning"
+        return "neutral (alpha=1)" if self.alpha == RISK_NEUTRAL_ALPHA else f"{self.risk_mode} alpha={self.alpha:g}"
+
+    def validate(self, config) -> None:
+        config.controller_settings(self)  # raises naming the value that does not fit
+
+    def make_policy(self, context: PolicyContext) -> ControllerPolicy:
+        return ControllerPolicy(context.planner(), context.config.controller_settings(self), context.grid,
+                                len(context.envs), seed=context.stream)
+
+    def describe(self) -> dict:
+        return {"alpha": self.alpha, "risk_mode": self.risk_mode, "controller_overrides": self.controller_overrides}
+
+
+@dataclass(frozen=True)
+class LearnedPolicySetting:
+    """An offline-RL or imitation baseline: a checkpoint whose policy maps observations to actions."""
+
+    name: str
+    kind: str  # behaviour_cloning, ...
+    label: str
+    load: Callable = field(hash=False, compare=False)
+    checkpoint: Path | None = None  # None: the evaluation's default for this kind
+    is_rs_diffuser = False
+    is_baseline = True
+    uses_planner = False
+
+    def path(self, config) -> Path:
+        return Path(self.checkpoint or config.learned_checkpoints[self.kind])
+
+    def validate(self, config) -> None:
+        path = self.path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"setting {self.name!r}: {self.label} checkpoint {path} not found (train one: python -m "
+                                    f"{self.load.__module__} --dataset ... --out ...; then pass it as {self.name}:PATH)")
+        self.load(path)
+
+    def make_policy(self, context: PolicyContext) -> LearnedBatchPolicy:
+        return LearnedBatchPolicy(self.load(self.path(context.config)))
+
+    def describe(self) -> dict:
+        return {"checkpoint": str(self.checkpoint) if self.checkpoint else None}
+
+
+@dataclass(frozen=True)
+class ScriptedSetting:
+    """A scripted risky_nav policy (the behaviours the dataset was made of): not a baseline of the claims."""
+
+    name: str
+    policy: str
+    kind = "scripted"
+    is_rs_diffuser = False
+    is_baseline = False
+    uses_planner = False
+
+    @property
+    def label(self) -> str:
         return f"scripted {self.policy}"
 
+    def validate(self, config) -> None:
+        pass  # the name was checked when parsed
 
-def parse_setting(text: str) -> Setting:
-    raw = text
-    text = text.strip()
-    head, sep, arg = text.partition(":")
-    head = head.lower()
-    if head in ("averse", "seeking"):
-        if not sep or not arg:
-            raise SettingError(f"setting {raw!r}: {head} needs an alpha, e.g. '{head}:0.1'")
-        alpha = _alpha(arg, raw)
-        if alpha == RISK_NEUTRAL_ALPHA:
-            return _neutral()   # alpha = 1 is the same planner in both modes: one key, not two
-        return Setting(f"{head}:{alpha:g}", "planner", alpha=alpha, risk_mode=head)
-    if head == "neutral":
-        if sep and _alpha(arg, raw) != RISK_NEUTRAL_ALPHA:
-            raise SettingError(f"setting {raw!r}: neutral means alpha = 1; use averse:ALPHA or seeking:ALPHA "
-                               f"for other levels")
-        return _neutral()
-    if head == "unguided":
-        if sep:
-            raise SettingError(f"setting {raw!r}: unguided takes no argument")
-        return Setting("unguided", "planner", alpha=RISK_NEUTRAL_ALPHA, risk_mode="averse",
-                       planner_overrides=dict(UNGUIDED_PLANNER_SETTINGS))
-    if head == "bc":
-        if sep and not arg:
-            raise SettingError(f"setting {raw!r}: bc:PATH needs a path to a behaviour-cloning checkpoint")
-        return Setting(f"bc:{arg}" if arg else "bc", "behaviour_cloning", checkpoint=Path(arg) if arg else None)
-    if head == "scripted":
-        from risky_nav.policies import POLICY_NAMES
+    def make_policy(self, context: PolicyContext) -> ScriptedBatchPolicy:
+        return ScriptedBatchPolicy(self.policy, context.layout, len(context.envs), seed=context.stream)
 
-        if arg not in POLICY_NAMES:
-            raise SettingError(f"setting {raw!r}: scripted needs one of {', '.join(POLICY_NAMES)}, "
-                               f"e.g. 'scripted:detour'")
-        return Setting(f"scripted:{arg}", "scripted", policy=arg)
-    raise SettingError(f"setting {raw!r}: unknown kind {head!r}; settings are {SETTINGS_HELP}")
+    def describe(self) -> dict:
+        return {"policy": self.policy}
 
 
-def parse_settings(texts: list[str]) -> list[Setting]:
+# Learned baselines: setting head -> (kind, label, loader). The evaluation's default checkpoint for
+# each kind is EvalConfig.learned_checkpoints[kind].
+LEARNED = {"bc": ("behaviour_cloning", "behaviour cloning", behaviour_cloning.load)}
+
+SETTINGS_HELP = ("averse:ALPHA, seeking:ALPHA, neutral, unguided, " + ", ".join(f"{h}, {h}:PATH" for h in LEARNED)
+                 + ", scripted:NAME (ALPHA in (0, 1]; e.g. averse:0.05 neutral seeking:0.1 bc unguided)")
+
+
+def _risk(head: str, arg: str, raw: str):
+    if not arg:
+        raise SettingError(f"setting {raw!r}: {head} needs an alpha, e.g. '{head}:0.1'")
+    alpha = _alpha(arg, raw)
+    if alpha == RISK_NEUTRAL_ALPHA:
+        return _neutral()  # alpha = 1 is the same planner in both modes: one key, not two
+    return PlannerSetting(f"{head}:{alpha:g}", alpha, head)
+
+
+def _neutral_setting(head: str, arg: str, raw: str):
+    if arg is not None and _alpha(arg, raw) != RISK_NEUTRAL_ALPHA:
+        raise SettingError(f"setting {raw!r}: neutral means alpha = 1; use averse:ALPHA or seeking:ALPHA for other levels")
+    return _neutral()
+
+
+def _unguided(head: str, arg: str, raw: str):
+    if arg is not None:
+        raise SettingError(f"setting {raw!r}: unguided takes no argument")
+    return PlannerSetting("unguided", RISK_NEUTRAL_ALPHA, "averse", dict(UNGUIDED_PLANNER_SETTINGS))
+
+
+def _scripted(head: str, arg: str, raw: str):
+    if arg not in POLICY_NAMES:
+        raise SettingError(f"setting {raw!r}: scripted needs one of {', '.join(POLICY_NAMES)}, e.g. 'scripted:detour'")
+    return ScriptedSetting(f"scripted:{arg}", arg)
+
+
+def _learned(head: str, arg: str, raw: str):
+    kind, label, load = LEARNED[head]
+    if arg == "":
+        raise SettingError(f"setting {raw!r}: {head}:PATH needs a path to a {label} checkpoint")
+    return LearnedPolicySetting(f"{head}:{arg}" if arg else head, kind, label, load, Path(arg) if arg else None)
+
+
+PARSERS = {"averse": _risk, "seeking": _risk, "neutral": _neutral_setting, "unguided": _unguided,
+           "scripted": _scripted, **{head: _learned for head in LEARNED}}
+
+
+def parse_setting(text: str):
+    head, sep, arg = text.strip().partition(":")
+    parser = PARSERS.get(head.lower())
+    if parser is None:
+        raise SettingError(f"setting {text!r}: unknown kind {head.lower()!r}; settings are {SETTINGS_HELP}")
+    return parser(head.lower(), arg if sep else None, text)  # None: no ':' at all
+
+
+def parse_settings(texts: list[str]) -> list:
     if not texts:
         raise SettingError(f"no settings given; settings are {SETTINGS_HELP}")
     settings = [parse_setting(t) for t in texts]
@@ -98,8 +188,8 @@ def parse_settings(texts: list[str]) -> list[Setting]:
     return settings
 
 
-def _neutral() -> Setting:
-    return Setting("neutral", "planner", alpha=RISK_NEUTRAL_ALPHA, risk_mode="averse")
+def _neutral() -> PlannerSetting:
+    return PlannerSetting("neutral", RISK_NEUTRAL_ALPHA, "averse")
 
 
 def _alpha(text: str, raw: str) -> float:
@@ -107,6 +197,9 @@ def _alpha(text: str, raw: str) -> float:
         alpha = float(text)
     except ValueError:
         raise SettingError(f"setting {raw!r}: alpha {text!r} is not a number") from None
-    if not (math.isfinite(alpha) and 0.0 < alpha <= 1.0):
-        raise SettingError(f"setting {raw!r}: alpha must be in (0, 1] (1 = risk-neutral), got {alpha:g}")
+    reason = check_field(PlannerConfig, "alpha", alpha)
+    if reason:
+        raise SettingError(f"setting {raw!r}: {reason} (1 = risk-neutral)")
     return alpha
+
+

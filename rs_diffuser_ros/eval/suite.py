@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from rs_diffuser_ros.eval.__main__ import build_parser, config_from_args, run_and_write
+from rs_diffuser_ros.eval.cli import build_parser, config_from_args, run_and_write
 
 
 def parse_pairs(pairs: list[str], flag: str) -> dict[str, Path]:

@@ -13,7 +13,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from rs_diffuser_ros.core.costmap import Costmap
+from rs_diffuser_ros.control.controller import Grid
 from rs_diffuser_ros.msg import RiskPlan
 from rs_diffuser_ros.nodes.risk_colors import normalise_risk, risk_rgb
 
@@ -135,33 +135,15 @@ def occupancy_msg_to_grid(msg: OccupancyGrid):
     return data, float(info.resolution), float(origin.x), float(origin.y)
 
 
-def costmap_bounds(msg: OccupancyGrid, expected_frame: str = ""):
-    """(x_min, y_min, x_max, y_max) the costmap covers, after checking it is well-formed and in our frame."""
+def costmap_msg_to_grid(msg: OccupancyGrid, expected_frame: str = "") -> Grid:
+    """The controller's Grid from a costmap message, after checking it is well-formed and in our frame."""
     if expected_frame and msg.header.frame_id and msg.header.frame_id != expected_frame:
         raise ValueError(f"costmap header.frame_id is '{msg.header.frame_id}', the planner works in '{expected_frame}'")
-    data, resolution, origin_x, origin_y = occupancy_msg_to_grid(msg)
-    return origin_x, origin_y, origin_x + data.shape[1] * resolution, origin_y + data.shape[0] * resolution
-
-
-def outside_bounds(xy, bounds) -> str:
-    """Why point xy lies outside bounds (x_min, y_min, x_max, y_max), or "" inside or when bounds is None."""
-    if bounds is None:
-        return ""
-    x, y = float(xy[0]), float(xy[1])
-    x_min, y_min, x_max, y_max = bounds
-    if x_min <= x <= x_max and y_min <= y <= y_max:
-        return ""
-    return f"({x:.2f}, {y:.2f}) is not in [{x_min:g}, {x_max:g}] x [{y_min:g}, {y_max:g}]"
+    return Grid(*occupancy_msg_to_grid(msg))
 
 
 def stamp_seconds(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
-
-
-def occupancy_msg_to_costmap(msg: OccupancyGrid, inflation_radius: float) -> Costmap:
-    """The core's Costmap (inflated obstacle cost in [0, 1]) from a nav_msgs/OccupancyGrid."""
-    data, resolution, origin_x, origin_y = occupancy_msg_to_grid(msg)
-    return Costmap.from_occupancy(data, resolution, origin_x, origin_y, inflation_radius=inflation_radius)
 
 
 # --- planner outputs ---------------------------------------------------------------------
@@ -243,14 +225,12 @@ def plan_result_to_risk_plan(result, alpha: float, risk_mode: str, stamp: Time, 
 
 # --- velocity --------------------------------------------------------------------------------
 
-def action_to_twist(action, max_linear: float, max_angular: float) -> Twist:
-    """Twist from an action [v, omega], clipped to the velocity limits; non-finite -> ValueError."""
-    v, omega = float(action[0]), float(action[1])
+def command_to_twist(v: float, omega: float) -> Twist:
+    """Twist from the controller's command (already within the limits); non-finite -> ValueError."""
     if not (math.isfinite(v) and math.isfinite(omega)):
-        raise ValueError(f"planner action is not finite (v={v}, omega={omega})")
+        raise ValueError(f"command is not finite (v={v}, omega={omega})")
     msg = Twist()
-    msg.linear.x = min(max(v, -max_linear), max_linear)
-    msg.angular.z = min(max(omega, -max_angular), max_angular)
+    msg.linear.x, msg.angular.z = float(v), float(omega)
     return msg
 
 

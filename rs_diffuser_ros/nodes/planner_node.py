@@ -1,29 +1,28 @@
-"""The `planner` node: odometry, costmap and goal in; cmd_vel, plan, candidates and RiskPlan out.
+"""The `planner` node: odometry, costmap and goal in; cmd_vel, plan, candidates, RiskPlan and status out.
 
-A thin adapter around rs_diffuser_ros.core.RiskSensitivePlanner. On a timer
-(`replan_rate_hz`) it reads the parameters once, checks the inputs, replans and publishes:
+A thin adapter around rs_diffuser_ros.control.Controller, which owns every rule that decides the
+command (the evaluation drives the same controller). Inputs are handed to the controller as they
+arrive; on a timer (`replan_rate_hz`) the node reads the parameters once, calls
+`controller.step()` and publishes what it returns:
 
-  /odom (nav_msgs/Odometry)           -> state [x, y, sin_yaw, cos_yaw, v, omega]
-  /costmap (nav_msgs/OccupancyGrid)   -> core Costmap (transient-local, like map_server)
-  /goal_pose (geometry_msgs/PoseStamped, rviz2's "2D Goal Pose")
-  /cmd_vel (geometry_msgs/Twist)      <- the plan's first action, clipped to the velocity limits
+  /odom (nav_msgs/Odometry)           -> controller.on_odometry (invalid ones: on_invalid_odometry)
+  /costmap (nav_msgs/OccupancyGrid)   -> controller.on_costmap (transient-local, like map_server)
+  /goal_pose (geometry_msgs/PoseStamped, rviz2's "2D Goal Pose") -> controller.set_goal
+  /cmd_vel (geometry_msgs/Twist)      <- the command (zero on every stop)
   /plan (nav_msgs/Path)               <- the chosen plan
   /candidate_plans (MarkerArray)      <- every candidate, coloured by its risk value
   /risk_plan (rs_diffuser_ros/RiskPlan)
+  /planner_status (std_msgs/String)   <- "driving" or "<stop reason>: <why>", when it changes (latched)
 
-Safety rules: stale or invalid odometry -> zero velocity (throttled warning); odometry out
-of order or far in the past is dropped (so a stream of it goes stale); a costmap that is
-malformed or in another frame is ignored, the previous one kept; robot or goal outside the
-map -> zero velocity; a failing replan -> zero velocity (throttled error), retried on the
-next tick; goal reached -> zero velocity and no replanning until a new goal. Docs:
-docs/ros.md, docs/reliability.md. Parameter changes (alpha, risk_mode, ...)
-apply from the next replan; invalid ones are refused with a reason (planner_params).
+The stop rules (stale or invalid odometry, no or stale costmap, robot or goal outside the map,
+goal reached, failed plan) are the controller's: docs/ros.md, docs/reliability.md. Parameter
+changes (alpha, risk_mode, ...) apply from the next tick; invalid ones are refused with a reason
+(planner_params), and a checkpoint swap is refused when the running settings do not fit the new model.
 """
 import signal
 import sys
 import time
 
-import numpy as np
 import rclpy
 import torch
 from geometry_msgs.msg import PoseStamped, Twist
@@ -33,19 +32,19 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
+from rs_diffuser_ros.control import Command, Controller, ControllerSettings, StopReason
 from rs_diffuser_ros.core import RiskSensitivePlanner
+from rs_diffuser_ros.core.setting_spec import specs
 from rs_diffuser_ros.msg import RiskPlan
 from rs_diffuser_ros.nodes import topics
-from rs_diffuser_ros.nodes.conversions import (InvalidOdometry, action_to_twist, candidates_to_markers,
-                                               costmap_bounds, occupancy_msg_to_costmap, odometry_to_state,
-                                               outside_bounds, plan_result_to_risk_plan, plan_to_path, pose_to_goal,
-                                               stamp_seconds)
-from rs_diffuser_ros.nodes.goal_approach import approach_speed_limit
-from rs_diffuser_ros.nodes.odom_watchdog import OdometryWatchdog
-from rs_diffuser_ros.nodes.planner_params import (MODEL_OWN, PlannerSettings, check_parameter,
-                                                  declare_planner_parameters, resolve_checkpoint)
+from rs_diffuser_ros.nodes.conversions import (InvalidOdometry, candidates_to_markers, command_to_twist,
+                                               costmap_msg_to_grid, odometry_to_state, plan_result_to_risk_plan,
+                                               plan_to_path, pose_to_goal, stamp_seconds)
+from rs_diffuser_ros.nodes.planner_params import (check_parameter, controller_settings, declare_planner_parameters,
+                                                  resolve_checkpoint)
 
 LOG_THROTTLE_S = 2.0
 
@@ -53,21 +52,16 @@ LOG_THROTTLE_S = 2.0
 class PlannerNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__("planner", **node_kwargs)
-        self.planner = None
-        self.model_sampling = {}
+        self.controller = None
         self._loaded = {}  # checkpoint parameter value -> planner loaded while validating it
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         declare_planner_parameters(self)  # runs the callbacks: the YAML's values are validated too
 
         self.frame = self.get_parameter("global_frame").value
-        self.watchdog = OdometryWatchdog(self.get_parameter("odom_timeout_s").value)
-        self.goal = None
+        self._status = None  # the last published status line
         self._last_stop_cause, self._last_stop_warned = None, -float("inf")  # for the stop warnings
         self._warned_at = {}  # input-problem cause -> when it was last warned
-        self.costmap_msg = None
-        self.map_bounds = None  # (x_min, y_min, x_max, y_max) of the last valid costmap
-        self._costmap = None  # (inflation radius, core Costmap) built from costmap_msg
 
         self.create_subscription(Odometry, topics.ODOM, self._on_odom, topics.ODOM_IN)
         self.create_subscription(OccupancyGrid, topics.COSTMAP, self._on_costmap, topics.LATCHED)
@@ -76,25 +70,44 @@ class PlannerNode(Node):
         self.path_pub = self.create_publisher(Path, topics.PLAN, 10)
         self.markers_pub = self.create_publisher(MarkerArray, topics.CANDIDATES, 10)
         self.risk_pub = self.create_publisher(RiskPlan, topics.RISK_PLAN, 10)
-        self.create_timer(1.0 / self.get_parameter("replan_rate_hz").value, self._replan)
+        self.status_pub = self.create_publisher(String, topics.PLANNER_STATUS, topics.LATCHED)
+        self.create_timer(1.0 / self.get_parameter("replan_rate_hz").value, self._tick)
         self.get_logger().info(
             f"planner ready on {self.planner.device}: replanning at {self.get_parameter('replan_rate_hz').value:g} Hz, "
             f"alpha={self.get_parameter('alpha').value:g} ({self.get_parameter('risk_mode').value}); waiting for a goal")
 
+    @property
+    def planner(self):
+        return self.controller.planner
+
     # --- parameters ------------------------------------------------------------------------
     def _validate_parameters(self, parameters) -> SetParametersResult:
+        pending = {p.name: p.value for p in parameters}
         for parameter in parameters:
             reason = check_parameter(parameter.name, parameter.value)
-            if reason is None and parameter.name == "ddim_steps" and self.planner is not None:
-                limit = self.planner.config.model.diffusion_steps
-                if parameter.value > limit:
-                    reason = f"ddim_steps must be at most the model's diffusion steps ({limit}), got {parameter.value}"
             if reason is None and parameter.name == "checkpoint":
                 reason = self._load_checkpoint(parameter.value)
             if reason is not None:
-                self.get_logger().warning(f"refused {parameter.name}={parameter.value!r}: {reason}")
-                return SetParametersResult(successful=False, reason=reason)
+                break
+        else:
+            reason = self._check_against_model(pending)
+        if reason is not None:
+            self._loaded.clear()
+            self.get_logger().warning(f"refused {', '.join(f'{n}={v!r}' for n, v in pending.items())}: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
+
+    def _check_against_model(self, pending: dict):
+        """Every setting, with the pending changes, against the model that will run them (the new one when a
+        checkpoint is being swapped in): e.g. ddim_steps must not exceed that model's diffusion steps."""
+        planner = self._loaded.get(pending["checkpoint"]) if "checkpoint" in pending else (
+            self.controller and self.controller.planner)
+        if planner is None:
+            return None
+        current = {name: self.get_parameter(name).value for name in specs(ControllerSettings) if self.has_parameter(name)}
+        settings = ControllerSettings(**{**current, **{k: v for k, v in pending.items() if k in current or
+                                                          k in ControllerSettings.__dataclass_fields__}})
+        return settings.check_with(planner.config.model.diffusion_steps)
 
     def _load_checkpoint(self, value: str):
         """Load the model a `checkpoint` value names; the reason it failed, or None."""
@@ -110,14 +123,16 @@ class PlannerNode(Node):
     def _apply_parameters(self, parameters) -> None:
         for parameter in parameters:
             if parameter.name == "checkpoint":
-                self.planner = self._loaded.pop(parameter.value)
-                # What the checkpoint itself samples with, before any of our overrides.
-                self.model_sampling = {name: getattr(self.planner.config.planner, name) for name in MODEL_OWN}
-                self.get_logger().info(f"model {resolve_checkpoint(parameter.value)} loaded on {self.planner.device} "
-                                       f"(its own sampling settings: {self.model_sampling})")
+                planner = self._loaded.pop(parameter.value)
+                if self.controller is None:
+                    self.controller = Controller(planner)
+                else:
+                    self.controller.set_planner(planner)
+                self.get_logger().info(f"model {resolve_checkpoint(parameter.value)} loaded on {planner.device} "
+                                       f"(its own sampling settings: {self.controller.model_sampling})")
             elif parameter.name == "torch_threads" and parameter.value > 0:
                 torch.set_num_threads(parameter.value)
-            elif parameter.name in ("alpha", "risk_mode") and self.planner is not None:
+            elif parameter.name in ("alpha", "risk_mode") and self.controller is not None:
                 self.get_logger().info(f"{parameter.name} set to {parameter.value}; used from the next replan")
 
     # --- inputs ----------------------------------------------------------------------------
@@ -126,25 +141,23 @@ class PlannerNode(Node):
         try:
             state = odometry_to_state(msg, expected_frame=self.frame)
         except InvalidOdometry as error:
-            self.watchdog.count_arrival(now)
-            self.watchdog.reject(str(error), now)
+            self.controller.on_invalid_odometry(str(error), now)
             return
-        clock_now = self.get_clock().now().nanoseconds * 1e-9
-        self.watchdog.count_arrival(now)
-        dropped = self.watchdog.check_stamp(stamp_seconds(msg.header.stamp), clock_now, now)
-        if dropped is None:
-            self.watchdog.accept(state, now, stamp_seconds(msg.header.stamp))
+        dropped = self.controller.on_odometry(state, now, stamp_seconds(msg.header.stamp),
+                                              clock_now_s=self.get_clock().now().nanoseconds * 1e-9)
         if dropped is not None:
             self._warn_throttled(dropped.split(":")[0], f"odometry ignored: {dropped}")
 
     def _on_costmap(self, msg: OccupancyGrid) -> None:
         try:
-            bounds = costmap_bounds(msg, expected_frame=self.frame)
+            grid = costmap_msg_to_grid(msg, expected_frame=self.frame)
         except ValueError as error:  # keep planning with the last good map rather than a wrong one
             self._warn_throttled(str(error), f"costmap ignored, keeping the previous one: {error}")
             return
-        self.costmap_msg, self.map_bounds, self._costmap = msg, bounds, None
-        self.get_logger().info(f"costmap received: {msg.info.width}x{msg.info.height} at {msg.info.resolution:g} m")
+        first = self.controller.map_bounds is None
+        self.controller.on_costmap(grid, time.monotonic())
+        if first:
+            self.get_logger().info(f"costmap received: {msg.info.width}x{msg.info.height} at {msg.info.resolution:g} m")
 
     def _on_goal(self, msg: PoseStamped) -> None:
         try:
@@ -152,21 +165,46 @@ class PlannerNode(Node):
         except ValueError as error:
             self.get_logger().error(f"goal ignored: {error}")
             return
-        self.goal = goal
+        self.controller.set_goal(goal)
         self.get_logger().info(f"new goal ({goal[0]:.2f}, {goal[1]:.2f})")
 
-    def _costmap_for(self, settings: PlannerSettings):
-        """The core Costmap to plan with (built once per costmap message and inflation radius)."""
-        if not settings.use_costmap or self.costmap_msg is None:
-            return None
-        if self._costmap is None or self._costmap[0] != settings.costmap_inflation_m:
-            self._costmap = (settings.costmap_inflation_m,
-                             occupancy_msg_to_costmap(self.costmap_msg, settings.costmap_inflation_m))
-        return self._costmap[1]
+    # --- one tick --------------------------------------------------------------------------
+    def _tick(self) -> None:
+        settings = controller_settings(self)  # one consistent set of values for this tick
+        self.controller.set_settings(settings)
+        if self.controller.watchdog.flooded:
+            self._warn_throttled("odometry flood", f"odometry flood: {self.controller.watchdog.rate_hz:.0f} "
+                                 "messages/s; planning on the latest only")
+        command = self.controller.step(time.monotonic())
+        if command.stop is StopReason.NO_GOAL:
+            return  # idle: no goal yet, or the last one was reached (zero velocity already sent)
+        if command.plan is not None:
+            self._publish_plan(command, settings)
+        self.cmd_pub.publish(command_to_twist(command.v, command.omega))
+        self._report(command)
 
-    # --- replanning ------------------------------------------------------------------------
-    def _stop(self) -> None:
-        self.cmd_pub.publish(Twist())
+    def _publish_plan(self, command: Command, settings) -> None:
+        result, stamp = command.plan, self.get_clock().now().to_msg()
+        self.path_pub.publish(plan_to_path(result.plan, stamp, self.frame))
+        self.markers_pub.publish(candidates_to_markers(result.candidates, result.risk_values, result.chosen_index,
+                                                       stamp, self.frame))
+        self.risk_pub.publish(plan_result_to_risk_plan(result, settings.alpha, settings.risk_mode, stamp, self.frame))
+
+    def _report(self, command: Command) -> None:
+        """Publish the status when it changes; log stops (at once when the cause changes, then throttled)."""
+        status = "driving" if command.stop is None else f"{command.stop.value}: {command.why}"
+        if status.split(":")[0] != (self._status or "").split(":")[0]:
+            self.status_pub.publish(String(data=status))
+        self._status = status
+        if command.stop is None:
+            self._last_stop_cause = None
+            return
+        if command.stop is StopReason.GOAL_REACHED:
+            self.get_logger().info(f"{command.why}; stopped")
+        elif command.stop is StopReason.PLAN_FAILED:
+            self.get_logger().error(f"zero velocity: {command.why}", throttle_duration_sec=LOG_THROTTLE_S)
+        else:
+            self._warn_stop(command.why)
 
     def _warn_throttled(self, cause: str, message: str) -> None:
         """At most one warning per cause every LOG_THROTTLE_S (rclpy's throttle is per call site:
@@ -183,61 +221,6 @@ class PlannerNode(Node):
             self.get_logger().warning(f"zero velocity: {why}")
             self._last_stop_warned = now
         self._last_stop_cause = cause
-
-    def _replan(self) -> None:
-        settings = PlannerSettings.from_node(self)  # one consistent set of values for this replan
-        goal = self.goal
-        self.watchdog.timeout_s = settings.odom_timeout_s
-        state, why_not = self.watchdog.current(time.monotonic())
-        if goal is None:
-            return  # idle: no goal yet, or the last one was reached (zero velocity already sent)
-        if state is None:
-            self._stop()
-            self._warn_stop(why_not)
-            return
-        bounds = self.map_bounds
-        if self.watchdog.flooded:
-            self._warn_throttled("odometry flood", f"odometry flood: {self.watchdog.rate_hz:.0f} messages/s; "
-                                 "planning on the latest only")
-        for what, xy in (("robot", state[:2]), ("goal", goal)):
-            why = outside_bounds(xy, bounds)
-            if why:  # the model and the costmap know nothing beyond the map: do not drive there
-                self._stop()
-                self._warn_stop(f"{what} outside the map: {why}")
-                return
-        distance = float(np.hypot(*(state[:2] - goal)))
-        self._last_stop_cause = None
-        if distance <= settings.goal_tolerance_m:
-            self._stop()
-            if self.goal is goal:
-                self.goal = None
-            self.get_logger().info(f"goal reached ({distance:.2f} m <= {settings.goal_tolerance_m:g} m); stopped")
-            return
-        try:
-            twist = self._plan_and_publish(state, goal, settings, approach_speed_limit(
-                distance, settings.max_linear_speed, settings.approach_slowdown_m, settings.min_approach_speed))
-        except Exception as error:  # a failed replan must not kill the node: stop, report, retry next tick
-            self._stop()
-            self.get_logger().error(f"replan failed, zero velocity: {type(error).__name__}: {error}",
-                                    throttle_duration_sec=LOG_THROTTLE_S)
-            return
-        self.cmd_pub.publish(twist)
-
-    def _plan_and_publish(self, state, goal, settings: PlannerSettings, max_linear_speed: float) -> Twist:
-        planner, model_sampling = self.planner, self.model_sampling
-        wanted = settings.sampling(model_sampling)
-        if any(getattr(planner.config.planner, name) != value for name, value in wanted.items()):
-            planner.configure(**wanted)
-        costmap = self._costmap_for(settings)
-        result = planner.plan(state, goal, alpha=settings.alpha, risk_mode=settings.risk_mode, costmap=costmap,
-                              seed=None if settings.seed < 0 else settings.seed)
-        twist = action_to_twist(result.action, max_linear_speed, settings.max_angular_speed)
-        stamp = self.get_clock().now().to_msg()
-        self.path_pub.publish(plan_to_path(result.plan, stamp, self.frame))
-        self.markers_pub.publish(candidates_to_markers(result.candidates, result.risk_values, result.chosen_index,
-                                                       stamp, self.frame))
-        self.risk_pub.publish(plan_result_to_risk_plan(result, settings.alpha, settings.risk_mode, stamp, self.frame))
-        return twist
 
 
 def main(args=None) -> int:

@@ -13,6 +13,7 @@ CANDIDATES = "candidate_plans"
 RISK_PLAN = "risk_plan"
 RISKY_REGIONS = "risky_regions"
 SIM_EVENTS = "sim_events"
+PLANNER_STATUS = "planner_status"  # the controller's stop reason, like Nav2's controller result codes
 
 # Odometry into the planner: only the newest state matters to a replanning controller, so keep
 # one message (a flood cannot queue up stale states) and take it best effort (matches reliable

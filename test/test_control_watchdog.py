@@ -1,7 +1,7 @@
 """The odometry watchdog rule: act only on valid odometry that arrived within the time-out."""
 import numpy as np
 
-from rs_diffuser_ros.nodes.odom_watchdog import OdometryWatchdog
+from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
 
 STATE = np.arange(6, dtype=np.float32)
 

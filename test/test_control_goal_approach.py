@@ -1,7 +1,7 @@
 """The final-approach speed limit: full speed far out, proportional near the goal, floored."""
 import pytest
 
-from rs_diffuser_ros.nodes.goal_approach import approach_speed_limit
+from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 
 
 def test_full_speed_beyond_the_slowdown_distance():

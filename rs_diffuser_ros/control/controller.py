@@ -1,0 +1,236 @@
+"""The one place that decides the robot's command; the planner node and the evaluation both drive it.
+
+A tick (`Controller.step`, or `step_all` for many robots with one batched planner call) runs
+named stages, as Nav2's MPPI computeVelocityCommands does:
+
+  check_inputs   goal, odometry watchdog, costmap present and fresh, robot and goal on the map
+  goal_reached   within goal_tolerance_m: stop and drop the goal
+  plan           RiskSensitivePlanner.plan_batch for every robot that got this far
+  shape_command  non-finite action -> stop; approach slowdown and the velocity clips
+
+Every stop carries a reason (`StopReason`) and a sentence saying why, which the node publishes and
+logs. Inputs arrive as events (`on_odometry`, `on_costmap`, `set_goal`), with the receiver's
+clock, so the same rules hold for DDS messages and for an evaluation's simulated time.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import NamedTuple
+
+import numpy as np
+
+from rs_diffuser_ros.control.goal_approach import approach_speed_limit
+from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
+from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
+from rs_diffuser_ros.core.costmap import Costmap
+from rs_diffuser_ros.core.planner import PlanResult
+
+
+class Grid(NamedTuple):
+    """An occupancy grid in the nav_msgs/OccupancyGrid layout (risky_nav's OccupancyGrid has the same fields)."""
+
+    data: np.ndarray  # int8 [height, width]: 0 free .. 100 occupied, -1 unknown; row = y, column = x
+    resolution: float  # metres per cell
+    origin_x: float  # world position of the lower-left corner of cell (0, 0)
+    origin_y: float
+
+
+class StopReason(str, Enum):
+    NO_GOAL = "no_goal"              # idle: nothing to do (the node publishes nothing)
+    GOAL_REACHED = "goal_reached"
+    ODOMETRY = "odometry"            # none yet, stale, invalid
+    NO_COSTMAP = "no_costmap"
+    COSTMAP_STALE = "costmap_stale"
+    OUTSIDE_MAP = "outside_map"      # robot or goal beyond the costmap: the model knows nothing there
+    PLAN_FAILED = "plan_failed"      # the planner raised or returned a non-finite action
+
+
+@dataclass
+class Command:
+    v: float
+    omega: float
+    stop: StopReason | None = None   # None while driving
+    why: str = ""                    # a sentence for the log when stopped
+    plan: PlanResult | None = None   # what the planner proposed this tick, if it ran
+
+    @classmethod
+    def stopped(cls, reason: StopReason, why: str, plan: PlanResult | None = None) -> "Command":
+        return cls(0.0, 0.0, reason, why, plan)
+
+    @property
+    def action(self) -> np.ndarray:
+        return np.array([self.v, self.omega], dtype=np.float32)
+
+
+@dataclass
+class _PlanRequest:
+    state: np.ndarray
+    goal: np.ndarray
+    speed_limit: float
+    costmap: Costmap | None
+
+
+class Controller:
+    """One robot's control rules and the inputs they need; `planner` may be shared between controllers."""
+
+    def __init__(self, planner, settings: ControllerSettings | None = None):
+        self.settings = settings or ControllerSettings()
+        self.watchdog = OdometryWatchdog(self.settings.odom_timeout_s)
+        self.goal: np.ndarray | None = None
+        self._grid: Grid | None = None
+        self._grid_received_at = -math.inf
+        self.set_planner(planner)
+
+    # --- inputs -------------------------------------------------------------------------
+    def set_planner(self, planner) -> None:
+        """Use another model (a checkpoint swap); its own sampling settings back the MODEL_OWN sentinels."""
+        self.planner = planner
+        self.model_sampling = {name: getattr(planner.config.planner, name) for name in MODEL_OWN}
+
+    def set_settings(self, settings: ControllerSettings) -> None:
+        self.settings = settings
+
+    def set_goal(self, goal) -> None:
+        self.goal = None if goal is None else np.asarray(goal, dtype=np.float32).reshape(2)
+
+    def on_odometry(self, state, now_s: float, stamp_s: float = 0.0, clock_now_s: float | None = None) -> str | None:
+        """A valid state [6] arrived at `now_s` (receiver's monotonic clock), stamped `stamp_s` (0: unstamped),
+        when the receiver's wall/ROS clock read `clock_now_s`. Returns why it was dropped, or None."""
+        self.watchdog.timeout_s = self.settings.odom_timeout_s
+        self.watchdog.count_arrival(now_s)
+        dropped = self.watchdog.check_stamp(stamp_s, now_s if clock_now_s is None else clock_now_s, now_s)
+        if dropped is None:
+            self.watchdog.accept(np.asarray(state, dtype=np.float32), now_s, stamp_s)
+        return dropped
+
+    def on_invalid_odometry(self, reason: str, now_s: float) -> None:
+        self.watchdog.count_arrival(now_s)
+        self.watchdog.reject(reason, now_s)
+
+    def on_costmap(self, grid, now_s: float) -> None:
+        """An occupancy grid (a `Grid`, or anything with its fields) arrived at `now_s`."""
+        self._grid, self._grid_received_at = grid, now_s
+
+    @property
+    def map_bounds(self):
+        """(x_min, y_min, x_max, y_max) of the last costmap, or None."""
+        g = self._grid
+        if g is None:
+            return None
+        height, width = np.shape(g.data)
+        return g.origin_x, g.origin_y, g.origin_x + width * g.resolution, g.origin_y + height * g.resolution
+
+    # --- one tick -----------------------------------------------------------------------
+    def step(self, now_s: float, seed: int | None = None) -> Command:
+        return step_all([self], now_s, seed)[0]
+
+    def check_inputs(self, now_s: float) -> tuple[Command | None, np.ndarray | None]:
+        """Stage 1: (the stop this tick's inputs call for, None) or (None, the state to plan from)."""
+        s, goal = self.settings, self.goal
+        if goal is None:
+            return Command.stopped(StopReason.NO_GOAL, "no goal"), None
+        self.watchdog.timeout_s = s.odom_timeout_s
+        state, why = self.watchdog.current(now_s)
+        if state is None:
+            return Command.stopped(StopReason.ODOMETRY, why), None
+        if self._grid is None:
+            return Command.stopped(StopReason.NO_COSTMAP, "no costmap received yet"), None
+        age = now_s - self._grid_received_at
+        if s.costmap_timeout_s > 0 and age > s.costmap_timeout_s:
+            return Command.stopped(StopReason.COSTMAP_STALE, f"costmap is stale: last one {age:.2f} s ago "
+                                   f"(costmap_timeout_s = {s.costmap_timeout_s:g})"), None
+        for what, xy in (("robot", state[:2]), ("goal", goal)):
+            why = _outside(xy, self.map_bounds)
+            if why:
+                return Command.stopped(StopReason.OUTSIDE_MAP, f"{what} outside the map: {why}"), None
+        return None, state
+
+    def goal_reached(self, state: np.ndarray) -> Command | None:
+        """Stage 2: stop and forget the goal within goal_tolerance_m of it."""
+        goal = self.goal
+        distance = float(np.hypot(*(state[:2] - goal)))
+        if distance > self.settings.goal_tolerance_m:
+            return None
+        self.goal = None
+        return Command.stopped(StopReason.GOAL_REACHED,
+                               f"goal reached ({distance:.2f} m <= {self.settings.goal_tolerance_m:g} m)")
+
+    def plan_request(self, state: np.ndarray) -> _PlanRequest:
+        s, goal = self.settings, self.goal
+        distance = float(np.hypot(*(state[:2] - goal)))
+        limit = approach_speed_limit(distance, s.max_linear_speed, s.approach_slowdown_m, s.min_approach_speed)
+        costmap = _inflated(self._grid, s.costmap_inflation_m, s.unknown_is_obstacle) if s.use_costmap else None
+        return _PlanRequest(state, goal, limit, costmap)
+
+    def shape_command(self, result: PlanResult, request: _PlanRequest) -> Command:
+        """Stage 4: the plan's first action, within the velocity limits; a non-finite one stops the robot."""
+        v, omega = float(result.action[0]), float(result.action[1])
+        if not (math.isfinite(v) and math.isfinite(omega)):
+            return Command.stopped(StopReason.PLAN_FAILED, f"planner action is not finite (v={v}, omega={omega})",
+                                   result)
+        w = self.settings.max_angular_speed
+        return Command(min(max(v, -request.speed_limit), request.speed_limit), min(max(omega, -w), w), plan=result)
+
+
+def step_all(controllers: list[Controller], now_s: float, seed: int | None = None) -> list[Command]:
+    """One tick of every controller; those that plan share one plan_batch call per (planner, settings, costmap).
+
+    `seed` overrides the settings' noise seed for this tick (the evaluation's reproducible streams).
+    """
+    commands: list[Command | None] = [None] * len(controllers)
+    groups: dict[tuple, list[tuple[int, _PlanRequest]]] = {}
+    for i, c in enumerate(controllers):
+        stop, state = c.check_inputs(now_s)
+        commands[i] = stop or c.goal_reached(state)
+        if commands[i] is None:
+            request = c.plan_request(state)
+            key = (id(c.planner), c.settings, id(c.model_sampling), id(request.costmap))
+            groups.setdefault(key, []).append((i, request))
+    for members in groups.values():
+        first = controllers[members[0][0]]
+        s = first.settings
+        tick_seed = seed if seed is not None else (None if s.seed < 0 else s.seed)
+        try:
+            planner = first.planner
+            wanted = s.sampling(first.model_sampling)
+            if any(getattr(planner.config.planner, name) != value for name, value in wanted.items()):
+                planner.configure(**wanted)
+            results = planner.plan_batch(np.stack([r.state for _, r in members]), np.stack([r.goal for _, r in members]),
+                                         s.alpha, s.risk_mode, members[0][1].costmap, seed=tick_seed)
+        except Exception as error:  # a failed replan must not kill the caller: stop, say why, retry next tick
+            for i, _ in members:
+                commands[i] = Command.stopped(StopReason.PLAN_FAILED, f"replan failed: {type(error).__name__}: {error}")
+            continue
+        for (i, request), result in zip(members, results):
+            commands[i] = controllers[i].shape_command(result, request)
+    return commands
+
+
+_INFLATED: dict[tuple, tuple[object, Costmap]] = {}  # (id(grid), radius, unknown) -> (grid, costmap)
+
+
+def _inflated(grid, radius: float, unknown_is_obstacle: bool) -> Costmap:
+    """The inflated Costmap of `grid`, built once per grid and setting (and shared, so robots on one map
+    share one batched plan call)."""
+    key = (id(grid), radius, unknown_is_obstacle)
+    hit = _INFLATED.get(key)
+    if hit is not None and hit[0] is grid:
+        return hit[1]
+    if len(_INFLATED) >= 8:
+        _INFLATED.pop(next(iter(_INFLATED)))
+    costmap = Costmap.from_grid(grid, radius, unknown_is_obstacle)
+    _INFLATED[key] = (grid, costmap)  # the grid is kept alive with it, so its id is not reused
+    return costmap
+
+
+def _outside(xy, bounds) -> str:
+    """Why point xy lies outside bounds (x_min, y_min, x_max, y_max), or ""."""
+    x, y = float(xy[0]), float(xy[1])
+    x_min, y_min, x_max, y_max = bounds
+    if x_min <= x <= x_max and y_min <= y <= y_max:
+        return ""
+    return f"({x:.2f}, {y:.2f}) is not in [{x_min:g}, {x_max:g}] x [{y_min:g}, {y_max:g}]"
+
+

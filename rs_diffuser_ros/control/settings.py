@@ -1,0 +1,94 @@
+"""The controller's settings: what the `planner` node exposes as parameters and the evaluation reads
+from config/planner.yaml. Each field's range, help and dynamic flag live here (setting_spec); the
+risk settings share the core's own (PlannerConfig) spec.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from rs_diffuser_ros.core.config import PlannerConfig
+from rs_diffuser_ros.shipped import planner_yaml
+from rs_diffuser_ros.core.setting_spec import check_field, check_fields, like, setting, specs
+
+# The value that means "the setting stored in the checkpoint" for each sampling override.
+MODEL_OWN = {"candidates": 0, "ddim_steps": 0, "guidance_scale": -1.0}
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    """One consistent set of values for one control tick (a tick never mixes old and new)."""
+
+    # Risk: CVaR_alpha of the critic's return distribution guides and selects the plan.
+    alpha: float = like(PlannerConfig, "alpha")
+    risk_mode: str = like(PlannerConfig, "risk_mode")
+    # Sampling overrides; the sentinel (MODEL_OWN) means the checkpoint's own setting.
+    guidance_scale: float = like(PlannerConfig, "guidance_scale", MODEL_OWN["guidance_scale"],
+                                 help=PlannerConfig.__dataclass_fields__["guidance_scale"].metadata["spec"].help
+                                 + " -1 = the model's own setting.", allowed=(MODEL_OWN["guidance_scale"],))
+    candidates: int = like(PlannerConfig, "candidates", MODEL_OWN["candidates"], low=0,
+                           help="Candidate plans sampled per replan, the best by rho_alpha executed; 0 = the model's own.")
+    ddim_steps: int = like(PlannerConfig, "ddim_steps", MODEL_OWN["ddim_steps"], low=0,
+                           help="Denoising steps per replan (at most the model's diffusion steps); 0 = the model's own.")
+    seed: int = setting(-1, "Noise seed for every replan (same state -> same plan); -1: the planner's own stream.",
+                        low=-1, high=2**31 - 1)
+    # Command limits.
+    max_linear_speed: float = setting(1.0, "Clip on |cmd_vel.linear.x|, m/s.", low=0.0, high=10.0)
+    max_angular_speed: float = setting(2.0, "Clip on |cmd_vel.angular.z|, rad/s.", low=0.0, high=20.0)
+    goal_tolerance_m: float = setting(0.3, "Distance to the goal at which the robot stops, m.", low=0.01, high=100.0)
+    approach_slowdown_m: float = setting(0.6, "Within this distance of the goal the linear speed limit shrinks in "
+                                         "proportion to the distance, m; 0 = off.", low=0.0, high=100.0)
+    min_approach_speed: float = setting(0.1, "Floor of that shrinking speed limit, m/s.", low=0.0, high=10.0)
+    # Input safety.
+    odom_timeout_s: float = setting(0.5, "Odometry older than this -> zero velocity, s.", low=0.01, high=60.0)
+    costmap_timeout_s: float = setting(5.0, "A costmap received longer ago than this -> zero velocity, s; 0 = a "
+                                       "static map that never goes stale.", low=0.0, high=3600.0)
+    use_costmap: bool = setting(True, "Pass the costmap to the planner's obstacle term.")
+    costmap_inflation_m: float = setting(0.5, "Obstacle cost decays to 0 over this distance, m.", low=0.0, high=10.0)
+    unknown_is_obstacle: bool = setting(True, "Unknown costmap cells (-1) count as obstacles (false: as free).")
+
+    def check(self) -> str | None:
+        """Why these values are not acceptable together, or None."""
+        return check_fields(self) or self.check_with(None)
+
+    def check_with(self, diffusion_steps: int | None) -> str | None:
+        """What a model with `diffusion_steps` training steps cannot do with these values, or None."""
+        if diffusion_steps is not None and self.ddim_steps > diffusion_steps:
+            return f"ddim_steps must be at most the model's diffusion steps ({diffusion_steps}), got {self.ddim_steps}"
+        return None
+
+    def sampling(self, model_own: dict) -> dict:
+        """candidates / ddim_steps / guidance_scale to sample with: ours, or the model's where ours says so."""
+        return {name: model_own[name] if getattr(self, name) == MODEL_OWN[name] else getattr(self, name)
+                for name in MODEL_OWN}
+
+    def planner_fields(self, model_own: dict) -> dict:
+        """What the core planner is configured with for a tick under these settings."""
+        return {**self.sampling(model_own), "alpha": self.alpha, "risk_mode": self.risk_mode}
+
+
+def check_setting(name: str, value) -> str | None:
+    """Why `value` is not acceptable for setting `name`, or None (the node's on-set-parameters check)."""
+    return check_field(ControllerSettings, name, value)
+
+
+def settings_from_yaml(path: str | Path | None = None, node: str = "planner", **overrides) -> ControllerSettings:
+    """The controller settings a node's YAML (ROS parameter file) gives, with `overrides` on top.
+
+    Parameters of the node that are not controller settings (device, checkpoint, ...) are skipped.
+    """
+    path = planner_yaml() if path is None else Path(path)
+    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        params = data[node]["ros__parameters"]
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: no '{node}: ros__parameters:' section") from None
+    values = {name: params[name] for name in specs(ControllerSettings) if name in params}
+    values.update(overrides)
+    settings = ControllerSettings(**values)
+    reason = settings.check()
+    if reason:
+        raise ValueError(f"{path}: {reason}")
+    return settings

@@ -1,0 +1,38 @@
+"""Where the package's shipped files are: the default models and config/planner.yaml.
+
+Found next to the imported package (source tree, colcon's symlink install) or in an install's
+share/rs_diffuser_ros; when the source tree and the install both provide the package (see
+rs_diffuser_ros/__init__.py), each is looked in.
+"""
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+
+import rs_diffuser_ros
+
+MODELS = "models"
+DEFAULT_MODEL = "default.safetensors"
+DEFAULT_BC_MODEL = "behaviour_cloning.safetensors"
+
+
+def model_path(name: str = DEFAULT_MODEL) -> Path:
+    """A shipped model file (rs_diffuser_ros/models/<name>); the first candidate when none exists."""
+    candidates = [Path(str(resources.files("rs_diffuser_ros") / MODELS / name))]
+    candidates += [Path(p) / MODELS / name for p in rs_diffuser_ros.__path__]
+    return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+def planner_yaml() -> Path:
+    """config/planner.yaml: in the source tree, else in an install's share/rs_diffuser_ros/config."""
+    here = Path(__file__).absolute()
+    prefixes = [Path(sys.prefix)]  # pip install
+    if len(here.parents) > 4:  # colcon install: <prefix>/lib/python3.X/site-packages/rs_diffuser_ros/shipped.py
+        prefixes.insert(0, here.parents[4])
+    candidates = [here.resolve().parents[1] / "config" / "planner.yaml"]  # source tree, symlink install
+    candidates += [prefix / "share" / "rs_diffuser_ros" / "config" / "planner.yaml" for prefix in prefixes]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"config/planner.yaml not found (looked in {', '.join(map(str, candidates))})")
