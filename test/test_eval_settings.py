@@ -8,7 +8,7 @@ from rs_diffuser_ros.eval.settings import SettingError, parse_setting, parse_set
 def test_planner_settings():
     s = parse_setting("averse:0.05")
     assert (s.name, s.kind, s.alpha, s.risk_mode) == ("averse:0.05", "planner", 0.05, "averse")
-    assert s.is_rs_diffuser
+    assert s.is_rs_diffuser and not s.is_baseline and s.uses_planner
     assert parse_setting("seeking:0.1").risk_mode == "seeking"
     # alpha = 1 is neutral in both modes: one setting, not three names for it
     assert parse_setting("averse:1").name == parse_setting("seeking:1.0").name == parse_setting("neutral:1.0").name == "neutral"
@@ -16,11 +16,14 @@ def test_planner_settings():
 
 def test_baseline_settings():
     u = parse_setting("unguided")
-    assert u.kind == "planner" and u.planner_overrides == UNGUIDED_PLANNER_SETTINGS and not u.is_rs_diffuser
-    assert u.planner_overrides["guidance_scale"] == 0.0 and u.planner_overrides["candidates"] == 1
-    assert parse_setting("bc").kind == "behaviour_cloning" and parse_setting("bc").checkpoint is None
+    assert u.kind == "planner" and u.controller_overrides == UNGUIDED_PLANNER_SETTINGS
+    assert u.is_baseline and not u.is_rs_diffuser and u.uses_planner
+    assert u.controller_overrides["guidance_scale"] == 0.0 and u.controller_overrides["candidates"] == 1
+    bc = parse_setting("bc")
+    assert (bc.kind, bc.checkpoint, bc.is_baseline, bc.uses_planner) == ("behaviour_cloning", None, True, False)
     assert str(parse_setting("bc:runs/bc/policy.safetensors").checkpoint) == "runs/bc/policy.safetensors"
-    assert parse_setting("scripted:detour").policy == "detour"
+    scripted = parse_setting("scripted:detour")
+    assert (scripted.policy, scripted.is_baseline, scripted.is_rs_diffuser) == ("detour", False, False)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -24,7 +24,7 @@ from std_msgs.msg import String
 
 from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import odometry_to_state
-from rs_diffuser_ros.nodes.planner_params import default_checkpoint_path
+from rs_diffuser_ros.shipped import model_path
 from test_nodes_helpers import NodeProcesses, Probe, executable
 
 pytestmark = pytest.mark.timeout(240)
@@ -37,7 +37,7 @@ DRIVE_TIMEOUT_S = 120.0
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    checkpoint = Path(os.environ.get("RSD_NODES_CHECKPOINT") or default_checkpoint_path())
+    checkpoint = Path(os.environ.get("RSD_NODES_CHECKPOINT") or model_path())
     if not checkpoint.is_file():
         pytest.fail(f"the trained model {checkpoint} is missing (the lead ships it; RSD_NODES_CHECKPOINT names another)")
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(120, 230)), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",

@@ -59,7 +59,8 @@ def console_scripts():
 def declared(node_name):
     """name -> descriptor, its type filled in from the default where the node lets rclpy infer it."""
     if node_name == "planner":
-        entries = [(name, default, descriptor) for name, (default, descriptor) in planner_params.PARAMETERS.items()]
+        entries = [(name, default, planner_params.descriptor(default, spec))
+                   for name, (default, spec) in planner_params.PARAMETERS.items()]
     else:
         entries = sim_node.PARAMETERS
     result = {}

@@ -65,7 +65,7 @@ def check_field(cls, name: str, value) -> str | None:
         if value in spec.allowed:
             return None
         if not math.isfinite(value):
-            return f"{name} must be finite, got {value}"
+            return f"{name} must be {'in ' + spec.range_text() if spec.range_text() else 'finite'}, got {value}"
         too_low = spec.low is not None and (value <= spec.low if spec.low_open else value < spec.low)
         too_high = spec.high is not None and value > spec.high
         if too_low or too_high:

@@ -66,6 +66,8 @@ PARAMETERS = [
     ("publish_goal", True, _param("Publish the task's goal on /goal_pose, so the planner drives without rviz2.")),
     ("cmd_vel_timeout_s", 0.5, _float_param("A /cmd_vel older than this (wall clock) counts as zero.", 0.01, 60.0)),
     ("grid_resolution", 0.05, _float_param("Costmap cell size, m.", 0.01, 1.0)),
+    ("costmap_rate_hz", 1.0, _float_param("Republish the costmap this often (wall clock), as Nav2's costmaps do, so "
+                                          "the planner can tell a live map from a dead publisher.", 0.1, 50.0)),
     ("global_frame", "odom", _param("Frame of odometry, costmap, goal and markers.")),
     ("base_frame", "base_link", _param("The robot's body frame (Odometry.child_frame_id, TF child).")),
 ]
@@ -143,8 +145,10 @@ class SimNode(Node):
 
         stamp = self.get_clock().now().to_msg()
         grid = self.env.unwrapped.occupancy_grid()
-        self.costmap_pub.publish(grid_to_occupancy_msg(grid.data, grid.resolution, grid.origin_x, grid.origin_y,
-                                                       stamp, self.frame))
+        self.costmap_msg = grid_to_occupancy_msg(grid.data, grid.resolution, grid.origin_x, grid.origin_y, stamp,
+                                                 self.frame)
+        self._publish_costmap()
+        self.create_timer(1.0 / p["costmap_rate_hz"], self._publish_costmap)
         self.regions_pub.publish(risky_region_markers(self.layout, stamp, self.frame))
         self._publish_odom()
         self._event("start", layout=self.layout.name, goal=[float(g) for g in self.goal])
@@ -153,6 +157,10 @@ class SimNode(Node):
         self.get_logger().info(
             f"layout '{self.layout.name}': start ({self.obs[0]:.2f}, {self.obs[1]:.2f}), goal ({self.goal[0]:.2f}, "
             f"{self.goal[1]:.2f}); stepping every {period * 1e3:.0f} ms (real_time_factor {p['real_time_factor']:g})")
+
+    def _publish_costmap(self) -> None:
+        self.costmap_msg.header.stamp = self.get_clock().now().to_msg()
+        self.costmap_pub.publish(self.costmap_msg)
 
     def _on_cmd_vel(self, msg: Twist) -> None:
         try:
