@@ -16,8 +16,8 @@ from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.config import CoreConfig
 from rs_diffuser_ros.core.costmap import Costmap
-from rs_diffuser_ros.core.critic_gradient import CriticTailGradient
-from rs_diffuser_ros.core.cuda_graph import CapturedProgram
+from rs_diffuser_ros.core.sampling.critic_gradient import CriticTailGradient
+from rs_diffuser_ros.core.sampling.cuda_graph import CapturedProgram
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.risk import risk_measure
 

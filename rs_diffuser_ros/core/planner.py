@@ -22,15 +22,15 @@ from torch import nn
 from .checkpoint import load_weights, read_checkpoint
 from .config import GOAL_DIM, STATE_DIM, CoreConfig
 from .costmap import Costmap
-from .cuda_graph import CapturedProgram
+from .sampling.cuda_graph import CapturedProgram
 from .device import resolve_device
-from . import critic_gradient
-from .guidance import RiskGuidance, risk_of_sorted
-from .networks import NETWORK_NAMES, build_networks
+from .sampling import critic_gradient
+from .sampling.guidance import RiskGuidance, risk_of_sorted
+from .models.networks import NETWORK_NAMES, build_networks
 from .normalizer import Normalizers
 from .plan_frame import start_in_plan_frame, to_world
 from .risk import check_alpha, check_risk_mode, risk_measure
-from .sampler import ddim_sample, ddim_sample_fast, draw_noise
+from .sampling.sampler import ddim_sample, ddim_sample_fast, draw_noise
 from .schedule import DiffusionSchedule
 
 

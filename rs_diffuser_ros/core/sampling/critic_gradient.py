@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .critic import QuantileCritic
-from .risk import tail_weights
+from ..models.critic import QuantileCritic
+from ..risk import tail_weights
 
 
 def supports(critic: nn.Module) -> bool:

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from . import critic_gradient
 from .guidance import RiskGuidance
-from .schedule import DiffusionSchedule
-from .temporal_unet import TemporalUnet
+from ..schedule import DiffusionSchedule
+from ..models.temporal_unet import TemporalUnet
 
 
 def inpaint(x: Tensor, start: Tensor) -> Tensor:

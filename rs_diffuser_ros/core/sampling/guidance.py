@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .costmap import Costmap
-from .normalizer import LimitsNormalizer
-from .risk import risk_measure, tail_weights
+from ..costmap import Costmap
+from ..normalizer import LimitsNormalizer
+from ..risk import risk_measure, tail_weights
 
 
 def risk_of_sorted(quantiles: Tensor, alpha: Tensor, risk_mode: str) -> Tensor:
