@@ -6,12 +6,12 @@ import torch
 from test_core_helpers import GaussianDenoiser, RiskyBandCritic, tiny_config, single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.costmap import Costmap
-from rs_diffuser_ros.core.sampling.guidance import RiskGuidance
 from rs_diffuser_ros.core.models.inverse_dynamics import InverseDynamics
 from rs_diffuser_ros.core.normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
 from rs_diffuser_ros.core.objective import PlanObjective, RiskTerm
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.risk import risk_measure
+from rs_diffuser_ros.core.sampling.guidance import RiskGuidance
 from rs_diffuser_ros.core.sampling.sampler import ddim_sample
 
 START = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0], np.float32)
