@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from test_core_helpers import tiny_config, single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
-from rs_diffuser_ros.core.networks import build_networks
+from rs_diffuser_ros.core.models.networks import build_networks
 from rs_diffuser_ros.core.normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 

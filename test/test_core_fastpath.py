@@ -16,10 +16,10 @@ from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.config import CoreConfig
 from rs_diffuser_ros.core.costmap import Costmap
-from rs_diffuser_ros.core.critic_gradient import CriticTailGradient
-from rs_diffuser_ros.core.cuda_graph import CapturedProgram
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.risk import risk_measure
+from rs_diffuser_ros.core.sampling.critic_gradient import CriticTailGradient
+from rs_diffuser_ros.core.sampling.cuda_graph import CapturedProgram
 
 STATE = np.array([1.5, 4.0, 0.3, 0.95, 0.4, 0.1], np.float32)
 GOAL = np.array([10.5, 4.0], np.float32)

@@ -6,12 +6,13 @@ import torch
 from test_core_helpers import GaussianDenoiser, RiskyBandCritic, tiny_config, single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.costmap import Costmap
-from rs_diffuser_ros.core.guidance import RiskGuidance
-from rs_diffuser_ros.core.inverse_dynamics import InverseDynamics
+from rs_diffuser_ros.core.models.inverse_dynamics import InverseDynamics
 from rs_diffuser_ros.core.normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
+from rs_diffuser_ros.core.objective import PlanObjective, RiskTerm
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.risk import risk_measure
-from rs_diffuser_ros.core.sampler import ddim_sample
+from rs_diffuser_ros.core.sampling.guidance import RiskGuidance
+from rs_diffuser_ros.core.sampling.sampler import ddim_sample
 
 START = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0], np.float32)
 GOAL = np.array([0.5, 0.0], np.float32)
@@ -99,7 +100,7 @@ def test_inpainting_holds_the_start_state_exactly_at_every_step(guidance_on):
     planner = toy_planner(guidance_on=guidance_on)
     start = torch.tensor([[0.3, -0.7, 0.1, 0.99, 0.5, -0.2]]).repeat(16, 1)
     context = torch.zeros(16, 4)
-    guidance = RiskGuidance(planner.critic, torch.full((16,), 0.1), "averse", 5.0, 1.0, guidance_on)
+    guidance = RiskGuidance(PlanObjective(RiskTerm(planner.critic, torch.full((16,), 0.1), "averse")), 5.0, 1.0, guidance_on)
     seen = []
     x = ddim_sample(planner.denoiser, planner.schedule, start, context, 8, guidance,
                     torch.Generator().manual_seed(0), on_step=lambda i, x: seen.append(x[:, 0].clone()))

@@ -2,8 +2,8 @@
 import numpy as np
 import torch
 
-from rs_diffuser_ros.core.quantile_loss import quantile_huber_loss
 from rs_diffuser_ros.core.risk import quantile_levels
+from rs_diffuser_ros.core.training.quantile_loss import quantile_huber_loss
 from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 

@@ -13,7 +13,7 @@ from test_core_helpers import synthetic_episodes, tiny_config, single_thread  # 
 
 from rs_diffuser_ros.core.config import ConfigError, CoreConfig
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
-from rs_diffuser_ros.core.train import main, train
+from rs_diffuser_ros.core.training.train import main, train
 
 
 def _rows(path):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from rs_diffuser_ros.core.windows import WindowDataset, discounted_returns
+from rs_diffuser_ros.core.training.windows import WindowDataset, discounted_returns
 from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 

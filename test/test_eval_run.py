@@ -11,7 +11,7 @@ from risky_nav.layout import LAYOUT_DIR
 from rs_diffuser_ros.baselines import behaviour_cloning
 from rs_diffuser_ros.core.checkpoint import save_checkpoint
 from rs_diffuser_ros.core.config import CoreConfig, ModelConfig, PlannerConfig
-from rs_diffuser_ros.core.networks import build_networks
+from rs_diffuser_ros.core.models.networks import build_networks
 from rs_diffuser_ros.core.normalizer import Normalizers
 from rs_diffuser_ros.eval.__main__ import main
 from rs_diffuser_ros.eval.metrics import METRICS

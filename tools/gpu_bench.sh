@@ -54,7 +54,7 @@ fi
 budget=$(( $(left) - 45 ))  # the benchmark stops starting rows after this; then the training timing
 sweep=${BENCH_SWEEP:-"--candidates 64 1024 16 256 --ddim-steps 8 4 --repeats 200"}
 # shellcheck disable=SC2086  # $sweep is a list of arguments
-timeout $(( $(left) - 5 )) python3 -m rs_diffuser_ros.core.benchmark --device "$device" "${model[@]}" $sweep \
+timeout $(( $(left) - 5 )) python3 -m rs_diffuser_ros.diagnostics.benchmark --device "$device" "${model[@]}" $sweep \
   --guidance on off --paths reference fast --precision fp32 fp16 bf16 \
   --time-budget "$budget" --train-steps 300 --out "$OUT/gpu_bench.md" 2>"$OUT/bench.log"
 rc=$?

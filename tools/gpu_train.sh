@@ -31,7 +31,7 @@ if [[ "${PARALLEL:-0}" == 1 ]]; then
   for tgz in "$@"; do
     ds="$(unpack "$tgz")"; name="$(basename "$ds")"; names+=("$name")
     echo "$name: training ${STEPS} steps (in parallel)"
-    timeout "${DEADLINE_S:-480}" python3 -m rs_diffuser_ros.core.train --dataset "$ds" --out "/tmp/run_$name" \
+    timeout "${DEADLINE_S:-480}" python3 -m rs_diffuser_ros.core.training.train --dataset "$ds" --out "/tmp/run_$name" \
       --steps "$STEPS" --device cuda --no-progress --log-every 250 --checkpoint-every 2500 \
       >"/tmp/train_$name.log" 2>&1 &
     pids+=($!)
@@ -50,12 +50,12 @@ per_step=""
 for tgz in "$@"; do
   ds="$(unpack "$tgz")"; name="$(basename "$ds")"
   if [[ -z "$per_step" ]]; then  # time a short run once, then size every run to the budget
-    python3 -m rs_diffuser_ros.core.train --dataset "$ds" --out /tmp/probe --steps 400 --log-every 200 --device cuda --no-progress >/tmp/probe.log 2>&1 || { tail -20 /tmp/probe.log; exit 1; }
+    python3 -m rs_diffuser_ros.core.training.train --dataset "$ds" --out /tmp/probe --steps 400 --log-every 200 --device cuda --no-progress >/tmp/probe.log 2>&1 || { tail -20 /tmp/probe.log; exit 1; }
     per_step=$(awk -F, 'NR>1{s=$1; w=$NF} END{print w/s}' /tmp/probe/losses.csv)
   fi
   steps=$(python3 -c "print(int(min(60000, ${budget} / ${per_step}) // 1000 * 1000))")
   echo "$name: ${per_step} s/step -> training ${steps} steps"
-  python3 -m rs_diffuser_ros.core.train --dataset "$ds" --out "/tmp/run_$name" --steps "$steps" --device cuda --no-progress \
+  python3 -m rs_diffuser_ros.core.training.train --dataset "$ds" --out "/tmp/run_$name" --steps "$steps" --device cuda --no-progress \
     --log-every 250 --checkpoint-every 5000 >>"$OUT/train.log" 2>&1 || echo "train $name exited $? (see train.log)"
   collect "$name"
 done

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import ConfigError, CoreConfig
-from .networks import NETWORK_NAMES
+from .models.networks import NETWORK_NAMES
 from .normalizer import Normalizers
 
 # /2: plan-frame windows, x0-predicting denoiser, context conditioning (files of /1 cannot load).

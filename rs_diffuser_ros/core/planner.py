@@ -22,15 +22,17 @@ from torch import nn
 from .checkpoint import load_weights, read_checkpoint
 from .config import GOAL_DIM, STATE_DIM, CoreConfig
 from .costmap import Costmap
-from .cuda_graph import CapturedProgram
+from .sampling.cuda_graph import CapturedProgram
 from .device import resolve_device
-from . import critic_gradient
-from .guidance import RiskGuidance, risk_of_sorted
-from .networks import NETWORK_NAMES, build_networks
+from .models.networks import NETWORK_NAMES, build_networks
 from .normalizer import Normalizers
+from .objective import CostmapTerm, PlanObjective, RiskTerm
 from .plan_frame import start_in_plan_frame, to_world
-from .risk import check_alpha, check_risk_mode, risk_measure
-from .sampler import ddim_sample, ddim_sample_fast, draw_noise
+from .risk import check_alpha, check_risk_mode
+from .sampling import critic_gradient
+from .sampling.guidance import RiskGuidance
+from .sampling.noise import draw_noise
+from .sampling.sampler import ddim_loop, fast_steps, reference_steps
 from .schedule import DiffusionSchedule
 
 
@@ -183,30 +185,29 @@ class RiskSensitivePlanner:
     def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, *, batch: int, k: int,
                         risk_mode: str, costmap: Costmap | None, generator=None) -> dict[str, torch.Tensor]:
         """Guided sampling, selection and inverse dynamics on [B*K] rows; no host sync (capturable).
-        With initial_noise given it takes the fast path, else the reference path draws from `generator`."""
+        With initial_noise given it takes the fast path's steps, else the reference's, drawing from `generator`."""
         p, norm, dev = self.config.planner, self.normalizers, self.device
         start = norm.plan.normalize(start_in_plan_frame(states))
         context = norm.context(states, goals)
         fast = initial_noise is not None
-        sorted_quantiles = fast and critic_gradient.supports(self.critic)
-        measure = risk_of_sorted if sorted_quantiles else risk_measure
-        guidance = RiskGuidance(self.critic, alpha_rows, risk_mode, p.guidance_scale, p.guidance_grad_clip,
-                                p.guidance_on, costmap, p.costmap_weight, norm.plan, states[:, :2], sorted_quantiles)
-        if not fast:
-            x = ddim_sample(self.denoiser, self.schedule, start, context, self.horizon, guidance, generator)
-        else:
-            with _autocast(dev, self.precision):
-                x = ddim_sample_fast(self.denoiser, self.schedule, start, context, initial_noise, step_noise, guidance)
+        # One objective for guidance and selection, so the sampler pushes towards what selection picks.
+        objective = PlanObjective(
+            RiskTerm(self.critic, alpha_rows, risk_mode, quantiles_sorted=fast and critic_gradient.supports(self.critic)),
+            CostmapTerm(costmap, p.costmap_weight, norm.plan, states[:, :2]) if costmap is not None and p.costmap_weight > 0 else None)
+        guidance = RiskGuidance(objective, p.guidance_scale, p.guidance_grad_clip, p.guidance_on)
+        with _autocast(dev, self.precision):  # no autocast on the reference path: set_execution keeps it fp32
+            if fast:
+                steps = fast_steps(self.denoiser, self.schedule, context, guidance, initial_noise, step_noise)
+            else:
+                steps = reference_steps(self.denoiser, self.schedule, context, guidance, (len(start), self.horizon, STATE_DIM), generator)
+            x = ddim_loop(self.schedule, start, steps)
 
         # Select on the clean plans: critic at noise level 0, in standardised return units.
-        q_norm = self.critic(x, context, torch.zeros(x.shape[0], device=dev))
-        score = measure(q_norm, alpha_rows, risk_mode)
-        if costmap is not None and p.costmap_weight > 0:
-            score = score - p.costmap_weight * guidance.plan_cost(x)
-        chosen = score.view(batch, k).argmax(1)  # [B]
+        q_norm = objective.risk.quantiles(x, context, torch.zeros(x.shape[0], device=dev))
+        chosen = objective.score(q_norm, x).view(batch, k).argmax(1)  # [B]
         rows = torch.arange(batch, device=dev) * k + chosen
         quantiles = norm.returns.unnormalize(q_norm)  # [B*K, N] in return units
-        risk_values = measure(quantiles, alpha_rows, risk_mode)
+        risk_values = objective.risk.score(quantiles)
         # Clamp to the range of actions in the data set: the IDM is not trusted to extrapolate.
         action = norm.action.unnormalize(self.inverse_dynamics(x[rows, 0], x[rows, 1]).clamp(-1, 1))
         plans = to_world(norm.plan.unnormalize(x), states[:, :2])

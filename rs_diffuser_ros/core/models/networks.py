@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .config import ACTION_DIM, CONTEXT_DIM, STATE_DIM, ModelConfig
+from ..config import ACTION_DIM, CONTEXT_DIM, STATE_DIM, ModelConfig
 from .critic import QuantileCritic
 from .inverse_dynamics import InverseDynamics
 from .temporal_unet import TemporalUnet

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import ACTION_DIM, GOAL_DIM, STATE_DIM
+from ..config import ACTION_DIM, GOAL_DIM, STATE_DIM
 
 OBS_DIM = STATE_DIM + GOAL_DIM
 

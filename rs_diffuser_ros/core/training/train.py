@@ -1,8 +1,8 @@
 """Train the denoiser, critic and inverse dynamics on a RiskyNav dataset.
 
-    python -m rs_diffuser_ros.core.train --dataset datasets/<name> --out runs/x \
+    python -m rs_diffuser_ros.core.training.train --dataset datasets/<name> --out runs/x \
         [--config config/model.yaml] [--steps N] [--seed 0] [--device auto] [--resume]
-    torchrun --nproc_per_node 4 -m rs_diffuser_ros.core.train ...   # DDP, batch_size per GPU
+    torchrun --nproc_per_node 4 -m rs_diffuser_ros.core.training.train ...   # DDP, batch_size per GPU
 
 Writes to --out: model.safetensors (EMA weights + config + normalisers: what the planner
 loads), checkpoints/step_*.safetensors, train_state.pt (for --resume; loaded weights_only),
@@ -20,19 +20,19 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .checkpoint import save_checkpoint
-from .config import ConfigError, CoreConfig
+from ..checkpoint import save_checkpoint
+from ..config import ConfigError, CoreConfig
 from .distributed import DistributedContext
 from .ema import EMA
 from .losses import TrainingObjective
-from .networks import NETWORK_NAMES, build_networks
-from .normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
-from .plan_frame import fit_limits_over_windows
-from .schedule import DiffusionSchedule
+from ..models.networks import NETWORK_NAMES, build_networks
+from ..normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
+from ..plan_frame import fit_limits_over_windows
+from ..schedule import DiffusionSchedule
 from .training_log import LOSS_NAMES, LossLog, plot_losses
 from .windows import WindowDataset
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "model.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "config" / "model.yaml"
 
 
 def fit_normalizers(data: WindowDataset) -> Normalizers:
@@ -190,7 +190,7 @@ def load_dataset_episodes(dataset: str):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.core.train", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.core.training.train", description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", required=True, help="dataset path or id for risky_nav.dataset.load_episodes")
     ap.add_argument("--out", required=True, help="run directory (created)")
     ap.add_argument("--config", default=str(DEFAULT_CONFIG), help="hyper-parameters (default: config/model.yaml)")

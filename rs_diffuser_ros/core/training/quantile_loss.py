@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .risk import quantile_levels
+from ..risk import quantile_levels
 
 
 def quantile_huber_loss(pred: Tensor, target: Tensor, kappa: float = 1.0) -> Tensor:

@@ -5,7 +5,7 @@ For the fast sampling path. The critic is Linear/SiLU layers and a non-crossing 
 of its quantiles is a short chain of matmuls. Writing it out (instead of autograd) lets the
 loop run without building a graph at every step, and hoists what does not change over the
 loop: the context and noise-level part of the first layer, and the tail weights for alpha.
-The reference path (guidance.RiskGuidance.noisy_gradient, autograd) is what this is tested
+The reference (guidance.NoisyGuide, autograd of the plan objective) is what this is tested
 against (test/test_core_fastpath.py).
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .critic import QuantileCritic
-from .risk import tail_weights
+from ..models.critic import QuantileCritic
+from ..risk import tail_weights
 
 
 def supports(critic: nn.Module) -> bool:

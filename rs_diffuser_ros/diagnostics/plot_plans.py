@@ -1,6 +1,6 @@
 """Open-loop look at what the planner proposes and picks, per risk level, from one state.
 
-    python -m rs_diffuser_ros.core.plot_plans --checkpoint runs/x/model.safetensors \
+    python -m rs_diffuser_ros.diagnostics.plot_plans --checkpoint runs/x/model.safetensors \
         --state 1.5 4.0 0.0 --goal 10.5 4.0 --alphas 0.05 0.2 1.0 [--layout default] --out plans.png
 
 Prints a table (chosen plan's end point, expected return, rho_alpha, candidates' spread) and
@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from .planner import RiskSensitivePlanner
+from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 
 
 def main(argv=None) -> int:

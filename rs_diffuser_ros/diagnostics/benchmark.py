@@ -6,10 +6,10 @@ the reference path (plain Python loop, autograd guidance, fp32, no graph) is tim
 run as the fast path, and the fast path's plans are compared with the reference's from the same
 seed: the largest difference of the K risk values (return units) and whether it picks the same plan.
 
-    python -m rs_diffuser_ros.core.benchmark [--checkpoint runs/x/model.safetensors] [--device auto]
+    python -m rs_diffuser_ros.diagnostics.benchmark [--checkpoint runs/x/model.safetensors] [--device auto]
         [--candidates 16 32 64] [--ddim-steps 8] [--guidance on off] [--paths reference fast]
         [--precision fp32 bf16] [--threads 1] [--repeats 50] [--time-budget 300] [--out table.md]
-    python -m rs_diffuser_ros.core.benchmark --train-steps 50 [--device cuda]   # training throughput
+    python -m rs_diffuser_ros.diagnostics.benchmark --train-steps 50 [--device cuda]   # training throughput
 
 Without --checkpoint the planner is built from config/model.yaml with random weights (same cost).
 """
@@ -26,8 +26,14 @@ import traceback
 import numpy as np
 import torch
 
-from .config import CoreConfig
-from .planner import RiskSensitivePlanner
+from rs_diffuser_ros.core.config import CoreConfig
+from rs_diffuser_ros.core.models.networks import NETWORK_NAMES, build_networks
+from rs_diffuser_ros.core.normalizer import Normalizers
+from rs_diffuser_ros.core.planner import RiskSensitivePlanner
+from rs_diffuser_ros.core.schedule import DiffusionSchedule
+from rs_diffuser_ros.core.training.ema import EMA
+from rs_diffuser_ros.core.training.losses import TrainingObjective
+from rs_diffuser_ros.core.training.train import DEFAULT_CONFIG
 
 STATE = np.array([1.5, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
 GOAL = np.array([10.5, 4.0], np.float32)
@@ -114,14 +120,8 @@ def latency_table(planner: RiskSensitivePlanner, candidates, steps_list, guidanc
 
 def training_throughput(device: torch.device, steps: int, batch_size: int | None = None) -> str:
     """Steps/s of the training update (the three losses, backward, clip, AdamW, EMA) on synthetic windows:
-    the same work as core.train per step, minus the data-set gather."""
-    from .ema import EMA
-    from .losses import TrainingObjective
-    from .networks import NETWORK_NAMES, build_networks
-    from .normalizer import Normalizers
-    from .schedule import DiffusionSchedule
-
-    cfg = CoreConfig.from_yaml(_default_config_path())
+    the same work as core.training.train per step, minus the data-set gather."""
+    cfg = CoreConfig.from_yaml(DEFAULT_CONFIG)
     b = batch_size or cfg.training.batch_size
     networks = build_networks(cfg.model)
     schedule = DiffusionSchedule(cfg.model.diffusion_steps, cfg.planner.ddim_steps, device=device)
@@ -156,10 +156,6 @@ def training_throughput(device: torch.device, steps: int, batch_size: int | None
             f"({cfg.training.steps} steps of the default config: {cfg.training.steps / per_s / 60:.1f} min)")
 
 
-def _default_config_path() -> str:
-    return os.path.join(os.path.dirname(__file__), "..", "..", "config", "model.yaml")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint")
@@ -180,7 +176,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     planner = (RiskSensitivePlanner.from_checkpoint(args.checkpoint, device=args.device) if args.checkpoint
-               else RiskSensitivePlanner.from_config(_default_config_path(), device=args.device))
+               else RiskSensitivePlanner.from_config(DEFAULT_CONFIG, device=args.device))
     out = open(args.out, "w") if args.out else None
 
     def emit(line: str) -> None:

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import TrainingConfig
-from .normalizer import Normalizers
-from .plan_frame import to_plan_frame
+from ..config import TrainingConfig
+from ..normalizer import Normalizers
+from ..plan_frame import to_plan_frame
 from .quantile_loss import quantile_huber_loss
-from .schedule import DiffusionSchedule
+from ..schedule import DiffusionSchedule
 
 
 class TrainingObjective(nn.Module):

@@ -1,0 +1,1 @@
+"""The three networks (denoiser U-Net, distributional critic, inverse dynamics) and their builder."""
