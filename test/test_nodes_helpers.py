@@ -30,7 +30,7 @@ def executable(name: str) -> str:
     return str(path)
 
 
-def make_random_checkpoint(path: Path) -> Path:
+def make_random_checkpoint(path: Path, diffusion_steps: int | None = None) -> Path:
     """A real model file (the core's format) with randomly initialised weights, small and fast.
 
     Enough for behaviour that does not depend on what the model learned (watchdog, parameter
@@ -40,6 +40,9 @@ def make_random_checkpoint(path: Path) -> Path:
     from rs_diffuser_ros.core.checkpoint import save_checkpoint
 
     config = CoreConfig.from_yaml(CONFIG / "model.yaml")
+    if diffusion_steps is not None:  # a model trained with another number of diffusion steps
+        config.model.diffusion_steps = diffusion_steps
+        config.planner.ddim_steps = min(config.planner.ddim_steps, diffusion_steps)
     planner = RiskSensitivePlanner.from_config(config, device="cpu", seed=0)
     return save_checkpoint(path, planner.config, planner.normalizers, planner.networks)
 

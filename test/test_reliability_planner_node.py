@@ -92,7 +92,7 @@ def odometry(node, x=START[0], y=START[1], yaw=START[2], stamp=None):
 def tick(node):
     """One replan tick; returns (cmd_vel messages, plans) it published."""
     cmds, plans = len(node.cmd_pub.messages), len(node.path_pub.messages)
-    node._replan()
+    node._tick()
     return node.cmd_pub.messages[cmds:], node.path_pub.messages[plans:]
 
 
@@ -131,9 +131,9 @@ def test_the_speed_limit_shrinks_on_the_final_approach(node, monkeypatch):
     The random model's own actions are slow, so each real plan's action is replaced by full
     speed ahead (as a trained model gives far from the goal): what is left to bound it is the cap.
     """
-    real_plan = node.planner.plan
-    monkeypatch.setattr(node.planner, "plan", lambda *a, **k: dataclasses.replace(
-        real_plan(*a, **k), action=np.array([2.0, 0.0], dtype=np.float32)))
+    real_plan = node.planner.plan_batch
+    monkeypatch.setattr(node.planner, "plan_batch", lambda *a, **k: [dataclasses.replace(
+        result, action=np.array([2.0, 0.0], dtype=np.float32)) for result in real_plan(*a, **k)])
     node.set_parameters([Parameter("max_linear_speed", value=1.0), Parameter("approach_slowdown_m", value=0.6),
                          Parameter("min_approach_speed", value=0.1)])
     node._on_costmap(default_map())
@@ -155,7 +155,7 @@ def test_out_of_order_and_old_odometry_is_dropped_and_then_stops_the_robot(node,
     newest = now_stamp(node)
     node._on_odom(odometry(node, x=2.0, stamp=newest))
     node._on_odom(odometry(node, x=9.0, stamp=now_stamp(node, -0.05)))  # older than the one above
-    state, _ = node.watchdog.current(time.monotonic())
+    state, _ = node.controller.watchdog.current(time.monotonic())
     assert state[0] == pytest.approx(2.0), "an out-of-order message replaced a newer one"
     assert "out of order" in capfd.readouterr().err
     # Only messages from far in the past keep arriving: they refresh nothing, the robot stops.
@@ -199,9 +199,9 @@ def test_invalid_odometry_stops_at_once_naming_the_field(node, capfd, field, val
 ])
 def test_a_malformed_or_foreign_costmap_is_ignored_and_the_previous_one_kept(node, capfd, bad_map, warning):
     driving(node)
-    kept = node.costmap_msg
+    kept = node.controller.grid
     node._on_costmap(bad_map())
-    assert node.costmap_msg is kept
+    assert node.controller.grid is kept
     assert warning in capfd.readouterr().err
     assert planned(tick(node))
 
@@ -236,7 +236,7 @@ def test_goal_in_another_frame_or_not_finite_is_ignored(node, capfd):
     bad = goal_to_pose((3.0, 3.0), Time(), "odom")
     bad.pose.position.y = float("nan")
     node._on_goal(bad)
-    np.testing.assert_allclose(node.goal, GOAL)
+    np.testing.assert_allclose(node.controller.goal, GOAL)
     log = capfd.readouterr().err
     assert "goal header.frame_id is 'map'" in log and "not finite" in log
 
@@ -249,7 +249,7 @@ def test_goal_in_another_frame_or_not_finite_is_ignored(node, capfd):
     ("candidates", 5000, "range"),
     ("ddim_steps", 10_000, "range"),
     ("odom_timeout_s", 0.0, "range"),
-    ("guidance_scale", -0.5, "-1 for the model's own"),
+    ("guidance_scale", -0.5, "[0, 1000] or -1"),
     ("checkpoint", "/nonexistent/model.safetensors", "does not exist"),
 ])
 def test_bad_parameter_values_are_refused_with_a_reason_and_the_old_value_kept(node, name, value, reason):
@@ -302,7 +302,7 @@ def test_a_diverged_model_stops_the_robot_every_tick_and_a_good_one_resumes(node
 
 def test_a_one_off_exception_in_the_core_stops_the_robot_and_the_next_tick_plans(node, capfd, monkeypatch):
     driving(node)
-    real_plan, calls = node.planner.plan, []
+    real_plan, calls = node.planner.plan_batch, []
 
     def plan_failing_once(*args, **kwargs):
         calls.append(1)
@@ -310,8 +310,52 @@ def test_a_one_off_exception_in_the_core_stops_the_robot_and_the_next_tick_plans
             raise RuntimeError("CUDA out of memory (a transient failure)")
         return real_plan(*args, **kwargs)
 
-    monkeypatch.setattr(node.planner, "plan", plan_failing_once)
+    monkeypatch.setattr(node.planner, "plan_batch", plan_failing_once)
     assert stopped(tick(node))
     assert "replan failed, zero velocity: RuntimeError: CUDA out of memory" in capfd.readouterr().err
     assert planned(tick(node))
     assert len(calls) == 2
+
+
+# --- costmap safety ------------------------------------------------------------------------------
+
+def test_no_costmap_yet_means_no_driving_and_the_reason_is_published(node, capfd):
+    status = Recorder(node.status_pub)
+    node.status_pub = status
+    node._on_goal(goal_to_pose(GOAL, Time(), "odom"))
+    node._on_odom(odometry(node))
+    assert stopped(tick(node))
+    assert "no costmap received yet" in capfd.readouterr().err
+    assert status.messages[-1].data == "no_costmap: no costmap received yet"
+    node._on_costmap(default_map())
+    assert planned(tick(node))
+    assert status.messages[-1].data == "driving"
+
+
+def test_a_costmap_older_than_costmap_timeout_s_stops_the_robot_until_a_new_one_comes(node, capfd):
+    node.set_parameters([Parameter("costmap_timeout_s", value=0.2)])
+    driving(node)
+    time.sleep(0.3)
+    node._on_odom(odometry(node))  # odometry is fresh: only the map has gone quiet
+    assert stopped(tick(node))
+    assert "costmap is stale" in capfd.readouterr().err
+    node._on_costmap(default_map())
+    assert planned(tick(node))
+    node.set_parameters([Parameter("costmap_timeout_s", value=0.0)])  # 0: a static map never goes stale
+    time.sleep(0.3)
+    node._on_odom(odometry(node))
+    assert planned(tick(node))
+
+
+def test_a_checkpoint_swap_to_a_model_with_fewer_diffusion_steps_than_ddim_steps_is_refused(node, tmp_path):
+    """Every running setting is re-validated against the model being swapped in."""
+    few = make_random_checkpoint(tmp_path / "few_steps.safetensors", diffusion_steps=3)
+    assert node.set_parameters([Parameter("ddim_steps", value=4)])[0].successful
+    running = node.planner
+    result = node.set_parameters([Parameter("checkpoint", value=str(few))])[0]
+    assert not result.successful and "at most the model's diffusion steps (3), got 4" in result.reason
+    assert node.planner is running
+    # With settings the new model can run, the same swap goes through.
+    assert node.set_parameters([Parameter("ddim_steps", value=2)])[0].successful
+    assert node.set_parameters([Parameter("checkpoint", value=str(few))])[0].successful
+    assert node.planner.config.model.diffusion_steps == 3

@@ -79,8 +79,8 @@ class Controller:
         self.settings = settings or ControllerSettings()
         self.watchdog = OdometryWatchdog(self.settings.odom_timeout_s)
         self.goal: np.ndarray | None = None
-        self._grid: Grid | None = None
-        self._grid_received_at = -math.inf
+        self.grid: Grid | None = None  # the last costmap received
+        self.grid_received_at = -math.inf
         self.set_planner(planner)
 
     # --- inputs -------------------------------------------------------------------------
@@ -111,12 +111,12 @@ class Controller:
 
     def on_costmap(self, grid, now_s: float) -> None:
         """An occupancy grid (a `Grid`, or anything with its fields) arrived at `now_s`."""
-        self._grid, self._grid_received_at = grid, now_s
+        self.grid, self.grid_received_at = grid, now_s
 
     @property
     def map_bounds(self):
         """(x_min, y_min, x_max, y_max) of the last costmap, or None."""
-        g = self._grid
+        g = self.grid
         if g is None:
             return None
         height, width = np.shape(g.data)
@@ -135,9 +135,9 @@ class Controller:
         state, why = self.watchdog.current(now_s)
         if state is None:
             return Command.stopped(StopReason.ODOMETRY, why), None
-        if self._grid is None:
+        if self.grid is None:
             return Command.stopped(StopReason.NO_COSTMAP, "no costmap received yet"), None
-        age = now_s - self._grid_received_at
+        age = now_s - self.grid_received_at
         if s.costmap_timeout_s > 0 and age > s.costmap_timeout_s:
             return Command.stopped(StopReason.COSTMAP_STALE, f"costmap is stale: last one {age:.2f} s ago "
                                    f"(costmap_timeout_s = {s.costmap_timeout_s:g})"), None
@@ -161,15 +161,14 @@ class Controller:
         s, goal = self.settings, self.goal
         distance = float(np.hypot(*(state[:2] - goal)))
         limit = approach_speed_limit(distance, s.max_linear_speed, s.approach_slowdown_m, s.min_approach_speed)
-        costmap = _inflated(self._grid, s.costmap_inflation_m, s.unknown_is_obstacle) if s.use_costmap else None
+        costmap = _inflated(self.grid, s.costmap_inflation_m, s.unknown_is_obstacle) if s.use_costmap else None
         return _PlanRequest(state, goal, limit, costmap)
 
     def shape_command(self, result: PlanResult, request: _PlanRequest) -> Command:
         """Stage 4: the plan's first action, within the velocity limits; a non-finite one stops the robot."""
         v, omega = float(result.action[0]), float(result.action[1])
         if not (math.isfinite(v) and math.isfinite(omega)):
-            return Command.stopped(StopReason.PLAN_FAILED, f"planner action is not finite (v={v}, omega={omega})",
-                                   result)
+            return Command.stopped(StopReason.PLAN_FAILED, f"planner action is not finite (v={v}, omega={omega})")
         w = self.settings.max_angular_speed
         return Command(min(max(v, -request.speed_limit), request.speed_limit), min(max(omega, -w), w), plan=result)
 
@@ -201,7 +200,7 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
                                          s.alpha, s.risk_mode, members[0][1].costmap, seed=tick_seed)
         except Exception as error:  # a failed replan must not kill the caller: stop, say why, retry next tick
             for i, _ in members:
-                commands[i] = Command.stopped(StopReason.PLAN_FAILED, f"replan failed: {type(error).__name__}: {error}")
+                commands[i] = Command.stopped(StopReason.PLAN_FAILED, f"{type(error).__name__}: {error}")
             continue
         for (i, request), result in zip(members, results):
             commands[i] = controllers[i].shape_command(result, request)

@@ -202,7 +202,7 @@ class PlannerNode(Node):
         if command.stop is StopReason.GOAL_REACHED:
             self.get_logger().info(f"{command.why}; stopped")
         elif command.stop is StopReason.PLAN_FAILED:
-            self.get_logger().error(f"zero velocity: {command.why}", throttle_duration_sec=LOG_THROTTLE_S)
+            self.get_logger().error(f"replan failed, zero velocity: {command.why}", throttle_duration_sec=LOG_THROTTLE_S)
         else:
             self._warn_stop(command.why)
 
