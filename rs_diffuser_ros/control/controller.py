@@ -185,7 +185,7 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
         commands[i] = stop or c.goal_reached(state)
         if commands[i] is None:
             request = c.plan_request(state)
-            key = (id(c.planner), c.settings, id(c.model_sampling), id(request.costmap))
+            key = (id(c.planner), c.settings, id(request.costmap))  # model_sampling is the planner's
             groups.setdefault(key, []).append((i, request))
     for members in groups.values():
         first = controllers[members[0][0]]

@@ -71,8 +71,11 @@ class ControllerPolicy:
         for controller, o in zip(controllers, obs):
             controller.on_odometry(o[:STATE_DIM], now, stamp_s=now)
             controller.on_costmap(self.grid, now)
+        # A fixed seed in the settings means the same as on the robot (same state -> same plan); else the
+        # run's own stream gives each step a reproducible seed.
+        seed = None if self.settings.seed >= 0 else int(self._seeds.integers(2**31 - 1))
         t0 = time.perf_counter()
-        commands = step_all(controllers, now, seed=int(self._seeds.integers(2**31 - 1)))
+        commands = step_all(controllers, now, seed=seed)
         self.plan_seconds += time.perf_counter() - t0
         self.plan_calls += 1
         self.stops.update(c.stop.value for c in commands

@@ -1,0 +1,167 @@
+"""The controller's rules, ROS-free, on simulated time: each stage's stop and its reason, batching, fallback."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from rs_diffuser_ros.control import Controller, ControllerSettings, Grid, StopReason, step_all
+from rs_diffuser_ros.core import Costmap, RiskSensitivePlanner
+
+START = np.array([1.5, 4.0, 0.0, 1.0, 0.0, 0.0], dtype=np.float32)  # [x, y, sin, cos, v, omega]
+GOAL = np.array([10.5, 4.0], dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def planner():
+    torch.set_num_threads(1)
+    planner = RiskSensitivePlanner.from_config(device="cpu", seed=0)
+    planner.configure(candidates=4, ddim_steps=2)
+    return planner
+
+
+def room(width=240, height=160, resolution=0.05) -> Grid:
+    data = np.zeros((height, width), dtype=np.int8)
+    data[0, :] = data[-1, :] = data[:, 0] = data[:, -1] = 100
+    return Grid(data, resolution, 0.0, 0.0)
+
+
+ROOM = room()
+
+
+def ready(planner, t=0.0, **settings) -> Controller:
+    """A controller with a goal, a map and fresh odometry at time t."""
+    c = Controller(planner, ControllerSettings(seed=0, **settings))
+    c.set_goal(GOAL)
+    c.on_costmap(ROOM, t)
+    c.on_odometry(START, t)
+    return c
+
+
+def test_a_ready_controller_plans_within_the_limits(planner):
+    command = ready(planner, max_linear_speed=0.05, max_angular_speed=0.01).step(0.0)
+    assert command.stop is None and command.plan is not None
+    assert abs(command.v) <= 0.05 and abs(command.omega) <= 0.01
+    np.testing.assert_array_equal(command.plan.plan[0], START)
+
+
+def test_no_goal_is_idle(planner):
+    c = ready(planner)
+    c.set_goal(None)
+    command = c.step(0.0)
+    assert (command.stop, command.v, command.omega, command.plan) == (StopReason.NO_GOAL, 0.0, 0.0, None)
+
+
+@pytest.mark.parametrize("what,reason,why", [
+    ("no odometry", StopReason.ODOMETRY, "no odometry received yet"),
+    ("stale odometry", StopReason.ODOMETRY, "odometry is stale"),
+    ("invalid odometry", StopReason.ODOMETRY, "last odometry was invalid: NaN in x"),
+    ("no costmap", StopReason.NO_COSTMAP, "no costmap received yet"),
+    ("stale costmap", StopReason.COSTMAP_STALE, "costmap is stale: last one 6.00 s ago (costmap_timeout_s = 5)"),
+    ("robot off the map", StopReason.OUTSIDE_MAP, "robot outside the map: (20.00, 4.00) is not in [0, 12] x [0, 8]"),
+    ("goal off the map", StopReason.OUTSIDE_MAP, "goal outside the map: (10.50, -1.00)"),
+])
+def test_each_input_problem_stops_the_robot_with_its_reason(planner, what, reason, why):
+    c = Controller(planner, ControllerSettings(seed=0, odom_timeout_s=0.5, costmap_timeout_s=5.0))
+    c.set_goal(GOAL if what != "goal off the map" else (10.5, -1.0))
+    now = 6.0
+    if what != "no costmap":
+        c.on_costmap(room(), 0.0 if what == "stale costmap" else now)
+    state = START.copy()
+    if what == "robot off the map":
+        state[0] = 20.0
+    if what == "invalid odometry":
+        c.on_invalid_odometry("NaN in x", now)
+    elif what != "no odometry":
+        c.on_odometry(state, now - 1.0 if what == "stale odometry" else now)
+    command = c.step(now)
+    assert (command.stop, command.v, command.omega, command.plan) == (reason, 0.0, 0.0, None)
+    assert why in command.why
+
+
+def test_costmap_timeout_zero_means_a_static_map(planner):
+    c = ready(planner, costmap_timeout_s=0.0)
+    c.on_odometry(START, 1000.0)
+    assert c.step(1000.0).stop is None
+
+
+def test_goal_reached_stops_once_then_idles_until_a_new_goal(planner):
+    c = ready(planner, goal_tolerance_m=0.3)
+    near = START.copy()
+    near[:2] = GOAL - [0.2, 0.0]
+    c.on_odometry(near, 0.1)
+    first = c.step(0.1)
+    assert first.stop is StopReason.GOAL_REACHED and "0.20 m <= 0.3 m" in first.why
+    assert c.step(0.1).stop is StopReason.NO_GOAL
+    c.set_goal(GOAL + [0.0, 2.0])
+    assert c.step(0.1).stop is None
+
+
+def test_approach_slowdown_caps_the_speed_near_the_goal(planner, monkeypatch):
+    c = ready(planner, max_linear_speed=1.0, approach_slowdown_m=0.6, min_approach_speed=0.1)
+    real = planner.plan_batch
+    monkeypatch.setattr(planner, "plan_batch", lambda *a, **k: [
+        dataclasses.replace(r, action=np.array([2.0, -9.0], np.float32)) for r in real(*a, **k)])
+    near = START.copy()
+    near[:2] = GOAL - [0.5, 0.0]
+    c.on_odometry(near, 0.1)
+    command = c.step(0.1)
+    assert command.v == pytest.approx(0.5 / 0.6, rel=1e-5) and command.omega == -2.0
+
+
+def test_a_failed_or_non_finite_plan_stops_and_the_next_tick_plans(planner, monkeypatch):
+    c = ready(planner)
+    real, calls = planner.plan_batch, []
+
+    def faulty(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory")
+        results = real(*args, **kwargs)
+        if len(calls) == 2:
+            return [dataclasses.replace(r, action=np.array([np.nan, 0.0], np.float32)) for r in results]
+        return results
+
+    monkeypatch.setattr(planner, "plan_batch", faulty)
+    first, second, third = c.step(0.0), c.step(0.0), c.step(0.0)
+    assert first.stop is StopReason.PLAN_FAILED and first.why == "RuntimeError: CUDA out of memory"
+    assert second.stop is StopReason.PLAN_FAILED and "not finite" in second.why and second.plan is None
+    assert third.stop is None
+
+
+def test_robots_on_one_map_share_one_batched_plan_call(planner, monkeypatch):
+    controllers = [ready(planner) for _ in range(3)]
+    controllers[1].set_goal(None)  # idle: not planned for
+    real, batches = planner.plan_batch, []
+    monkeypatch.setattr(planner, "plan_batch", lambda states, *a, **k: batches.append(len(states)) or real(states, *a, **k))
+    commands = step_all(controllers, 0.0)
+    assert batches == [2]
+    assert [c.stop for c in commands] == [None, StopReason.NO_GOAL, None]
+
+
+def test_the_sampling_settings_reach_the_planner_and_the_models_own_back_the_sentinels(planner):
+    own = dict(planner_candidates=planner.config.planner.candidates)
+    c = ready(planner, candidates=3)
+    assert c.step(0.0).plan.candidates.shape[0] == 3
+    c.set_settings(dataclasses.replace(c.settings, candidates=0))  # 0: the model's own
+    assert c.step(0.0).plan.candidates.shape[0] == c.model_sampling["candidates"] == own["planner_candidates"]
+
+
+def test_unknown_cells_count_as_obstacles_unless_told_otherwise():
+    data = np.zeros((10, 10), dtype=np.int8)
+    data[5, 5] = -1
+    assert Costmap.from_occupancy(data, 0.1, 0, 0, inflation_radius=0.0).cost[5, 5] == 1.0
+    assert Costmap.from_occupancy(data, 0.1, 0, 0, inflation_radius=0.0, unknown_is_obstacle=False).cost[5, 5] == 0.0
+
+
+def test_the_controller_plans_with_unknown_cells_as_its_settings_say(planner, monkeypatch):
+    grid = room()
+    grid.data[60:100, 100:140] = -1
+    seen = []
+    real = planner.plan_batch
+    monkeypatch.setattr(planner, "plan_batch", lambda *a, **k: seen.append(a[4]) or real(*a, **k))
+    for unknown_is_obstacle in (True, False):
+        c = ready(planner, unknown_is_obstacle=unknown_is_obstacle)
+        c.on_costmap(grid, 0.0)
+        c.step(0.0)
+    assert seen[0].cost[80, 120] == 1.0 and seen[1].cost[80, 120] == 0.0
