@@ -27,7 +27,7 @@ from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import odometry_to_state
 from rs_diffuser_ros.nodes.planner_params import default_checkpoint_path
 from test_nodes_helpers import NodeProcesses, Probe, executable
-from test_nodes_planner_dds import is_zero
+from test_nodes_planner_dds import STOP_SLACK_S, first_zero_command, is_zero
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -35,7 +35,6 @@ START, GOAL = [1.5, 4.0, 0.0], [10.5, 4.0]  # default layout: the straight line 
 REAL_TIME_FACTOR = 1.0
 GOAL_TOLERANCE = 0.3  # the layout's and config/planner.yaml's
 DRIVE_TIMEOUT_S = 120.0
-STOP_SLACK_S = 2.0  # a replan may still be in flight when the goal is reached (shared 2-core CPU)
 
 
 @pytest.fixture
@@ -100,8 +99,7 @@ def test_robot_reaches_the_goal_through_the_nodes_and_snapshot_renders_the_drive
     assert "collision" not in kinds
     # The planner stops the robot at the goal (a zero command, then it idles until a new goal).
     reached_at = next(t for t, m in probe.messages("sim_events") if json.loads(m.data)["event"] == "goal_reached")
-    stopped_at = probe.wait_for(lambda: next((t for t, m in probe.messages("cmd_vel", since=reached_at) if is_zero(m)),
-                                             None), 10, "a zero /cmd_vel after the goal", run.nodes)
+    stopped_at = first_zero_command(probe, reached_at, run.nodes, "after the goal")
     time.sleep(STOP_SLACK_S + 1.0)
     assert is_zero(probe.messages("cmd_vel")[-1][1])
     assert all(is_zero(m) for _, m in probe.messages("cmd_vel", since=stopped_at + STOP_SLACK_S))

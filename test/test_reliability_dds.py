@@ -21,7 +21,8 @@ from geometry_msgs.msg import Twist
 from rs_diffuser_ros.nodes.conversions import state_to_odometry
 from rs_diffuser_ros.nodes.odom_watchdog import FLOOD_RATE_HZ
 from test_nodes_helpers import make_random_checkpoint, nodes, probe, ros_env  # noqa: F401
-from test_nodes_planner_dds import is_zero, planner_argv as base_planner_argv, send_goal
+from test_nodes_planner_dds import (STOP_SLACK_S, STOP_WITHIN_S, first_zero_command, is_zero,
+                                   planner_argv as base_planner_argv, send_goal)
 from test_nodes_sim_dds import GOAL, START, sim_argv as base_sim_argv
 
 pytestmark = pytest.mark.timeout(180)
@@ -31,8 +32,6 @@ ODOM_TIMEOUT_S = 0.3
 # Gap allowed between two /cmd_vel (or plans) while driving: ten replan periods. A planner
 # starved by the flood (as a multi-threaded executor was) goes silent or stops for good.
 MAX_GAP_S = 2.0
-STOP_WITHIN_S = 5.0   # a dead sim or planner must lead to a stopped robot within this (time-outs: 0.3 / 0.5 s)
-STOP_SLACK_S = 2.0    # after the first zero command, an in-flight replan may still publish
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +123,7 @@ def test_sim_restarted_under_the_planner_and_planner_restarted_under_the_sim(nod
     # 1. The sim dies: odometry stops, the planner stops the robot and stops replanning.
     kill(nodes, sim)
     died = time.monotonic()
-    stopped_at = probe.wait_for(lambda: next((t for t, m in probe.messages("cmd_vel", since=died) if is_zero(m)), None),
-                                STOP_WITHIN_S, "a zero /cmd_vel after the sim died", nodes)
+    stopped_at = first_zero_command(probe, died, nodes, "after the sim died")
     time.sleep(STOP_SLACK_S + 1.0)
     assert all(is_zero(m) for _, m in probe.messages("cmd_vel", since=stopped_at + STOP_SLACK_S))
     assert not probe.messages("plan", since=stopped_at + STOP_SLACK_S)
