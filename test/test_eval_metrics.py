@@ -84,3 +84,84 @@ def test_episode_outcome_json_has_derived_flags_but_no_path():
     d = outcome(risky_steps=1).to_dict()
     assert d["violation"] and d["entered_risky_region"] and not d["collided"]
     assert "path" not in d
+
+
+def test_summary_of_a_real_run_matches_numpy_on_the_raw_steps(tmp_path):
+    """The evaluation's episodes (run_lockstep) and metrics (summarize) against the same episodes
+    stepped here by hand, every number recomputed from the raw rewards and infos with plain numpy.
+
+    Default layout, time limit 13.3 s: the short cut always arrives through the risky passage
+    (a penalty strikes in some episodes), the detour avoids it and arrives in only some episodes.
+    """
+    import gymnasium
+    import risky_nav
+    import yaml
+    from risky_nav.layout import LAYOUT_DIR
+    from risky_nav.policies import make_policy
+    from rs_diffuser_ros.eval.lockstep import run_lockstep
+    from rs_diffuser_ros.eval.policies import ScriptedBatchPolicy
+
+    raw = yaml.safe_load((LAYOUT_DIR / "default.yaml").read_text())
+    raw.update(name="tight", time_limit=13.3)
+    layout_path = tmp_path / "tight.yaml"
+    layout_path.write_text(yaml.safe_dump(raw))
+    seeds = list(range(10))
+    env = gymnasium.make(risky_nav.ENV_ID, layout=str(layout_path), disable_env_checker=True)
+    try:
+        layout = env.unwrapped.layout
+        outcomes = []
+        for name in ("shortcut", "detour"):
+            outcomes += run_lockstep([env], ScriptedBatchPolicy(name, layout, 1), name, list(enumerate(seeds)))
+        by_hand = []   # per episode: rewards [T], in-region flags [T], collision flags [T], events [T], last distance
+        for name in ("shortcut", "detour"):
+            for seed in seeds:
+                obs, _ = env.reset(seed=seed)
+                policy = make_policy(name, layout)    # the waypoint policies use no random numbers
+                policy.reset(obs)
+                steps, done = [], False
+                while not done:
+                    obs, reward, terminated, truncated, info = env.step(policy(obs))
+                    steps.append((reward, info["in_risky_region"], info["collision"], info["risk_event"],
+                                  info["distance_to_goal"]))
+                    done = terminated or truncated
+                by_hand.append(np.array(steps, dtype=np.float64))
+    finally:
+        env.close()
+
+    returns = np.array([s[:, 0].sum() for s in by_hand])
+    lengths = np.array([len(s) for s in by_hand])
+    risky = np.array([s[:, 1].sum() for s in by_hand])
+    violating_steps = np.array([np.logical_or(s[:, 1], s[:, 2]).sum() for s in by_hand])
+    collided = np.array([s[:, 2].any() for s in by_hand])
+    events = np.array([s[:, 3].sum() for s in by_hand])
+    success = np.array([s[-1, 4] < layout.goal_tolerance for s in by_hand])
+    violation = (risky > 0) | collided
+    # The run must mix outcomes, or rates of 0 and 1 would agree whatever the code does.
+    assert 0 < violation.mean() < 1 and 0 < success.mean() < 1 and 0 < (events > 0).mean() < 1, \
+        (violation, success, events)
+
+    assert [o.setting for o in outcomes] == ["shortcut"] * 10 + ["detour"] * 10
+    np.testing.assert_allclose([o.episode_return for o in outcomes], returns, rtol=0, atol=1e-9)
+    assert [o.length for o in outcomes] == lengths.tolist()
+    assert [o.success for o in outcomes] == success.tolist()
+    assert [o.risky_steps for o in outcomes] == risky.tolist()
+    assert [o.violation for o in outcomes] == violation.tolist()
+    assert [o.risk_events for o in outcomes] == events.tolist()
+
+    s = summarize(outcomes)
+    worst = np.sort(returns)[:int(np.ceil(0.1 * len(returns)))]          # CVaR_0.1: mean of the worst 10%
+    expected = {
+        "mean_return": returns.mean(),
+        "cvar_return": worst.mean(),
+        "violation_rate": violation.mean(),
+        "violation_step_rate": violating_steps.sum() / lengths.sum(),
+        "catastrophic_events": events.mean(),
+        "catastrophe_rate": (events > 0).mean(),
+        "collision_rate": collided.mean(),
+        "success_rate": success.mean(),
+        "episode_length": lengths.mean(),
+    }
+    assert set(s) == set(expected)
+    for metric, value in expected.items():
+        assert s[metric].value == pytest.approx(value, abs=1e-9), metric
+        assert s[metric].low <= s[metric].value + 1e-9 and s[metric].value <= s[metric].high + 1e-9, metric

@@ -1,5 +1,6 @@
 """End to end: the evaluation command on a tiny random model and a short-time-limit layout writes its
 JSON, Markdown and both figures; lockstep stepping gives the same episodes as one env at a time."""
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from rs_diffuser_ros.core.config import CoreConfig, ModelConfig, PlannerConfig
 from rs_diffuser_ros.core.models.networks import build_networks
 from rs_diffuser_ros.core.normalizer import Normalizers
 from rs_diffuser_ros.eval.__main__ import main
-from rs_diffuser_ros.eval.metrics import METRICS
+from rs_diffuser_ros.eval.claims import check_claims
+from rs_diffuser_ros.eval.metrics import METRICS, Estimate
+from rs_diffuser_ros.eval.settings import parse_settings
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +67,26 @@ def test_evaluation_command_writes_table_json_and_figures(tmp_path, short_layout
         episodes = results["episodes"][name]
         assert [e["seed"] for e in episodes] == [0, 1]        # same env seeds in every setting
         assert all(1 <= e["length"] <= 15 for e in episodes)  # the 1.5 s time limit
-    assert results["settings"]["neutral"]["plan_ms_per_call"] > 0
+    # One batched planner call per control step at least as often as the longest episode has steps,
+    # and all of them inside the run's wall time: a wrong unit or count breaks the bound.
+    wall_s = results["meta"]["wall_s"]
+    for name in ("averse:0.1", "neutral", "seeking:0.1", "unguided"):
+        longest = max(e["length"] for e in results["episodes"][name])
+        ms = results["settings"][name]["plan_ms_per_call"]
+        assert 0 < ms and ms * longest / 1e3 <= wall_s + 0.01, (name, ms, longest, wall_s)
     assert results["settings"]["bc"]["plan_ms_per_call"] is None
-    assert {c["claim"] for c in results["claims"]} and all(c["holds"] in (True, False, None) for c in results["claims"])
-    assert results["meta"]["checkpoint_sha256"] and results["meta"]["episodes_per_minute"] > 0
+    assert results["settings"]["scripted:detour"]["plan_ms_per_call"] is None
+    # The claims are check_claims' verdicts on the results' own metrics; every setting a claim needs was
+    # run, so each is decided. Within 1.5 s from the start no robot gets near the goal 9 m away.
+    summaries = {name: {k: Estimate(**m) for k, m in s["metrics"].items()} for name, s in results["settings"].items()}
+    expected = [c.to_dict() for c in check_claims(parse_settings(names), summaries)]
+    assert results["claims"] == expected and len(expected) == 5
+    assert all(isinstance(c["holds"], bool) for c in results["claims"])
+    assert not any(e["success"] for episodes in results["episodes"].values() for e in episodes)
+    success_claim = next(c for c in results["claims"] if c["claim"].startswith("success rate"))
+    assert success_claim["holds"] is False
+    assert results["meta"]["checkpoint_sha256"] == hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    assert results["meta"]["episodes_per_minute"] == pytest.approx(len(names) * 2 / wall_s * 60, rel=0.01)
     md = (out / "results.md").read_text()
     assert "| unguided diffusion (`unguided`) | 2 |" in md and "CVaR_0.1 of return" in md
     for png in ("metrics_vs_alpha.png", "trajectories.png"):

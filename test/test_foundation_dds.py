@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -81,4 +82,4 @@ def test_risk_plan_crosses_processes_over_dds(ros_env):
     assert received["num_candidates"] == 32
     assert received["planning_latency_ms"] == pytest.approx(12.5)
     assert received["frame_id"] == "odom"
-    assert received["stamp_sec"] > 0
+    assert abs(received["stamp_sec"] - time.time()) < 120, "the stamp is not the publisher's clock now"

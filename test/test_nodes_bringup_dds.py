@@ -1,6 +1,7 @@
 """End to end over real DDS: `bringup` starts the sim and planner nodes as separate processes
 from config/*.yaml; the robot drives to the goal on the shipped model, `snapshot` renders
-the run, and Ctrl-C stops both nodes.
+the drive, and Ctrl-C stops both nodes. Each test starts its own bring-up (no test depends on
+another having run first).
 
 Needs the trained model rs_diffuser_ros/models/default.safetensors (RSD_NODES_CHECKPOINT
 names another): a randomly initialised one does not drive anywhere.
@@ -26,6 +27,7 @@ from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import odometry_to_state
 from rs_diffuser_ros.shipped import model_path
 from test_nodes_helpers import NodeProcesses, Probe, executable
+from test_nodes_planner_dds import STOP_SLACK_S, first_zero_command, is_zero
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -35,14 +37,15 @@ GOAL_TOLERANCE = 0.3  # the layout's and config/planner.yaml's
 DRIVE_TIMEOUT_S = 120.0
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+@pytest.fixture
+def bringup(tmp_path):
+    """Starts `bringup` on the shipped model in a domain of its own; everything it started is gone at teardown."""
     checkpoint = Path(os.environ.get("RSD_NODES_CHECKPOINT") or model_path())
     if not checkpoint.is_file():
         pytest.fail(f"the trained model {checkpoint} is missing (the lead ships it; RSD_NODES_CHECKPOINT names another)")
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(120, 230)), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
-    processes = NodeProcesses(env, tmp_path_factory.mktemp("bringup"))
+    processes = NodeProcesses(env, tmp_path)
     probe = Probe(int(env["ROS_DOMAIN_ID"]))
     probe.record(String, "sim_events", topics.EVENTS)
     probe.record(Odometry, "odom")
@@ -51,9 +54,8 @@ def run(tmp_path_factory):
             "--real-time-factor", str(REAL_TIME_FACTOR),
             "--sim-param", "seed:=3", "--sim-param", f"start:={START}", "--sim-param", f"goal:={GOAL}",
             "--planner-param", "torch_threads:=1", "--planner-param", "device:=cpu"]
-    bringup = processes.start(argv, "bringup")
-    run = SimpleNamespace(env=env, probe=probe, nodes=processes, bringup=bringup,
-                          log=lambda: processes.log(bringup))
+    proc = processes.start(argv, "bringup")
+    run = SimpleNamespace(env=env, probe=probe, nodes=processes, bringup=proc, log=lambda: processes.log(proc))
     yield run
     processes.stop_all()
     for pid in child_pids(run.log()):  # never leave a node behind, whatever happened above
@@ -72,8 +74,11 @@ def events(probe):
     return [json.loads(m.data) for _, m in probe.messages("sim_events")]
 
 
-def test_snapshot_renders_map_regions_candidates_and_plan(run, tmp_path):
-    run.probe.wait_for(lambda: len(run.probe.messages("cmd_vel")) >= 3, 90, "the planner to drive", run.nodes)
+def test_robot_reaches_the_goal_through_the_nodes_and_snapshot_renders_the_drive(bringup, tmp_path):
+    run, probe = bringup, bringup.probe
+    probe.wait_for(lambda: len(probe.messages("cmd_vel")) >= 3, 90, "the planner to drive", run.nodes)
+
+    # While the robot drives: the snapshot shows map, risky region and candidates coloured by risk.
     png = tmp_path / "snapshot.png"
     result = subprocess.run([executable("snapshot"), "--output", str(png), "--timeout", "60"], env=run.env,
                             capture_output=True, text=True, timeout=120)
@@ -85,9 +90,6 @@ def test_snapshot_renders_map_regions_candidates_and_plan(run, tmp_path):
     assert red > 30 and green > 30, "no candidates coloured by risk"
     assert region > 1000, "no risky region drawn"
 
-
-def test_robot_reaches_the_goal_through_the_nodes(run):
-    probe = run.probe
     probe.wait_for(lambda: any(e["event"] in ("goal_reached", "time_limit") for e in events(probe)),
                    DRIVE_TIMEOUT_S, "the episode to end", run.nodes)
     kinds = [e["event"] for e in events(probe)]
@@ -95,18 +97,20 @@ def test_robot_reaches_the_goal_through_the_nodes(run):
     reached = next(e for e in events(probe) if e["event"] == "goal_reached")
     assert np.hypot(reached["x"] - GOAL[0], reached["y"] - GOAL[1]) < GOAL_TOLERANCE + 0.05
     assert "collision" not in kinds
-    # The planner stops the robot at the goal (one zero command, then it idles until a new goal).
-    time.sleep(1.5)
+    # The planner stops the robot at the goal (a zero command, then it idles until a new goal).
     reached_at = next(t for t, m in probe.messages("sim_events") if json.loads(m.data)["event"] == "goal_reached")
-    last_command = probe.messages("cmd_vel")[-1][1]
-    assert last_command.linear.x == 0.0 and last_command.angular.z == 0.0
-    assert all(m.linear.x == 0.0 and m.angular.z == 0.0 for _, m in probe.messages("cmd_vel", since=reached_at + 0.5))
+    stopped_at = first_zero_command(probe, reached_at, run.nodes, "after the goal")
+    time.sleep(STOP_SLACK_S + 1.0)
+    assert is_zero(probe.messages("cmd_vel")[-1][1])
+    assert all(is_zero(m) for _, m in probe.messages("cmd_vel", since=stopped_at + STOP_SLACK_S))
     state = odometry_to_state(probe.messages("odom")[-1][1])
     assert np.hypot(state[0] - GOAL[0], state[1] - GOAL[1]) < GOAL_TOLERANCE + 0.2
     assert abs(state[4]) < 0.05, "the robot is still moving"
 
 
-def test_ctrl_c_stops_bringup_and_both_nodes(run):
+def test_ctrl_c_stops_bringup_and_both_nodes(bringup):
+    run = bringup
+    run.probe.wait_for(lambda: run.probe.messages("cmd_vel"), 90, "the planner to command", run.nodes)
     pids = child_pids(run.log())
     assert len(pids) == 2, run.log()[-2000:]
     os.killpg(run.bringup.pid, signal.SIGINT)

@@ -3,6 +3,10 @@ killed (SIGKILL, as a crash would) and restarted under the other one.
 
 A real checkpoint with random weights and small sampling settings (K = 4, 2 steps) keeps
 the replans short; nothing here depends on what a model learned.
+
+The box these tests share has 2 cores and other jobs, so they assert behaviour with wide
+margins (a command still arrives within a few seconds, the robot is stopped), never a rate;
+the rates measured are printed and belong in docs/ros.md, not here.
 """
 import math
 import os
@@ -15,15 +19,19 @@ from nav_msgs.msg import Odometry, Path
 from geometry_msgs.msg import Twist
 
 from rs_diffuser_ros.nodes.conversions import state_to_odometry
+from rs_diffuser_ros.nodes.odom_watchdog import FLOOD_RATE_HZ
 from test_nodes_helpers import make_random_checkpoint, nodes, probe, ros_env  # noqa: F401
-from test_nodes_planner_dds import is_zero, planner_argv as base_planner_argv, send_goal
+from test_nodes_planner_dds import (STOP_SLACK_S, STOP_WITHIN_S, first_zero_command, is_zero,
+                                   planner_argv as base_planner_argv, send_goal)
 from test_nodes_sim_dds import GOAL, START, sim_argv as base_sim_argv
 
 pytestmark = pytest.mark.timeout(180)
 
 REPLAN_RATE_HZ = 5.0
 ODOM_TIMEOUT_S = 0.3
-STOP_SLACK_S = 0.8  # replan period + an in-flight replan on the shared 2-core CPU
+# Gap allowed between two /cmd_vel (or plans) while driving: ten replan periods. A planner
+# starved by the flood (as a multi-threaded executor was) goes silent or stops for good.
+MAX_GAP_S = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +48,7 @@ def sim_argv():
     return base_sim_argv(real_time_factor=2.0)
 
 
-def test_planner_keeps_its_rate_under_a_1khz_odometry_flood(nodes, probe, checkpoint):
+def test_planner_keeps_replanning_under_a_1khz_odometry_flood(nodes, probe, checkpoint):
     planner = nodes.start(planner_argv(checkpoint), "planner")
     probe.record(Twist, "cmd_vel")
     probe.record(Path, "plan")
@@ -74,19 +82,27 @@ def test_planner_keeps_its_rate_under_a_1khz_odometry_flood(nodes, probe, checkp
     ended = time.monotonic()
     measured_from = began + 1.0  # the first second: the flood ramps up, a replan may be in flight
     rate_sent = sent[0] / (ended - began)
-    assert rate_sent > 700, f"the test only managed {rate_sent:.0f} Hz of odometry"
-    commands = probe.messages("cmd_vel", since=measured_from)
-    commands = [m for t, m in commands if t <= ended]
+    # The test's own precondition: a flood the planner must name (its threshold is FLOOD_RATE_HZ).
+    assert rate_sent > 2 * FLOOD_RATE_HZ, f"the test only managed {rate_sent:.0f} Hz of odometry"
+    commands = [t for t, _ in probe.messages("cmd_vel", since=measured_from) if t <= ended]
     plans = [t for t, _ in probe.messages("plan", since=measured_from) if t <= ended]
     window = ended - measured_from
     print(f"flood: {rate_sent:.0f} Hz odometry sent; {len(commands) / window:.2f} Hz /cmd_vel and "
           f"{len(plans) / window:.2f} Hz plans over {window:.1f} s (replan_rate_hz {REPLAN_RATE_HZ:g})")
-    assert len(commands) >= 0.8 * REPLAN_RATE_HZ * window, \
-        f"{len(commands)} /cmd_vel in {window:.1f} s under a {rate_sent:.0f} Hz flood; " \
-        f"log:\n{nodes.log(planner)[-2000:]}"
-    assert len(plans) >= 0.8 * REPLAN_RATE_HZ * window, "the planner stopped replanning under the flood"
+    # A plan is published only when the planner acted on fresh odometry, so plans that keep coming
+    # mean it is neither starved nor stopped on stale odometry.
+    assert largest_gap(commands, measured_from, ended) < MAX_GAP_S, \
+        f"/cmd_vel at {[round(t - measured_from, 2) for t in commands]} s; log:\n{nodes.log(planner)[-2000:]}"
+    assert largest_gap(plans, measured_from, ended) < MAX_GAP_S, \
+        f"plans at {[round(t - measured_from, 2) for t in plans]} s: the planner stopped replanning under the flood"
     assert "odometry flood" in nodes.log(planner)
     assert planner.poll() is None
+
+
+def largest_gap(times, start, end):
+    """Longest stretch of [start, end] without an arrival."""
+    edges = [start, *sorted(times), end]
+    return max(b - a for a, b in zip(edges, edges[1:]))
 
 
 def kill(nodes, proc):
@@ -107,12 +123,10 @@ def test_sim_restarted_under_the_planner_and_planner_restarted_under_the_sim(nod
     # 1. The sim dies: odometry stops, the planner stops the robot and stops replanning.
     kill(nodes, sim)
     died = time.monotonic()
-    time.sleep(ODOM_TIMEOUT_S + STOP_SLACK_S + 0.5)
-    after = probe.messages("cmd_vel", since=died)
-    late = died + ODOM_TIMEOUT_S + STOP_SLACK_S
-    assert after and any(is_zero(m) for _, m in after), "no zero /cmd_vel after the sim died"
-    assert all(is_zero(m) for t, m in after if t > late)
-    assert not probe.messages("plan", since=late)
+    stopped_at = first_zero_command(probe, died, nodes, "after the sim died")
+    time.sleep(STOP_SLACK_S + 1.0)
+    assert all(is_zero(m) for _, m in probe.messages("cmd_vel", since=stopped_at + STOP_SLACK_S))
+    assert not probe.messages("plan", since=stopped_at + STOP_SLACK_S)
     assert "odometry is stale" in nodes.log(planner)
 
     # 2. A new sim: the planner takes its odometry, latched map and announced goal, and drives again.
@@ -125,11 +139,16 @@ def test_sim_restarted_under_the_planner_and_planner_restarted_under_the_sim(nod
     # 3. The planner dies: the sim runs on and brakes once its last command is stale.
     kill(nodes, planner)
     died = time.monotonic()
-    time.sleep(2.0)
-    odom_after = [m for t, m in probe.messages("odom", since=died + 1.5)]
-    assert odom_after, "the sim stopped publishing when the planner died"
-    assert all(abs(m.twist.twist.linear.x) < 1e-3 and abs(m.twist.twist.angular.z) < 1e-3 for m in odom_after), \
-        "the sim kept driving on a dead planner's last command"
+
+    def still(m):
+        return abs(m.twist.twist.linear.x) < 1e-3 and abs(m.twist.twist.angular.z) < 1e-3
+
+    still_at = probe.wait_for(lambda: next((t for t, m in probe.messages("odom", since=died) if still(m)), None),
+                              STOP_WITHIN_S, "the sim to brake after the planner died", nodes)
+    time.sleep(1.0)
+    odom_after = [m for _, m in probe.messages("odom", since=still_at)]
+    assert len(odom_after) >= 2, "the sim stopped publishing when the planner died"
+    assert all(still(m) for m in odom_after), "the sim kept driving on a dead planner's last command"
 
     # 4. A new planner under the running sim: it gets map and goal (re-announced to the new
     # subscriber) and drives again.

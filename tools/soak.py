@@ -31,7 +31,7 @@ from std_msgs.msg import String
 
 from rs_diffuser_ros.msg import RiskPlan
 from rs_diffuser_ros.nodes import topics
-from rs_diffuser_ros.nodes.bringup import PACKAGE, node_command
+from rs_diffuser_ros.standin.bringup import PACKAGE, node_command
 from rs_diffuser_ros.nodes.conversions import goal_to_pose
 
 CONTROL_PERIOD_S = 0.1  # one sim step = one /odom message

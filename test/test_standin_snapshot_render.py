@@ -2,7 +2,7 @@
 import numpy as np
 from matplotlib.image import imread
 
-from rs_diffuser_ros.nodes.snapshot_render import Region, Scene, render_scene
+from rs_diffuser_ros.standin.snapshot_render import Region, Scene, render_scene
 
 
 def scene(**overrides):

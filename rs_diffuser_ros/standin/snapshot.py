@@ -26,7 +26,7 @@ from rs_diffuser_ros.msg import RiskPlan
 from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import (candidate_markers_to_arrays, occupancy_msg_to_grid, path_to_xy,
                                                yaw_from_quaternion)
-from rs_diffuser_ros.nodes.snapshot_render import Region, Scene, render_scene
+from rs_diffuser_ros.standin.snapshot_render import Region, Scene, render_scene
 
 REQUIRED = ("costmap", "odom", "plan", "candidates", "risky_regions")
 
