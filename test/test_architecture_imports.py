@@ -31,6 +31,8 @@ RULES = {
     "rs_diffuser_ros/nodes/**/*.py": ((EVAL, STANDIN), "a node ships; the evaluation and the tools sit on top of it"),
     "rs_diffuser_ros/eval/**/*.py": (ROS + (NODES, STANDIN), "the evaluation runs without ROS"),
     "rs_diffuser_ros/baselines/**/*.py": (ROS + (NODES, EVAL, STANDIN), "baselines are models the evaluation uses"),
+    "rs_diffuser_ros/diagnostics/**/*.py": (ROS + (NODES, STANDIN, CONTROL),
+                                           "benchmarks and plots of the algorithm run without ROS"),
 }
 # Sub-packages with no row, and why; a new sub-package fails test_every_subpackage_has_a_rule
 # until it gets a row here (and in docs/architecture.md) or a reason to have none.

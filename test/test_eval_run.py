@@ -129,7 +129,7 @@ def test_lockstep_batches_give_the_same_episodes_as_one_env_at_a_time():
 @pytest.mark.parametrize("args, message", [
     (["--settings", "averse:2"], "alpha must be in"),
     (["--settings", "neutral", "--checkpoint", "/nonexistent.safetensors"], "no such file"),
-    (["--settings", "bc", "--bc-checkpoint", "/nonexistent.safetensors"], "behaviour-cloning checkpoint"),
+    (["--settings", "bc", "--bc-checkpoint", "/nonexistent.safetensors"], "behaviour cloning checkpoint /nonexistent.safetensors not found"),
     (["--settings", "scripted:detour", "--layout", "atlantis"], "unknown layout 'atlantis'"),
     (["--settings", "scripted:detour", "--episodes", "0"], "episodes must be >= 1"),
 ])
@@ -183,7 +183,12 @@ def test_bad_files_and_planner_overrides_fail_before_any_episode(tmp_path, capsy
     cases = [
         (["--settings", "neutral", "--checkpoint", str(junk)], "not a readable safetensors checkpoint"),
         (["--settings", "bc", "--bc-checkpoint", str(junk)], "junk.safetensors: not a readable safetensors file"),
-        (["--settings", "neutral", "--checkpoint", str(tiny_checkpoint), "--candidates", "0"], "planner.candidates"),
+        (["--settings", "neutral", "--checkpoint", str(tiny_checkpoint), "--candidates", "5000"],
+         "candidates must be in [0, 1024], got 5000"),
+        (["--settings", "neutral", "--checkpoint", str(tiny_checkpoint), "--ddim-steps", "500"],
+         "ddim_steps must be at most the model's diffusion steps"),
+        (["--settings", "neutral", "--checkpoint", str(tiny_checkpoint), "--use-costmap", "maybe"],
+         "expected true or false, got 'maybe'"),
     ]
     for args, message in cases:
         with pytest.raises(SystemExit):

@@ -19,7 +19,7 @@ from nav_msgs.msg import Odometry, Path
 from geometry_msgs.msg import Twist
 
 from rs_diffuser_ros.nodes.conversions import state_to_odometry
-from rs_diffuser_ros.nodes.odom_watchdog import FLOOD_RATE_HZ
+from rs_diffuser_ros.control.odom_watchdog import FLOOD_RATE_HZ
 from test_nodes_helpers import make_random_checkpoint, nodes, probe, ros_env  # noqa: F401
 from test_nodes_planner_dds import (STOP_SLACK_S, STOP_WITHIN_S, first_zero_command, is_zero,
                                    planner_argv as base_planner_argv, send_goal)
