@@ -30,8 +30,9 @@ ROOM = room()
 
 
 def ready(planner, t=0.0, **settings) -> Controller:
-    """A controller with a goal, a map and fresh odometry at time t."""
-    c = Controller(planner, ControllerSettings(seed=0, **settings))
+    """A controller with a goal, a map and fresh odometry at time t. The random model's plans wander
+    anywhere, so the collision check is off unless a test turns it on (its tests craft the plans)."""
+    c = Controller(planner, ControllerSettings(**{"seed": 0, "collision_check": False, **settings}))
     c.set_goal(GOAL)
     c.on_costmap(ROOM, t)
     c.on_odometry(START, t)
@@ -62,7 +63,8 @@ def test_no_goal_is_idle(planner):
     ("goal off the map", StopReason.OUTSIDE_MAP, "goal outside the map: (10.50, -1.00)"),
 ])
 def test_each_input_problem_stops_the_robot_with_its_reason(planner, what, reason, why):
-    c = Controller(planner, ControllerSettings(seed=0, odom_timeout_s=0.5, costmap_timeout_s=5.0))
+    c = Controller(planner, ControllerSettings(seed=0, odom_timeout_s=0.5, costmap_timeout_s=5.0,
+                                               collision_check=False))
     c.set_goal(GOAL if what != "goal off the map" else (10.5, -1.0))
     now = 6.0
     if what != "no costmap":
@@ -165,3 +167,93 @@ def test_the_controller_plans_with_unknown_cells_as_its_settings_say(planner, mo
         c.on_costmap(grid, 0.0)
         c.step(0.0)
     assert seen[0].cost[80, 120] == 1.0 and seen[1].cost[80, 120] == 0.0
+
+
+# --- the hard collision check ------------------------------------------------------------------
+
+WALL = room()
+WALL.data[:, 100:104] = 100  # a wall across the room at x = 5.0 .. 5.2 m (no gap)
+SAFE_SETTINGS = dict(collision_check=True, robot_radius_m=0.2, collision_margin_m=0.05, collision_lookahead_s=0.5,
+                     max_linear_speed=1.0, approach_slowdown_m=0.0)
+
+
+def crafted(planner, monkeypatch, plans_for_call):
+    """plan_batch returns, per call, candidates whose xy paths are given (straight lines), best score first."""
+    real, calls = planner.plan_batch, []
+
+    def fake(states, goals, *args, candidates=None, **kwargs):
+        calls.append(candidates)
+        results = real(states, goals, *args, candidates=len(plans_for_call[len(calls) - 1]), **kwargs)
+        out = []
+        for state, result in zip(states, results):
+            paths = plans_for_call[len(calls) - 1]
+            k, h = len(paths), result.candidates.shape[1]
+            cands = np.repeat(state[None, None], h, 1).repeat(k, 0).astype(np.float32)
+            actions = np.zeros((k, 2), np.float32)
+            for j, (dx, dy) in enumerate(paths):
+                t = np.linspace(0, 1, h)[:, None]
+                cands[j, :, :2] = state[:2] + t * np.array([dx, dy])
+                actions[j] = [dx / (0.1 * (h - 1)), 0.0]  # the robot faces +x: forward speed along x
+            out.append(dataclasses.replace(result, candidates=cands, candidate_actions=actions,
+                                           scores=-np.arange(k, dtype=np.float32), chosen_index=0,
+                                           plan=cands[0], action=actions[0]))
+        return out
+
+    monkeypatch.setattr(planner, "plan_batch", fake)
+    return calls
+
+
+def near_wall(planner, **settings):
+    c = Controller(planner, ControllerSettings(seed=0, **{**SAFE_SETTINGS, **settings}))
+    c.set_goal(GOAL)
+    c.on_costmap(WALL, 0.0)
+    state = START.copy()
+    state[0] = 4.2  # facing +x, 0.8 m before the wall
+    c.on_odometry(state, 0.0)
+    return c
+
+
+def test_a_candidate_through_a_wall_is_never_executed(planner, monkeypatch):
+    # Best-scored candidate drives through the wall; the second goes along it (safe).
+    crafted(planner, monkeypatch, [[(2.0, 0.0), (0.0, 1.0)]])
+    command = near_wall(planner).step(0.0)
+    assert command.stop is None and command.plan.chosen_index == 1 and command.events == ("pick_collided",)
+    np.testing.assert_allclose(command.plan.plan[-1, :2], [4.2, 5.0], atol=1e-5)
+
+
+def test_a_plan_that_stops_short_of_the_wall_but_whose_command_would_not_is_ruled_out(planner, monkeypatch):
+    # The plan ends 0.35 m before the wall, but its first action (held for the lookahead) would hit it.
+    calls = crafted(planner, monkeypatch, [[(0.35, 0.0), (0.0, 0.3)]])
+    c = near_wall(planner, collision_lookahead_s=1.0)
+    c.watchdog.accept(np.array([4.4, 4.0, 0, 1, 0, 0], np.float32), 0.0)
+    command = c.step(0.0)
+    assert command.plan.chosen_index == 1 and len(calls) == 1
+
+
+def test_all_candidates_colliding_resamples_then_falls_back_with_its_reason(planner, monkeypatch):
+    k = planner.config.planner.candidates
+    calls = crafted(planner, monkeypatch, [[(2.0, 0.0), (1.5, 0.2)] * (k // 2), [(2.0, 0.0)] * (4 * k)])
+    command = near_wall(planner, collision_resample_factor=4).step(0.0)
+    assert calls == [None, 4 * k]  # the second plan asked for 4x the configured candidates
+    assert command.stop is StopReason.NO_VALID_CONTROL and command.v == 0.0 and command.plan is None
+    assert f"all {4 * k} candidates collide; turning towards free space" in command.why
+    assert command.omega != 0.0  # facing the wall: it turns away
+
+
+def test_resampling_can_find_a_safe_candidate(planner, monkeypatch):
+    crafted(planner, monkeypatch, [[(2.0, 0.0)], [(2.0, 0.0), (0.0, -1.0)]])
+    command = near_wall(planner, collision_resample_factor=2).step(0.0)
+    assert command.stop is None and command.events == ("resampled", "pick_collided")
+
+
+def test_with_the_check_off_the_best_score_runs_even_through_a_wall(planner, monkeypatch):
+    crafted(planner, monkeypatch, [[(2.0, 0.0), (0.0, 1.0)]])
+    command = near_wall(planner, collision_check=False).step(0.0)
+    assert command.stop is None and command.plan.chosen_index == 0
+
+
+def test_a_robot_already_touching_a_wall_may_move_away_but_not_closer(planner, monkeypatch):
+    crafted(planner, monkeypatch, [[(0.3, 0.0), (-1.0, 0.0)]])
+    c = near_wall(planner)
+    c.watchdog.accept(np.array([4.85, 4.0, 0, 1, 0, 0], np.float32), 0.0)  # 0.15 m from the wall
+    assert c.step(0.0).plan.chosen_index == 1

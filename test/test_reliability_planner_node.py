@@ -70,7 +70,8 @@ def node(checkpoints):
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=random.randint(120, 230))
     overrides = {"checkpoint": str(checkpoints["good"]), "candidates": 4, "ddim_steps": 2, "device": "cpu",
-                 "torch_threads": 1, "odom_timeout_s": ODOM_TIMEOUT_S, "seed": 0}
+                 "torch_threads": 1, "odom_timeout_s": ODOM_TIMEOUT_S, "seed": 0,
+                 "collision_check": False}  # a random model's plans wander through walls: tested in test_control_controller
     planner = PlannerNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
     planner.cmd_pub = Recorder(planner.cmd_pub)
     planner.path_pub = Recorder(planner.path_pub)

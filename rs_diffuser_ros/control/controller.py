@@ -6,6 +6,9 @@ named stages, as Nav2's MPPI computeVelocityCommands does:
   check_inputs   goal, odometry watchdog, costmap present and fresh, robot and goal on the map
   goal_reached   within goal_tolerance_m: stop and drop the goal
   plan           RiskSensitivePlanner.plan_batch for every robot that got this far
+  select_safe    the best-scoring candidate whose plan and command are collision-free (collision.py);
+                 none: sample once more with more candidates; still none: stop and turn in place
+                 towards free space (NO_VALID_CONTROL, as Nav2's controllers report it)
   shape_command  non-finite action -> stop; approach slowdown and the velocity clips
 
 Every stop carries a reason (`StopReason`) and a sentence saying why, which the node publishes and
@@ -21,6 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rs_diffuser_ros.control.collision import ClearanceMap, unicycle_rollout
 from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
@@ -45,6 +49,7 @@ class StopReason(str, Enum):
     COSTMAP_STALE = "costmap_stale"
     OUTSIDE_MAP = "outside_map"      # robot or goal beyond the costmap: the model knows nothing there
     PLAN_FAILED = "plan_failed"      # the planner raised or returned a non-finite action
+    NO_VALID_CONTROL = "no_valid_control"  # every candidate collides: v = 0, turning towards free space
 
 
 @dataclass
@@ -53,7 +58,8 @@ class Command:
     omega: float
     stop: StopReason | None = None   # None while driving
     why: str = ""                    # a sentence for the log when stopped
-    plan: PlanResult | None = None   # what the planner proposed this tick, if it ran
+    plan: PlanResult | None = None   # what the planner proposed this tick, if it ran (the executed choice)
+    events: tuple[str, ...] = ()     # what the safety stage did: "pick_collided" (another candidate ran), "resampled"
 
     @classmethod
     def stopped(cls, reason: StopReason, why: str, plan: PlanResult | None = None) -> "Command":
@@ -70,6 +76,7 @@ class _PlanRequest:
     goal: np.ndarray
     speed_limit: float
     costmap: Costmap | None
+    clearance: ClearanceMap | None  # None: the collision check is off
 
 
 class Controller:
@@ -162,15 +169,53 @@ class Controller:
         distance = float(np.hypot(*(state[:2] - goal)))
         limit = approach_speed_limit(distance, s.max_linear_speed, s.approach_slowdown_m, s.min_approach_speed)
         costmap = _inflated(self.grid, s.costmap_inflation_m, s.unknown_is_obstacle) if s.use_costmap else None
-        return _PlanRequest(state, goal, limit, costmap)
+        clearance = _clearance_map(self.grid, s.unknown_is_obstacle) if s.collision_check else None
+        return _PlanRequest(state, goal, limit, costmap, clearance)
 
-    def shape_command(self, result: PlanResult, request: _PlanRequest) -> Command:
-        """Stage 4: the plan's first action, within the velocity limits; a non-finite one stops the robot."""
+    def clip(self, actions: np.ndarray, request: _PlanRequest) -> np.ndarray:
+        """Actions [..., 2] within the velocity limits (the approach's speed limit included)."""
+        w = self.settings.max_angular_speed
+        return np.stack([np.clip(actions[..., 0], -request.speed_limit, request.speed_limit),
+                         np.clip(actions[..., 1], -w, w)], -1)
+
+    def select_safe(self, result: PlanResult, request: _PlanRequest) -> tuple[PlanResult | None, tuple[str, ...]]:
+        """Stage 4: the result with the best-scoring candidate whose plan and (clipped) command are both
+        collision-free chosen, or None when there is none. Unchanged when the check is off."""
+        if request.clearance is None:
+            return result, ()
+        s, state = self.settings, request.state
+        radius = s.robot_radius_m + s.collision_margin_m
+        plans_hit = request.clearance.colliding(result.candidates[..., :2], state[:2], radius)
+        actions = self.clip(np.nan_to_num(result.candidate_actions, nan=0.0), request)
+        rollouts = unicycle_rollout(state, actions, s.collision_lookahead_s)
+        commands_hit = request.clearance.colliding(np.concatenate([np.broadcast_to(state[:2], (len(actions), 1, 2)),
+                                                                   rollouts], 1), state[:2], radius)
+        safe = ~(plans_hit | commands_hit)
+        if not safe.any():
+            return None, ()
+        pick = int(np.argmax(np.where(safe, result.scores, -np.inf)))
+        if pick == result.chosen_index:
+            return result, ()
+        return result.choose(pick), ("pick_collided",)
+
+    def no_valid_control(self, request: _PlanRequest, result: PlanResult) -> Command:
+        """Every candidate collides: stay put and turn towards the freest direction (in place, a round robot
+        cannot hit anything), so the next replan starts from a better heading."""
+        state = request.state
+        heading = request.clearance.freest_heading(state[:2])
+        error = math.remainder(heading - math.atan2(float(state[2]), float(state[3])), 2 * math.pi)
+        w = self.settings.max_angular_speed
+        omega = float(np.clip(2.0 * error, -w, w)) if abs(error) > 0.1 else 0.0
+        return Command(0.0, omega, StopReason.NO_VALID_CONTROL,
+                       f"all {len(result.candidates)} candidates collide; turning towards free space", plan=None)
+
+    def shape_command(self, result: PlanResult, request: _PlanRequest, events: tuple[str, ...] = ()) -> Command:
+        """Stage 5: the chosen plan's first action, within the velocity limits; a non-finite one stops the robot."""
         v, omega = float(result.action[0]), float(result.action[1])
         if not (math.isfinite(v) and math.isfinite(omega)):
             return Command.stopped(StopReason.PLAN_FAILED, f"planner action is not finite (v={v}, omega={omega})")
-        w = self.settings.max_angular_speed
-        return Command(min(max(v, -request.speed_limit), request.speed_limit), min(max(omega, -w), w), plan=result)
+        v, omega = self.clip(np.array([v, omega]), request)
+        return Command(float(v), float(omega), plan=result, events=events)
 
 
 def step_all(controllers: list[Controller], now_s: float, seed: int | None = None) -> list[Command]:
@@ -196,18 +241,59 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
             wanted = s.sampling(first.model_sampling)
             if any(getattr(planner.config.planner, name) != value for name, value in wanted.items()):
                 planner.configure(**wanted)
-            results = planner.plan_batch(np.stack([r.state for _, r in members]), np.stack([r.goal for _, r in members]),
-                                         s.alpha, s.risk_mode, members[0][1].costmap, seed=tick_seed)
+            unsafe = _plan_and_select(controllers, members, commands, tick_seed, None, ())
+            k = planner.config.planner.candidates
+            more = min(k * s.collision_resample_factor, MAX_CANDIDATES)
+            if unsafe and more > k:
+                unsafe = _plan_and_select(controllers, [(i, r) for i, r, _ in unsafe], commands, tick_seed, more,
+                                          ("resampled",))
         except Exception as error:  # a failed replan must not kill the caller: stop, say why, retry next tick
             for i, _ in members:
                 commands[i] = Command.stopped(StopReason.PLAN_FAILED, f"{type(error).__name__}: {error}")
             continue
-        for (i, request), result in zip(members, results):
-            commands[i] = controllers[i].shape_command(result, request)
+        for i, request, result in unsafe:
+            commands[i] = controllers[i].no_valid_control(request, result)
     return commands
 
 
+MAX_CANDIDATES = 1024
+
+
+def _plan_and_select(controllers, members, commands, seed, candidates, events) -> list:
+    """One batched plan for `members` [(index, request)]; fills `commands` for those with a safe candidate and
+    returns the rest as [(index, request, result)]."""
+    c0, r0 = controllers[members[0][0]], members[0][1]
+    s = c0.settings
+    results = c0.planner.plan_batch(np.stack([r.state for _, r in members]), np.stack([r.goal for _, r in members]),
+                                    s.alpha, s.risk_mode, r0.costmap, seed=seed, candidates=candidates)
+    unsafe = []
+    for (i, request), result in zip(members, results):
+        if not np.isfinite(result.action).all():  # a diverged model: no candidate is to be trusted
+            commands[i] = controllers[i].shape_command(result, request)
+            continue
+        safe, picked = controllers[i].select_safe(result, request)
+        if safe is None:
+            unsafe.append((i, request, result))
+        else:
+            commands[i] = controllers[i].shape_command(safe, request, events + picked)
+    return unsafe
+
+
 _INFLATED: dict[tuple, tuple[object, Costmap]] = {}  # (id(grid), radius, unknown) -> (grid, costmap)
+_CLEARANCE: dict[tuple, tuple[object, ClearanceMap]] = {}  # (id(grid), unknown) -> (grid, clearance)
+
+
+def _clearance_map(grid, unknown_is_obstacle: bool) -> ClearanceMap:
+    """The collision check's clearance grid of `grid`, built once per grid (it takes ~0.2 s)."""
+    key = (id(grid), unknown_is_obstacle)
+    hit = _CLEARANCE.get(key)
+    if hit is not None and hit[0] is grid:
+        return hit[1]
+    if len(_CLEARANCE) >= 8:
+        _CLEARANCE.pop(next(iter(_CLEARANCE)))
+    clearance = ClearanceMap(grid, unknown_is_obstacle)
+    _CLEARANCE[key] = (grid, clearance)
+    return clearance
 
 
 def _inflated(grid, radius: float, unknown_is_obstacle: bool) -> Costmap:

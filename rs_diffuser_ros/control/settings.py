@@ -48,6 +48,15 @@ class ControllerSettings:
     use_costmap: bool = setting(True, "Pass the costmap to the planner's obstacle term.")
     costmap_inflation_m: float = setting(0.5, "Obstacle cost decays to 0 over this distance, m.", low=0.0, high=10.0)
     unknown_is_obstacle: bool = setting(True, "Unknown costmap cells (-1) count as obstacles (false: as free).")
+    # The hard collision check (control/collision.py).
+    collision_check: bool = setting(True, "Never execute a plan or a command the costmap says collides.")
+    robot_radius_m: float = setting(0.2, "The robot's radius for the collision check, m.", low=0.01, high=5.0)
+    collision_margin_m: float = setting(0.05, "Extra clearance the collision check demands beyond the radius, m.",
+                                        low=0.0, high=1.0)
+    collision_lookahead_s: float = setting(0.5, "How long the command to execute is rolled out (held constant) for "
+                                           "the collision check, s.", low=0.0, high=5.0)
+    collision_resample_factor: int = setting(4, "When every candidate collides, sample once more with this many times "
+                                             "the candidates (capped at 1024); 1 = no resampling.", low=1, high=32)
 
     def check(self) -> str | None:
         """Why these values are not acceptable together, or None."""

@@ -45,6 +45,15 @@ class PlanResult:
     quantiles: np.ndarray  # [N] return quantiles of the chosen plan (ascending)
     chosen_index: int
     expected_return: float  # mean of the chosen plan's quantiles
+    scores: np.ndarray  # [K] the plan objective selection maximised (risk term minus costmap term, normalised units)
+    candidate_actions: np.ndarray  # [K, 2] the inverse dynamics' first action of every candidate
+    candidate_quantiles: np.ndarray  # [K, N] return quantiles of every candidate
+
+    def choose(self, index: int) -> "PlanResult":
+        """The same result with candidate `index` chosen instead (a safety check ruled the pick out)."""
+        return dataclasses.replace(self, action=self.candidate_actions[index], plan=self.candidates[index],
+                                   quantiles=self.candidate_quantiles[index], chosen_index=int(index),
+                                   expected_return=float(self.candidate_quantiles[index].mean()))
     latency_ms: float  # wall time of the whole plan / plan_batch call
 
 
@@ -116,13 +125,16 @@ class RiskSensitivePlanner:
 
     @torch.no_grad()
     def plan_batch(self, states, goals, alpha=None, risk_mode: str | None = None,
-                   costmap: Costmap | None = None, seed: int | None = None) -> list[PlanResult]:
-        """states [B, 6], goals [B, 2]; alpha a float or [B] floats; one costmap shared by all."""
+                   costmap: Costmap | None = None, seed: int | None = None, candidates: int | None = None) -> list[PlanResult]:
+        """states [B, 6], goals [B, 2]; alpha a float or [B] floats; one costmap shared by all; `candidates`
+        overrides the configured K for this call (a controller's resampling) without touching the config."""
         t_start = time.perf_counter()
         p = self.config.planner
         states = _as_array(states, (None, STATE_DIM), "states", "[B, 6]")
         goals = _as_array(goals, (states.shape[0], GOAL_DIM), "goals", "[B, 2] with B matching states")
-        batch, k = states.shape[0], p.candidates
+        batch, k = states.shape[0], p.candidates if candidates is None else int(candidates)
+        if k < 1:
+            raise ValueError(f"candidates must be >= 1, got {k}")
         alpha = p.alpha if alpha is None else alpha
         risk_mode = p.risk_mode if risk_mode is None else risk_mode
         alpha_np = np.asarray(alpha, dtype=np.float64)
@@ -151,22 +163,24 @@ class RiskSensitivePlanner:
         else:
             out = self._replan_program(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap,
                                        generator=generator)
-        plans, quantiles, risk_values, chosen, action = (
-            out[name] for name in ("plans", "quantiles", "risk_values", "chosen", "action"))
+        plans, quantiles, risk_values, chosen, actions, scores = (
+            out[name] for name in ("plans", "quantiles", "risk_values", "chosen", "actions", "scores"))
 
         # One transfer to the host for everything.
         plans_np = plans.view(batch, k, self.horizon, STATE_DIM).cpu().numpy()
         q_np = quantiles.view(batch, k, -1).cpu().numpy()
         risk_np = risk_values.view(batch, k).cpu().numpy()
         chosen_np = chosen.cpu().numpy()
-        action_np = action.cpu().numpy()
+        actions_np = actions.view(batch, k, -1).cpu().numpy()
+        scores_np = scores.view(batch, k).cpu().numpy()
         latency_ms = (time.perf_counter() - t_start) * 1e3
         results = []
         for b in range(batch):
             c = int(chosen_np[b])
             results.append(PlanResult(
-                action=action_np[b], plan=plans_np[b, c], candidates=plans_np[b], risk_values=risk_np[b],
-                quantiles=q_np[b, c], chosen_index=c, expected_return=float(q_np[b, c].mean()), latency_ms=latency_ms))
+                action=actions_np[b, c], plan=plans_np[b, c], candidates=plans_np[b], risk_values=risk_np[b],
+                quantiles=q_np[b, c], chosen_index=c, expected_return=float(q_np[b, c].mean()), latency_ms=latency_ms,
+                scores=scores_np[b], candidate_actions=actions_np[b], candidate_quantiles=q_np[b]))
         return results
 
     # --- the replan as a tensor program (reference and fast path) -------------------------
@@ -204,15 +218,17 @@ class RiskSensitivePlanner:
 
         # Select on the clean plans: critic at noise level 0, in standardised return units.
         q_norm = objective.risk.quantiles(x, context, torch.zeros(x.shape[0], device=dev))
-        chosen = objective.score(q_norm, x).view(batch, k).argmax(1)  # [B]
-        rows = torch.arange(batch, device=dev) * k + chosen
+        scores = objective.score(q_norm, x)  # [B*K]
+        chosen = scores.view(batch, k).argmax(1)  # [B]
         quantiles = norm.returns.unnormalize(q_norm)  # [B*K, N] in return units
         risk_values = objective.risk.score(quantiles)
-        # Clamp to the range of actions in the data set: the IDM is not trusted to extrapolate.
-        action = norm.action.unnormalize(self.inverse_dynamics(x[rows, 0], x[rows, 1]).clamp(-1, 1))
+        # Every candidate's first action (a collision check may rule out the chosen one). Clamped to the
+        # range of actions in the data set: the IDM is not trusted to extrapolate.
+        actions = norm.action.unnormalize(self.inverse_dynamics(x[:, 0], x[:, 1]).clamp(-1, 1))
         plans = to_world(norm.plan.unnormalize(x), states[:, :2])
         plans[:, 0] = states  # exact, no round-off
-        return {"plans": plans, "quantiles": quantiles, "risk_values": risk_values, "chosen": chosen, "action": action}
+        return {"plans": plans, "quantiles": quantiles, "risk_values": risk_values, "chosen": chosen, "actions": actions,
+                "scores": scores}
 
     def _use_cuda_graphs(self) -> bool:
         return self.device.type == "cuda" and self.cuda_graphs
