@@ -7,6 +7,11 @@ partly random variants), so the dataset holds both routes from the same start di
 Starts and goals are sampled in the layout's start/goal regions, and with probability
 --anywhere each of them anywhere free instead (coverage of the whole map). Episode i is
 reset with seed --seed + i, so a dataset is reproducible from its command line.
+
+Many maps in one dataset (each episode records its map; see collect_maps.py):
+
+    python -m risky_nav.collect --layouts maps/train --episodes-per-map 20 --workers 16 --out datasets/riskynav/maps500-v0
+    python -m risky_nav.collect --generate 500 --generate-seed 0 --episodes-per-map 20 --workers 16 --out ...
 """
 from __future__ import annotations
 
@@ -56,12 +61,22 @@ def dataset_id_for(out: Path) -> str:
     return f"{out.name}-v0"
 
 
+def run_episodes(env, layout, episodes: int, mix: dict[str, float], anywhere: float, rng: np.random.Generator,
+                 first_seed: int):
+    """`episodes` episodes of policies drawn from `mix`; episode i is reset with first_seed + i.
+    Yields (record, seed, options)."""
+    names = list(mix)
+    policies = {name: make_policy(name, layout, rng) for name in names}
+    for i in range(episodes):
+        name = names[rng.choice(len(names), p=[mix[n] for n in names])]
+        opts = {"start_anywhere": bool(rng.random() < anywhere), "goal_anywhere": bool(rng.random() < anywhere)}
+        yield run_episode(env, policies[name], seed=first_seed + i, options=opts), first_seed + i, opts
+
+
 def collect(layout: str, episodes: int, out: Path, mix: dict[str, float], anywhere: float,
             seed: int, progress: bool = True) -> DatasetWriter:
     env = gym.make(risky_nav.ENV_ID, layout=layout, disable_env_checker=True)
     rng = np.random.default_rng(seed)
-    names = list(mix)
-    policies = {name: make_policy(name, env.unwrapped.layout, rng) for name in names}
     writer = DatasetWriter(
         out, dataset_id_for(out), env.spec, env.observation_space, env.action_space,
         metadata=dict(
@@ -70,20 +85,22 @@ def collect(layout: str, episodes: int, out: Path, mix: dict[str, float], anywhe
                         f"of scripted short-cut and detour policies (with noise and random actions).",
             code_permalink="sim/risky_nav/collect.py",
             layout=str(layout), policy_mix=mix, start_goal_anywhere_prob=anywhere, seed=seed))
+    layout_name = env.unwrapped.layout.name
     buffer, seeds, options = [], [], []
-    counts = {name: 0 for name in names}
-    bar = tqdm(range(episodes), desc=f"collecting {out.name}", unit="ep", disable=not progress)
-    for i in bar:
-        name = names[rng.choice(len(names), p=[mix[n] for n in names])]
-        opts = {"start_anywhere": bool(rng.random() < anywhere), "goal_anywhere": bool(rng.random() < anywhere)}
-        buffer.append(run_episode(env, policies[name], seed=seed + i, options=opts))
-        seeds.append(seed + i)
+    counts = {name: 0 for name in mix}
+    bar = tqdm(total=episodes, desc=f"collecting {out.name}", unit="ep", disable=not progress)
+    for i, (record, ep_seed, opts) in enumerate(run_episodes(env, env.unwrapped.layout, episodes, mix,
+                                                             anywhere, rng, seed)):
+        buffer.append(record)
+        seeds.append(ep_seed)
         options.append(opts)
-        counts[name] += 1
+        counts[record.policy] += 1
+        bar.update()
         if len(buffer) == WRITE_EVERY or i == episodes - 1:
-            writer.write(buffer, seeds, options)
+            writer.write(buffer, seeds, options, [layout_name] * len(buffer))
             buffer, seeds, options = [], [], []
             bar.set_postfix({n[:10]: c for n, c in counts.items()})
+    bar.close()
     env.close()
     return writer
 
@@ -99,16 +116,52 @@ def main(argv: list[str] | None = None) -> int:
                         help="probability that the start (and, independently, the goal) is sampled "
                              "anywhere free instead of in the layout's region")
     parser.add_argument("--seed", type=int, default=0)
+    many = parser.add_argument_group("many maps (instead of --layout)")
+    many.add_argument("--layouts", type=Path, nargs="+", help="layout YAMLs, or directories of them")
+    many.add_argument("--generate", type=int, metavar="N", help="generate N maps (risky_nav.mapgen)")
+    many.add_argument("--generate-seed", type=int, default=0,
+                      help="first map seed for --generate (train split: 0..9999)")
+    many.add_argument("--episodes-per-map", type=int, default=10)
+    many.add_argument("--workers", type=int, default=1, help="worker processes (spawn), e.g. the CPU cores")
     args = parser.parse_args(argv)
-    if args.episodes < 1:
-        raise SystemExit("--episodes must be >= 1")
+    if args.episodes < 1 or args.episodes_per_map < 1:
+        raise SystemExit("--episodes and --episodes-per-map must be >= 1")
     if not 0 <= args.anywhere <= 1:
         raise SystemExit("--anywhere must be a probability in [0, 1]")
+    if args.workers < 1:
+        raise SystemExit("--workers must be >= 1")
+    if args.layouts or args.generate:
+        return _collect_many(args)
 
     writer = collect(args.layout, args.episodes, args.out, parse_mix(args.mix), args.anywhere, args.seed)
     meta = writer.storage.metadata
     print(f"wrote {meta['total_episodes']} episodes, {meta['total_steps']} steps to {args.out} "
           f"(Minari id {meta['dataset_id']})")
+    return 0
+
+
+def _collect_many(args) -> int:
+    from risky_nav.collect_maps import collect_maps, format_statistics, load_map_files
+
+    if args.layouts and args.generate:
+        raise SystemExit("give --layouts or --generate, not both")
+    if args.layouts:
+        maps = load_map_files(args.layouts)
+        source = " ".join(str(p) for p in args.layouts)
+    else:
+        from risky_nav.mapgen import TEST_SEEDS, generate_map
+
+        seeds = range(args.generate_seed, args.generate_seed + args.generate)
+        if seeds[0] <= TEST_SEEDS[-1] and seeds[-1] >= TEST_SEEDS[0]:
+            raise SystemExit(f"--generate-seed {args.generate_seed} --generate {args.generate} reaches into the "
+                             f"held-out test split {TEST_SEEDS[0]}..{TEST_SEEDS[-1]}")
+        generated = [generate_map(s) for s in tqdm(seeds, desc="generating maps", unit="map")]
+        maps = [(m.layout, m.yaml_text()) for m in generated]
+        source = f"risky_nav.mapgen seeds {seeds[0]}..{seeds[-1]}"
+    stats = collect_maps(maps, args.episodes_per_map, args.out, parse_mix(args.mix), args.anywhere, args.seed,
+                         workers=args.workers, source=source)
+    print(format_statistics(stats))
+    print(f"wrote {args.out} (statistics: {args.out / 'dataset_stats.json'})")
     return 0
 
 

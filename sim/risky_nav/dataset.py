@@ -5,7 +5,7 @@ so `minari.MinariDataset("<dir>/data")` reads it, and `minari.load_dataset(id)` 
 `<dir>` is `$MINARI_DATASETS_PATH/<id>`. Each episode group holds `observations [T+1, 8]`,
 `actions [T, 2]`, `rewards`, `terminations`, `truncations` [T] and, as Minari does for infos,
 `infos/<key> [T+1]` whose first entry comes from reset(); the episode's behaviour policy is
-an attribute of its group.
+an attribute of its group, and so is the name of its map (`layout`).
 
 `load_episodes` reads the file with h5py only (no gymnasium or pybullet needed) and returns
 the architecture's episode dicts, checking every field it returns.
@@ -52,7 +52,9 @@ class DatasetWriter:
                                       **metadata})
         self.episodes_written = 0
 
-    def write(self, records: list[EpisodeRecord], seeds: list[int], options: list[dict]) -> None:
+    def write(self, records: list[EpisodeRecord], seeds: list[int], options: list[dict],
+              layouts: list[str] | None = None) -> None:
+        """Append episodes; `layouts` names each episode's map (its group's `layout` attribute)."""
         from minari.data_collector.episode_buffer import EpisodeBuffer
 
         buffers = []
@@ -68,8 +70,10 @@ class DatasetWriter:
                 truncations=record.truncations, infos=infos))
         self.storage.update_episodes(buffers)
         first = self.episodes_written
-        self.storage.update_episode_metadata([{"policy": r.policy} for r in records],
-                                             range(first, first + len(records)))
+        per_episode = [{"policy": r.policy} for r in records]
+        for meta, layout in zip(per_episode, layouts or []):
+            meta["layout"] = layout
+        self.storage.update_episode_metadata(per_episode, range(first, first + len(records)))
         self.episodes_written += len(records)
 
 
@@ -92,7 +96,8 @@ def load_episodes(path_or_id: str | Path) -> list[dict]:
     """All episodes of a dataset as dicts of numpy arrays.
 
     Keys: observations float32 [T+1, 8], actions float32 [T, 2], rewards float64 [T],
-    terminations, truncations, risk_events, collisions, in_risky_region bool [T], policy str.
+    terminations, truncations, risk_events, collisions, in_risky_region bool [T], policy str,
+    layout str (the name of the episode's map; "" in datasets that did not record it).
     """
     data_file = resolve_data_file(path_or_id)
     episodes = []
@@ -143,6 +148,7 @@ def _read_episode(group: h5py.Group, where: str) -> dict:
         raise DatasetError(f"{where}: fields 'terminations'/'truncations': the last step neither "
                            f"terminates nor truncates the episode")
     episode["policy"] = str(group.attrs.get("policy", "unknown"))
+    episode["layout"] = str(group.attrs.get("layout", ""))   # absent in datasets written before maps were named
     return episode
 
 

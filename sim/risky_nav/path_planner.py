@@ -47,13 +47,24 @@ class GridPathPlanner:
         straight line when even that fails (e.g. the goal sits inside an obstacle's margin).
         """
         for blocked in ([self.blocked, self.blocked_walls] if self.avoid_risk else [self.blocked_walls]):
-            cells = self._astar(self._free_cell_near(start, blocked), self._free_cell_near(goal, blocked), blocked)
-            if cells is not None:
-                points = [self._center(c) for c in self._pull_string(cells, blocked)]
-                return np.array([start, *points[1:-1], goal], dtype=np.float64)
+            route = self._route(start, goal, blocked)
+            if route is not None:
+                return route
         return np.array([start, goal], dtype=np.float64)
 
+    def route(self, start: tuple[float, float], goal: tuple[float, float]) -> np.ndarray | None:
+        """Like `plan`, but None when this planner's constraints leave no path (no fallback):
+        what the map generator uses to tell whether a risk-free way exists."""
+        return self._route(start, goal, self.blocked)
+
     # ------------------------------------------------------------------ internals
+    def _route(self, start, goal, blocked: np.ndarray) -> np.ndarray | None:
+        cells = self._astar(self._free_cell_near(start, blocked), self._free_cell_near(goal, blocked), blocked)
+        if cells is None:
+            return None
+        points = [self._center(c) for c in self._pull_string(cells, blocked)]
+        return np.array([start, *points[1:-1], goal], dtype=np.float64)
+
     def _cell(self, point) -> tuple[int, int]:
         rows, cols = self.blocked.shape
         r = min(max(int(point[1] / PLAN_RESOLUTION), 0), rows - 1)
@@ -86,13 +97,18 @@ class GridPathPlanner:
         wall = padded.ravel().tolist()
         s, g_idx = (start[0] + 1) * width + start[1] + 1, (goal[0] + 1) * width + goal[1] + 1
         gr, gc = divmod(g_idx, width)
+        # Octile distance to the goal of every cell, computed once (it dominated the inner loop).
+        dr, dc = np.abs(np.arange(rows + 2) - gr)[:, None], np.abs(np.arange(width) - gc)[None, :]
+        h = (np.maximum(dr, dc) + 0.41421356237309515 * np.minimum(dr, dc)).ravel().tolist()
         steps = [(dr * width + dc, 1.4142135623730951 if dr and dc else 1.0) for dr, dc in _NEIGHBOURS]
         cost = [math.inf] * len(wall)
         parent = [-1] * len(wall)
         cost[s] = 0.0
         heap = [(0.0, s)]
         while heap:
-            _, cell = heapq.heappop(heap)
+            f, cell = heapq.heappop(heap)
+            if f > cost[cell] + h[cell]:
+                continue          # stale entry: the cell was expanded at its lower cost already
             if cell == g_idx:
                 path = []
                 while cell != -1:
@@ -109,25 +125,30 @@ class GridPathPlanner:
                 if new_cost < cost[nxt]:
                     cost[nxt] = new_cost
                     parent[nxt] = cell
-                    dr, dc = abs(nxt // width - gr), abs(nxt % width - gc)
-                    heuristic = max(dr, dc) + 0.41421356237309515 * min(dr, dc)
-                    heapq.heappush(heap, (new_cost + heuristic, nxt))
+                    heapq.heappush(heap, (new_cost + h[nxt], nxt))
         return None
 
-    def _visible(self, a, b, blocked: np.ndarray) -> bool:
-        n = int(max(abs(a[0] - b[0]), abs(a[1] - b[1])) * 2) + 2
-        rs = np.rint(np.linspace(a[0], b[0], n)).astype(int)
-        cs = np.rint(np.linspace(a[1], b[1], n)).astype(int)
-        return not blocked[rs, cs].any()
-
     def _pull_string(self, cells: list, blocked: np.ndarray) -> list:
-        """Keep only the cells needed so that consecutive kept cells see each other."""
+        """Keep only the cells needed so that consecutive kept cells see each other: from each kept
+        cell, jump to the furthest later cell in sight. Sight lines are sampled as
+        np.linspace(a, b, n) with n = 2 * (Chebyshev distance) + 2, rounded to cells, and checked
+        for every candidate at once."""
+        points = np.asarray(cells, dtype=np.float64)
         kept = [cells[0]]
         i = 0
         while i < len(cells) - 1:
-            j = len(cells) - 1
-            while j > i + 1 and not self._visible(cells[i], cells[j], blocked):
-                j -= 1
+            j = i + 1
+            if i + 2 < len(cells):
+                a, ends = points[i], points[i + 2:]
+                n = (np.abs(ends - a).max(axis=1) * 2).astype(int) + 2
+                k = np.arange(n.max(), dtype=np.float64)
+                samples = k[None, :, None] * ((ends - a) / (n - 1)[:, None])[:, None, :] + a
+                past_end = k[None, :] >= (n - 1)[:, None]
+                samples[past_end] = np.broadcast_to(ends[:, None, :], samples.shape)[past_end]
+                rc = np.rint(samples).astype(int)
+                visible = ~blocked[rc[..., 0], rc[..., 1]].any(axis=1)
+                if visible.any():
+                    j = i + 2 + int(np.flatnonzero(visible)[-1])
             kept.append(cells[j])
             i = j
         return kept
