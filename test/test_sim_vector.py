@@ -7,9 +7,12 @@ import sys
 import textwrap
 import time
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
+
+import risky_nav
 
 from risky_nav.env import RiskyNavEnv
 from risky_nav.layout import LAYOUT_DIR, parse_layout
@@ -106,6 +109,14 @@ def reference():
 
 def test_serial_batch_matches_envs_stepped_one_by_one(reference):
     _assert_same(reference, _run_batch(SerialEnvBatch(N_ENVS, LAYOUTS)))
+
+
+def test_a_batch_over_gymnasium_made_envs_matches_and_leaves_them_open(reference):
+    envs = [gym.make(risky_nav.ENV_ID, layout=layout, disable_env_checker=True) for layout in LAYOUTS]
+    _assert_same(reference, _run_batch(SerialEnvBatch.from_envs(envs)))
+    envs[0].reset(seed=0)                      # still usable: the batch did not close what it did not make
+    for env in envs:
+        env.close()
 
 
 def test_process_batch_matches_envs_stepped_one_by_one(reference):

@@ -80,29 +80,33 @@ def _make_envs(layouts: Sequence[LayoutSpec], env_kwargs: dict) -> list:
     return [RiskyNavEnv(layout, **env_kwargs) for layout in layouts]
 
 
-def _write(arrays: dict[str, np.ndarray], slot: int, obs, reward, terminated, truncated, info) -> None:
-    arrays["obs"][slot] = obs
-    arrays["reward"][slot] = reward
-    arrays["terminated"][slot] = terminated
-    arrays["truncated"][slot] = truncated
+def _write(arrays: dict[str, np.ndarray], slots: list[int], results: list[tuple]) -> None:
+    """Store step results (obs, reward, terminated, truncated, info) of `slots`, one array at a time."""
+    obs, reward, terminated, truncated, infos = zip(*results)
+    arrays["obs"][slots] = obs
+    arrays["reward"][slots] = reward
+    arrays["terminated"][slots] = terminated
+    arrays["truncated"][slots] = truncated
     for key in INFO_FLAGS + INFO_NUMBERS:
-        arrays[key][slot] = info[key]
+        arrays[key][slots] = [info[key] for info in infos]
 
 
 def _step_envs(envs: list, first_slot: int, arrays: dict[str, np.ndarray]) -> None:
     """Step every env of this share whose slot is marked active, with its row of actions."""
-    actions, active = arrays["actions"], arrays["active"]
-    for index, env in enumerate(envs):
-        slot = first_slot + index
-        if active[slot]:
-            _write(arrays, slot, *env.step(actions[slot]))
+    actions = arrays["actions"]
+    slots = (np.flatnonzero(arrays["active"][first_slot:first_slot + len(envs)]) + first_slot).tolist()
+    if slots:
+        _write(arrays, slots, [envs[slot - first_slot].step(actions[slot]) for slot in slots])
 
 
 def _reset_envs(envs: list, first_slot: int, arrays: dict[str, np.ndarray],
                 requests: list[tuple[int, int | None, dict | None]]) -> None:
+    results = []
     for slot, seed, options in requests:
         obs, info = envs[slot - first_slot].reset(seed=seed, options=options)
-        _write(arrays, slot, obs, 0.0, False, False, info)
+        results.append((obs, 0.0, False, False, info))
+    if results:
+        _write(arrays, [slot for slot, _, _ in requests], results)
 
 
 class _EnvBatch:
@@ -200,8 +204,21 @@ class SerialEnvBatch(_EnvBatch):
 
     def __init__(self, n_envs: int, layout: LayoutSpec | Sequence[LayoutSpec] = "default", **env_kwargs):
         super().__init__(n_envs, layout)
+        self._use(_make_envs(self.layouts, env_kwargs), owned=True)
+
+    @classmethod
+    def from_envs(cls, envs: Sequence) -> "SerialEnvBatch":
+        """A batch over envs made elsewhere (RiskyNavEnv, or gymnasium.make's wrappers of one), so code
+        written for batches also takes a list of envs. close() leaves them open: their maker closes them."""
+        envs = list(envs)
+        batch = cls.__new__(cls)
+        _EnvBatch.__init__(batch, len(envs), [env.unwrapped.layout for env in envs])
+        batch._use(envs, owned=False)
+        return batch
+
+    def _use(self, envs: list, owned: bool) -> None:
         self._arrays = {name: np.zeros(shape, dtype) for name, dtype, shape, _ in _field_bytes(self.num_envs)}
-        self.envs = _make_envs(self.layouts, env_kwargs)
+        self.envs, self._owns_envs = envs, owned
 
     def _run_reset(self, requests) -> None:
         _reset_envs(self.envs, 0, self._arrays, requests)
@@ -211,7 +228,7 @@ class SerialEnvBatch(_EnvBatch):
 
     def close(self) -> None:
         if not self._closed:
-            for env in self.envs:
+            for env in self.envs if self._owns_envs else ():
                 env.close()
             self._closed = True
 
