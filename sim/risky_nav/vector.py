@@ -343,7 +343,9 @@ class ProcessEnvBatch(_EnvBatch):
         code = process.exitcode
         how = (f"was killed by signal {-code}" if code is not None and code < 0
                else f"exited with code {code}" if code is not None else "closed its pipe")
-        return f"{self._worker_label(index)} {how} while {doing}"
+        hint = (" (its stderr above says why; a script that starts workers must do so under "
+                "`if __name__ == \"__main__\":`, as spawned workers import it again)" if doing == "starting" else "")
+        return f"{self._worker_label(index)} {how} while {doing}{hint}"
 
     def _run_reset(self, requests) -> None:
         by_worker: dict[int, list] = {}
