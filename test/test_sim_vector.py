@@ -150,6 +150,8 @@ def test_bad_arguments_are_refused_with_what_was_wrong():
         SerialEnvBatch(3, ["default", "default"])
     with pytest.raises(ValueError, match=r"workers must be in \[1, n_envs=2\]"):
         ProcessEnvBatch(2, workers=3)
+    with pytest.raises(ValueError, match="unknown layout 'atlantis'"):   # in this process, before any spawn
+        ProcessEnvBatch(2, workers=2, layout="atlantis")
 
 
 def _alive(pid: int) -> bool:

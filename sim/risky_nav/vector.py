@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from risky_nav.layout import Layout
+from risky_nav.layout import Layout, load_layout
 
 OBS_SIZE, ACTION_SIZE = 8, 2
 INFO_FLAGS = ("risk_event", "in_risky_region", "collision", "goal_reached")
@@ -118,9 +118,13 @@ class _EnvBatch:
         self.num_envs = int(n_envs)
         if isinstance(layout, (str, Path, Layout)):
             layout = [layout] * self.num_envs
-        self.layouts = list(layout)
-        if len(self.layouts) != self.num_envs:
-            raise ValueError(f"got {len(self.layouts)} layouts for {self.num_envs} envs; give one, or one per env")
+        layout = list(layout)
+        if len(layout) != self.num_envs:
+            raise ValueError(f"got {len(layout)} layouts for {self.num_envs} envs; give one, or one per env")
+        # Parsed once here, not once per env (YAML costs half an env's construction), and a bad
+        # layout fails here rather than inside a worker.
+        parsed = {spec: load_layout(spec) for spec in {s for s in layout if not isinstance(s, Layout)}}
+        self.layouts = [spec if isinstance(spec, Layout) else parsed[spec] for spec in layout]
         self._arrays: dict[str, np.ndarray] = {}
         self._closed = False
 
