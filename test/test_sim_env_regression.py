@@ -6,6 +6,10 @@ replays its recorded actions (so the scripted policies that produced some of the
 part of what is tested) and compares observations, rewards, terminations, truncations and
 every info field step by step, resetting without a seed wherever an episode ended.
 
+The numbers are those of the PyBullet 3.2.7 wheel from PyPI (CPython 3.11, x86-64) this
+project's venv installs; another PyBullet build may differ in the last bits and fail here
+without anything being wrong with the env.
+
 Re-record only for an intended change of the simulation:
     ./run.sh python test/test_sim_env_regression.py --record
 """
