@@ -56,12 +56,12 @@ class EnvWorkerError(RuntimeError):
 
 def _field_bytes(n_envs: int) -> list[tuple[str, np.dtype, tuple[int, ...], int]]:
     """(name, dtype, shape, byte offset) of every field in the shared block, 8-byte aligned."""
-    layout, offset = [], 0
+    fields, offset = [], 0
     for name, (dtype, columns) in FIELDS.items():
         shape = (n_envs, columns) if columns else (n_envs,)
-        layout.append((name, np.dtype(dtype), shape, offset))
+        fields.append((name, np.dtype(dtype), shape, offset))
         offset += -(-int(np.prod(shape)) * np.dtype(dtype).itemsize // 8) * 8
-    return layout
+    return fields
 
 
 def _views(buffer, n_envs: int) -> dict[str, np.ndarray]:
@@ -70,12 +70,12 @@ def _views(buffer, n_envs: int) -> dict[str, np.ndarray]:
 
 
 def _block_size(n_envs: int) -> int:
-    name, dtype, shape, offset = _field_bytes(n_envs)[-1]
+    _, dtype, shape, offset = _field_bytes(n_envs)[-1]
     return offset + int(np.prod(shape)) * dtype.itemsize
 
 
 def _make_envs(layouts: Sequence[LayoutSpec], env_kwargs: dict) -> list:
-    from risky_nav.env import RiskyNavEnv
+    from risky_nav.env import RiskyNavEnv   # here: the parent of a ProcessEnvBatch never needs PyBullet
 
     return [RiskyNavEnv(layout, **env_kwargs) for layout in layouts]
 
