@@ -128,7 +128,7 @@ def test_process_batch_matches_envs_stepped_one_by_one(reference):
 
 def test_make_env_batch_picks_the_implementation():
     with make_env_batch(2, workers=1) as serial:
-        assert isinstance(serial, SerialEnvBatch) and serial.num_envs == 2
+        assert isinstance(serial, SerialEnvBatch) and serial.num_envs == len(serial) == 2
     with pytest.raises(ValueError, match="workers must be >= 0"):
         make_env_batch(2, workers=-1)
 

@@ -128,6 +128,9 @@ class _EnvBatch:
         self._arrays: dict[str, np.ndarray] = {}
         self._closed = False
 
+    def __len__(self) -> int:
+        return self.num_envs
+
     def __enter__(self):
         return self
 
