@@ -26,6 +26,7 @@ from gymnasium import spaces
 
 from risky_nav.layout import Box, Layout, load_layout
 from risky_nav.occupancy import OccupancyGrid, occupancy_grid
+from risky_nav.open_space import OpenSpace
 
 CONTROL_PERIOD = 0.1       # seconds per env step
 ROBOT_HEIGHT = 0.3         # metres; only matters for the GUI
@@ -58,6 +59,11 @@ class RiskyNavEnv(gym.Env):
         self.physics_substeps = int(physics_substeps)
         self.max_episode_steps = int(round(self.layout.time_limit / CONTROL_PERIOD))
         self._grid = occupancy_grid(self.layout, grid_resolution)
+        # Per-step constants, computed once: the step runs ~10^5 times a second across a batch.
+        self._dt = CONTROL_PERIOD / self.physics_substeps
+        self._risky_bounds = tuple((r.box.x_min, r.box.x_max, r.box.y_min, r.box.y_max, r.p, r.penalty)
+                                   for r in self.layout.risky_regions)
+        self._open_space = OpenSpace(self.layout, travel=self.layout.robot.max_v * CONTROL_PERIOD)
 
         lim, lay = self.layout.robot, self.layout
         self.action_space = spaces.Box(np.array([-lim.max_v, -lim.max_omega], np.float32),
@@ -73,6 +79,7 @@ class RiskyNavEnv(gym.Env):
         self._v = self._omega = 0.0
         self._contact_normals: list[tuple[float, float]] = []
         self._goal = np.zeros(2)
+        self._goal_x = self._goal_y = 0.0
         self._steps = 0
         self._distance = 0.0
         self._last_render = time.perf_counter()
@@ -134,11 +141,12 @@ class RiskyNavEnv(gym.Env):
         """Move the goal mid-episode (e.g. a new goal from RViz); progress is measured from here on."""
         gx, gy = self._checked_point(goal, "goal", 2)
         self._goal = np.array([gx, gy])
+        self._goal_x, self._goal_y = gx, gy
         self._distance = math.hypot(gx - self._x, gy - self._y)
 
     def risky_region_at(self, x: float, y: float) -> list[int]:
         """Indices of the layout's risky regions containing point (x, y)."""
-        return [i for i, r in enumerate(self.layout.risky_regions) if r.box.contains(x, y)]
+        return [i for i, (x0, x1, y0, y1, _, _) in enumerate(self._risky_bounds) if x0 <= x <= x1 and y0 <= y <= y1]
 
     # ---------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -156,6 +164,7 @@ class RiskyNavEnv(gym.Env):
             sx, sy = self._sample_free(None if options.get("start_anywhere") else self.layout.start_region)
             yaw = float(self.np_random.uniform(-math.pi, math.pi))
         self._goal = np.array([gx, gy])
+        self._goal_x, self._goal_y = gx, gy
         self._place_robot(sx, sy, yaw)
         self._v = self._omega = 0.0
         self._contact_normals = []
@@ -166,57 +175,64 @@ class RiskyNavEnv(gym.Env):
         return self._observation(), info
 
     def step(self, action):
-        action = np.asarray(action, dtype=np.float64).reshape(-1)
-        if action.shape != (2,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"action must be 2 finite numbers [v, omega], got {action!r}")
+        v_cmd, omega_cmd = self._clipped_command(action)
+        dt = self._dt
         lim = self.layout.robot
-        v_cmd = float(np.clip(action[0], -lim.max_v, lim.max_v))
-        omega_cmd = float(np.clip(action[1], -lim.max_omega, lim.max_omega))
-
-        dt = CONTROL_PERIOD / self.physics_substeps
         dv_max, domega_max = lim.max_accel * dt, lim.max_alpha * dt
         c, robot = self._client, self._robot
         collided = False
-        yaw = self._yaw
+        v, omega, yaw = self._v, self._omega, self._yaw
         normals = self._contact_normals
+        # Far from everything no contact can appear this step: skip PyBullet's contact query.
+        query_contacts = not self._open_space.is_open(self._x, self._y)
+        # Positional arguments and local names: PyBullet's keyword parsing cost more than its step.
+        set_velocity, simulate, cos, sin = pb.resetBaseVelocity, pb.stepSimulation, math.cos, math.sin
         for _ in range(self.physics_substeps):
-            self._v += min(max(v_cmd - self._v, -dv_max), dv_max)
-            self._omega += min(max(omega_cmd - self._omega, -domega_max), domega_max)
+            # Approach the command under the acceleration limits (min/max written out: same numbers, faster).
+            dv, domega = v_cmd - v, omega_cmd - omega
+            v += -dv_max if dv < -dv_max else dv_max if dv > dv_max else dv
+            omega += -domega_max if domega < -domega_max else domega_max if domega > domega_max else domega
             # Heading for this substep, integrated from the last measured yaw (midpoint rule).
-            heading = yaw + 0.5 * self._omega * dt
-            vx, vy = self._v * math.cos(heading), self._v * math.sin(heading)
+            heading = yaw + 0.5 * omega * dt
+            vx, vy = v * cos(heading), v * sin(heading)
             for nx, ny in normals:
                 # A wall stops the motion into it (the wheels slip); sliding along it remains.
                 into = vx * nx + vy * ny
                 if into < 0:
                     vx, vy = vx - into * nx, vy - into * ny
-            pb.resetBaseVelocity(robot, [vx, vy, 0.0], [0.0, 0.0, self._omega], physicsClientId=c)
-            pb.stepSimulation(physicsClientId=c)
-            yaw += self._omega * dt
-            contacts = pb.getContactPoints(bodyA=robot, physicsClientId=c)
-            normals = [(pt[7][0], pt[7][1]) for pt in contacts if pt[8] < NEAR_DISTANCE]
-            collided = collided or any(pt[8] < TOUCH_DISTANCE for pt in contacts)
+            set_velocity(robot, (vx, vy, 0.0), (0.0, 0.0, omega), c)
+            simulate(c)
+            yaw += omega * dt
+            normals = ()
+            if query_contacts:
+                contacts = pb.getContactPoints(bodyA=robot, physicsClientId=c)
+                if contacts:
+                    normals = [(pt[7][0], pt[7][1]) for pt in contacts if pt[8] < NEAR_DISTANCE]
+                    collided = collided or any(pt[8] < TOUCH_DISTANCE for pt in contacts)
         self._contact_normals = normals
+        self._v, self._omega = v, omega
 
-        pos, orn = pb.getBasePositionAndOrientation(robot, physicsClientId=c)
+        pos, orn = pb.getBasePositionAndOrientation(robot, c)
         yaw = pb.getEulerFromQuaternion(orn)[2]
         # Keep the robot planar: contacts may nudge it in z, roll or pitch.
         pb.resetBasePositionAndOrientation(robot, [pos[0], pos[1], ROBOT_HEIGHT / 2],
                                            pb.getQuaternionFromEuler([0, 0, yaw]), physicsClientId=c)
-        self._x, self._y, self._yaw = pos[0], pos[1], yaw
+        x, y = self._x, self._y = pos[0], pos[1]
+        self._yaw = yaw
         self._steps += 1
 
         reward_w = self.layout.reward
-        distance = math.hypot(self._goal[0] - self._x, self._goal[1] - self._y)
+        distance = math.hypot(self._goal_x - x, self._goal_y - y)
         reward = -reward_w.step_cost + reward_w.progress * (self._distance - distance)
         self._distance = distance
 
         risk_penalty = 0.0
-        regions = self.risky_region_at(self._x, self._y)
-        for i in regions:
-            region = self.layout.risky_regions[i]
-            if self.np_random.random() < region.p:
-                risk_penalty += region.penalty
+        in_risky_region = False
+        for x0, x1, y0, y1, p, penalty in self._risky_bounds:
+            if x0 <= x <= x1 and y0 <= y <= y1:
+                in_risky_region = True
+                if self.np_random.random() < p:
+                    risk_penalty += penalty
         reward -= risk_penalty
         if collided:
             reward -= reward_w.collision_penalty
@@ -226,9 +242,23 @@ class RiskyNavEnv(gym.Env):
         truncated = not reached and self._steps >= self.max_episode_steps
         if self.render_mode == "human":
             self.render()
-        info = dict(risk_event=risk_penalty > 0, risk_penalty=risk_penalty, in_risky_region=bool(regions),
+        info = dict(risk_event=risk_penalty > 0, risk_penalty=risk_penalty, in_risky_region=in_risky_region,
                     collision=collided, goal_reached=reached, distance_to_goal=distance)
         return self._observation(), float(reward), reached, truncated, info
+
+    def _clipped_command(self, action) -> tuple[float, float]:
+        """(v, omega) of `action` clipped to the robot's limits; a clear error for anything but 2 finite numbers."""
+        if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind == "f":
+            v, omega = float(action[0]), float(action[1])    # the common case, without numpy calls
+        else:
+            flat = np.asarray(action, dtype=np.float64).reshape(-1)
+            if flat.shape != (2,):
+                raise ValueError(f"action must be 2 finite numbers [v, omega], got {action!r}")
+            v, omega = float(flat[0]), float(flat[1])
+        if not (math.isfinite(v) and math.isfinite(omega)):
+            raise ValueError(f"action must be 2 finite numbers [v, omega], got {action!r}")
+        lim = self.layout.robot
+        return min(max(v, -lim.max_v), lim.max_v), min(max(omega, -lim.max_omega), lim.max_omega)
 
     def render(self):
         """The PyBullet GUI draws itself; in human mode this only paces stepping to real time."""
@@ -249,7 +279,7 @@ class RiskyNavEnv(gym.Env):
     # ---------------------------------------------------------------- helpers
     def _observation(self) -> np.ndarray:
         return np.array([self._x, self._y, math.sin(self._yaw), math.cos(self._yaw),
-                         self._v, self._omega, self._goal[0], self._goal[1]], dtype=np.float32)
+                         self._v, self._omega, self._goal_x, self._goal_y], dtype=np.float32)
 
     def _checked_point(self, value, name: str, length: int | None) -> tuple[float, ...]:
         point = np.asarray(value, dtype=np.float64).reshape(-1)
