@@ -55,20 +55,32 @@ class ClearanceMap:
         return float(angles[int(np.argmax(self.at(probes)))])
 
 
-def unicycle_rollout(state: np.ndarray, actions: np.ndarray, duration_s: float) -> np.ndarray:
-    """Positions [..., S, 2] of a unicycle from state [x, y, sin, cos, ...] holding actions [..., 2] (v, omega)
-    for duration_s, every CHECK_STEP_S."""
+def unicycle_rollout(states: np.ndarray, actions: np.ndarray, duration_s: float) -> np.ndarray:
+    """Positions [B, K, S, 2] of unicycles from states [B, 6] ([x, y, sin, cos, ...]) each holding actions
+    [B, K, 2] (v, omega) for duration_s, every CHECK_STEP_S."""
     steps = max(int(math.ceil(duration_s / CHECK_STEP_S)), 1)
-    t = np.arange(1, steps + 1) * (duration_s / steps)
-    yaw0 = math.atan2(float(state[2]), float(state[3]))
-    v, omega = actions[..., 0:1], actions[..., 1:2]
+    t = np.arange(1, steps + 1) * (duration_s / steps)  # [S]
+    x0, y0 = states[:, 0, None, None], states[:, 1, None, None]  # [B, 1, 1]
+    yaw0 = np.arctan2(states[:, 2], states[:, 3])[:, None, None]
+    v, omega = actions[..., 0:1], actions[..., 1:2]  # [B, K, 1]
     yaw = yaw0 + omega * t
-    # Exact arc for omega != 0, the straight line for omega = 0.
+    # Exact arcs for omega != 0, straight lines for omega = 0.
     turning = np.abs(omega) > 1e-6
     safe_omega = np.where(turning, omega, 1.0)
-    dx = np.where(turning, v / safe_omega * (np.sin(yaw) - math.sin(yaw0)), v * t * math.cos(yaw0))
-    dy = np.where(turning, -v / safe_omega * (np.cos(yaw) - math.cos(yaw0)), v * t * math.sin(yaw0))
-    return np.stack([state[0] + dx, state[1] + dy], -1)
+    dx = np.where(turning, v / safe_omega * (np.sin(yaw) - np.sin(yaw0)), v * t * np.cos(yaw0))
+    dy = np.where(turning, -v / safe_omega * (np.cos(yaw) - np.cos(yaw0)), v * t * np.sin(yaw0))
+    return np.stack([x0 + dx, y0 + dy], -1)
+
+
+def safe_candidates(clearance: ClearanceMap, states: np.ndarray, plans_xy: np.ndarray, commands: np.ndarray,
+                    radius: float, lookahead_s: float) -> np.ndarray:
+    """[B, K] True where candidate k of robot b is safe: its plan [B, K, H, 2] and its command [B, K, 2],
+    held for lookahead_s from states [B, 6], both keep `radius` of clearance (or do not lose any)."""
+    start = states[:, None, :2]  # [B, 1, 2]
+    rollouts = unicycle_rollout(states, commands, lookahead_s)
+    from_start = np.concatenate([np.broadcast_to(start[:, :, None], rollouts.shape[:2] + (1, 2)), rollouts], 2)
+    hit = clearance.colliding(plans_xy, start, radius) | clearance.colliding(from_start, start, radius)
+    return ~hit
 
 
 def _clearance(blocked: np.ndarray, resolution: float, max_distance: float) -> np.ndarray:

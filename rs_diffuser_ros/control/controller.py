@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rs_diffuser_ros.control.collision import ClearanceMap, unicycle_rollout
+from rs_diffuser_ros.control.collision import ClearanceMap, safe_candidates
 from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
@@ -172,25 +172,11 @@ class Controller:
         clearance = _clearance_map(self.grid, s.unknown_is_obstacle) if s.collision_check else None
         return _PlanRequest(state, goal, limit, costmap, clearance)
 
-    def clip(self, actions: np.ndarray, request: _PlanRequest) -> np.ndarray:
-        """Actions [..., 2] within the velocity limits (the approach's speed limit included)."""
-        w = self.settings.max_angular_speed
-        return np.stack([np.clip(actions[..., 0], -request.speed_limit, request.speed_limit),
-                         np.clip(actions[..., 1], -w, w)], -1)
-
-    def select_safe(self, result: PlanResult, request: _PlanRequest) -> tuple[PlanResult | None, tuple[str, ...]]:
-        """Stage 4: the result with the best-scoring candidate whose plan and (clipped) command are both
-        collision-free chosen, or None when there is none. Unchanged when the check is off."""
-        if request.clearance is None:
+    def select_safe(self, result: PlanResult, safe: np.ndarray | None) -> tuple[PlanResult | None, tuple[str, ...]]:
+        """Stage 4: the result with the best-scoring safe candidate chosen (`safe` [K] from
+        collision.safe_candidates; None: the check is off), or None when no candidate is safe."""
+        if safe is None:
             return result, ()
-        s, state = self.settings, request.state
-        radius = s.robot_radius_m + s.collision_margin_m
-        plans_hit = request.clearance.colliding(result.candidates[..., :2], state[:2], radius)
-        actions = self.clip(np.nan_to_num(result.candidate_actions, nan=0.0), request)
-        rollouts = unicycle_rollout(state, actions, s.collision_lookahead_s)
-        commands_hit = request.clearance.colliding(np.concatenate([np.broadcast_to(state[:2], (len(actions), 1, 2)),
-                                                                   rollouts], 1), state[:2], radius)
-        safe = ~(plans_hit | commands_hit)
         if not safe.any():
             return None, ()
         pick = int(np.argmax(np.where(safe, result.scores, -np.inf)))
@@ -214,7 +200,7 @@ class Controller:
         v, omega = float(result.action[0]), float(result.action[1])
         if not (math.isfinite(v) and math.isfinite(omega)):
             return Command.stopped(StopReason.PLAN_FAILED, f"planner action is not finite (v={v}, omega={omega})")
-        v, omega = self.clip(np.array([v, omega]), request)
+        v, omega = _within_limits(np.array([v, omega]), request.speed_limit, self.settings.max_angular_speed)
         return Command(float(v), float(omega), plan=result, events=events)
 
 
@@ -266,17 +252,40 @@ def _plan_and_select(controllers, members, commands, seed, candidates, events) -
     s = c0.settings
     results = c0.planner.plan_batch(np.stack([r.state for _, r in members]), np.stack([r.goal for _, r in members]),
                                     s.alpha, s.risk_mode, r0.costmap, seed=seed, candidates=candidates)
+    masks = _safe_masks(controllers, members, results)
     unsafe = []
-    for (i, request), result in zip(members, results):
+    for (i, request), result, mask in zip(members, results, masks):
         if not np.isfinite(result.action).all():  # a diverged model: no candidate is to be trusted
             commands[i] = controllers[i].shape_command(result, request)
             continue
-        safe, picked = controllers[i].select_safe(result, request)
+        safe, picked = controllers[i].select_safe(result, mask)
         if safe is None:
             unsafe.append((i, request, result))
         else:
             commands[i] = controllers[i].shape_command(safe, request, events + picked)
     return unsafe
+
+
+def _safe_masks(controllers, members, results) -> list:
+    """Per member, [K] safe candidates (collision.safe_candidates, all robots of the group at once), or None
+    where the check is off. A group shares its settings and its costmap, hence its clearance map."""
+    c0, r0 = controllers[members[0][0]], members[0][1]
+    if r0.clearance is None:
+        return [None] * len(members)
+    s = c0.settings
+    states = np.stack([r.state for _, r in members])
+    plans = np.stack([res.candidates[..., :2] for res in results])
+    limits = np.array([r.speed_limit for _, r in members], dtype=np.float32)[:, None]
+    commands = _within_limits(np.nan_to_num(np.stack([res.candidate_actions for res in results]), nan=0.0), limits,
+                              s.max_angular_speed)
+    return list(safe_candidates(r0.clearance, states, plans, commands, s.robot_radius_m + s.collision_margin_m,
+                                s.collision_lookahead_s))
+
+
+def _within_limits(actions: np.ndarray, speed_limit, max_angular: float) -> np.ndarray:
+    """Actions [..., 2] clipped to |v| <= speed_limit (broadcast over the leading dims) and |omega| <= max_angular."""
+    return np.stack([np.clip(actions[..., 0], -speed_limit, speed_limit), np.clip(actions[..., 1], -max_angular,
+                                                                                    max_angular)], -1)
 
 
 _INFLATED: dict[tuple, tuple[object, Costmap]] = {}  # (id(grid), radius, unknown) -> (grid, costmap)

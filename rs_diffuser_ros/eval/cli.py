@@ -49,6 +49,8 @@ def build_parser(suite: bool = False) -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, help="processes (default: the CPU cores on CPU, 1 on a GPU)")
     ap.add_argument("--envs-per-worker", type=int, help="environments stepped in lockstep per worker "
                     "(default: 16 on CPU; on a GPU all of the worker's episodes at once)")
+    ap.add_argument("--env-workers", type=int, default=0, help="processes stepping each worker's environments "
+                    "(default 0: in the worker; on a GPU machine: its cores)")
     ap.add_argument("--device", default="cpu", help="torch device of the planner: cpu, cuda, auto")
     ap.add_argument("--planner-yaml", type=Path, help="the controller's settings (default: the shipped config/planner.yaml)")
     ap.add_argument("--max-paths", type=int, default=40, help="trajectories drawn per setting")
@@ -69,6 +71,7 @@ def config_from_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> E
     learned = {kind: getattr(args, f"{head}_checkpoint") for head, (kind, _, _) in LEARNED.items()}
     config = EvalConfig(settings=settings, layout=args.layout, checkpoint=args.checkpoint, learned_checkpoints=learned,
                         episodes=args.episodes, seed=args.seed, workers=workers, envs_per_worker=args.envs_per_worker,
+                        env_workers=args.env_workers,
                         device=args.device, planner_yaml=args.planner_yaml,
                         controller_overrides=given_arguments(args, ControllerSettings, RUN_OVERRIDABLE))
     try:

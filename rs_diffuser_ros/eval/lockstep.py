@@ -12,6 +12,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from risky_nav.vector import SerialEnvBatch
+
 from rs_diffuser_ros.eval.metrics import EpisodeOutcome
 
 
@@ -51,23 +53,27 @@ class _Episode:
                               np.asarray(self.collisions, dtype=bool))
 
 
-def run_lockstep(envs: list, policy: BatchPolicy, setting: str, episodes: list[tuple[int, int]],
+def run_lockstep(envs, policy: BatchPolicy, setting: str, episodes: list[tuple[int, int]],
                  on_episode: Callable[[EpisodeOutcome], None] | None = None) -> list[EpisodeOutcome]:
-    """Run every (episode index, env seed) of `episodes` with `policy`, len(envs) at a time."""
+    """Run every (episode index, env seed) of `episodes` with `policy`, all envs at a time.
+
+    `envs`: a list of envs, or a risky_nav.vector batch (SerialEnvBatch / ProcessEnvBatch)."""
     if not envs:
         raise ValueError("run_lockstep needs at least one environment")
+    batch = SerialEnvBatch.from_envs(envs) if isinstance(envs, (list, tuple)) else envs
     pending = deque(episodes)
     running: dict[int, _Episode] = {}
-    obs = np.zeros((len(envs), 8), dtype=np.float32)
+    obs = np.zeros((batch.num_envs, 8), dtype=np.float32)
 
-    def start(slot: int) -> None:
-        episode, seed = pending.popleft()
-        obs[slot], _ = envs[slot].reset(seed=seed)
-        running[slot] = _Episode(episode, seed, obs[slot])
-        policy.reset(slot, obs[slot])
+    def start(slots: list[int]) -> None:
+        jobs = [pending.popleft() for _ in slots]
+        first, _ = batch.reset(slots, seeds=[seed for _, seed in jobs])
+        for row, (slot, (episode, seed)) in enumerate(zip(slots, jobs)):
+            obs[slot] = first[row]
+            running[slot] = _Episode(episode, seed, obs[slot])
+            policy.reset(slot, obs[slot])
 
-    for slot in range(min(len(envs), len(pending))):
-        start(slot)
+    start(list(range(min(batch.num_envs, len(pending)))))
     outcomes = []
     while running:
         slots = sorted(running)
@@ -75,14 +81,18 @@ def run_lockstep(envs: list, policy: BatchPolicy, setting: str, episodes: list[t
         if actions.shape != (len(slots), 2):
             raise RuntimeError(f"policy for {setting!r} returned actions of shape {actions.shape}, "
                                f"expected ({len(slots)}, 2)")
+        next_obs, rewards, terminated, truncated, infos = batch.step(actions, slots)
+        finished = []
         for row, slot in enumerate(slots):
-            obs[slot], reward, terminated, truncated, info = envs[slot].step(actions[row])
-            running[slot].record(obs[slot], reward, info)
-            if terminated or truncated:
-                outcome = running.pop(slot).outcome(setting, success=bool(terminated))
+            obs[slot] = next_obs[row]
+            running[slot].record(obs[slot], rewards[row], {key: value[row] for key, value in infos.items()})
+            if terminated[row] or truncated[row]:
+                outcome = running.pop(slot).outcome(setting, success=bool(terminated[row]))
                 outcomes.append(outcome)
                 if on_episode is not None:
                     on_episode(outcome)
-                if pending:
-                    start(slot)
+                finished.append(slot)
+        refill = finished[:len(pending)]
+        if refill:
+            start(refill)
     return sorted(outcomes, key=lambda o: o.episode)

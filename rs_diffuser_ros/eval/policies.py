@@ -24,7 +24,7 @@ class PolicyContext:
     """What a setting needs to build its policy in one worker."""
 
     config: object  # EvalConfig
-    envs: list
+    envs: object  # the worker's env batch (risky_nav.vector)
     layout: object  # risky_nav Layout
     grid: Grid  # the layout's occupancy grid, as the sim node publishes it on /costmap
     stream: int  # this (setting, worker)'s noise seed

@@ -31,6 +31,7 @@ def build_results(run: EvalRun) -> dict:
         "device": cfg.device,
         "workers": cfg.workers,
         "envs_per_worker": cfg.batch_envs,
+        "env_workers": cfg.env_workers,
         "wall_s": round(run.wall_s, 2),
         "episodes_per_minute": round(run.episodes_per_minute, 2),
         "env_steps_per_s": round(run.total_steps / max(run.wall_s, 1e-9), 1),

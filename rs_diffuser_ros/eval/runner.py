@@ -20,11 +20,11 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gymnasium
 import numpy as np
-import risky_nav
 import torch
 from risky_nav import load_layout
+from risky_nav.occupancy import occupancy_grid
+from risky_nav.vector import make_env_batch
 from tqdm import tqdm
 
 from rs_diffuser_ros.control import ControllerSettings, Grid, settings_from_yaml
@@ -46,8 +46,9 @@ class EvalConfig:
     learned_checkpoints: dict = field(default_factory=lambda: {"behaviour_cloning": model_path(DEFAULT_BC_MODEL)})
     episodes: int = 200                       # per setting
     seed: int = 0
-    workers: int = 1
+    workers: int = 1                          # planner processes
     envs_per_worker: int | None = None        # environments in lockstep per worker; None: 16 on CPU, all on a GPU
+    env_workers: int = 0                      # processes stepping each worker's envs (0: in the worker itself)
     device: str = "cpu"
     planner_yaml: Path | None = None          # the controller's settings; None: the shipped config/planner.yaml
     controller_overrides: dict = field(default_factory=dict)  # ControllerSettings fields, for every planner setting
@@ -65,6 +66,8 @@ class EvalConfig:
         for name in ("episodes", "workers", "envs_per_worker"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.env_workers < 0:
+            raise ValueError(f"env_workers must be >= 0, got {self.env_workers}")
         if not self.settings:
             raise ValueError("no settings to evaluate")
         planner_settings = [s for s in self.settings if s.uses_planner]
@@ -133,11 +136,11 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
               worker_index: int = 0) -> tuple[list[EpisodeOutcome], dict[str, float], dict[str, int], dict[str, dict]]:
     """Run a worker's share of the evaluation in this process."""
     n_envs = min(config.batch_envs, max(len(eps) for _, eps in tasks))
-    envs = [gymnasium.make(risky_nav.ENV_ID, layout=config.layout, disable_env_checker=True) for _ in range(n_envs)]
+    layout = load_layout(config.layout)
+    envs = make_env_batch(n_envs, workers=config.env_workers, layout=layout)
     outcomes, plan_seconds, plan_calls, stops = [], {}, {}, {}
     try:
-        layout = envs[0].unwrapped.layout
-        grid = Grid(*dataclasses.astuple(envs[0].unwrapped.occupancy_grid()))
+        grid = Grid(*dataclasses.astuple(occupancy_grid(layout)))  # what the sim node publishes on /costmap
         shared = PolicyContext(config, envs, layout, grid, 0, lambda: RiskSensitivePlanner.from_checkpoint(
             config.checkpoint, device=config.device))
         for setting_index, episodes in tasks:
@@ -151,8 +154,7 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
             plan_calls[setting.name] = getattr(policy, "plan_calls", 0)
             stops[setting.name] = dict(getattr(policy, "stops", {}))
     finally:
-        for env in envs:
-            env.close()
+        envs.close()
     return outcomes, plan_seconds, plan_calls, stops
 
 
