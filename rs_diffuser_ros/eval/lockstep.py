@@ -7,6 +7,7 @@ work runs out.
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Callable, Protocol
 
@@ -54,10 +55,12 @@ class _Episode:
 
 
 def run_lockstep(envs, policy: BatchPolicy, setting: str, episodes: list[tuple[int, int]],
-                 on_episode: Callable[[EpisodeOutcome], None] | None = None) -> list[EpisodeOutcome]:
+                 on_episode: Callable[[EpisodeOutcome], None] | None = None,
+                 timings: dict[str, float] | None = None) -> list[EpisodeOutcome]:
     """Run every (episode index, env seed) of `episodes` with `policy`, all envs at a time.
 
-    `envs`: a list of envs, or a risky_nav.vector batch (SerialEnvBatch / ProcessEnvBatch)."""
+    `envs`: a list of envs, or a risky_nav.vector batch (SerialEnvBatch / ProcessEnvBatch). `timings`, when
+    given, accumulates seconds spent in "policy" (act), "env" (step and reset) and "bookkeeping" (the rest)."""
     if not envs:
         raise ValueError("run_lockstep needs at least one environment")
     batch = SerialEnvBatch.from_envs(envs) if isinstance(envs, (list, tuple)) else envs
@@ -65,9 +68,14 @@ def run_lockstep(envs, policy: BatchPolicy, setting: str, episodes: list[tuple[i
     running: dict[int, _Episode] = {}
     obs = np.zeros((batch.num_envs, 8), dtype=np.float32)
 
+    clock = {"policy": 0.0, "env": 0.0}
+    t_begin = time.perf_counter()
+
     def start(slots: list[int]) -> None:
         jobs = [pending.popleft() for _ in slots]
+        t0 = time.perf_counter()
         first, _ = batch.reset(slots, seeds=[seed for _, seed in jobs])
+        clock["env"] += time.perf_counter() - t0
         for row, (slot, (episode, seed)) in enumerate(zip(slots, jobs)):
             obs[slot] = first[row]
             running[slot] = _Episode(episode, seed, obs[slot])
@@ -77,11 +85,15 @@ def run_lockstep(envs, policy: BatchPolicy, setting: str, episodes: list[tuple[i
     outcomes = []
     while running:
         slots = sorted(running)
+        t0 = time.perf_counter()
         actions = np.asarray(policy.act(obs[slots], slots), dtype=np.float32)
+        t1 = time.perf_counter()
         if actions.shape != (len(slots), 2):
             raise RuntimeError(f"policy for {setting!r} returned actions of shape {actions.shape}, "
                                f"expected ({len(slots)}, 2)")
         next_obs, rewards, terminated, truncated, infos = batch.step(actions, slots)
+        clock["policy"] += t1 - t0
+        clock["env"] += time.perf_counter() - t1
         finished = []
         for row, slot in enumerate(slots):
             obs[slot] = next_obs[row]
@@ -95,4 +107,9 @@ def run_lockstep(envs, policy: BatchPolicy, setting: str, episodes: list[tuple[i
         refill = finished[:len(pending)]
         if refill:
             start(refill)
+    if timings is not None:
+        timings["policy"] = timings.get("policy", 0.0) + clock["policy"]
+        timings["env"] = timings.get("env", 0.0) + clock["env"]
+        timings["bookkeeping"] = (timings.get("bookkeeping", 0.0) + time.perf_counter() - t_begin
+                                  - clock["policy"] - clock["env"])
     return sorted(outcomes, key=lambda o: o.episode)

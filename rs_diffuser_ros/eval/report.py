@@ -35,6 +35,7 @@ def build_results(run: EvalRun) -> dict:
         "wall_s": round(run.wall_s, 2),
         "episodes_per_minute": round(run.episodes_per_minute, 2),
         "env_steps_per_s": round(run.total_steps / max(run.wall_s, 1e-9), 1),
+        "time_split_s": {part: round(seconds, 2) for part, seconds in run.timings.items()},
         "git_commit": _git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -104,8 +105,10 @@ def markdown_report(results: dict) -> str:
         lines += ["", "Controller stops (commands, not episodes): " + "; ".join(
             f"`{name}` " + ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items()))
             for name, counts in stops.items())]
-    lines += ["", f"{m['workers']} worker(s) x {m['envs_per_worker']} envs in lockstep: {m['wall_s']:.0f} s, "
-                  f"{m['episodes_per_minute']:.1f} episodes/min, {m['env_steps_per_s']:.0f} env steps/s.", ""]
+    split = ", ".join(f"{part} {seconds:.1f} s" for part, seconds in m.get("time_split_s", {}).items())
+    lines += ["", f"{m['workers']} worker(s) x {m['envs_per_worker']} envs in lockstep ({m.get('env_workers', 0)} env "
+                  f"processes each): {m['wall_s']:.0f} s, {m['episodes_per_minute']:.1f} episodes/min, "
+                  f"{m['env_steps_per_s']:.0f} env steps/s; time in the workers: {split or 'not recorded'}.", ""]
     return "\n".join(lines)
 
 

@@ -107,6 +107,7 @@ class EvalRun:
     plan_seconds: dict[str, float]               # setting name -> time inside the policy's planner calls
     plan_calls: dict[str, int]
     stops: dict[str, dict[str, int]] = field(default_factory=dict)  # setting -> controller stop reason -> commands
+    timings: dict[str, float] = field(default_factory=dict)  # lockstep's policy / env / bookkeeping seconds, all workers
 
     @property
     def total_episodes(self) -> int:
@@ -138,7 +139,7 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
     n_envs = min(config.batch_envs, max(len(eps) for _, eps in tasks))
     layout = load_layout(config.layout)
     envs = make_env_batch(n_envs, workers=config.env_workers, layout=layout)
-    outcomes, plan_seconds, plan_calls, stops = [], {}, {}, {}
+    outcomes, plan_seconds, plan_calls, stops, timings = [], {}, {}, {}, {}
     try:
         grid = Grid(*dataclasses.astuple(occupancy_grid(layout)))  # what the sim node publishes on /costmap
         shared = PolicyContext(config, envs, layout, grid, 0, lambda: RiskSensitivePlanner.from_checkpoint(
@@ -149,13 +150,13 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
             shared.stream = int(np.random.SeedSequence([config.seed, setting_index, worker_index]).generate_state(1)[0])
             policy = setting.make_policy(shared)
             jobs = [(e, config.seed + e) for e in episodes]
-            outcomes += run_lockstep(envs, policy, setting.name, jobs, on_episode)
+            outcomes += run_lockstep(envs, policy, setting.name, jobs, on_episode, timings)
             plan_seconds[setting.name] = getattr(policy, "plan_seconds", 0.0)
             plan_calls[setting.name] = getattr(policy, "plan_calls", 0)
             stops[setting.name] = dict(getattr(policy, "stops", {}))
     finally:
         envs.close()
-    return outcomes, plan_seconds, plan_calls, stops
+    return outcomes, plan_seconds, plan_calls, stops, timings
 
 
 def _worker_main(config: EvalConfig, tasks, worker_index: int, messages, parent_pid: int) -> None:
@@ -199,7 +200,10 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
     plan_seconds = {s.name: 0.0 for s in config.settings}
     plan_calls = {s.name: 0 for s in config.settings}
     stops = {s.name: {} for s in config.settings}
-    for worker_outcomes, seconds, calls, worker_stops in results:
+    timings: dict[str, float] = {}
+    for worker_outcomes, seconds, calls, worker_stops, worker_timings in results:
+        for part, value in worker_timings.items():
+            timings[part] = timings.get(part, 0.0) + value
         for o in worker_outcomes:
             outcomes[o.setting].append(o)
         for name in seconds:
@@ -209,7 +213,7 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
                 stops[name][reason] = stops[name].get(reason, 0) + count
     for name in outcomes:
         outcomes[name].sort(key=lambda o: o.episode)
-    return EvalRun(config, outcomes, wall, plan_seconds, plan_calls, stops)
+    return EvalRun(config, outcomes, wall, plan_seconds, plan_calls, stops, timings)
 
 
 def _run_in_processes(config: EvalConfig, worker_tasks, bar) -> list:
