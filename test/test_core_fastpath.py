@@ -150,6 +150,22 @@ def test_cuda_graph_replan_matches_the_reference_and_refills_its_inputs():
 
 
 @cuda
+def test_cuda_graph_batches_are_padded_to_powers_of_two_and_the_padding_dropped():
+    """A batch that shrinks one robot at a time reuses a few graphs; what comes back is only what was asked."""
+    p = planner_of_default_size("cuda", candidates=16)
+    states = np.stack([STATE + np.array([0.3 * i, 0, 0, 0, 0, 0], np.float32) for i in range(5)])
+    goals = np.repeat(GOAL[None], 5, 0)
+    three = p.plan_batch(states[:3], goals[:3], alpha=0.1, seed=4)
+    # The padded call of 3 is the call of 4 whose 4th row repeats the first: same noise, same plans.
+    four = p.plan_batch(np.concatenate([states[:3], states[:1]]), goals[:4], alpha=0.1, seed=4)
+    assert len(three) == 3 and len(four) == 4
+    for a, b in zip(three, four):
+        np.testing.assert_array_equal(a.candidates, b.candidates)
+    assert len(p.plan_batch(states, goals, alpha=0.1, seed=4)) == 5
+    assert sorted(key[0] for key in p._graphs) == [4, 8]
+
+
+@cuda
 def test_cuda_graph_with_a_costmap_reads_each_calls_grid():
     p = planner_of_default_size("cuda", candidates=32)
     costmaps = []

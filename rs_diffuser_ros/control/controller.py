@@ -169,7 +169,7 @@ class Controller:
         distance = float(np.hypot(*(state[:2] - goal)))
         limit = approach_speed_limit(distance, s.max_linear_speed, s.approach_slowdown_m, s.min_approach_speed)
         costmap = _inflated(self.grid, s.costmap_inflation_m, s.unknown_is_obstacle) if s.use_costmap else None
-        clearance = _clearance_map(self.grid, s.unknown_is_obstacle) if s.collision_check else None
+        clearance = _clearance_map(self.grid, s.unknown_is_obstacle, self.planner.device) if s.collision_check else None
         return _PlanRequest(state, goal, limit, costmap, clearance)
 
     def select_safe(self, result: PlanResult, safe: np.ndarray | None) -> tuple[PlanResult | None, tuple[str, ...]]:
@@ -200,8 +200,8 @@ class Controller:
         v, omega = float(result.action[0]), float(result.action[1])
         if not (math.isfinite(v) and math.isfinite(omega)):
             return Command.stopped(StopReason.PLAN_FAILED, f"planner action is not finite (v={v}, omega={omega})")
-        v, omega = _within_limits(np.array([v, omega]), request.speed_limit, self.settings.max_angular_speed)
-        return Command(float(v), float(omega), plan=result, events=events)
+        limit, w = request.speed_limit, self.settings.max_angular_speed
+        return Command(min(max(v, -limit), limit), min(max(omega, -w), w), plan=result, events=events)
 
 
 def step_all(controllers: list[Controller], now_s: float, seed: int | None = None) -> list[Command]:
@@ -276,31 +276,26 @@ def _safe_masks(controllers, members, results) -> list:
     states = np.stack([r.state for _, r in members])
     plans = np.stack([res.candidates[..., :2] for res in results])
     limits = np.array([r.speed_limit for _, r in members], dtype=np.float32)[:, None]
-    commands = _within_limits(np.nan_to_num(np.stack([res.candidate_actions for res in results]), nan=0.0), limits,
-                              s.max_angular_speed)
+    actions = np.nan_to_num(np.stack([res.candidate_actions for res in results]), nan=0.0)
+    commands = np.stack([np.clip(actions[..., 0], -limits, limits),
+                         np.clip(actions[..., 1], -s.max_angular_speed, s.max_angular_speed)], -1)
     return list(safe_candidates(r0.clearance, states, plans, commands, s.robot_radius_m + s.collision_margin_m,
                                 s.collision_lookahead_s))
-
-
-def _within_limits(actions: np.ndarray, speed_limit, max_angular: float) -> np.ndarray:
-    """Actions [..., 2] clipped to |v| <= speed_limit (broadcast over the leading dims) and |omega| <= max_angular."""
-    return np.stack([np.clip(actions[..., 0], -speed_limit, speed_limit), np.clip(actions[..., 1], -max_angular,
-                                                                                    max_angular)], -1)
 
 
 _INFLATED: dict[tuple, tuple[object, Costmap]] = {}  # (id(grid), radius, unknown) -> (grid, costmap)
 _CLEARANCE: dict[tuple, tuple[object, ClearanceMap]] = {}  # (id(grid), unknown) -> (grid, clearance)
 
 
-def _clearance_map(grid, unknown_is_obstacle: bool) -> ClearanceMap:
-    """The collision check's clearance grid of `grid`, built once per grid (it takes ~0.2 s)."""
-    key = (id(grid), unknown_is_obstacle)
+def _clearance_map(grid, unknown_is_obstacle: bool, device) -> ClearanceMap:
+    """The collision check's clearance grid of `grid` on `device`, built once per grid (it takes ~0.2 s)."""
+    key = (id(grid), unknown_is_obstacle, str(device))
     hit = _CLEARANCE.get(key)
     if hit is not None and hit[0] is grid:
         return hit[1]
     if len(_CLEARANCE) >= 8:
         _CLEARANCE.pop(next(iter(_CLEARANCE)))
-    clearance = ClearanceMap(grid, unknown_is_obstacle)
+    clearance = ClearanceMap(grid, unknown_is_obstacle, device)
     _CLEARANCE[key] = (grid, clearance)
     return clearance
 

@@ -149,6 +149,15 @@ class RiskSensitivePlanner:
 
         dev = self.device
         generator = torch.Generator(dev).manual_seed(seed) if seed is not None else self._generator
+        asked = batch
+        if self.fast_path and self._use_cuda_graphs():
+            # A graph is captured per batch size: pad to the next power of two, so a batch that shrinks
+            # one robot at a time (an evaluation's last episodes) reuses a few graphs instead of capturing
+            # one per size. The padding rows repeat the first state; their results are dropped.
+            batch = 1 << (batch - 1).bit_length()
+            pad = batch - asked
+            states, goals = (np.concatenate([a, np.repeat(a[:1], pad, 0)]) for a in (states, goals))
+            alpha_np = np.concatenate([alpha_np, np.repeat(alpha_np[:1], pad)])
         inputs = {
             "states": torch.as_tensor(states, device=dev).repeat_interleave(k, 0),
             "goals": torch.as_tensor(goals, device=dev).repeat_interleave(k, 0),
@@ -175,7 +184,7 @@ class RiskSensitivePlanner:
         scores_np = scores.view(batch, k).cpu().numpy()
         latency_ms = (time.perf_counter() - t_start) * 1e3
         results = []
-        for b in range(batch):
+        for b in range(asked):
             c = int(chosen_np[b])
             results.append(PlanResult(
                 action=actions_np[b, c], plan=plans_np[b, c], candidates=plans_np[b], risk_values=risk_np[b],
