@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from rs_diffuser_ros.eval.cli import build_parser, config_from_args, run_and_write
+from rs_diffuser_ros.eval.report import RESULTS_JSON
 
 
 def parse_pairs(pairs: list[str], flag: str) -> dict[str, Path]:
@@ -50,9 +51,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="layouts to evaluate, each with the model trained for it")
     ap.add_argument("--bc-runs", nargs="*", default=[], metavar="LAYOUT=BC_CHECKPOINT",
                     help="behaviour-cloning policy per layout (default: --bc-checkpoint)")
+    ap.add_argument("--only", metavar="LAYOUT", help="evaluate only this layout of --runs, no summary (to run the "
+                    "layouts in parallel, e.g. one per GPU: tools/gpu_eval.sh)")
+    ap.add_argument("--summarise", action="store_true", help="evaluate nothing: write the summary of the "
+                    "<out>/<layout>/results.json files that --only runs left")
     args = ap.parse_args(argv)
     runs = parse_pairs(args.runs, "--runs")
     bc_runs = parse_pairs(args.bc_runs, "--bc-runs")
+    if args.only is not None:
+        if args.only not in runs:
+            ap.error(f"--only {args.only}: not one of the --runs layouts ({', '.join(runs)})")
+        runs = {args.only: runs[args.only]}
+    if args.summarise:
+        per_layout = {layout: _read_results(args.out / Path(layout).stem, ap) for layout in runs}
+        return _write_summary(per_layout, args.out)
     configs, default_bc = {}, args.bc_checkpoint
     for layout, checkpoint in runs.items():  # all checked before the first (long) run starts
         args.layout, args.checkpoint = layout, checkpoint
@@ -63,10 +75,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== layout {layout}: {config.checkpoint}", flush=True)
         per_layout[layout] = run_and_write(config, args.out / Path(layout).stem, max_paths=args.max_paths,
                                            progress=not args.no_progress)
-    args.out.mkdir(parents=True, exist_ok=True)
+    return 0 if args.only is not None else _write_summary(per_layout, args.out)
+
+
+def _read_results(folder: Path, ap) -> dict:
+    path = folder / RESULTS_JSON
+    if not path.is_file():
+        ap.error(f"--summarise: {path} is missing (run that layout with --only first)")
+    return json.loads(path.read_text())
+
+
+def _write_summary(per_layout: dict[str, dict], out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
     summary = summary_markdown(per_layout)
-    (args.out / "summary.md").write_text(summary)
-    (args.out / "summary.json").write_text(json.dumps(
+    (out / "summary.md").write_text(summary)
+    (out / "summary.json").write_text(json.dumps(
         {layout: {"claims": r["claims"], "meta": r["meta"]} for layout, r in per_layout.items()}, indent=1))
     print(summary)
     return 0

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Closed-loop evaluation at scale on a lent GPU machine (or any machine: CPU-only works, smaller).
+# The planner plans for every running episode in one batch per control step on the GPU; the
+# PyBullet envs are stepped by the machine's cores (risky_nav.vector worker processes).
+#
+#   tools/gpu_eval.sh OUT [eval options...]
+#       one `python -m rs_diffuser_ros.eval` run, e.g. --layout default --settings averse:0.1 --episodes 1024
+#   SUITE="default two_risks ..." tools/gpu_eval.sh OUT [eval options...]
+#       the shipped layouts, each with its own model and behaviour-cloning policy, PER_GPU (default 2)
+#       layouts at a time on each GPU (x2/x4 machines: layouts spread over the GPUs), then OUT/summary.md
+#
+# Carried wheels (.wheels312/: pybullet, gymnasium, farama-notifications, minari for cp312) are
+# installed first where the machine has no registry. Logs: OUT/*.log.
+set -uo pipefail
+out="$1"; shift
+mkdir -p "$out"
+if [[ -d .wheels312 ]]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .wheels312/*.whl >"$out/pip.log" 2>&1 \
+    || { tail -5 "$out/pip.log"; exit 1; }
+  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+fi
+export PYTHONPATH="$PWD:$PWD/sim:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
+cores=$(nproc)
+if [[ "$gpus" -gt 0 ]]; then
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | sed 's/^/gpu: /'
+  device=cuda; planner_workers=1
+else
+  device=cpu; planner_workers=$cores   # CPU-only: the planner processes are the parallelism, envs in-process
+fi
+echo "cores: $cores, gpus: $gpus"
+
+if [[ -z "${SUITE:-}" ]]; then
+  env_workers=$([[ $device == cuda ]] && echo $((cores - 1)) || echo 0)
+  exec python3 -m rs_diffuser_ros.eval --device "$device" --workers "$planner_workers" --env-workers "$env_workers" \
+    --out "$out" --no-progress "$@"
+fi
+
+M=rs_diffuser_ros/models
+runs=(); bc=()
+for layout in $SUITE; do
+  model=$M/$layout.safetensors; policy=$M/behaviour_cloning_$layout.safetensors
+  [[ $layout == default ]] && policy=$M/behaviour_cloning.safetensors
+  runs+=("$layout=$model"); bc+=("$layout=$policy")
+done
+set -- --runs "${runs[@]}" --bc-runs "${bc[@]}" --out "$out" --no-progress "$@"
+slots=$(( (gpus > 0 ? gpus : 1) * ${PER_GPU:-2} ))
+env_workers=$([[ $device == cuda ]] && echo $(( cores / slots - 1 )) || echo 0)
+[[ $env_workers -lt 0 ]] && env_workers=0
+start=$SECONDS; i=0; pids=()
+for layout in $SUITE; do
+  gpu=$(( gpus > 0 ? i % gpus : 0 ))
+  CUDA_VISIBLE_DEVICES=$gpu python3 -m rs_diffuser_ros.eval.suite --only "$layout" --device "$device" \
+    --workers "$([[ $device == cuda ]] && echo 1 || echo $(( cores / slots > 0 ? cores / slots : 1 )))" \
+    --env-workers "$env_workers" "$@" >"$out/$layout.log" 2>&1 &
+  pids+=($!); i=$((i + 1))
+  if (( ${#pids[@]} >= slots )); then wait "${pids[0]}" || echo "layout run ${pids[0]} failed (see $out/*.log)"; pids=("${pids[@]:1}"); fi
+done
+for pid in "${pids[@]}"; do wait "$pid" || echo "layout run $pid failed (see $out/*.log)"; done
+echo "suite wall time: $((SECONDS - start)) s for: $SUITE"
+python3 -m rs_diffuser_ros.eval.suite --summarise "$@"
