@@ -257,3 +257,18 @@ def test_a_robot_already_touching_a_wall_may_move_away_but_not_closer(planner, m
     c = near_wall(planner)
     c.watchdog.accept(np.array([4.85, 4.0, 0, 1, 0, 0], np.float32), 0.0)  # 0.15 m from the wall
     assert c.step(0.0).plan.chosen_index == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run by tools/gpu_eval.sh's session)")
+def test_the_collision_check_gives_the_same_answer_on_the_gpu():
+    from rs_diffuser_ros.control.collision import ClearanceMap, safe_candidates
+
+    rng = np.random.default_rng(0)
+    states = np.tile(START, (64, 1))
+    states[:, :2] = rng.uniform([0.5, 0.5], [11.5, 7.5], (64, 2))
+    plans = states[:, None, None, :2] + np.cumsum(rng.normal(0, 0.08, (64, 16, 32, 2)), 2)
+    commands = rng.uniform([-1, -2], [1, 2], (64, 16, 2))
+    masks = [safe_candidates(ClearanceMap(WALL, True, device), states, plans, commands, 0.25, 0.5)
+             for device in ("cpu", "cuda")]
+    np.testing.assert_array_equal(masks[0], masks[1])
+    assert 0.1 < masks[0].mean() < 0.9  # both safe and unsafe candidates were there to tell apart
