@@ -181,7 +181,7 @@ def crafted(planner, monkeypatch, plans_for_call):
     """plan_batch returns, per call, candidates whose xy paths are given (straight lines), best score first."""
     real, calls = planner.plan_batch, []
 
-    def fake(states, goals, *args, candidates=None, **kwargs):
+    def fake(states, goals, *args, candidates=None, admissible=None, **kwargs):
         calls.append(candidates)
         results = real(states, goals, *args, candidates=len(plans_for_call[len(calls) - 1]), **kwargs)
         out = []
@@ -190,13 +190,18 @@ def crafted(planner, monkeypatch, plans_for_call):
             k, h = len(paths), result.candidates.shape[1]
             cands = np.repeat(state[None, None], h, 1).repeat(k, 0).astype(np.float32)
             actions = np.zeros((k, 2), np.float32)
-            for j, (dx, dy) in enumerate(paths):
+            for j, (dx, dy, *v) in enumerate(paths):
                 t = np.linspace(0, 1, h)[:, None]
                 cands[j, :, :2] = state[:2] + t * np.array([dx, dy])
-                actions[j] = [dx / (0.1 * (h - 1)), 0.0]  # the robot faces +x: forward speed along x
+                # The robot faces +x: forward speed along x, unless the path gives its own first action's speed.
+                actions[j] = [v[0] if v else dx / (0.1 * (h - 1)), 0.0]
+            allowed, pick = None, 0  # scores fall with the index: candidate 0 scores best
+            if admissible is not None:  # as plan_batch applies it: the best-scoring admissible candidate
+                allowed = admissible(torch.as_tensor(cands)[None], torch.as_tensor(actions)[None])[0].numpy()
+                pick = int(np.argmax(allowed)) if allowed.any() else 0
             out.append(dataclasses.replace(result, candidates=cands, candidate_actions=actions,
-                                           scores=-np.arange(k, dtype=np.float32), chosen_index=0,
-                                           plan=cands[0], action=actions[0]))
+                                           scores=-np.arange(k, dtype=np.float32), chosen_index=pick, best_scoring=0,
+                                           plan=cands[pick], action=actions[pick], admissible=allowed))
         return out
 
     monkeypatch.setattr(planner, "plan_batch", fake)
@@ -222,9 +227,10 @@ def test_a_candidate_through_a_wall_is_never_executed(planner, monkeypatch):
 
 
 def test_a_plan_that_stops_short_of_the_wall_but_whose_command_would_not_is_ruled_out(planner, monkeypatch):
-    # The plan ends 0.35 m before the wall, but its first action (held for the lookahead) would hit it.
-    calls = crafted(planner, monkeypatch, [[(0.35, 0.0), (0.0, 0.3)]])
-    c = near_wall(planner, collision_lookahead_s=1.0)
+    # The plan creeps 0.2 m towards the wall and stays clear of it, but its first action, 1 m/s held for the
+    # lookahead (0.5 s), would carry the robot from 0.6 m away into the wall.
+    calls = crafted(planner, monkeypatch, [[(0.2, 0.0, 1.0), (0.0, 0.3)]])
+    c = near_wall(planner)
     c.watchdog.accept(np.array([4.4, 4.0, 0, 1, 0, 0], np.float32), 0.0)
     command = c.step(0.0)
     assert command.plan.chosen_index == 1 and len(calls) == 1
@@ -268,7 +274,19 @@ def test_the_collision_check_gives_the_same_answer_on_the_gpu():
     states[:, :2] = rng.uniform([0.5, 0.5], [11.5, 7.5], (64, 2))
     plans = states[:, None, None, :2] + np.cumsum(rng.normal(0, 0.08, (64, 16, 32, 2)), 2)
     commands = rng.uniform([-1, -2], [1, 2], (64, 16, 2))
-    masks = [safe_candidates(ClearanceMap(WALL, True, device), states, plans, commands, 0.25, 0.5)
-             for device in ("cpu", "cuda")]
+    masks = [safe_candidates(ClearanceMap(WALL, True, device), *(torch.as_tensor(a, dtype=torch.float32, device=device)
+                                                                for a in (states, plans, commands)), 0.25, 0.5, 3.1)
+             .cpu().numpy() for device in ("cpu", "cuda")]
     np.testing.assert_array_equal(masks[0], masks[1])
     assert 0.1 < masks[0].mean() < 0.9  # both safe and unsafe candidates were there to tell apart
+
+
+def test_only_the_first_collision_horizon_s_of_a_plan_is_checked(planner, monkeypatch):
+    """The plans' tails are intentions replanned ten times a second: a hard check of all 3.1 s turned the
+    shipped model's corner-cutting detours into short cuts through the risky passage (docs/method_choices.md)."""
+    # 2.0 m towards the wall 0.8 m away over the plan's 3.1 s: it reaches the wall after about 1.1 s.
+    for horizon, admitted in ((0.5, True), (1.5, False)):
+        crafted(planner, monkeypatch, [[(2.0, 0.0, 0.1), (0.0, 1.0)]])
+        command = near_wall(planner, collision_horizon_s=horizon).step(0.0)
+        assert (command.plan.chosen_index == 0) == admitted, horizon
+        monkeypatch.undo()

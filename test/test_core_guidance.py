@@ -188,3 +188,25 @@ def test_bad_risk_mode_and_goal_are_rejected():
         toy_planner().plan(START, [1.0, 2.0, 3.0], 0.1)
     with pytest.raises(ValueError, match="alpha must be a float or one per state"):
         toy_planner().plan_batch(np.stack([START] * 3), np.stack([GOAL] * 3), alpha=[0.1, 0.2])
+
+
+def test_an_admissibility_predicate_restricts_the_choice_to_the_best_scoring_admitted_candidate():
+    """What a hard collision check hands plan_batch: the pick is the best admitted one, the unrestricted
+    best is still reported, and when nothing is admitted the result says so."""
+    planner = RiskSensitivePlanner.from_config(tiny_config(), device="cpu", seed=0)
+    planner.configure(candidates=6)
+    state, goal = np.array([[1.0, 1.0, 0.0, 1.0, 0.0, 0.0]], np.float32), np.array([[3.0, 1.0]], np.float32)
+    free = planner.plan_batch(state, goal, seed=3)[0]
+    order = np.argsort(-free.scores)
+
+    def all_but_the_best(plans, actions):
+        allowed = torch.ones(plans.shape[:2], dtype=torch.bool)
+        allowed[0, int(order[0])] = False
+        return allowed
+
+    restricted = planner.plan_batch(state, goal, seed=3, admissible=all_but_the_best)[0]
+    assert restricted.chosen_index == order[1] and restricted.best_scoring == order[0] == free.chosen_index
+    np.testing.assert_array_equal(restricted.action, free.candidate_actions[order[1]])
+    assert restricted.admissible.sum() == 5
+    nothing = planner.plan_batch(state, goal, seed=3, admissible=lambda p, a: torch.zeros(p.shape[:2], dtype=torch.bool))[0]
+    assert not nothing.admissible.any() and nothing.chosen_index == free.chosen_index

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 CHECK_STEP_S = 0.05  # rollout resolution: at 1 m/s, 5 cm, one costmap cell
+PLAN_STEP_S = 0.1  # the models' plans hold one state per control period (risky_nav's 0.1 s; docs/method_choices.md)
 TOLERANCE_M = 1e-6
 
 
@@ -73,18 +74,17 @@ def unicycle_rollout(states: Tensor, actions: Tensor, duration_s: float) -> Tens
     return torch.stack([x0 + dx, y0 + dy], -1)
 
 
-def safe_candidates(clearance: ClearanceMap, states, plans_xy, commands, radius: float, lookahead_s: float) -> np.ndarray:
-    """[B, K] True where candidate k of robot b is safe: its plan [B, K, H, 2] and its command [B, K, 2],
-    held for lookahead_s from states [B, 6], both keep `radius` of clearance (or do not lose any).
-    Inputs are numpy; the check runs on the clearance map's device."""
-    device = clearance.clearance.device
-    states, plans_xy, commands = (torch.as_tensor(a, dtype=torch.float32, device=device)
-                                  for a in (states, plans_xy, commands))
+def safe_candidates(clearance: ClearanceMap, states: Tensor, plans_xy: Tensor, commands: Tensor, radius: float,
+                    lookahead_s: float, horizon_s: float) -> Tensor:
+    """[B, K] True where candidate k of robot b is safe: its plan [B, K, H, 2] over its first horizon_s and its
+    command [B, K, 2] held for lookahead_s from states [B, 6] both keep `radius` of clearance (or do not lose
+    any). Tensors on the clearance map's device."""
+    plans_xy = plans_xy[:, :, :int(round(horizon_s / PLAN_STEP_S)) + 1]
     start = states[:, None, :2]  # [B, 1, 2]
     rollouts = unicycle_rollout(states, commands, lookahead_s)
     from_start = torch.cat([start[:, :, None].expand(*rollouts.shape[:2], 1, 2), rollouts], 2)
     hit = clearance.colliding(plans_xy, start, radius) | clearance.colliding(from_start, start, radius)
-    return (~hit).cpu().numpy()
+    return ~hit
 
 
 def _clearance(blocked: np.ndarray, resolution: float, max_distance: float) -> np.ndarray:

@@ -23,6 +23,7 @@ from enum import Enum
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
 from rs_diffuser_ros.control.collision import ClearanceMap, safe_candidates
 from rs_diffuser_ros.control.goal_approach import approach_speed_limit
@@ -172,17 +173,14 @@ class Controller:
         clearance = _clearance_map(self.grid, s.unknown_is_obstacle, self.planner.device) if s.collision_check else None
         return _PlanRequest(state, goal, limit, costmap, clearance)
 
-    def select_safe(self, result: PlanResult, safe: np.ndarray | None) -> tuple[PlanResult | None, tuple[str, ...]]:
-        """Stage 4: the result with the best-scoring safe candidate chosen (`safe` [K] from
-        collision.safe_candidates; None: the check is off), or None when no candidate is safe."""
-        if safe is None:
+    def select_safe(self, result: PlanResult) -> tuple[PlanResult | None, tuple[str, ...]]:
+        """Stage 4: the planner already chose the best-scoring candidate the collision check admits (see
+        `_admissible`); None when it admitted none. Unchanged when the check is off."""
+        if result.admissible is None:
             return result, ()
-        if not safe.any():
+        if not result.admissible.any():
             return None, ()
-        pick = int(np.argmax(np.where(safe, result.scores, -np.inf)))
-        if pick == result.chosen_index:
-            return result, ()
-        return result.choose(pick), ("pick_collided",)
+        return result, ("pick_collided",) if result.chosen_index != result.best_scoring else ()
 
     def no_valid_control(self, request: _PlanRequest, result: PlanResult) -> Command:
         """Every candidate collides: stay put and turn towards the freest direction (in place, a round robot
@@ -246,19 +244,19 @@ MAX_CANDIDATES = 1024
 
 
 def _plan_and_select(controllers, members, commands, seed, candidates, events) -> list:
-    """One batched plan for `members` [(index, request)]; fills `commands` for those with a safe candidate and
-    returns the rest as [(index, request, result)]."""
+    """One batched plan for `members` [(index, request)], the collision check choosing among the candidates;
+    fills `commands` for those with a safe candidate and returns the rest as [(index, request, result)]."""
     c0, r0 = controllers[members[0][0]], members[0][1]
     s = c0.settings
     results = c0.planner.plan_batch(np.stack([r.state for _, r in members]), np.stack([r.goal for _, r in members]),
-                                    s.alpha, s.risk_mode, r0.costmap, seed=seed, candidates=candidates)
-    masks = _safe_masks(controllers, members, results)
+                                    s.alpha, s.risk_mode, r0.costmap, seed=seed, candidates=candidates,
+                                    admissible=_admissible(s, r0.clearance, members))
     unsafe = []
-    for (i, request), result, mask in zip(members, results, masks):
+    for (i, request), result in zip(members, results):
         if not np.isfinite(result.action).all():  # a diverged model: no candidate is to be trusted
             commands[i] = controllers[i].shape_command(result, request)
             continue
-        safe, picked = controllers[i].select_safe(result, mask)
+        safe, picked = controllers[i].select_safe(result)
         if safe is None:
             unsafe.append((i, request, result))
         else:
@@ -266,21 +264,23 @@ def _plan_and_select(controllers, members, commands, seed, candidates, events) -
     return unsafe
 
 
-def _safe_masks(controllers, members, results) -> list:
-    """Per member, [K] safe candidates (collision.safe_candidates, all robots of the group at once), or None
-    where the check is off. A group shares its settings and its costmap, hence its clearance map."""
-    c0, r0 = controllers[members[0][0]], members[0][1]
-    if r0.clearance is None:
-        return [None] * len(members)
-    s = c0.settings
+def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members):
+    """The collision check as plan_batch's `admissible` predicate (run on the planner's device, all robots of
+    a group at once; a group shares its settings and costmap, hence its clearance map), or None when off."""
+    if clearance is None:
+        return None
     states = np.stack([r.state for _, r in members])
-    plans = np.stack([res.candidates[..., :2] for res in results])
     limits = np.array([r.speed_limit for _, r in members], dtype=np.float32)[:, None]
-    actions = np.nan_to_num(np.stack([res.candidate_actions for res in results]), nan=0.0)
-    commands = np.stack([np.clip(actions[..., 0], -limits, limits),
-                         np.clip(actions[..., 1], -s.max_angular_speed, s.max_angular_speed)], -1)
-    return list(safe_candidates(r0.clearance, states, plans, commands, s.robot_radius_m + s.collision_margin_m,
-                                s.collision_lookahead_s))
+
+    def check(plans, actions):
+        device = plans.device
+        speed = torch.as_tensor(limits, device=device)
+        commands = torch.stack([torch.maximum(torch.minimum(actions[..., 0], speed), -speed),
+                                actions[..., 1].clamp(-s.max_angular_speed, s.max_angular_speed)], -1)
+        return safe_candidates(clearance, torch.as_tensor(states, device=device), plans[..., :2],
+                               torch.nan_to_num(commands, nan=0.0), s.robot_radius_m + s.collision_margin_m,
+                               s.collision_lookahead_s, s.collision_horizon_s)
+    return check
 
 
 _INFLATED: dict[tuple, tuple[object, Costmap]] = {}  # (id(grid), radius, unknown) -> (grid, costmap)

@@ -53,6 +53,8 @@ class ControllerSettings:
     robot_radius_m: float = setting(0.2, "The robot's radius for the collision check, m.", low=0.01, high=5.0)
     collision_margin_m: float = setting(0.05, "Extra clearance the collision check demands beyond the radius, m.",
                                         low=0.0, high=1.0)
+    collision_horizon_s: float = setting(1.5, "How much of each candidate plan is checked, s from now (the model's "
+                                         "plans hold 3.1 s; 0 = only the command).", low=0.0, high=60.0)
     collision_lookahead_s: float = setting(0.5, "How long the command to execute is rolled out (held constant) for "
                                            "the collision check, s.", low=0.0, high=5.0)
     collision_resample_factor: int = setting(4, "When every candidate collides, sample once more with this many times "

@@ -14,10 +14,11 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .checkpoint import load_weights, read_checkpoint
 from .config import GOAL_DIM, STATE_DIM, CoreConfig
@@ -47,14 +48,9 @@ class PlanResult:
     expected_return: float  # mean of the chosen plan's quantiles
     scores: np.ndarray  # [K] the plan objective selection maximised (risk term minus costmap term, normalised units)
     candidate_actions: np.ndarray  # [K, 2] the inverse dynamics' first action of every candidate
-    candidate_quantiles: np.ndarray  # [K, N] return quantiles of every candidate
-
-    def choose(self, index: int) -> "PlanResult":
-        """The same result with candidate `index` chosen instead (a safety check ruled the pick out)."""
-        return dataclasses.replace(self, action=self.candidate_actions[index], plan=self.candidates[index],
-                                   quantiles=self.candidate_quantiles[index], chosen_index=int(index),
-                                   expected_return=float(self.candidate_quantiles[index].mean()))
     latency_ms: float  # wall time of the whole plan / plan_batch call
+    admissible: np.ndarray | None = None  # [K] what plan_batch's `admissible` allowed (None: no restriction)
+    best_scoring: int = 0  # the candidate the objective alone would pick (chosen_index differs when it was not admissible)
 
 
 class RiskSensitivePlanner:
@@ -125,9 +121,15 @@ class RiskSensitivePlanner:
 
     @torch.no_grad()
     def plan_batch(self, states, goals, alpha=None, risk_mode: str | None = None,
-                   costmap: Costmap | None = None, seed: int | None = None, candidates: int | None = None) -> list[PlanResult]:
+                   costmap: Costmap | None = None, seed: int | None = None, candidates: int | None = None,
+                   admissible: Callable[[Tensor, Tensor], Tensor] | None = None) -> list[PlanResult]:
         """states [B, 6], goals [B, 2]; alpha a float or [B] floats; one costmap shared by all; `candidates`
-        overrides the configured K for this call (a controller's resampling) without touching the config."""
+        overrides the configured K for this call (a controller's resampling) without touching the config.
+
+        `admissible(plans [B, K, H, 6] in world coordinates, actions [B, K, 2]) -> bool [B, K]` (on the
+        planner's device) restricts the choice: each state gets its best-scoring admissible candidate
+        (a hard collision check, say), computed where the candidates are, before anything is copied.
+        """
         t_start = time.perf_counter()
         p = self.config.planner
         states = _as_array(states, (None, STATE_DIM), "states", "[B, 6]")
@@ -150,7 +152,8 @@ class RiskSensitivePlanner:
         dev = self.device
         generator = torch.Generator(dev).manual_seed(seed) if seed is not None else self._generator
         asked = batch
-        if self.fast_path and self._use_cuda_graphs():
+        graphs = self.fast_path and self._use_cuda_graphs() and candidates is None  # one-off sizes run eagerly
+        if graphs:
             # A graph is captured per batch size: pad to the next power of two, so a batch that shrinks
             # one robot at a time (an evaluation's last episodes) reuses a few graphs instead of capturing
             # one per size. The padding rows repeat the first state; their results are dropped.
@@ -168,18 +171,25 @@ class RiskSensitivePlanner:
             inputs["initial_noise"], step_noise = draw_noise(self.schedule, (batch * k, self.horizon, STATE_DIM), dev, generator)
             if step_noise is not None:
                 inputs["step_noise"] = step_noise
-            out = self._run_fast(inputs, batch, k, risk_mode, costmap)
+            out = self._run_fast(inputs, batch, k, risk_mode, costmap, graphs)
         else:
             out = self._replan_program(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap,
                                        generator=generator)
         plans, quantiles, risk_values, chosen, actions, scores = (
             out[name] for name in ("plans", "quantiles", "risk_values", "chosen", "actions", "scores"))
+        allowed = None
+        if admissible is not None:
+            allowed = admissible(plans.view(batch, k, self.horizon, STATE_DIM)[:asked], actions.view(batch, k, -1)[:asked])
+            best_allowed = torch.where(allowed, scores.view(batch, k)[:asked], -torch.inf).argmax(1)
+            chosen = torch.where(allowed.any(1), best_allowed, chosen[:asked])
+            allowed = allowed.cpu().numpy()
 
         # One transfer to the host for everything.
         plans_np = plans.view(batch, k, self.horizon, STATE_DIM).cpu().numpy()
         q_np = quantiles.view(batch, k, -1).cpu().numpy()
         risk_np = risk_values.view(batch, k).cpu().numpy()
         chosen_np = chosen.cpu().numpy()
+        best_np = scores.view(batch, k).argmax(1).cpu().numpy()
         actions_np = actions.view(batch, k, -1).cpu().numpy()
         scores_np = scores.view(batch, k).cpu().numpy()
         latency_ms = (time.perf_counter() - t_start) * 1e3
@@ -189,7 +199,8 @@ class RiskSensitivePlanner:
             results.append(PlanResult(
                 action=actions_np[b, c], plan=plans_np[b, c], candidates=plans_np[b], risk_values=risk_np[b],
                 quantiles=q_np[b, c], chosen_index=c, expected_return=float(q_np[b, c].mean()), latency_ms=latency_ms,
-                scores=scores_np[b], candidate_actions=actions_np[b], candidate_quantiles=q_np[b]))
+                scores=scores_np[b], candidate_actions=actions_np[b],
+                admissible=None if allowed is None else allowed[b], best_scoring=int(best_np[b])))
         return results
 
     # --- the replan as a tensor program (reference and fast path) -------------------------
@@ -242,8 +253,8 @@ class RiskSensitivePlanner:
     def _use_cuda_graphs(self) -> bool:
         return self.device.type == "cuda" and self.cuda_graphs
 
-    def _run_fast(self, inputs: dict, batch: int, k: int, risk_mode: str, costmap: Costmap | None) -> dict:
-        if not self._use_cuda_graphs():
+    def _run_fast(self, inputs: dict, batch: int, k: int, risk_mode: str, costmap: Costmap | None, graphs: bool) -> dict:
+        if not graphs:
             return self._replan_program(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap)
         grid = None if costmap is None else (tuple(costmap.cost.shape), costmap.resolution, costmap.origin_x, costmap.origin_y)
         key = (batch, k, risk_mode, grid, self.precision, tuple(inputs))
