@@ -4,8 +4,8 @@ On disk: `<dir>/data/main_data.hdf5` + `<dir>/data/metadata.json`, exactly what 
 so `minari.MinariDataset("<dir>/data")` reads it, and `minari.load_dataset(id)` too when
 `<dir>` is `$MINARI_DATASETS_PATH/<id>`. Each episode group holds `observations [T+1, D]`,
 `actions [T, A]` (D = 8, A = 2 for RiskyNav; risky_pointmass writes the same format with D = 4),
-`rewards`, `terminations`, `truncations` [T] and, as Minari does for infos, `infos/<key> [T+1]` whose first entry comes from reset(); the episode's behaviour policy is
-an attribute of its group.
+`rewards`, `terminations`, `truncations` [T] and, as Minari does for infos, `infos/<key> [T+1]`
+whose first entry comes from reset(); the episode's behaviour policy is an attribute of its group.
 
 `load_episodes` reads the file with h5py only (no gymnasium or pybullet needed) and returns
 the architecture's episode dicts, checking every field it returns.
