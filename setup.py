@@ -12,8 +12,9 @@ PACKAGE = "rs_diffuser_ros"
 
 setup(
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"])
-    + ["risky_nav"] + [f"risky_nav.{p}" for p in find_packages("sim/risky_nav")],
-    package_dir={"risky_nav": "sim/risky_nav"},
+    + ["risky_nav"] + [f"risky_nav.{p}" for p in find_packages("sim/risky_nav")]
+    + ["risky_pointmass"],
+    package_dir={"risky_nav": "sim/risky_nav", "risky_pointmass": "sim/risky_pointmass"},
     package_data={PACKAGE: ["models/*.safetensors", "models/*.json"], "risky_nav": ["layouts/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

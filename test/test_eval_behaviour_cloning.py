@@ -54,3 +54,17 @@ def test_bad_checkpoints_and_episodes_are_named(tmp_path):
         bc.transitions([{"observations": np.zeros((3, 8))}], source="ds")
     with pytest.raises(bc.BehaviourCloningError, match="episode 0 has observations"):
         bc.transitions([{"observations": np.zeros((3, 8)), "actions": np.zeros((3, 2))}], source="ds")
+
+
+def test_dimensions_come_from_the_data(tmp_path):
+    """Risky PointMass: obs [x, y, goal_x, goal_y]; the same trainer, and the sizes survive a save."""
+    rng = np.random.default_rng(1)
+    obs = rng.uniform(0, 1, (41, 4)).astype(np.float32)
+    episodes = [{"observations": obs, "actions": np.clip(obs[1:, 2:] - obs[:-1, :2], -0.1, 0.1).astype(np.float32)}]
+    o, a = bc.transitions(episodes)
+    policy, _ = bc.train(o, a, steps=30, hidden=16, layers=2, log=None)
+    loaded = bc.load(bc.save(policy, tmp_path / "pm.safetensors"))
+    assert (loaded.obs_dim, loaded.action_dim) == (4, 2) and loaded.act(o).shape == (40, 2)
+    np.testing.assert_array_equal(loaded.act(o), policy.act(o))
+    with pytest.raises(bc.BehaviourCloningError, match=r"episode 1 has observations \(3, 8\).*expected \[T\+1, 4\]"):
+        bc.transitions(episodes + [{"observations": np.zeros((3, 8)), "actions": np.zeros((2, 2))}], source="ds")

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from rs_diffuser_ros.core.checkpoint import read_safetensors
 
 FORMAT = "rs_diffuser_ros.baselines.behaviour_cloning/1"
+# RiskyNav's sizes: the default, and what checkpoints saved before the sizes were in the metadata hold.
 OBS_DIM, ACTION_DIM = 8, 2
 
 
@@ -32,19 +33,19 @@ class BehaviourCloningError(RuntimeError):
 
 
 class BehaviourCloningPolicy(nn.Module):
-    def __init__(self, hidden: int = 256, layers: int = 3):
+    def __init__(self, hidden: int = 256, layers: int = 3, obs_dim: int = OBS_DIM, action_dim: int = ACTION_DIM):
         super().__init__()
-        self.hidden, self.layers = hidden, layers
-        blocks, width = [], OBS_DIM
+        self.hidden, self.layers, self.obs_dim, self.action_dim = hidden, layers, obs_dim, action_dim
+        blocks, width = [], obs_dim
         for _ in range(layers - 1):
             blocks += [nn.Linear(width, hidden), nn.Mish()]
             width = hidden
-        self.net = nn.Sequential(*blocks, nn.Linear(width, ACTION_DIM), nn.Tanh())
+        self.net = nn.Sequential(*blocks, nn.Linear(width, action_dim), nn.Tanh())
         # Fitted on the dataset; saved with the weights.
-        self.register_buffer("obs_mean", torch.zeros(OBS_DIM))
-        self.register_buffer("obs_std", torch.ones(OBS_DIM))
-        self.register_buffer("action_low", -torch.ones(ACTION_DIM))
-        self.register_buffer("action_high", torch.ones(ACTION_DIM))
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+        self.register_buffer("action_low", -torch.ones(action_dim))
+        self.register_buffer("action_high", torch.ones(action_dim))
 
     def fit_normalization(self, observations: Tensor, actions: Tensor) -> None:
         self.obs_mean.copy_(observations.mean(0))
@@ -59,7 +60,7 @@ class BehaviourCloningPolicy(nn.Module):
         return 2 * (actions - self.action_low) / (self.action_high - self.action_low) - 1
 
     def forward(self, observations: Tensor) -> Tensor:
-        """obs [B, 8] -> action [B, 2] in world units."""
+        """obs [B, obs_dim] -> action [B, action_dim] in world units."""
         unit = self.normalized_action(observations)
         return self.action_low + (unit + 1) / 2 * (self.action_high - self.action_low)
 
@@ -69,14 +70,20 @@ class BehaviourCloningPolicy(nn.Module):
 
 
 def transitions(episodes, source: str = "dataset") -> tuple[np.ndarray, np.ndarray]:
-    """(obs [N, 8], action [N, 2]) of every step of every episode (dicts or objects with those fields)."""
+    """(obs [N, D], action [N, A]) of every step of every episode (dicts or objects with those fields).
+
+    D and A are the first episode's (8 and 2 on RiskyNav, 4 and 2 on Risky PointMass); all must agree."""
     obs, act = [], []
+    dims = None
     for i, ep in enumerate(episodes):
         o = _field(ep, "observations", i, source)
         a = _field(ep, "actions", i, source)
-        if o.ndim != 2 or o.shape[1] != OBS_DIM or a.ndim != 2 or a.shape[1] != ACTION_DIM or len(o) != len(a) + 1:
+        if dims is None and o.ndim == 2 and a.ndim == 2:
+            dims = (o.shape[1], a.shape[1])
+        obs_dim, action_dim = dims or ("D", "A")
+        if o.ndim != 2 or o.shape[1] != obs_dim or a.ndim != 2 or a.shape[1] != action_dim or len(o) != len(a) + 1:
             raise BehaviourCloningError(f"{source}: episode {i} has observations {o.shape} and actions {a.shape}; "
-                                        f"expected [T+1, {OBS_DIM}] and [T, {ACTION_DIM}]")
+                                        f"expected [T+1, {obs_dim}] and [T, {action_dim}]")
         obs.append(o[:-1])
         act.append(a)
     if not obs:
@@ -91,7 +98,7 @@ def train(observations: np.ndarray, actions: np.ndarray, *, steps: int = 20_000,
     torch.manual_seed(seed)
     obs = torch.as_tensor(observations, dtype=torch.float32)
     act = torch.as_tensor(actions, dtype=torch.float32)
-    policy = BehaviourCloningPolicy(hidden, layers)
+    policy = BehaviourCloningPolicy(hidden, layers, obs.shape[1], act.shape[1])
     policy.fit_normalization(obs, act)
     target = policy.normalize_action(act)
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
@@ -119,7 +126,8 @@ def save(policy: BehaviourCloningPolicy, path: str | Path, extra: dict[str, str]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous() for k, v in policy.state_dict().items()}
-    metadata = {"format": FORMAT, "hidden": str(policy.hidden), "layers": str(policy.layers), **(extra or {})}
+    metadata = {"format": FORMAT, "hidden": str(policy.hidden), "layers": str(policy.layers),
+                "obs_dim": str(policy.obs_dim), "action_dim": str(policy.action_dim), **(extra or {})}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
@@ -135,9 +143,11 @@ def load(path: str | Path) -> BehaviourCloningPolicy:
     if metadata.get("format") != FORMAT:
         raise BehaviourCloningError(f"{path}: metadata field 'format' is {metadata.get('format')!r}, expected {FORMAT!r}")
     try:
-        policy = BehaviourCloningPolicy(int(metadata["hidden"]), int(metadata["layers"]))
+        policy = BehaviourCloningPolicy(int(metadata["hidden"]), int(metadata["layers"]),
+                                        int(metadata.get("obs_dim", OBS_DIM)), int(metadata.get("action_dim", ACTION_DIM)))
     except (KeyError, ValueError) as e:
-        raise BehaviourCloningError(f"{path}: metadata fields 'hidden' and 'layers' must be integers ({e!r})") from e
+        raise BehaviourCloningError(f"{path}: metadata fields 'hidden', 'layers', 'obs_dim' and 'action_dim' "
+                                    f"must be integers ({e!r})") from e
     try:
         policy.load_state_dict(tensors)
     except RuntimeError as e:

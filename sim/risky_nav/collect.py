@@ -34,14 +34,14 @@ DEFAULT_MIX = {"shortcut": 0.2, "detour": 0.2, "noisy_shortcut": 0.15, "noisy_de
 WRITE_EVERY = 100   # episodes buffered before they are appended to the HDF5 file
 
 
-def parse_mix(text: str) -> dict[str, float]:
-    """'shortcut=0.5,detour=0.5' -> normalised weights; names must be scripted policies."""
+def parse_mix(text: str, names: tuple[str, ...] = POLICY_NAMES) -> dict[str, float]:
+    """'shortcut=0.5,detour=0.5' -> normalised weights; names must be scripted policies (of `names`)."""
     mix = {}
     for item in text.split(","):
         name, _, weight = item.partition("=")
         name = name.strip()
-        if name not in POLICY_NAMES:
-            raise SystemExit(f"--mix: unknown policy {name!r}; choose from {POLICY_NAMES}")
+        if name not in names:
+            raise SystemExit(f"--mix: unknown policy {name!r}; choose from {names}")
         try:
             mix[name] = float(weight)
         except ValueError:

@@ -2,10 +2,11 @@
 
 On disk: `<dir>/data/main_data.hdf5` + `<dir>/data/metadata.json`, exactly what Minari writes,
 so `minari.MinariDataset("<dir>/data")` reads it, and `minari.load_dataset(id)` too when
-`<dir>` is `$MINARI_DATASETS_PATH/<id>`. Each episode group holds `observations [T+1, 8]`,
-`actions [T, 2]`, `rewards`, `terminations`, `truncations` [T] and, as Minari does for infos,
-`infos/<key> [T+1]` whose first entry comes from reset(); the episode's behaviour policy is
-an attribute of its group, and so is the name of its map (`layout`).
+`<dir>` is `$MINARI_DATASETS_PATH/<id>`. Each episode group holds `observations [T+1, D]`,
+`actions [T, A]` (D = 8, A = 2 for RiskyNav; risky_pointmass writes the same format with D = 4),
+`rewards`, `terminations`, `truncations` [T] and, as Minari does for infos, `infos/<key> [T+1]`
+whose first entry comes from reset(); the episode's behaviour policy is an attribute of its group,
+and so is the name of its map (`layout`).
 
 `load_episodes` reads the file with h5py only (no gymnasium or pybullet needed) and returns
 the architecture's episode dicts, checking every field it returns.
@@ -26,7 +27,6 @@ DATA_FILE = "main_data.hdf5"
 EPISODE_FIELDS = ("observations", "actions", "rewards", "terminations", "truncations")
 # Contract name -> info key stored per step.
 STEP_FLAGS = {"risk_events": "risk_event", "collisions": "collision", "in_risky_region": "in_risky_region"}
-OBS_DIM, ACTION_DIM = 8, 2
 
 
 class DatasetError(ValueError):
@@ -95,9 +95,10 @@ def resolve_data_file(path_or_id: str | Path) -> Path:
 def load_episodes(path_or_id: str | Path) -> list[dict]:
     """All episodes of a dataset as dicts of numpy arrays.
 
-    Keys: observations float32 [T+1, 8], actions float32 [T, 2], rewards float64 [T],
+    Keys: observations float32 [T+1, D], actions float32 [T, A], rewards float64 [T],
     terminations, truncations, risk_events, collisions, in_risky_region bool [T], policy str,
     layout str (the name of the episode's map; "" in datasets that did not record it).
+    D and A are the first episode's; every other episode must have the same.
     """
     data_file = resolve_data_file(path_or_id)
     episodes = []
@@ -105,8 +106,10 @@ def load_episodes(path_or_id: str | Path) -> list[dict]:
         names = sorted((k for k in f.keys() if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
         if not names:
             raise DatasetError(f"{data_file}: holds no episodes")
+        dims = None
         for name in names:
-            episodes.append(_read_episode(f[name], f"{data_file}:{name}"))
+            episodes.append(_read_episode(f[name], f"{data_file}:{name}", dims))
+            dims = dims or (episodes[0]["observations"].shape[1], episodes[0]["actions"].shape[1])
     return episodes
 
 
@@ -115,7 +118,8 @@ def dataset_metadata(path_or_id: str | Path) -> dict:
     return json.loads((resolve_data_file(path_or_id).parent / "metadata.json").read_text())
 
 
-def _read_episode(group: h5py.Group, where: str) -> dict:
+def _read_episode(group: h5py.Group, where: str, dims: tuple[int, int] | None) -> dict:
+    """One episode; dims = (D, A) of the episodes read before, None for the first."""
     def field(key: str) -> np.ndarray:
         if key not in group:
             raise DatasetError(f"{where}: missing field '{key}'")
@@ -131,7 +135,11 @@ def _read_episode(group: h5py.Group, where: str) -> dict:
     for flag in ("terminations", "truncations"):
         episode[flag] = episode[flag].astype(bool)
 
-    expected = {"observations": (t + 1, OBS_DIM), "actions": (t, ACTION_DIM), "rewards": (t,),
+    if episode["observations"].ndim != 2 or episode["actions"].ndim != 2:
+        raise DatasetError(f"{where}: fields 'observations' and 'actions' must be 2-D, got shapes "
+                           f"{episode['observations'].shape} and {episode['actions'].shape}")
+    obs_dim, action_dim = dims or (episode["observations"].shape[1], episode["actions"].shape[1])
+    expected = {"observations": (t + 1, obs_dim), "actions": (t, action_dim), "rewards": (t,),
                 "terminations": (t,), "truncations": (t,), "risk_events": (t,), "collisions": (t,),
                 "in_risky_region": (t,)}
     if t < 1:

@@ -1,0 +1,117 @@
+"""CODAC and O-RAAC: IQN pieces learn quantiles, transitions follow the dataset, policies save/load exactly."""
+import numpy as np
+import pytest
+import torch
+
+from rs_diffuser_ros.baselines import codac, oraac
+from rs_diffuser_ros.baselines.iqn import IQNCritic, quantile_huber_loss, random_fractions
+from rs_diffuser_ros.baselines.offline_data import OfflineDataError, transitions_from_episodes
+
+
+def point_mass_like_episodes(n=6, steps=12, seed=0):
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for i in range(n):
+        obs = np.concatenate([rng.uniform(0, 1, (steps + 1, 2)), np.full((steps + 1, 2), 0.1)], 1).astype(np.float32)
+        act = rng.uniform(-0.1, 0.1, (steps, 2)).astype(np.float32)
+        term = np.zeros(steps, bool)
+        term[-1] = i % 2 == 0          # odd episodes are truncated, not terminated
+        episodes.append({"observations": obs, "actions": act, "rewards": -rng.uniform(0, 1, steps),
+                         "terminations": term})
+    return episodes
+
+
+def test_quantile_huber_loss_pulls_each_level_to_its_quantile():
+    torch.manual_seed(0)
+    tau = torch.tensor([[0.1, 0.5, 0.9]])
+    pred = torch.zeros(1, 3, requires_grad=True)
+    optimizer = torch.optim.Adam([pred], lr=1.0)
+    for _ in range(600):
+        target = torch.rand(1, 256) * 100       # U(0, 100): wide, so Huber's linear part dominates
+        loss = quantile_huber_loss(pred, tau, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    np.testing.assert_allclose(pred.detach().numpy()[0], [10, 50, 90], atol=4)
+
+
+def test_random_fractions_are_ordered_midpoints_of_widths_summing_to_one():
+    tau_hat, widths = random_fractions(5, 32, torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(widths.sum(-1).numpy(), 1, atol=1e-6)
+    assert (tau_hat.diff(dim=-1) > 0).all() and (tau_hat > 0).all() and (tau_hat < 1).all()
+    np.testing.assert_allclose((tau_hat[:, 0] * 2).numpy(), widths[:, 0].numpy(), atol=1e-6)
+    assert widths.min() > 0.1 / (1.1 * 32)       # the + 0.1 keeps every width away from zero
+
+
+def test_iqn_critic_gives_one_value_per_level():
+    critic = IQNCritic(6, (32,), 16, 8, layer_norm=True, tau_gate="sigmoid")
+    out = critic(torch.zeros(3, 4), torch.zeros(3, 2), torch.rand(3, 7))
+    assert out.shape == (3, 7)
+    with pytest.raises(ValueError, match="tau_gate"):
+        IQNCritic(6, (32,), 16, 8, layer_norm=False, tau_gate="tanh")
+
+
+def test_transitions_pair_steps_and_keep_truncation_non_terminal():
+    episodes = point_mass_like_episodes()
+    data = transitions_from_episodes(episodes)
+    assert len(data) == 72 and (data.obs_dim, data.action_dim) == (4, 2)
+    np.testing.assert_array_equal(data.next_observations[:12].numpy(), episodes[0]["observations"][1:])
+    assert data.terminals[11] == 1 and data.terminals[23] == 0 and data.terminals.sum() == 3
+    with pytest.raises(OfflineDataError, match="episode 1 has observations"):
+        transitions_from_episodes([episodes[0], {**episodes[1], "observations": np.zeros((13, 8))}])
+    with pytest.raises(OfflineDataError, match="episode 0 has no field 'terminations'"):
+        transitions_from_episodes([{k: v for k, v in episodes[0].items() if k != "terminations"}])
+
+
+def test_codac_trains_saves_and_loads(tmp_path):
+    data = transitions_from_episodes(point_mass_like_episodes())
+    config = codac.CODACConfig(steps=3, batch_size=16, hidden=16, n_cos=8, num_quantiles=8, num_random=2)
+    policy, history = codac.train(data, config, log=None, log_every=1)
+    assert len(history) == 3 and all(np.isfinite(list(r.values())).all() for r in history)
+    obs = data.observations[:5].numpy()
+    actions = policy.act(obs)
+    assert actions.shape == (5, 2) and np.abs(actions).max() <= 0.1 + 1e-6     # the data's action range
+    loaded = codac.load(codac.save(policy, tmp_path / "codac.safetensors", config))
+    np.testing.assert_array_equal(loaded.act(obs), actions)
+    with pytest.raises(codac.CODACError, match=r"observations must be \[B, 4\]"):
+        loaded.act(np.zeros((2, 8)))
+
+
+@pytest.mark.parametrize("threshold, rises", [(0.0, True), (1e6, False)])
+def test_codac_lagrange_multiplier_rises_only_while_the_gap_exceeds_the_threshold(threshold, rises):
+    # Untrained critics: the logsumexp over 6 sampled actions is about log 6 + log 4 above the data's value.
+    data = transitions_from_episodes(point_mass_like_episodes())
+    config = codac.CODACConfig(steps=1, batch_size=16, hidden=16, n_cos=8, num_quantiles=8, num_random=2,
+                               lagrange_threshold=threshold)
+    trainer = codac.CODACTrainer(data, config)
+    row = trainer.update()
+    assert row["gap"] > 0
+    assert (trainer.log_alpha_prime.item() > 0) == rises
+
+
+def test_oraac_action_stays_within_lamda_of_the_behaviour_model(tmp_path):
+    data = transitions_from_episodes(point_mass_like_episodes())
+    config = oraac.ORAACConfig(steps=4, batch_size=16, vae_hidden=32, actor_hidden=(32, 16), critic_base=(32, 8),
+                               critic_merge=8, n_cos=4, lamda=0.25)
+    policy, history = oraac.train(data, config, log=None, log_every=2)
+    assert len(history) == 2 and "cvar" in history[-1]
+    x = policy.normalizer.observations(data.observations)
+    behaviour = policy.decoder(x, torch.zeros(len(x), policy.decoder.latent_dim))
+    unit_action = policy.normalizer.to_unit(torch.as_tensor(policy.act(data.observations.numpy())))
+    assert (unit_action - behaviour).abs().max() <= 0.25 + 1e-5
+    loaded = oraac.load(oraac.save(policy, tmp_path / "oraac.safetensors", config))
+    np.testing.assert_array_equal(loaded.act(data.observations[:4].numpy()), policy.act(data.observations[:4].numpy()))
+
+
+def test_bad_checkpoints_are_named(tmp_path):
+    with pytest.raises(codac.CODACError, match="no such CODAC checkpoint"):
+        codac.load(tmp_path / "missing.safetensors")
+    data = transitions_from_episodes(point_mass_like_episodes(2))
+    config = codac.CODACConfig(steps=1, batch_size=4, hidden=8, n_cos=4, num_quantiles=4, num_random=1)
+    path = codac.save(codac.train(data, config, log=None)[0], tmp_path / "c.safetensors", config)
+    with pytest.raises(oraac.ORAACError, match="'format' is 'rs_diffuser_ros.baselines.codac/1'"):
+        oraac.load(path)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(codac.CODACError, match="junk.safetensors"):
+        codac.load(junk)
