@@ -10,6 +10,8 @@ from pathlib import Path
 from risky_nav import load_layout
 
 from rs_diffuser_ros.baselines.behaviour_cloning import BehaviourCloningError
+from rs_diffuser_ros.baselines.codac import CODACError
+from rs_diffuser_ros.baselines.oraac import ORAACError
 from rs_diffuser_ros.control import ControllerSettings
 from rs_diffuser_ros.core.checkpoint import CheckpointError
 from rs_diffuser_ros.core.setting_spec import add_arguments, given_arguments
@@ -76,7 +78,7 @@ def config_from_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> E
                         controller_overrides=given_arguments(args, ControllerSettings, RUN_OVERRIDABLE))
     try:
         config.validate()
-    except (ValueError, FileNotFoundError, CheckpointError, BehaviourCloningError) as e:
+    except (ValueError, FileNotFoundError, CheckpointError, BehaviourCloningError, CODACError, ORAACError) as e:
         ap.error(str(e))
     return config
 

@@ -43,7 +43,9 @@ class EvalConfig:
     settings: list                            # eval.settings kinds (PlannerSetting, LearnedPolicySetting, ...)
     layout: str = "default"                   # shipped layout name or path to a layout YAML
     checkpoint: Path = field(default_factory=model_path)  # RS-Diffuser model
-    learned_checkpoints: dict = field(default_factory=lambda: {"behaviour_cloning": model_path(DEFAULT_BC_MODEL)})
+    learned_checkpoints: dict = field(default_factory=lambda: {  # a learned baseline kind -> its default policy file
+        "behaviour_cloning": model_path(DEFAULT_BC_MODEL), "codac": model_path("codac.safetensors"),
+        "oraac": model_path("oraac.safetensors")})
     episodes: int = 200                       # per setting
     seed: int = 0
     workers: int = 1                          # planner processes

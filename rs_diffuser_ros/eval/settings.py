@@ -5,6 +5,7 @@
     neutral        RS-Diffuser at alpha = 1 (Diffuser-style value guidance); `neutral:1.0` too
     unguided       the same checkpoint, one sample, no guidance (Decision-Diffuser style)
     bc             behaviour cloning (--bc-checkpoint), or bc:PATH for another checkpoint
+    codac, oraac   the risk-averse offline RL baselines (--codac-checkpoint, --oraac-checkpoint), or codac:PATH ...
     scripted:NAME  a scripted risky_nav policy (shortcut, detour, ...): what the dataset was made of
 
 Each kind of setting is a policy kind with `label`, `validate(config)` and `make_policy(context)`,
@@ -19,7 +20,7 @@ from typing import Callable
 
 from risky_nav.policies import POLICY_NAMES
 
-from rs_diffuser_ros.baselines import behaviour_cloning
+from rs_diffuser_ros.baselines import behaviour_cloning, codac, oraac
 from rs_diffuser_ros.baselines.diffusion_variants import RISK_NEUTRAL_ALPHA, UNGUIDED_PLANNER_SETTINGS
 from rs_diffuser_ros.core.config import PlannerConfig
 from rs_diffuser_ros.core.setting_spec import check_field
@@ -124,7 +125,9 @@ class ScriptedSetting:
 
 # Learned baselines: setting head -> (kind, label, loader). The evaluation's default checkpoint for
 # each kind is EvalConfig.learned_checkpoints[kind].
-LEARNED = {"bc": ("behaviour_cloning", "behaviour cloning", behaviour_cloning.load)}
+LEARNED = {"bc": ("behaviour_cloning", "behaviour cloning", behaviour_cloning.load),
+           "codac": ("codac", "CODAC", codac.load),
+           "oraac": ("oraac", "O-RAAC", oraac.load)}
 
 SETTINGS_HELP = ("averse:ALPHA, seeking:ALPHA, neutral, unguided, " + ", ".join(f"{h}, {h}:PATH" for h in LEARNED)
                  + ", scripted:NAME (ALPHA in (0, 1]; e.g. averse:0.05 neutral seeking:0.1 bc unguided)")
