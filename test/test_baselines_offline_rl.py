@@ -115,3 +115,15 @@ def test_bad_checkpoints_are_named(tmp_path):
     junk.write_bytes(b"not a safetensors file")
     with pytest.raises(codac.CODACError, match="junk.safetensors"):
         codac.load(junk)
+
+
+def test_a_time_budget_stops_training_early_and_says_at_which_step():
+    data = transitions_from_episodes(point_mass_like_episodes())
+    lines = []
+    config = codac.CODACConfig(steps=1000, batch_size=16, hidden=16, n_cos=8, num_quantiles=8, num_random=2)
+    policy, history = codac.train(data, config, log=lines.append, log_every=500, deadline_s=0.0)
+    assert [row["step"] for row in history] == [1] and "stopped at step 1 of 1000" in lines[-1]
+    config = oraac.ORAACConfig(steps=1000, batch_size=16, vae_hidden=32, actor_hidden=(32, 16), critic_base=(32, 8),
+                               critic_merge=8, n_cos=4)
+    _, history = oraac.train(data, config, log=None, log_every=500, deadline_s=0.0)
+    assert [row["step"] for row in history] == [1]

@@ -229,17 +229,24 @@ class CODACTrainer:
 
 
 def train(data: Transitions, config: CODACConfig, seed: int = 0, device: str = "cpu", log_every: int = 1000,
-          log=print) -> tuple[CODACPolicy, list[dict]]:
+          log=print, deadline_s: float | None = None) -> tuple[CODACPolicy, list[dict]]:
     trainer = CODACTrainer(data, config, seed, device)
     history, running = [], []
+    started = time.perf_counter()
     for step in range(1, config.steps + 1):
         running.append(trainer.update())
-        if step % log_every == 0 or step == config.steps:
+        # A time budget (a lent GPU's call is bounded): stop early, keep what was learned, say how far it got.
+        out_of_time = deadline_s is not None and time.perf_counter() - started > deadline_s
+        if step % log_every == 0 or step == config.steps or out_of_time:
             row = {"step": step, **{k: float(np.mean([r[k] for r in running])) for k in running[0]}}
             history.append(row)
             running = []
             if log:
                 log("[codac] " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
+        if out_of_time:
+            if log:
+                log(f"[codac] stopped at step {step} of {config.steps}: the {deadline_s:g} s time budget is spent")
+            break
     return trainer.policy.cpu().eval(), history
 
 
@@ -268,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--deadline-s", type=float, help="stop after this many seconds of training and save what was "
+                    "learned (the log says at which step)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -284,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     data = transitions_from_episodes(load_episodes(args.dataset), source=args.dataset)
     print(f"[codac] {args.dataset}: {len(data)} transitions, obs {data.obs_dim}, action {data.action_dim}")
     t0 = time.perf_counter()
-    policy, history = train(data, config, args.seed, args.device)
+    policy, history = train(data, config, args.seed, args.device, deadline_s=args.deadline_s)
     wall = time.perf_counter() - t0
     save(policy, out, config, {"dataset": str(args.dataset), "seed": args.seed, "wall_s": round(wall, 1)})
     (out.parent / "codac_log.json").write_text(json.dumps({"history": history, "wall_s": wall,
