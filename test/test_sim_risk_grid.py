@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from risky_nav.layout import LAYOUT_DIR, load_layout, parse_layout
-from risky_nav.occupancy import HAZARD_FULL_SCALE, hazard_level, occupancy_grid, risk_grid
+from risky_nav.occupancy import HAZARD_FULL_SCALE, OccupancyGrid, hazard_level, occupancy_grid, risk_grid
+from risky_nav.risk_mask import main, write_risk_mask
 
 probability = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 penalty = st.floats(min_value=0.0, max_value=1000.0, allow_nan=False)
@@ -79,3 +80,33 @@ def test_a_layout_without_risky_regions_is_all_zero_and_a_bad_resolution_is_refu
     assert not risk_grid(default_with_regions(), 0.1).data.any()
     with pytest.raises(ValueError, match="resolution"):
         risk_grid(load_layout("default"), 0.5)
+
+
+def map_server_raw(meta_path):
+    """What Nav2's map_server publishes for a `mode: raw` 8-bit grey image: cell = grey value (0..100,
+    above: -1), image row 0 = the top of the map; with the YAML's resolution and origin."""
+    meta = yaml.safe_load(meta_path.read_text())
+    blob = (meta_path.parent / meta["image"]).read_bytes()
+    magic, size, maxval, pixels = blob.split(b"\n", 3)
+    width, height = (int(v) for v in size.split())
+    assert (magic, maxval, meta["mode"]) == (b"P5", b"255", "raw") and len(pixels) == width * height
+    grey = np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
+    cells = np.where(grey <= 100, grey, -1).astype(np.int8)
+    return np.flipud(cells), meta["resolution"], meta["origin"]
+
+
+def test_the_mask_map_server_would_load_holds_the_hazard_levels_where_they_are(tmp_path):
+    layout = load_layout("two_risks")
+    grid = risk_grid(layout, 0.05)
+    assert main(["--layout", "two_risks", "--out", str(tmp_path / "masks" / "two_risks")]) == 0
+    cells, resolution, origin = map_server_raw(tmp_path / "masks" / "two_risks.yaml")
+    np.testing.assert_array_equal(cells, grid.data)
+    assert resolution == 0.05 and origin == [0.0, 0.0, 0.0]
+    assert cells[grid.cell_of(6.0, 5.0)] == 6 and cells[grid.cell_of(6.0, 1.8)] == 10  # cliff, gravel
+    assert cells[grid.cell_of(6.0, 8.9)] == 0
+
+
+def test_a_mask_of_values_outside_0_100_is_refused(tmp_path):
+    bad = OccupancyGrid(data=np.full((4, 4), -1, dtype=np.int8), resolution=0.05, origin_x=0.0, origin_y=0.0)
+    with pytest.raises(ValueError, match="hazard levels 0..100"):
+        write_risk_mask(bad, tmp_path / "bad")
