@@ -146,15 +146,18 @@ def test_rviz_config_shows_what_the_nodes_publish_in_their_frame():
     manager, _, displays = rviz_displays()
     assert manager["Global Options"]["Fixed Frame"] == planner_params.PARAMETERS["global_frame"][0]
     shown = {d["Topic"]["Value"].lstrip("/"): d for d in displays if "Topic" in d}
-    expected = {topics.COSTMAP: "rviz_default_plugins/Map", topics.PLAN: "rviz_default_plugins/Path",
+    expected = {topics.COSTMAP: "rviz_default_plugins/Map", topics.RISK_MAP: "rviz_default_plugins/Map",
+                topics.PLAN: "rviz_default_plugins/Path",
                 topics.CANDIDATES: "rviz_default_plugins/MarkerArray",
                 topics.RISKY_REGIONS: "rviz_default_plugins/MarkerArray",
                 topics.ODOM: "rviz_default_plugins/Odometry", topics.GOAL: "rviz_default_plugins/Pose"}
     for topic, cls in expected.items():
         assert topic in shown and shown[topic]["Class"] == cls, f"rviz shows no {cls} of /{topic}"
     # Latched publishers need latched subscriptions to be seen by an rviz2 started later.
-    for topic in (topics.COSTMAP, topics.RISKY_REGIONS):
+    for topic in (topics.COSTMAP, topics.RISK_MAP, topics.RISKY_REGIONS):
         assert shown[topic]["Topic"]["Durability Policy"] == "Transient Local"
+    # Hazard levels read as a cost scale over the map, not as obstacles.
+    assert shown[topics.RISK_MAP]["Color Scheme"] == "costmap" and shown[topics.RISK_MAP]["Alpha"] < 1
 
 
 def test_rviz_goal_tool_publishes_where_the_planner_listens():

@@ -9,9 +9,13 @@ from nav_msgs.msg import OccupancyGrid, Odometry
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from rclpy.parameter import Parameter
+from risky_nav.layout import load_layout
+from risky_nav.occupancy import risk_grid
 from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import odometry_to_state, occupancy_msg_to_grid
-from test_nodes_helpers import CONFIG, executable, nodes, probe, ros_env  # noqa: F401
+from rs_diffuser_ros.nodes.planner_node import PlannerNode
+from test_nodes_helpers import CONFIG, executable, make_random_checkpoint, nodes, probe, ros_env  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -93,6 +97,49 @@ def test_sim_publishes_map_regions_goal_and_odometry_then_drives_on_cmd_vel(node
     probe.wait_for(lambda: any(e["event"] == "new_goal" for e in events(probe)), 10, "the new goal to be taken")
     assert next(e for e in events(probe) if e["event"] == "new_goal")["goal"] == [10.5, 2.0]
     assert sim.poll() is None
+
+
+def test_risk_map_reaches_a_late_subscriber_and_the_planner_node(nodes, probe, tmp_path):
+    """two_risks: cliff (centre (6, 5), p 0.004, C 16 -> hazard 6) and gravel ((6, 1.8), p 0.1, C 1 -> 10)."""
+    nodes.start(sim_argv(layout="two_risks", start=[1.5, 5.0, 0.0], goal=[10.5, 5.0]), "sim")
+    probe.record(OccupancyGrid, "costmap", topics.LATCHED)
+    probe.wait_for(lambda: probe.messages("costmap"), 60, "the costmap", nodes)
+    # The planner node, in this process on the test's domain, spun by the probe's executor.
+    planner = PlannerNode(context=probe.context, parameter_overrides=[
+        Parameter("checkpoint", value=str(make_random_checkpoint(tmp_path / "random.safetensors"))),
+        Parameter("device", value="cpu"), Parameter("torch_threads", value=1),
+        Parameter("replan_rate_hz", value=0.1)])  # no goal anyway: it only listens
+    probe.executor.add_node(planner)
+    try:
+        # A transient-local subscription matches only a transient-local (latched) publisher: receiving proves it.
+        probe.record(OccupancyGrid, "risk_map", topics.LATCHED)
+        probe.wait_for(lambda: probe.messages("risk_map"), 20, "the latched risk map", nodes)
+        msg = probe.messages("risk_map")[-1][1]
+        costmap = probe.messages("costmap")[-1][1]
+        assert msg.header.frame_id == costmap.header.frame_id == "odom"
+        assert (msg.info.width, msg.info.height, msg.info.resolution) == (
+            costmap.info.width, costmap.info.height, costmap.info.resolution)
+        assert msg.info.origin.position == costmap.info.origin.position
+        grid, resolution, x0, y0 = occupancy_msg_to_grid(msg, "risk map")
+
+        def hazard(x, y):
+            return int(grid[int((y - y0) / resolution), int((x - x0) / resolution)])
+
+        assert hazard(6.0, 5.0) == 6 and hazard(6.0, 1.8) == 10
+        assert hazard(1.5, 5.0) == hazard(10.5, 5.0) == hazard(6.0, 8.9) == hazard(3.0, 3.5) == 0
+        np.testing.assert_array_equal(grid, risk_grid(load_layout("two_risks"), resolution).data)
+
+        # The planner node's subscription hands the same layer to its controller.
+        probe.wait_for(lambda: planner.controller.risk_map is not None, 20, "the planner to get the risk map", nodes)
+        np.testing.assert_array_equal(planner.controller.risk_map.data, grid)
+        assert (planner.controller.risk_map.resolution, planner.controller.risk_map.origin_x,
+                planner.controller.risk_map.origin_y) == (resolution, x0, y0)
+        # Republished with the costmap (costmap_rate_hz = 1 in config/sim.yaml), as Nav2's costmaps are.
+        count = len(probe.messages("risk_map"))
+        probe.wait_for(lambda: len(probe.messages("risk_map")) > count, 10, "the risk map to be republished", nodes)
+    finally:
+        probe.executor.remove_node(planner)
+        planner.destroy_node()
 
 
 def test_sim_refuses_a_bad_layout_naming_it(ros_env):

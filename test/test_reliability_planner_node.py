@@ -23,6 +23,8 @@ import torch
 from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
 
+from risky_nav.layout import load_layout
+from risky_nav.occupancy import risk_grid
 from rs_diffuser_ros.core import RiskSensitivePlanner
 from rs_diffuser_ros.core.checkpoint import save_checkpoint
 from rs_diffuser_ros.nodes.conversions import goal_to_pose, grid_to_occupancy_msg, state_to_odometry
@@ -210,6 +212,33 @@ def test_a_malformed_or_foreign_costmap_is_ignored_and_the_previous_one_kept(nod
 def _with(msg, change):
     change(msg)
     return msg
+
+
+def risk_map(frame="odom"):
+    """The default layout's risk layer as the sim publishes it (hazard 6 in the passage, 0 elsewhere)."""
+    risk = risk_grid(load_layout("default"), 0.05)
+    return grid_to_occupancy_msg(risk.data, risk.resolution, risk.origin_x, risk.origin_y, Time(), frame)
+
+
+@pytest.mark.parametrize("bad_map,warning", [
+    (lambda: risk_map(frame="map"), "risk map header.frame_id is 'map'"),
+    (lambda: _with(risk_map(), lambda m: setattr(m.info, "height", 10)), "risk map data has 38400 cells"),
+    (lambda: _with(risk_map(), lambda m: setattr(m.info, "resolution", 0.0)), "risk map info.resolution"),
+    (lambda: _with(risk_map(), lambda m: m.data.__setitem__(7, -5)), "risk map data holds values in [-5"),
+])
+def test_a_malformed_or_foreign_risk_map_is_ignored_and_the_previous_one_kept(node, capfd, bad_map, warning):
+    driving(node)
+    assert node.controller.risk_map is None  # none yet: the planner drives without one (no model reads it)
+    node._on_risk_map(risk_map())
+    kept = node.controller.risk_map
+    assert kept.data[80, 120] == 6 and kept.data[80, 20] == 0  # (6, 4) in the passage; (1, 4) outside
+    node._on_risk_map(bad_map())
+    assert node.controller.risk_map is kept
+    log = capfd.readouterr().err
+    assert warning in log and "risk map ignored, keeping the previous one" in log
+    node._on_risk_map(bad_map())
+    assert "risk map ignored" not in capfd.readouterr().err, "the warning is not throttled"
+    assert planned(tick(node))
 
 
 def test_a_goal_outside_the_map_stops_the_robot_until_a_reachable_goal_comes(node, capfd):

@@ -33,6 +33,12 @@ def green_pixels(path):
     return int(np.sum((image[..., 1] > 0.6) & (image[..., 0] < 0.45) & (image[..., 2] < 0.5)))
 
 
+def tinted_pixels(path):
+    """Pixels tinted red over white or grey (red clearly above green, green and blue alike)."""
+    image = imread(path)[..., :3]
+    return int(np.sum((image[..., 0] - image[..., 1] > 0.08) & (np.abs(image[..., 1] - image[..., 2]) < 0.05)))
+
+
 def test_render_writes_a_png_with_the_layers(tmp_path):
     path = tmp_path / "full.png"
     render_scene(scene(), path)
@@ -53,3 +59,25 @@ def test_render_copes_with_only_a_map(tmp_path):
     path = tmp_path / "map_only.png"
     render_scene(Scene(occupancy=np.zeros((10, 10), dtype=np.int8)), path)
     assert path.stat().st_size > 1000
+
+
+def test_render_draws_the_risk_map_in_red_where_the_hazard_is_and_stronger_where_higher(tmp_path):
+    risk = np.zeros((40, 60), dtype=np.int8)
+    risk[10:30, 35:55] = 100  # 2 m x 2 m right of the wall
+    bare = dict(regions=[], candidates=[], risk_values=None, plan=None, robot=None, goal=None)
+    path = tmp_path / "risk.png"
+    render_scene(scene(risk_map=risk, risk_resolution=0.1, **bare), path)
+    high = red_pixels(path)
+    assert high > 2000  # a 2 m square on a 6 m x 4 m map
+    image = imread(path)[..., :3]
+    _, cols = np.nonzero((image[..., 0] > 0.75) & (image[..., 1] < 0.4) & (image[..., 2] < 0.4))
+    width = image.shape[1]
+    assert cols.min() > width * 0.45, "the red square lies right of the map's middle (x > 3 m)"
+
+    risk[10:30, 35:55] = 5  # a low hazard: drawn, but fainter (pink, not red)
+    render_scene(scene(risk_map=risk, risk_resolution=0.1, **bare), tmp_path / "low.png")
+    assert red_pixels(tmp_path / "low.png") == 0
+    assert tinted_pixels(tmp_path / "low.png") > 2000
+
+    render_scene(scene(risk_map=np.zeros_like(risk), risk_resolution=0.1, **bare), tmp_path / "none.png")
+    assert red_pixels(tmp_path / "none.png") == 0 and tinted_pixels(tmp_path / "none.png") == 0

@@ -12,8 +12,12 @@ named stages, as Nav2's MPPI computeVelocityCommands does:
   shape_command  non-finite action -> stop; approach slowdown and the velocity clips
 
 Every stop carries a reason (`StopReason`) and a sentence saying why, which the node publishes and
-logs. Inputs arrive as events (`on_odometry`, `on_costmap`, `set_goal`), with the receiver's
-clock, so the same rules hold for DDS messages and for an evaluation's simulated time.
+logs. Inputs arrive as events (`on_odometry`, `on_costmap`, `on_risk_map`, `set_goal`), with the
+receiver's clock, so the same rules hold for DDS messages and for an evaluation's simulated time.
+
+The risk layer (`on_risk_map`: a `Grid` of hazard levels 0..100, /risk_map, docs/ros.md) is kept in
+`risk_map` for a model that reads it; no stage uses it yet (today's models learned their map's risk),
+and a missing one stops nothing.
 """
 from __future__ import annotations
 
@@ -89,6 +93,8 @@ class Controller:
         self.goal: np.ndarray | None = None
         self.grid: Grid | None = None  # the last costmap received
         self.grid_received_at = -math.inf
+        self.risk_map: Grid | None = None  # the last risk layer received (hazard 0..100); no stage reads it yet
+        self.risk_map_received_at = -math.inf
         self.set_planner(planner)
 
     # --- inputs -------------------------------------------------------------------------
@@ -120,6 +126,10 @@ class Controller:
     def on_costmap(self, grid, now_s: float) -> None:
         """An occupancy grid (a `Grid`, or anything with its fields) arrived at `now_s`."""
         self.grid, self.grid_received_at = grid, now_s
+
+    def on_risk_map(self, grid, now_s: float) -> None:
+        """A risk layer (a `Grid` of hazard levels 0..100, -1 unknown) arrived at `now_s`: kept as `risk_map`."""
+        self.risk_map, self.risk_map_received_at = grid, now_s
 
     @property
     def map_bounds(self):

@@ -115,31 +115,33 @@ def grid_to_occupancy_msg(data, resolution: float, origin_x: float, origin_y: fl
     return msg
 
 
-def occupancy_msg_to_grid(msg: OccupancyGrid):
-    """(data int8 [height, width], resolution, origin_x, origin_y) from a nav_msgs/OccupancyGrid."""
+def occupancy_msg_to_grid(msg: OccupancyGrid, what: str = "costmap"):
+    """(data int8 [height, width], resolution, origin_x, origin_y) from a nav_msgs/OccupancyGrid;
+    errors name the grid as `what`."""
     info = msg.info
     if info.width == 0 or info.height == 0:
-        raise ValueError(f"costmap info.width/height is {info.width}x{info.height}: empty map")
+        raise ValueError(f"{what} info.width/height is {info.width}x{info.height}: empty map")
     if len(msg.data) != info.width * info.height:
-        raise ValueError(f"costmap data has {len(msg.data)} cells, info says {info.width}x{info.height}")
+        raise ValueError(f"{what} data has {len(msg.data)} cells, info says {info.width}x{info.height}")
     if not (math.isfinite(info.resolution) and info.resolution > 0.0):
-        raise ValueError(f"costmap info.resolution is {info.resolution}, must be > 0")
+        raise ValueError(f"{what} info.resolution is {info.resolution}, must be > 0")
     origin = info.origin.position
     if not (math.isfinite(origin.x) and math.isfinite(origin.y)):
-        raise ValueError(f"costmap info.origin.position is not finite ({origin.x}, {origin.y})")
+        raise ValueError(f"{what} info.origin.position is not finite ({origin.x}, {origin.y})")
     if abs(yaw_from_quaternion(info.origin.orientation)) > 1e-6:
-        raise ValueError("costmap info.origin.orientation is rotated; only axis-aligned grids are supported")
+        raise ValueError(f"{what} info.origin.orientation is rotated; only axis-aligned grids are supported")
     data = np.asarray(msg.data, dtype=np.int8).reshape(info.height, info.width)
     if data.size and (data.min() < -1 or data.max() > 100):
-        raise ValueError(f"costmap data holds values in [{data.min()}, {data.max()}]; occupancy is -1 or 0..100")
+        raise ValueError(f"{what} data holds values in [{data.min()}, {data.max()}]; occupancy is -1 or 0..100")
     return data, float(info.resolution), float(origin.x), float(origin.y)
 
 
-def costmap_msg_to_grid(msg: OccupancyGrid, expected_frame: str = "") -> Grid:
-    """The controller's Grid from a costmap message, after checking it is well-formed and in our frame."""
+def costmap_msg_to_grid(msg: OccupancyGrid, expected_frame: str = "", what: str = "costmap") -> Grid:
+    """The controller's Grid from a costmap (or the risk map, `what`="risk map"), after checking it is
+    well-formed and in our frame."""
     if expected_frame and msg.header.frame_id and msg.header.frame_id != expected_frame:
-        raise ValueError(f"costmap header.frame_id is '{msg.header.frame_id}', the planner works in '{expected_frame}'")
-    return Grid(*occupancy_msg_to_grid(msg))
+        raise ValueError(f"{what} header.frame_id is '{msg.header.frame_id}', the planner works in '{expected_frame}'")
+    return Grid(*occupancy_msg_to_grid(msg, what))
 
 
 def stamp_seconds(stamp: Time) -> float:

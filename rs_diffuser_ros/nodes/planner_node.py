@@ -7,6 +7,8 @@ arrive; on a timer (`replan_rate_hz`) the node reads the parameters once, calls
 
   /odom (nav_msgs/Odometry)           -> controller.on_odometry (invalid ones: on_invalid_odometry)
   /costmap (nav_msgs/OccupancyGrid)   -> controller.on_costmap (transient-local, like map_server)
+  /risk_map (nav_msgs/OccupancyGrid)  -> controller.on_risk_map (transient-local; hazard 0..100, kept for
+                                         a model that reads it, none does yet)
   /goal_pose (geometry_msgs/PoseStamped, rviz2's "2D Goal Pose") -> controller.set_goal
   /cmd_vel (geometry_msgs/Twist)      <- the command (zero on every stop)
   /plan (nav_msgs/Path)               <- the chosen plan
@@ -65,6 +67,7 @@ class PlannerNode(Node):
 
         self.create_subscription(Odometry, topics.ODOM, self._on_odom, topics.ODOM_IN)
         self.create_subscription(OccupancyGrid, topics.COSTMAP, self._on_costmap, topics.LATCHED)
+        self.create_subscription(OccupancyGrid, topics.RISK_MAP, self._on_risk_map, topics.LATCHED)
         self.create_subscription(PoseStamped, topics.GOAL, self._on_goal, 10)
         self.cmd_pub = self.create_publisher(Twist, topics.CMD_VEL, 10)
         self.path_pub = self.create_publisher(Path, topics.PLAN, 10)
@@ -158,6 +161,18 @@ class PlannerNode(Node):
         self.controller.on_costmap(grid, time.monotonic())
         if first:
             self.get_logger().info(f"costmap received: {msg.info.width}x{msg.info.height} at {msg.info.resolution:g} m")
+
+    def _on_risk_map(self, msg: OccupancyGrid) -> None:
+        try:
+            grid = costmap_msg_to_grid(msg, expected_frame=self.frame, what="risk map")
+        except ValueError as error:  # as for the costmap: keep the last good layer rather than a wrong one
+            self._warn_throttled(str(error), f"risk map ignored, keeping the previous one: {error}")
+            return
+        first = self.controller.risk_map is None
+        self.controller.on_risk_map(grid, time.monotonic())
+        if first:
+            self.get_logger().info(f"risk map received: {msg.info.width}x{msg.info.height} at "
+                                   f"{msg.info.resolution:g} m, highest hazard {int(grid.data.max())}")
 
     def _on_goal(self, msg: PoseStamped) -> None:
         try:

@@ -5,7 +5,10 @@ s of wall time) with the last /cmd_vel (zero when it is older than cmd_vel_timeo
 publishes what a real robot stack would:
 
   /odom (nav_msgs/Odometry, odom -> base_link)      every step
-  /costmap (nav_msgs/OccupancyGrid, transient-local) once: the layout's static walls/obstacles
+  /costmap (nav_msgs/OccupancyGrid, transient-local) the layout's static walls/obstacles, every
+                                                     1/costmap_rate_hz s
+  /risk_map (nav_msgs/OccupancyGrid, transient-local) the risky regions' hazard level 0..100
+                                                     (risky_nav.occupancy.risk_grid), same grid and rate
   /risky_regions (visualization_msgs/MarkerArray, transient-local) once: boxes + labels
   /goal_pose (geometry_msgs/PoseStamped)             the task's goal, to each new subscriber; a goal
                                                      received there (rviz2) becomes the task's goal
@@ -36,6 +39,7 @@ from std_msgs.msg import ColorRGBA, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 import risky_nav
+from risky_nav.occupancy import risk_grid
 from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import (goal_to_pose, grid_to_occupancy_msg, pose_to_goal,
                                                state_to_odometry, twist_to_action)
@@ -66,8 +70,9 @@ PARAMETERS = [
     ("publish_goal", True, _param("Publish the task's goal on /goal_pose, so the planner drives without rviz2.")),
     ("cmd_vel_timeout_s", 0.5, _float_param("A /cmd_vel older than this (wall clock) counts as zero.", 0.01, 60.0)),
     ("grid_resolution", 0.05, _float_param("Costmap cell size, m.", 0.01, 1.0)),
-    ("costmap_rate_hz", 1.0, _float_param("Republish the costmap this often (wall clock), as Nav2's costmaps do, so "
-                                          "the planner can tell a live map from a dead publisher.", 0.1, 50.0)),
+    ("costmap_rate_hz", 1.0, _float_param("Republish the costmap and the risk map this often (wall clock), as Nav2's "
+                                          "costmaps do, so the planner can tell a live map from a dead publisher.",
+                                          0.1, 50.0)),
     ("global_frame", "odom", _param("Frame of odometry, costmap, goal and markers.")),
     ("base_frame", "base_link", _param("The robot's body frame (Odometry.child_frame_id, TF child).")),
 ]
@@ -135,6 +140,7 @@ class SimNode(Node):
 
         self.odom_pub = self.create_publisher(Odometry, topics.ODOM, 10)
         self.costmap_pub = self.create_publisher(OccupancyGrid, topics.COSTMAP, topics.LATCHED)
+        self.risk_map_pub = self.create_publisher(OccupancyGrid, topics.RISK_MAP, topics.LATCHED)
         self.regions_pub = self.create_publisher(MarkerArray, topics.RISKY_REGIONS, topics.LATCHED)
         self.events_pub = self.create_publisher(String, topics.SIM_EVENTS, topics.EVENTS)
         self.goal_pub = self.create_publisher(PoseStamped, topics.GOAL, 10) if p["publish_goal"] else None
@@ -147,8 +153,11 @@ class SimNode(Node):
         grid = self.env.unwrapped.occupancy_grid()
         self.costmap_msg = grid_to_occupancy_msg(grid.data, grid.resolution, grid.origin_x, grid.origin_y, stamp,
                                                  self.frame)
-        self._publish_costmap()
-        self.create_timer(1.0 / p["costmap_rate_hz"], self._publish_costmap)
+        risk = risk_grid(self.layout, grid.resolution)  # the costmap's geometry: same layout, same resolution
+        self.risk_map_msg = grid_to_occupancy_msg(risk.data, risk.resolution, risk.origin_x, risk.origin_y, stamp,
+                                                  self.frame)
+        self._publish_maps()
+        self.create_timer(1.0 / p["costmap_rate_hz"], self._publish_maps)
         self.regions_pub.publish(risky_region_markers(self.layout, stamp, self.frame))
         self._publish_odom()
         self._event("start", layout=self.layout.name, goal=[float(g) for g in self.goal])
@@ -158,9 +167,11 @@ class SimNode(Node):
             f"layout '{self.layout.name}': start ({self.obs[0]:.2f}, {self.obs[1]:.2f}), goal ({self.goal[0]:.2f}, "
             f"{self.goal[1]:.2f}); stepping every {period * 1e3:.0f} ms (real_time_factor {p['real_time_factor']:g})")
 
-    def _publish_costmap(self) -> None:
-        self.costmap_msg.header.stamp = self.get_clock().now().to_msg()
-        self.costmap_pub.publish(self.costmap_msg)
+    def _publish_maps(self) -> None:
+        stamp = self.get_clock().now().to_msg()
+        for msg, publisher in ((self.costmap_msg, self.costmap_pub), (self.risk_map_msg, self.risk_map_pub)):
+            msg.header.stamp = stamp
+            publisher.publish(msg)
 
     def _on_cmd_vel(self, msg: Twist) -> None:
         try:

@@ -3,7 +3,7 @@
 The robot's path while the snapshot listened is drawn too (rviz2's Odometry display keeps
 its last arrows the same way), so `--after S` shows S seconds of driving.
 
-Waits until the map, odometry, plan, candidate plans and risky regions have all arrived
+Waits until the map, the risk map, odometry, plan, candidate plans and risky regions have all arrived
 (the plan and the candidates from the same replan), or until --timeout, then draws them
 with snapshot_render. Exit status 0 when everything arrived, 1 when something was missing
 (the PNG is still written with what did arrive, and the missing topics are named).
@@ -28,7 +28,7 @@ from rs_diffuser_ros.nodes.conversions import (candidate_markers_to_arrays, occu
                                                yaw_from_quaternion)
 from rs_diffuser_ros.standin.snapshot_render import Region, Scene, render_scene
 
-REQUIRED = ("costmap", "odom", "plan", "candidates", "risky_regions")
+REQUIRED = ("costmap", "risk_map", "odom", "plan", "candidates", "risky_regions")
 
 
 def markers_to_regions(msg: MarkerArray):
@@ -57,6 +57,7 @@ class TopicCollector:
         self.trail = []  # every odometry position received: the path driven while listening
         subscriptions = [
             (OccupancyGrid, topics.COSTMAP, "costmap", topics.LATCHED),
+            (OccupancyGrid, topics.RISK_MAP, "risk_map", topics.LATCHED),
             (MarkerArray, topics.RISKY_REGIONS, "risky_regions", topics.LATCHED),
             (Odometry, topics.ODOM, "odom", 10),
             (PathMsg, topics.PLAN, "plan", 10),
@@ -86,6 +87,9 @@ class TopicCollector:
         if "costmap" in got:
             scene.occupancy, scene.resolution, x0, y0 = occupancy_msg_to_grid(got["costmap"])
             scene.origin = (x0, y0)
+        if "risk_map" in got:
+            scene.risk_map, scene.risk_resolution, x0, y0 = occupancy_msg_to_grid(got["risk_map"], "risk map")
+            scene.risk_origin = (x0, y0)
         if "risky_regions" in got:
             scene.regions = markers_to_regions(got["risky_regions"])
         if "odom" in got:
@@ -142,7 +146,7 @@ def main(argv=None) -> int:
 
 
 def _topic_of(key: str) -> str:
-    return {"costmap": topics.COSTMAP, "odom": topics.ODOM, "plan": topics.PLAN,
+    return {"costmap": topics.COSTMAP, "risk_map": topics.RISK_MAP, "odom": topics.ODOM, "plan": topics.PLAN,
             "candidates": topics.CANDIDATES, "risky_regions": topics.RISKY_REGIONS}[key]
 
 

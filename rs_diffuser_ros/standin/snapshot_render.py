@@ -1,4 +1,4 @@
-"""Draws what the rviz config shows (map, risky regions, candidates by risk, plan, robot, goal) to PNG.
+"""Draws what the rviz config shows (map, risk map, risky regions, candidates by risk, plan, robot, goal) to PNG.
 
 ROS-free: takes a `Scene` of plain arrays; `snapshot.py` fills it from the topics.
 """
@@ -39,6 +39,9 @@ class Scene:
     occupancy: Optional[np.ndarray] = None  # int8 [height, width], ROS convention (row = y)
     resolution: float = 0.05
     origin: Tuple[float, float] = (0.0, 0.0)
+    risk_map: Optional[np.ndarray] = None  # int8 [height, width] hazard 0..100 (/risk_map), -1 unknown
+    risk_resolution: float = 0.05
+    risk_origin: Tuple[float, float] = (0.0, 0.0)
     regions: List[Region] = field(default_factory=list)
     robot: Optional[Tuple[float, float, float]] = None  # x, y, yaw
     trail: Optional[np.ndarray] = None  # [T, 2] positions driven so far (rviz2's Odometry display, Keep > 1)
@@ -57,6 +60,22 @@ def _draw_map(ax, scene: Scene):
     shade = np.where(cells < 0, 0.5, 1.0 - np.clip(cells, 0, 100) / 100.0)  # rviz "map" scheme: free white
     ax.imshow(shade, cmap="gray", vmin=0.0, vmax=1.0, origin="lower", extent=extent, interpolation="nearest")
     return extent
+
+
+def _draw_risk_map(ax, scene: Scene) -> None:
+    """A red overlay under the region markers, transparent at hazard 0 (and unknown), more opaque the higher
+    the hazard: alpha 0.1 + 0.6 x level / 100 (rviz2 draws the layer in its "costmap" colours instead).
+    Faint at the shipped layouts' levels (5-15), so the markers drawn over it keep their colour."""
+    height, width = scene.risk_map.shape
+    x0, y0 = scene.risk_origin
+    extent = (x0, x0 + width * scene.risk_resolution, y0, y0 + height * scene.risk_resolution)
+    level = scene.risk_map.astype(np.float32)
+    rgba = np.zeros((height, width, 4), dtype=np.float32)
+    rgba[..., 0] = 1.0
+    rgba[..., 3] = np.where(level > 0, 0.1 + 0.6 * np.clip(level, 0, 100) / 100.0, 0.0)
+    ax.imshow(rgba, origin="lower", extent=extent, interpolation="nearest", zorder=1)
+    if (level > 0).any():  # the legend swatch: hazard 50 (alpha 0.4)
+        ax.add_patch(Rectangle((0, 0), 0, 0, color=(1.0, 0.0, 0.0, 0.4), lw=0, label="risk map (/risk_map)"))
 
 
 def _draw_region(ax, region: Region) -> None:
@@ -100,6 +119,8 @@ def render_scene(scene: Scene, path, dpi: int = 120) -> None:
     if scene.occupancy is not None:
         extent = _draw_map(ax, scene)
         span = max(scene.occupancy.shape) * scene.resolution
+    if scene.risk_map is not None:
+        _draw_risk_map(ax, scene)
     for region in scene.regions:
         _draw_region(ax, region)
     if scene.candidates and scene.risk_values is not None:

@@ -1,12 +1,18 @@
-"""Static occupancy grid of a layout, in the ROS nav_msgs/OccupancyGrid convention.
+"""Grids of a layout in the ROS nav_msgs/OccupancyGrid convention: its obstacles and its risk.
 
-`data[row, col]` is 0 (free) or 100 (occupied); row = y, column = x; (origin_x, origin_y)
-is the world position of the lower-left corner of cell (0, 0). A cell is occupied when its
-centre lies inside a wall or obstacle (no inflation: the costmap user inflates).
+`data[row, col]` holds 0..100; row = y, column = x; (origin_x, origin_y) is the world position
+of the lower-left corner of cell (0, 0). Both grids of a layout at one resolution share that
+geometry, and a cell belongs to a box when its centre lies inside it, as the env tests the
+robot's centre.
+
+- `occupancy_grid`: 0 free, 100 occupied (a wall or obstacle; no inflation: the costmap user inflates).
+- `risk_grid`: the hazard level of the risky regions, 0 outside them (`hazard_level`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
 
 import numpy as np
 
@@ -14,6 +20,11 @@ from risky_nav.layout import Box, Layout
 
 FREE = 0
 OCCUPIED = 100
+
+# Hazard level 100 stands for this expected penalty per control step (reward units); lower levels
+# scale linearly (level = 100 x p x C / HAZARD_FULL_SCALE). 1.0 covers the generated maps' regions
+# (p x C up to 0.9, mapgen) without clipping and is 10x the shipped step cost.
+HAZARD_FULL_SCALE = 1.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,40 @@ def rasterize_boxes(boxes: tuple[Box, ...] | list[Box], width_m: float, height_m
 
 def occupancy_grid(layout: Layout, resolution: float = 0.05) -> OccupancyGrid:
     """The layout's walls and obstacles rasterised at `resolution` metres per cell."""
-    if not 0 < resolution <= 0.1:
-        raise ValueError(f"occupancy grid resolution must be in (0, 0.1] m, got {resolution}")
+    _check_resolution(resolution)
     mask = rasterize_boxes(layout.solid_boxes(), layout.width, layout.height, resolution)
     data = np.where(mask, OCCUPIED, FREE).astype(np.int8)
     return OccupancyGrid(data=data, resolution=resolution, origin_x=0.0, origin_y=0.0)
+
+
+def hazard_level(p: float, penalty: float) -> int:
+    """0..100: a region's expected penalty per control step, p x C, on the linear HAZARD_FULL_SCALE scale.
+
+    Rounded to the nearest level, at least 1 when p x C > 0 (a region with any risk never reads as
+    none), clipped at 100; non-decreasing in p and in C. One number cannot carry p and C apart:
+    a rare large penalty and a frequent small one with equal p x C get the same level.
+    """
+    if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+        raise ValueError(f"risky region p must be a probability in [0, 1], got {p}")
+    if not (math.isfinite(penalty) and penalty >= 0.0):
+        raise ValueError(f"risky region penalty must be finite and >= 0, got {penalty}")
+    expected = p * penalty
+    if expected <= 0.0:
+        return FREE
+    return int(min(OCCUPIED, max(1, math.floor(100.0 * expected / HAZARD_FULL_SCALE + 0.5))))
+
+
+def risk_grid(layout: Layout, resolution: float = 0.05) -> OccupancyGrid:
+    """The hazard level (`hazard_level`) of every cell at `resolution`, in the geometry of `occupancy_grid`:
+    0 outside every risky region, the highest level where regions overlap (as Nav2's costmap layers combine)."""
+    _check_resolution(resolution)
+    data = np.zeros(rasterize_boxes((), layout.width, layout.height, resolution).shape, dtype=np.int8)
+    for region in layout.risky_regions:
+        inside = rasterize_boxes((region.box,), layout.width, layout.height, resolution)
+        data[inside] = np.maximum(data[inside], hazard_level(region.p, region.penalty))
+    return OccupancyGrid(data=data, resolution=resolution, origin_x=0.0, origin_y=0.0)
+
+
+def _check_resolution(resolution: float) -> None:
+    if not 0 < resolution <= 0.1:
+        raise ValueError(f"occupancy grid resolution must be in (0, 0.1] m, got {resolution}")
