@@ -92,6 +92,7 @@ class Controller:
         self.watchdog = OdometryWatchdog(self.settings.odom_timeout_s)
         self.goal: np.ndarray | None = None
         self.grid: Grid | None = None  # the last costmap received
+        self.map_bounds: tuple[float, float, float, float] | None = None  # its extent
         self.grid_received_at = -math.inf
         self.risk_map: Grid | None = None  # the last risk layer received (hazard 0..100); no stage reads it yet
         self.risk_map_received_at = -math.inf
@@ -125,20 +126,15 @@ class Controller:
 
     def on_costmap(self, grid, now_s: float) -> None:
         """An occupancy grid (a `Grid`, or anything with its fields) arrived at `now_s`."""
+        if grid is not self.grid:
+            height, width = np.shape(grid.data)
+            self.map_bounds = (grid.origin_x, grid.origin_y, grid.origin_x + width * grid.resolution,
+                               grid.origin_y + height * grid.resolution)  # (x_min, y_min, x_max, y_max)
         self.grid, self.grid_received_at = grid, now_s
 
     def on_risk_map(self, grid, now_s: float) -> None:
         """A risk layer (a `Grid` of hazard levels 0..100, -1 unknown) arrived at `now_s`: kept as `risk_map`."""
         self.risk_map, self.risk_map_received_at = grid, now_s
-
-    @property
-    def map_bounds(self):
-        """(x_min, y_min, x_max, y_max) of the last costmap, or None."""
-        g = self.grid
-        if g is None:
-            return None
-        height, width = np.shape(g.data)
-        return g.origin_x, g.origin_y, g.origin_x + width * g.resolution, g.origin_y + height * g.resolution
 
     # --- one tick -----------------------------------------------------------------------
     def step(self, now_s: float, seed: int | None = None) -> Command:
@@ -168,7 +164,7 @@ class Controller:
     def goal_reached(self, state: np.ndarray) -> Command | None:
         """Stage 2: stop and forget the goal within goal_tolerance_m of it."""
         goal = self.goal
-        distance = float(np.hypot(*(state[:2] - goal)))
+        distance = math.hypot(float(state[0] - goal[0]), float(state[1] - goal[1]))
         if distance > self.settings.goal_tolerance_m:
             return None
         self.goal = None
@@ -177,7 +173,7 @@ class Controller:
 
     def plan_request(self, state: np.ndarray) -> _PlanRequest:
         s, goal = self.settings, self.goal
-        distance = float(np.hypot(*(state[:2] - goal)))
+        distance = math.hypot(float(state[0] - goal[0]), float(state[1] - goal[1]))
         limit = approach_speed_limit(distance, s.max_linear_speed, s.approach_slowdown_m, s.min_approach_speed)
         costmap = _inflated(self.grid, s.costmap_inflation_m, s.unknown_is_obstacle) if s.use_costmap else None
         clearance = _clearance_map(self.grid, s.unknown_is_obstacle, self.planner.device) if s.collision_check else None

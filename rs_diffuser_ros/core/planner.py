@@ -193,12 +193,13 @@ class RiskSensitivePlanner:
         actions_np = actions.view(batch, k, -1).cpu().numpy()
         scores_np = scores.view(batch, k).cpu().numpy()
         latency_ms = (time.perf_counter() - t_start) * 1e3
+        expected = q_np[np.arange(asked), chosen_np[:asked]].mean(-1)  # one numpy call, not one per state
         results = []
         for b in range(asked):
             c = int(chosen_np[b])
             results.append(PlanResult(
                 action=actions_np[b, c], plan=plans_np[b, c], candidates=plans_np[b], risk_values=risk_np[b],
-                quantiles=q_np[b, c], chosen_index=c, expected_return=float(q_np[b, c].mean()), latency_ms=latency_ms,
+                quantiles=q_np[b, c], chosen_index=c, expected_return=float(expected[b]), latency_ms=latency_ms,
                 scores=scores_np[b], candidate_actions=actions_np[b],
                 admissible=None if allowed is None else allowed[b], best_scoring=int(best_np[b])))
         return results
