@@ -28,8 +28,6 @@ equals their two). The checkpoint keeps what acting needs: the actor and the nor
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 import time
@@ -41,7 +39,8 @@ import torch
 from torch import Tensor, nn
 
 from rs_diffuser_ros.baselines.iqn import IQNCritic, quantile_huber_loss, random_fractions, soft_update
-from rs_diffuser_ros.baselines.offline_data import Normalizer, Transitions, transitions_from_episodes
+from rs_diffuser_ros.baselines.offline_cli import train_from_command_line
+from rs_diffuser_ros.baselines.offline_data import Normalizer, Transitions
 from rs_diffuser_ros.baselines.policy_file import load_weights, read_policy, save_policy
 
 FORMAT = "rs_diffuser_ros.baselines.codac/1"
@@ -265,41 +264,9 @@ def load(path: str | Path) -> CODACPolicy:
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults = CODACConfig()
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", required=True, help="dataset path or id for risky_nav.dataset.load_episodes")
-    ap.add_argument("--out", required=True, help="output .safetensors file, or a folder to write policy.safetensors in")
-    for name in ("steps", "batch_size", "min_z_weight", "lagrange_threshold", "risk_alpha", "actor_lr", "critic_lr",
-                 "gamma", "entropy_alpha", "hidden"):
-        ap.add_argument(f"--{name.replace('_', '-')}", type=type(getattr(defaults, name)), default=getattr(defaults, name))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--deadline-s", type=float, help="stop after this many seconds of training and save what was "
-                    "learned (the log says at which step)")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = CODACConfig(**{k: getattr(args, k) for k in asdict(defaults) if hasattr(args, k)})
-    try:
-        config.validate()
-    except CODACError as e:
-        ap.error(str(e))
-    out = Path(args.out)
-    out = out if out.suffix == ".safetensors" else out / "policy.safetensors"
-
-    from risky_nav.dataset import load_episodes
-
-    data = transitions_from_episodes(load_episodes(args.dataset), source=args.dataset)
-    print(f"[codac] {args.dataset}: {len(data)} transitions, obs {data.obs_dim}, action {data.action_dim}")
-    t0 = time.perf_counter()
-    policy, history = train(data, config, args.seed, args.device, deadline_s=args.deadline_s)
-    wall = time.perf_counter() - t0
-    save(policy, out, config, {"dataset": str(args.dataset), "seed": args.seed, "wall_s": round(wall, 1)})
-    (out.parent / "codac_log.json").write_text(json.dumps({"history": history, "wall_s": wall,
-                                                           "config": asdict(config)}, indent=1))
-    print(f"[codac] wrote {out} ({out.stat().st_size / 1e3:.0f} kB) in {wall:.0f} s")
-    return 0
+    return train_from_command_line("codac", __doc__.split("\n\n")[0], CODACConfig, CODACError,
+                                   ("steps", "batch_size", "min_z_weight", "lagrange_threshold", "risk_alpha", "actor_lr",
+                                    "critic_lr", "gamma", "entropy_alpha", "hidden"), train, save, argv)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ exact networks it was trained with. The `planner` section may be overridden at l
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -16,7 +16,7 @@ from rs_diffuser_ros.control import ControllerSettings
 from rs_diffuser_ros.core.checkpoint import CheckpointError
 from rs_diffuser_ros.core.setting_spec import add_arguments, given_arguments
 from rs_diffuser_ros.eval.plots import plot_metrics_vs_alpha, plot_trajectories
-from rs_diffuser_ros.eval.report import build_results, markdown_report, write_results
+from rs_diffuser_ros.eval.report import build_results, write_results
 from rs_diffuser_ros.eval.runner import EvalConfig, default_workers, evaluate
 from rs_diffuser_ros.eval.settings import LEARNED, SETTINGS_HELP, SettingError, parse_settings
 from rs_diffuser_ros.shipped import model_path
