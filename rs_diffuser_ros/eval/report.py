@@ -139,8 +139,13 @@ def _sha256(path) -> str | None:
 
 
 def _git_commit() -> str | None:
+    """HEAD, with "+modified" when the working tree differs from it (a copy sent to another machine, say)."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=5, check=True).stdout.strip()
+        here = Path(__file__).parent
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5,
+                              check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return head + ("+modified" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return None
