@@ -228,3 +228,17 @@ def test_killing_the_evaluation_stops_its_workers(tmp_path, short_layout, tiny_c
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_planner_workers_may_step_their_envs_in_processes_of_their_own(tmp_path, short_layout, tiny_checkpoint):
+    """--workers 2 --env-workers 2: each planner process starts env processes (GPU machines run this way);
+    the episodes are the ones the in-process run gives."""
+    def run(*extra):
+        out = tmp_path / "_".join(extra)
+        assert main(["--checkpoint", str(tiny_checkpoint), "--layout", str(short_layout), "--settings", "neutral",
+                     "--episodes", "4", "--out", str(out), "--no-progress", *extra]) == 0
+        return json.loads((out / "results.json").read_text())["episodes"]["neutral"]
+
+    in_process, with_env_workers = run("--workers", "2"), run("--workers", "2", "--env-workers", "2")
+    assert [(e["episode"], e["length"], e["episode_return"]) for e in with_env_workers] == \
+        [(e["episode"], e["length"], e["episode_return"]) for e in in_process]

@@ -12,10 +12,13 @@ import time
 import numpy as np
 import pytest
 from geometry_msgs.msg import PoseStamped, Twist
-from nav_msgs.msg import Odometry, Path
+from nav_msgs.msg import OccupancyGrid, Odometry, Path
+from risky_nav import load_layout
+from risky_nav.occupancy import occupancy_grid
 
 from rs_diffuser_ros.msg import RiskPlan
-from rs_diffuser_ros.nodes.conversions import goal_to_pose, path_to_xy, state_to_odometry
+from rs_diffuser_ros.nodes import topics
+from rs_diffuser_ros.nodes.conversions import goal_to_pose, grid_to_occupancy_msg, path_to_xy, state_to_odometry
 from test_nodes_helpers import CONFIG, executable, make_random_checkpoint, nodes, probe, ros_env, run_param  # noqa: F401
 
 pytestmark = pytest.mark.timeout(180)
@@ -38,9 +41,11 @@ def checkpoint(tmp_path_factory):
 
 
 def planner_argv(checkpoint, **overrides):
-    """The planner with config/planner.yaml; checkpoint None: the shipped default model."""
+    """The planner with config/planner.yaml; checkpoint None: the shipped default model. A random-weight model's
+    plans wander through walls, so with one the collision check is off (it is tested in test_control_controller)."""
     params = {"torch_threads": 1, "candidates": 8, "ddim_steps": 4, "odom_timeout_s": ODOM_TIMEOUT_S,
-              "device": "cpu", **overrides}
+              "device": "cpu", "costmap_timeout_s": 0.0,  # send_costmap publishes once, latched, as map_server does
+              **({} if checkpoint is None else {"collision_check": False}), **overrides}
     if checkpoint is not None:
         params["checkpoint"] = str(checkpoint)
     argv = [executable("planner_node"), "--ros-args", "--params-file", str(CONFIG / "planner.yaml")]
@@ -59,6 +64,16 @@ def send_goal(probe, goal, nodes):
     publisher = probe.node.create_publisher(PoseStamped, "goal_pose", 10)
     probe.wait_for(lambda: publisher.get_subscription_count() > 0, 90, "the planner to subscribe to goal_pose", nodes)
     publisher.publish(goal_to_pose(goal, probe.node.get_clock().now().to_msg(), "odom"))
+    return publisher
+
+
+def send_costmap(probe, nodes):
+    """The default layout's map on /costmap, latched (the planner does not drive without one)."""
+    grid = occupancy_grid(load_layout("default"))
+    publisher = probe.node.create_publisher(OccupancyGrid, topics.COSTMAP, topics.LATCHED)
+    publisher.publish(grid_to_occupancy_msg(grid.data, grid.resolution, grid.origin_x, grid.origin_y,
+                                            probe.node.get_clock().now().to_msg(), "odom"))
+    probe.wait_for(lambda: publisher.get_subscription_count() > 0, 90, "the planner to subscribe to costmap", nodes)
     return publisher
 
 
@@ -81,6 +96,7 @@ def test_planner_stops_on_silent_or_nan_odometry_and_at_the_goal(nodes, probe, c
         return msg
 
     _, odom_timer = probe.publish_periodically(Odometry, "odom", next_odom, 0.05)
+    send_costmap(probe, nodes)
     send_goal(probe, GOAL, nodes)
     probe.wait_for(lambda: len(probe.messages("plan")) >= 3, 60, "the planner to replan on valid odometry")
 
@@ -149,6 +165,7 @@ def test_alpha_set_at_run_time_changes_the_plan_and_invalid_values_are_refused(n
     probe.record(Path, "plan")
     probe.record(RiskPlan, "risk_plan")
     probe.publish_periodically(Odometry, "odom", lambda: odometry(*START), 0.05)
+    send_costmap(probe, nodes)
     send_goal(probe, GOAL, nodes)
     probe.wait_for(lambda: len(plans_by_stamp(probe, 0)) >= 3, 60, "plans at alpha = 1.0")
     neutral = plans_by_stamp(probe, 0)

@@ -221,7 +221,9 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
 def _run_in_processes(config: EvalConfig, worker_tasks, bar) -> list:
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(config, tasks, i, messages, os.getpid()), daemon=True)
+    # Not daemonic: a worker starts env processes of its own (--env-workers), which daemons may not. Workers
+    # are ended in the `finally` below, and one whose parent dies stops at its next episode (_worker_main).
+    procs = [ctx.Process(target=_worker_main, args=(config, tasks, i, messages, os.getpid()), daemon=False)
              for i, tasks in enumerate(worker_tasks)]
     results, finished = {}, 0
     # A plain `kill` would skip the clean-up below and leave the workers running: exit properly instead.

@@ -157,10 +157,13 @@ class PlannerNode(Node):
         except ValueError as error:  # keep planning with the last good map rather than a wrong one
             self._warn_throttled(str(error), f"costmap ignored, keeping the previous one: {error}")
             return
-        first = self.controller.map_bounds is None
-        self.controller.on_costmap(grid, time.monotonic())
-        if first:
+        now = time.monotonic()
+        # Logged once per map source: the first one, and the first after a silence (a restarted map publisher),
+        # not every republication.
+        timeout = self.get_parameter("costmap_timeout_s").value
+        if self.controller.grid is None or 0 < timeout < now - self.controller.grid_received_at:
             self.get_logger().info(f"costmap received: {msg.info.width}x{msg.info.height} at {msg.info.resolution:g} m")
+        self.controller.on_costmap(grid, now)
 
     def _on_risk_map(self, msg: OccupancyGrid) -> None:
         try:

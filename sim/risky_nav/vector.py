@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import pickle
 import signal
 import traceback
 import weakref
@@ -44,7 +43,7 @@ INFO_NUMBERS = ("risk_penalty", "distance_to_goal")
 FIELDS = {"actions": (np.float64, ACTION_SIZE), "obs": (np.float32, OBS_SIZE), "reward": (np.float64, 0),
           "terminated": (np.bool_, 0), "truncated": (np.bool_, 0), "active": (np.bool_, 0),
           **{k: (np.bool_, 0) for k in INFO_FLAGS}, **{k: (np.float64, 0) for k in INFO_NUMBERS}}
-STEP, RESET, CLOSE, OK = b"s", b"r", b"c", b"k"
+STEP, RESET, CLOSE, OK, FAILED = b"s", b"r", b"c", b"k", b"e"  # FAILED is followed by the worker's traceback
 CLOSE_TIMEOUT = 5.0        # seconds a worker gets to exit after CLOSE before it is terminated
 
 LayoutSpec = str | Path | Layout
@@ -250,7 +249,7 @@ def _worker_main(index: int, conn, block, n_envs: int, first_slot: int, layouts:
             envs = _make_envs(layouts, env_kwargs)
             answer = OK
         except Exception:  # noqa: BLE001 - reported to the parent, which raises it
-            answer = pickle.dumps(traceback.format_exc())
+            answer = FAILED + traceback.format_exc().encode()
         conn.send_bytes(answer)
         while answer == OK:
             message = conn.recv_bytes()
@@ -261,12 +260,12 @@ def _worker_main(index: int, conn, block, n_envs: int, first_slot: int, layouts:
                 if command == STEP:
                     _step_envs(envs, first_slot, arrays)
                 elif command == RESET:
-                    _reset_envs(envs, first_slot, arrays, pickle.loads(message[1:]))
+                    _reset_envs(envs, first_slot, arrays, conn.recv())  # the requests follow the command
                 else:
                     raise RuntimeError(f"unknown command {message[:20]!r}")
                 answer = OK
             except Exception:  # noqa: BLE001 - reported to the parent, which then closes the batch
-                answer = pickle.dumps(traceback.format_exc())
+                answer = FAILED + traceback.format_exc().encode()
             conn.send_bytes(answer)
     except (EOFError, OSError):   # the parent died or closed its end: nobody is left to answer
         return
@@ -333,7 +332,7 @@ class ProcessEnvBatch(_EnvBatch):
                         failure = self._death(i, doing)
                         break
                     if answer != OK:
-                        failure = f"{self._worker_label(i)} failed {doing}:\n{pickle.loads(answer)}"
+                        failure = f"{self._worker_label(i)} failed {doing}:\n{answer[1:].decode(errors='replace')}"
                         break
                 elif handle in sentinels and sentinels[handle] in waiting.values():
                     i = sentinels[handle]
@@ -359,7 +358,7 @@ class ProcessEnvBatch(_EnvBatch):
         for request in requests:
             by_worker.setdefault(self._owner(request[0]), []).append(request)
         for index, share in by_worker.items():
-            self._send(index, RESET + pickle.dumps(share), "reset")
+            self._send(index, RESET, "reset", share)
         self._collect(by_worker, "reset")
 
     def _run_step(self) -> None:
@@ -375,9 +374,12 @@ class ProcessEnvBatch(_EnvBatch):
                 return index
         raise AssertionError(f"slot {slot} has no worker")
 
-    def _send(self, index: int, message: bytes, doing: str) -> None:
+    def _send(self, index: int, message: bytes, doing: str, payload=None) -> None:
+        """A one-byte command, and for a reset its requests (multiprocessing's own send: slots, seeds, options)."""
         try:
             self._conns[index].send_bytes(message)
+            if payload is not None:
+                self._conns[index].send(payload)
         except (BrokenPipeError, OSError):
             failure = self._death(index, doing)
             self.close()
