@@ -242,3 +242,15 @@ def test_planner_workers_may_step_their_envs_in_processes_of_their_own(tmp_path,
     in_process, with_env_workers = run("--workers", "2"), run("--workers", "2", "--env-workers", "2")
     assert [(e["episode"], e["length"], e["episode_return"]) for e in with_env_workers] == \
         [(e["episode"], e["length"], e["episode_return"]) for e in in_process]
+
+
+def test_workers_share_out_the_gpus(monkeypatch):
+    import torch
+
+    from rs_diffuser_ros.eval.runner import worker_device
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [worker_device("cuda", i) for i in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert worker_device("cuda:1", 0) == "cuda:1" and worker_device("cpu", 3) == "cpu"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert worker_device("cuda", 3) == "cuda"

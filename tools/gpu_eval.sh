@@ -24,14 +24,16 @@ gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 cores=$(nproc)
 if [[ "$gpus" -gt 0 ]]; then
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | sed 's/^/gpu: /'
-  device=cuda; planner_workers=1
+  # Several planner processes share a GPU: while one runs its controllers' Python, another's kernels run
+  # (measured on one H200, 4096 episodes: 1 x 1024 envs 3,175/min, 2 x 1024 4,454, 4 x 512 5,051).
+  device=cuda; planner_workers=$(( 4 * gpus ))
 else
   device=cpu; planner_workers=$cores   # CPU-only: the planner processes are the parallelism, envs in-process
 fi
 echo "cores: $cores, gpus: $gpus"
 
 if [[ -z "${SUITE:-}" ]]; then
-  env_workers=$([[ $device == cuda ]] && echo $((cores - 1)) || echo 0)
+  env_workers=$([[ $device == cuda ]] && echo $(( cores / planner_workers - 1 )) || echo 0)
   exec python3 -m rs_diffuser_ros.eval --device "$device" --workers "$planner_workers" --env-workers "$env_workers" \
     --out "$out" --no-progress "$@"
 fi

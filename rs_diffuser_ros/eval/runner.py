@@ -145,7 +145,7 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
     try:
         grid = Grid(*dataclasses.astuple(occupancy_grid(layout)))  # what the sim node publishes on /costmap
         shared = PolicyContext(config, envs, layout, grid, 0, lambda: RiskSensitivePlanner.from_checkpoint(
-            config.checkpoint, device=config.device))
+            config.checkpoint, device=worker_device(config.device, worker_index)))
         for setting_index, episodes in tasks:
             setting = config.settings[setting_index]
             # Distinct, reproducible noise for every (setting, worker) pair.
@@ -254,6 +254,13 @@ def _run_in_processes(config: EvalConfig, worker_tasks, bar) -> list:
                 p.terminate()
             p.join(timeout=10)
     return [results[i] for i in sorted(results)]
+
+
+def worker_device(device: str, worker_index: int) -> str:
+    """Workers share out the GPUs: plain "cuda" on a machine with several means cuda:<worker mod count>."""
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        return f"cuda:{worker_index % torch.cuda.device_count()}"
+    return device
 
 
 def default_workers() -> int:
