@@ -289,35 +289,34 @@ def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members):
     return check
 
 
-_INFLATED: dict[tuple, tuple[object, Costmap]] = {}  # (id(grid), radius, unknown) -> (grid, costmap)
-_CLEARANCE: dict[tuple, tuple[object, ClearanceMap]] = {}  # (id(grid), unknown) -> (grid, clearance)
+# What is derived from a map, built once per map and setting and shared by every robot on it (robots on one
+# map then share one batched plan call): key (kind, id(grid), settings...) -> (grid, derived). The grid is
+# kept alive with its entry, so its id is not reused while the entry lasts.
+_PER_MAP: dict[tuple, tuple[object, object]] = {}
+
+
+def _per_map(grid, key: tuple, build):
+    key = (id(grid), *key)
+    hit = _PER_MAP.get(key)
+    if hit is not None and hit[0] is grid:
+        return hit[1]
+    if len(_PER_MAP) >= 16:
+        _PER_MAP.pop(next(iter(_PER_MAP)))
+    derived = build()
+    _PER_MAP[key] = (grid, derived)
+    return derived
 
 
 def _clearance_map(grid, unknown_is_obstacle: bool, device) -> ClearanceMap:
-    """The collision check's clearance grid of `grid` on `device`, built once per grid (it takes ~0.2 s)."""
-    key = (id(grid), unknown_is_obstacle, str(device))
-    hit = _CLEARANCE.get(key)
-    if hit is not None and hit[0] is grid:
-        return hit[1]
-    if len(_CLEARANCE) >= 8:
-        _CLEARANCE.pop(next(iter(_CLEARANCE)))
-    clearance = ClearanceMap(grid, unknown_is_obstacle, device)
-    _CLEARANCE[key] = (grid, clearance)
-    return clearance
+    """The collision check's clearance grid of `grid` on `device` (building it takes ~0.2 s)."""
+    return _per_map(grid, ("clearance", unknown_is_obstacle, str(device)),
+                    lambda: ClearanceMap(grid, unknown_is_obstacle, device))
 
 
 def _inflated(grid, radius: float, unknown_is_obstacle: bool) -> Costmap:
-    """The inflated Costmap of `grid`, built once per grid and setting (and shared, so robots on one map
-    share one batched plan call)."""
-    key = (id(grid), radius, unknown_is_obstacle)
-    hit = _INFLATED.get(key)
-    if hit is not None and hit[0] is grid:
-        return hit[1]
-    if len(_INFLATED) >= 8:
-        _INFLATED.pop(next(iter(_INFLATED)))
-    costmap = Costmap.from_grid(grid, radius, unknown_is_obstacle)
-    _INFLATED[key] = (grid, costmap)  # the grid is kept alive with it, so its id is not reused
-    return costmap
+    """The inflated Costmap of `grid` for the planner's obstacle term."""
+    return _per_map(grid, ("costmap", radius, unknown_is_obstacle),
+                    lambda: Costmap.from_grid(grid, radius, unknown_is_obstacle))
 
 
 def _outside(xy, bounds) -> str:
