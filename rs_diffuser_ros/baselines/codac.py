@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from rs_diffuser_ros.baselines.iqn import IQNCritic, quantile_huber_loss, random
 from rs_diffuser_ros.baselines.offline_cli import train_from_command_line
 from rs_diffuser_ros.baselines.offline_data import Normalizer, Transitions
 from rs_diffuser_ros.baselines.policy_file import load_weights, read_policy, save_policy
+from rs_diffuser_ros.baselines.update_loop import run_updates
 
 FORMAT = "rs_diffuser_ros.baselines.codac/1"
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0   # SAC's GaussianPolicy clamp
@@ -230,22 +230,7 @@ class CODACTrainer:
 def train(data: Transitions, config: CODACConfig, seed: int = 0, device: str = "cpu", log_every: int = 1000,
           log=print, deadline_s: float | None = None) -> tuple[CODACPolicy, list[dict]]:
     trainer = CODACTrainer(data, config, seed, device)
-    history, running = [], []
-    started = time.perf_counter()
-    for step in range(1, config.steps + 1):
-        running.append(trainer.update())
-        # A time budget (a lent GPU's call is bounded): stop early, keep what was learned, say how far it got.
-        out_of_time = deadline_s is not None and time.perf_counter() - started > deadline_s
-        if step % log_every == 0 or step == config.steps or out_of_time:
-            row = {"step": step, **{k: float(np.mean([r[k] for r in running])) for k in running[0]}}
-            history.append(row)
-            running = []
-            if log:
-                log("[codac] " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
-        if out_of_time:
-            if log:
-                log(f"[codac] stopped at step {step} of {config.steps}: the {deadline_s:g} s time budget is spent")
-            break
+    history = run_updates("codac", trainer.update, config.steps, log_every, log, deadline_s)
     return trainer.policy.cpu().eval(), history
 
 

@@ -33,7 +33,6 @@ normaliser.
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from rs_diffuser_ros.baselines.iqn import IQNCritic, quantile_huber_loss, soft_u
 from rs_diffuser_ros.baselines.offline_cli import train_from_command_line
 from rs_diffuser_ros.baselines.offline_data import Normalizer, Transitions
 from rs_diffuser_ros.baselines.policy_file import load_weights, read_policy, save_policy
+from rs_diffuser_ros.baselines.update_loop import run_updates
 
 FORMAT = "rs_diffuser_ros.baselines.oraac/1"
 LATENT_CLIP = 0.5     # BCQ/O-RAAC clip sampled latents to [-0.5, 0.5]
@@ -230,23 +230,7 @@ class ORAACTrainer:
 def train(data: Transitions, config: ORAACConfig, seed: int = 0, device: str = "cpu", log_every: int = 1000,
           log=print, deadline_s: float | None = None) -> tuple[ORAACPolicy, list[dict]]:
     trainer = ORAACTrainer(data, config, seed, device)
-    history, running = [], []
-    started = time.perf_counter()
-    for step in range(1, config.steps + 1):
-        running.append(trainer.update())
-        # A time budget (a lent GPU's call is bounded): stop early, keep what was learned, say how far it got.
-        out_of_time = deadline_s is not None and time.perf_counter() - started > deadline_s
-        if step % log_every == 0 or step == config.steps or out_of_time:
-            keys = {k for r in running for k in r}
-            row = {"step": step, **{k: float(np.mean([r[k] for r in running if k in r])) for k in sorted(keys)}}
-            history.append(row)
-            running = []
-            if log:
-                log("[oraac] " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
-        if out_of_time:
-            if log:
-                log(f"[oraac] stopped at step {step} of {config.steps}: the {deadline_s:g} s time budget is spent")
-            break
+    history = run_updates("oraac", trainer.update, config.steps, log_every, log, deadline_s)
     return trainer.policy.cpu().eval(), history
 
 
