@@ -113,8 +113,14 @@ def test_cli_reports_config_errors_naming_file_and_field(tmp_path):
         main(["--dataset", "unused", "--out", str(tmp_path / "run"), "--config", str(bad)])
 
 
-def test_shipped_config_file_is_the_documented_default():
-    assert CoreConfig.from_yaml(os.path.join(os.path.dirname(__file__), "..", "config", "model.yaml")) == CoreConfig()
+def test_shipped_config_file_is_the_documented_default_with_map_conditioning():
+    # The dataclass defaults stay a per-map model, so checkpoints written before the map fields existed
+    # load as what they are; config/model.yaml turns map conditioning on (the general model).
+    shipped = CoreConfig.from_yaml(os.path.join(os.path.dirname(__file__), "..", "config", "model.yaml"))
+    expected = CoreConfig()
+    expected.model.map_patch_cells, expected.model.map_safe_distance, expected.training.lr = 32, True, 3e-4
+    assert shipped == expected
+    assert not CoreConfig().model.map_conditioned
 
 
 def test_config_rejects_out_of_range_values():

@@ -19,7 +19,7 @@ from .setting_spec import check_fields, setting
 STATE_DIM = 6  # [x, y, sin_yaw, cos_yaw, v, omega]
 GOAL_DIM = 2  # [goal_x, goal_y]
 ACTION_DIM = 2  # [v, omega]
-CONTEXT_DIM = 4  # conditioning: [goal relative to the start (2), absolute start position (2)]
+CONTEXT_DIM = 4  # conditioning of a per-map model: [goal relative to the start (2), absolute start position (2)]
 
 
 class ConfigError(ValueError):
@@ -35,9 +35,30 @@ class ModelConfig:
     n_quantiles: int = 32
     critic_hidden: int = 256
     idm_hidden: int = 128
+    # Map conditioning (core/map_input.py): 0 = a per-map model that knows its map through absolute
+    # coordinates; > 0 = an egocentric patch of that many cells a side, map_patch_m metres wide, encoded
+    # into map_embedding numbers (docs/method_choices.md, "Map conditioning").
+    map_patch_cells: int = 0
+    map_patch_m: float = 6.4
+    map_embedding: int = 64
+    map_safe_distance: bool = False  # a fifth patch channel: the goal distance that avoids risk where it can
+
+    @property
+    def map_channels(self) -> int:
+        return 5 if self.map_safe_distance else 4
+
+    @property
+    def map_conditioned(self) -> bool:
+        return self.map_patch_cells > 0
 
     def validate(self, where: str) -> None:
-        _positive(self, where, "horizon", "unet_dim", "diffusion_steps", "n_quantiles", "critic_hidden", "idm_hidden")
+        _positive(self, where, "horizon", "unet_dim", "diffusion_steps", "n_quantiles", "critic_hidden", "idm_hidden",
+                  "map_embedding")
+        if self.map_patch_cells < 0 or self.map_patch_cells % 8:
+            raise ConfigError(f"{where}: model.map_patch_cells must be 0 (no map) or a positive multiple of 8, "
+                              f"got {self.map_patch_cells}")
+        if not self.map_patch_m > 0:
+            raise ConfigError(f"{where}: model.map_patch_m must be > 0, got {self.map_patch_m}")
         levels = len(self.unet_dim_mults)
         if levels < 1 or any(int(m) < 1 for m in self.unet_dim_mults):
             raise ConfigError(f"{where}: model.unet_dim_mults must be a non-empty list of positive ints")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from .conditioning import MapView
 from .costmap import Costmap
 from .normalizer import LimitsNormalizer
 from .risk import risk_measure, risk_of_sorted
@@ -24,9 +25,12 @@ class RiskTerm:
     alpha: Tensor  # [M], one per plan in the batch
     risk_mode: str  # "averse" | "seeking"
     quantiles_sorted: bool = False  # the critic's outputs are ascending: skip risk_measure's sort (CUDA graphs)
+    map_view: MapView | None = None  # a map-conditioned critic reads the map patch along each window
 
     def quantiles(self, window: Tensor, context: Tensor, noise_level: Tensor) -> Tensor:
         """The critic's return quantiles [M, N] of windows [M, H, D] at noise levels [M] (0: clean)."""
+        if self.map_view is not None:
+            return self.critic(window, context, noise_level, self.map_view.along(window))
         return self.critic(window, context, noise_level)
 
     def score(self, quantiles: Tensor) -> Tensor:

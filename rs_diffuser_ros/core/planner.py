@@ -21,10 +21,13 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import load_weights, read_checkpoint
+from .conditioning import MapView, model_context
 from .config import GOAL_DIM, STATE_DIM, CoreConfig
 from .costmap import Costmap
+from .map_input import PlanningMap
 from .sampling.cuda_graph import CapturedProgram
 from .device import resolve_device
+from .models.map_encoder import NoMapEncoder
 from .models.networks import NETWORK_NAMES, build_networks
 from .normalizer import Normalizers
 from .objective import CostmapTerm, PlanObjective, RiskTerm
@@ -58,10 +61,12 @@ class RiskSensitivePlanner:
                  device: str | torch.device = "auto"):
         self.config = config.validate()
         self.device = resolve_device(device)
+        networks = {"map_encoder": NoMapEncoder(), **networks}  # a per-map model may come without the (empty) slot
         self.networks = {name: networks[name].to(self.device).eval().requires_grad_(False) for name in NETWORK_NAMES}
         self.denoiser = self.networks["denoiser"]
         self.critic = self.networks["critic"]
         self.inverse_dynamics = self.networks["inverse_dynamics"]
+        self.map_encoder = self.networks["map_encoder"]
         self.normalizers = normalizers.to(self.device)
         self._generator = torch.Generator(self.device).manual_seed(config.planner.seed)
         self._graphs = {}
@@ -112,19 +117,27 @@ class RiskSensitivePlanner:
     def n_quantiles(self) -> int:
         return self.config.model.n_quantiles
 
+    @property
+    def map_conditioned(self) -> bool:
+        """True: plans need a `map_input` (a PlanningMap); the model knows no map by itself."""
+        return self.config.model.map_conditioned
+
     # --- planning -----------------------------------------------------------------------
     def plan(self, state, goal, alpha: float | None = None, risk_mode: str | None = None,
-             costmap: Costmap | None = None, seed: int | None = None) -> PlanResult:
+             costmap: Costmap | None = None, seed: int | None = None, map_input: PlanningMap | None = None) -> PlanResult:
         state = _as_array(state, (STATE_DIM,), "state", "[x, y, sin_yaw, cos_yaw, v, omega]")
         goal = _as_array(goal, (GOAL_DIM,), "goal", "[goal_x, goal_y]")
-        return self.plan_batch(state[None], goal[None], alpha, risk_mode, costmap, seed)[0]
+        return self.plan_batch(state[None], goal[None], alpha, risk_mode, costmap, seed, map_input=map_input)[0]
 
     @torch.no_grad()
     def plan_batch(self, states, goals, alpha=None, risk_mode: str | None = None,
                    costmap: Costmap | None = None, seed: int | None = None, candidates: int | None = None,
-                   admissible: Callable[[Tensor, Tensor], Tensor] | None = None) -> list[PlanResult]:
+                   admissible: Callable[[Tensor, Tensor], Tensor] | None = None,
+                   map_input: PlanningMap | None = None) -> list[PlanResult]:
         """states [B, 6], goals [B, 2]; alpha a float or [B] floats; one costmap shared by all; `candidates`
         overrides the configured K for this call (a controller's resampling) without touching the config.
+        `map_input`: the map (layers and risk) a map-conditioned model plans on, shared by all states;
+        required by such a model, refused by a per-map one.
 
         `admissible(plans [B, K, H, 6] in world coordinates, actions [B, K, 2]) -> bool [B, K]` (on the
         planner's device) restricts the choice: each state gets its best-scoring admissible candidate
@@ -148,6 +161,14 @@ class RiskSensitivePlanner:
         check_risk_mode(risk_mode)
         if costmap is not None and not isinstance(costmap, Costmap):
             raise TypeError(f"costmap must be a rs_diffuser_ros.core.costmap.Costmap, got {type(costmap).__name__}")
+        if self.map_conditioned and not isinstance(map_input, PlanningMap):
+            raise ValueError("this model is map-conditioned: plan_batch needs map_input=PlanningMap(...) "
+                             f"(the costmap and risk layer it plans on), got {type(map_input).__name__}")
+        if self.map_conditioned and map_input.safe_distance != self.config.model.map_safe_distance:
+            raise ValueError(f"map_input has safe_distance={map_input.safe_distance}, this model was trained with "
+                             f"{self.config.model.map_safe_distance}: build the PlanningMap with the model's setting")
+        if not self.map_conditioned and map_input is not None:
+            raise ValueError("this model is a per-map model (model.map_patch_cells = 0): it reads no map_input")
 
         dev = self.device
         generator = torch.Generator(dev).manual_seed(seed) if seed is not None else self._generator
@@ -166,6 +187,10 @@ class RiskSensitivePlanner:
             "goals": torch.as_tensor(goals, device=dev).repeat_interleave(k, 0),
             "alpha_rows": torch.as_tensor(alpha_np, dtype=torch.float32, device=dev).repeat_interleave(k, 0),
         }
+        if map_input is not None:  # one patch per state, not per candidate: encoded once in the program
+            m = self.config.model
+            inputs["patches"] = map_input.to(dev).patches(torch.as_tensor(states[:, :2], device=dev),
+                                                         torch.as_tensor(goals, device=dev), m.map_patch_cells, m.map_patch_m)
         costmap = costmap.to(dev) if costmap is not None else None
         if self.fast_path:
             inputs["initial_noise"], step_noise = draw_noise(self.schedule, (batch * k, self.horizon, STATE_DIM), dev, generator)
@@ -217,17 +242,24 @@ class RiskSensitivePlanner:
         # Captured graphs are keyed by precision and stay valid: switching back and forth costs nothing.
         self.fast_path, self.precision, self.cuda_graphs = bool(fast), precision, bool(cuda_graphs)
 
-    def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, *, batch: int, k: int,
-                        risk_mode: str, costmap: Costmap | None, generator=None) -> dict[str, torch.Tensor]:
+    def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, patches=None, *,
+                        batch: int, k: int, risk_mode: str, costmap: Costmap | None, generator=None) -> dict[str, torch.Tensor]:
         """Guided sampling, selection and inverse dynamics on [B*K] rows; no host sync (capturable).
-        With initial_noise given it takes the fast path's steps, else the reference's, drawing from `generator`."""
+        With initial_noise given it takes the fast path's steps, else the reference's, drawing from `generator`.
+        patches [B, 4, P, P] (map-conditioned model): encoded once per state, read by the critic along plans."""
         p, norm, dev = self.config.planner, self.normalizers, self.device
         start = norm.plan.normalize(start_in_plan_frame(states))
-        context = norm.context(states, goals)
+        if patches is None:
+            context, map_view = model_context(norm, self.map_encoder, states, goals, None), None
+        else:
+            rows = torch.arange(batch, device=dev) * k  # each state's first candidate row
+            context = model_context(norm, self.map_encoder, states[rows], goals[rows], patches).repeat_interleave(k, 0)
+            map_view = MapView(patches, self.config.model.map_patch_m, norm.plan)
         fast = initial_noise is not None
         # One objective for guidance and selection, so the sampler pushes towards what selection picks.
         objective = PlanObjective(
-            RiskTerm(self.critic, alpha_rows, risk_mode, quantiles_sorted=fast and critic_gradient.supports(self.critic)),
+            RiskTerm(self.critic, alpha_rows, risk_mode, quantiles_sorted=fast and critic_gradient.supports(self.critic),
+                     map_view=map_view),
             CostmapTerm(costmap, p.costmap_weight, norm.plan, states[:, :2]) if costmap is not None and p.costmap_weight > 0 else None)
         guidance = RiskGuidance(objective, p.guidance_scale, p.guidance_grad_clip, p.guidance_on)
         with _autocast(dev, self.precision):  # no autocast on the reference path: set_execution keeps it fp32

@@ -32,3 +32,37 @@ class QuantileCritic(nn.Module):
         out = self.net(torch.cat([window.flatten(1), context, noise_level[:, None]], -1))
         base, gaps = out[:, :1], F.softplus(out[:, 1:])
         return torch.cat([base, base + gaps.cumsum(-1)], -1)
+
+
+class MapQuantileCritic(QuantileCritic):
+    """The map-conditioned critic: QuantileCritic that also reads the map patch's channels at every
+    state of the window (map_input.sample_along), so risk and walls along *this* plan enter its return
+    distribution directly, and guidance's gradient flows through the lookup to the plan's positions."""
+
+    def __init__(self, horizon: int, state_dim: int, context_dim: int, along_channels: int, n_quantiles: int = 32,
+                 hidden: int = 256):
+        super().__init__(horizon, state_dim + along_channels, context_dim, n_quantiles, hidden)
+        self.horizon, self.state_dim, self.along_channels = horizon, state_dim, along_channels
+
+    def forward(self, window: Tensor, context: Tensor, noise_level: Tensor, along: Tensor | None = None) -> Tensor:
+        """window [B, H, D], context [B, C], noise_level [B], along [B, H, A] -> ascending quantiles [B, N]."""
+        if along is None:
+            raise ValueError("MapQuantileCritic needs the map channels along the window (along=...)")
+        return super().forward(torch.cat([window, along.to(window.dtype)], -1), context, noise_level)
+
+    @torch.no_grad()
+    def grow_from(self, old: dict[str, Tensor]) -> None:
+        """Load a trained critic that read fewer map channels per state: each state's old inputs keep their
+        weights, the new channel's weights start at zero (same outputs as the old critic until trained)."""
+        state = self.state_dict()
+        key = "net.0.weight"
+        h, per_new = self.horizon, self.state_dim + self.along_channels
+        tail = state[key].shape[1] - h * per_new  # context and noise level
+        per_old = (old[key].shape[1] - tail) // h
+        grown = torch.zeros_like(state[key])
+        for step in range(h):
+            grown[:, step * per_new:step * per_new + per_old] = old[key][:, step * per_old:(step + 1) * per_old]
+        grown[:, h * per_new:] = old[key][:, h * per_old:]
+        state.update({k: v for k, v in old.items() if k != key})
+        state[key] = grown
+        self.load_state_dict(state)

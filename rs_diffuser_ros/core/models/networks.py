@@ -1,19 +1,35 @@
-"""The three learned parts, built from a ModelConfig: denoiser, critic, inverse dynamics."""
+"""The learned parts, built from a ModelConfig: denoiser, critic, inverse dynamics and the map encoder.
+
+A map-conditioned model (model.map_patch_cells > 0) conditions denoiser and critic on [relative goal,
+map embedding] and its critic reads the patch along each plan; a per-map model on [relative goal,
+absolute start position], with an empty map encoder slot (no weights).
+"""
 from __future__ import annotations
 
 from torch import nn
 
-from ..config import ACTION_DIM, CONTEXT_DIM, STATE_DIM, ModelConfig
-from .critic import QuantileCritic
+from ..config import ACTION_DIM, CONTEXT_DIM, GOAL_DIM, STATE_DIM, ModelConfig
+from .critic import MapQuantileCritic, QuantileCritic
 from .inverse_dynamics import InverseDynamics
+from .map_encoder import MapEncoder, NoMapEncoder
 from .temporal_unet import TemporalUnet
 
-NETWORK_NAMES = ("denoiser", "critic", "inverse_dynamics")
+NETWORK_NAMES = ("denoiser", "critic", "inverse_dynamics", "map_encoder")
 
 
 def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
+    if not cfg.map_conditioned:
+        return {
+            "denoiser": TemporalUnet(cfg.horizon, STATE_DIM, CONTEXT_DIM, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
+            "critic": QuantileCritic(cfg.horizon, STATE_DIM, CONTEXT_DIM, cfg.n_quantiles, cfg.critic_hidden),
+            "inverse_dynamics": InverseDynamics(STATE_DIM, ACTION_DIM, cfg.idm_hidden),
+            "map_encoder": NoMapEncoder(),
+        }
+    context = GOAL_DIM + cfg.map_embedding
+    channels = cfg.map_channels
     return {
-        "denoiser": TemporalUnet(cfg.horizon, STATE_DIM, CONTEXT_DIM, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
-        "critic": QuantileCritic(cfg.horizon, STATE_DIM, CONTEXT_DIM, cfg.n_quantiles, cfg.critic_hidden),
+        "denoiser": TemporalUnet(cfg.horizon, STATE_DIM, context, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
+        "critic": MapQuantileCritic(cfg.horizon, STATE_DIM, context, channels, cfg.n_quantiles, cfg.critic_hidden),
         "inverse_dynamics": InverseDynamics(STATE_DIM, ACTION_DIM, cfg.idm_hidden),
+        "map_encoder": MapEncoder(channels, cfg.map_patch_cells, cfg.map_embedding),
     }

@@ -17,7 +17,8 @@ class EMA:
         ema = list(self.model.state_dict().values())
         live = list(model.state_dict().values())
         floats = [(e, m) for e, m in zip(ema, live) if e.is_floating_point()]
-        torch._foreach_lerp_([e for e, _ in floats], [m for _, m in floats], 1 - self.decay)
+        if floats:  # a network without weights (a per-map model's map encoder slot) has nothing to average
+            torch._foreach_lerp_([e for e, _ in floats], [m for _, m in floats], 1 - self.decay)
 
     @torch.no_grad()
     def copy_from(self, model: nn.Module) -> None:

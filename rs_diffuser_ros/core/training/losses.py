@@ -7,7 +7,9 @@
 - inverse dynamics: MSE of the normalised action of each transition (s_t, s_t+1 = a window's
   first two states, in the plan frame as the planner hands them over).
 Windows are denoised in the plan frame (positions relative to the first state, plan_frame.py),
-conditioned on the relative goal and the absolute start position.
+conditioned on the relative goal and the absolute start position (a per-map model) or the egocentric
+map patch's embedding (a map-conditioned model, whose critic also reads the patch along the window and
+whose map encoder learns from both the denoiser's and the critic's loss; conditioning.py).
 """
 from __future__ import annotations
 
@@ -15,17 +17,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..conditioning import MapView, model_context
 from ..config import TrainingConfig
 from ..normalizer import Normalizers
 from ..plan_frame import to_plan_frame
 from .quantile_loss import quantile_huber_loss
 from ..schedule import DiffusionSchedule
+from .map_batches import TrainingMaps
 
 
 class TrainingObjective(nn.Module):
     def __init__(self, networks: dict[str, nn.Module], schedule: DiffusionSchedule, normalizers: Normalizers,
-                 cfg: TrainingConfig):
+                 cfg: TrainingConfig, maps: TrainingMaps | None = None):
         super().__init__()
+        self.map_encoder = networks["map_encoder"]
+        self.maps = maps
         self.denoiser = networks["denoiser"]
         self.critic = networks["critic"]
         self.inverse_dynamics = networks["inverse_dynamics"]
@@ -37,7 +43,8 @@ class TrainingObjective(nn.Module):
         norm, sched = self.normalizers, self.schedule
         windows = batch["windows"]
         x0 = norm.plan.normalize(to_plan_frame(windows))
-        context = norm.context(windows[:, 0], batch["goal"])
+        patches = None if self.maps is None else self.maps.patches(windows[:, 0, :2], batch["episode"])
+        context = model_context(norm, self.map_encoder, windows[:, 0], batch["goal"], patches)
         b = x0.shape[0]
 
         t = torch.randint(0, sched.n_train_steps, (b,), device=x0.device)
@@ -50,7 +57,11 @@ class TrainingObjective(nn.Module):
         clean = torch.rand(b, device=x0.device) < self.cfg.critic_clean_fraction
         noise_level = torch.where(clean, torch.zeros_like(x0[:, 0, 0]), sched.noise_level(t))
         critic_in = torch.where(clean[:, None, None], x0, x_t)
-        quantiles = self.critic(critic_in, context, noise_level)
+        if patches is None:
+            quantiles = self.critic(critic_in, context, noise_level)
+        else:
+            along = MapView(patches, self.maps.extent_m, norm.plan).along(critic_in)
+            quantiles = self.critic(critic_in, context, noise_level, along)
         critic = quantile_huber_loss(quantiles, norm.returns.normalize(batch["return"]), self.cfg.huber_kappa)
 
         # The IDM reads what the planner will give it: the first two states of a plan-frame window.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import read_checkpoint, save_checkpoint
 from ..config import ConfigError, CoreConfig
 from .distributed import DistributedContext
 from .ema import EMA
@@ -28,7 +29,9 @@ from .losses import TrainingObjective
 from ..models.networks import NETWORK_NAMES, build_networks
 from ..normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
 from ..plan_frame import fit_limits_over_windows
+from ..map_input import MapLayers
 from ..schedule import DiffusionSchedule
+from .map_batches import TrainingMaps
 from .training_log import LOSS_NAMES, LossLog, plot_losses
 from .windows import WindowDataset
 
@@ -48,8 +51,16 @@ def fit_normalizers(data: WindowDataset) -> Normalizers:
 
 
 def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, device: str = "auto",
-          resume: bool = False, progress: bool = True, dataset_name: str = "") -> dict:
-    """Train all three networks; returns the run summary (also written to summary.json)."""
+          resume: bool = False, progress: bool = True, dataset_name: str = "", maps: dict | None = None,
+          deadline_s: float = 0.0, init_from: str | Path | None = None) -> dict:
+    """Train all networks; returns the run summary (also written to summary.json).
+
+    maps: {name: (occupancy grid, hazard grid)} of every map the episodes were driven on (their `layout`);
+    required for a map-conditioned model (model.map_patch_cells > 0). deadline_s > 0: stop once that many
+    seconds have passed since this call began, loading included (the step count reached is in the summary),
+    and save as at the end. init_from: start from a trained model's weights and normalisers (a fine-tune);
+    a map model trained with fewer map channels grows into this config's (`grow_from` of its networks)."""
+    called = time.perf_counter()
     cfg = config.training
     out = Path(out_dir)
     ctx = DistributedContext.setup(device)
@@ -58,14 +69,37 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     if resume and resumed is None and ctx.is_main:
         print(f"[train] --resume: no {state_path}, starting from scratch", file=sys.stderr)
 
-    data = WindowDataset.from_episodes(episodes, config.model.horizon, cfg.gamma, source=dataset_name or "episodes")
-    normalizers = Normalizers.from_dict(json.loads(resumed["normalizers"])) if resumed else fit_normalizers(data)
+    m = config.model
+    if m.map_conditioned and not maps:
+        raise ValueError("a map-conditioned model (model.map_patch_cells > 0) trains on a dataset whose episodes "
+                         "name their maps (layouts/<name>.yaml beside the data): none were given")
+    names = sorted(maps) if m.map_conditioned else None
+    data = WindowDataset.from_episodes(episodes, m.horizon, cfg.gamma, source=dataset_name or "episodes", map_names=names)
+    start = read_checkpoint(init_from) if init_from and not resumed else None
+    if resumed:
+        normalizers = Normalizers.from_dict(json.loads(resumed["normalizers"]))
+    else:
+        normalizers = start[1] if start else fit_normalizers(data)
     data = data.to(ctx.device)
+    training_maps = None
+    if m.map_conditioned:
+        layers = MapLayers.stack([MapLayers.from_grids(occ.data, occ.resolution, occ.origin_x, occ.origin_y, hazard.data,
+                                                       device=ctx.device) for occ, hazard in (maps[n] for n in names)])
+        t_fields = time.perf_counter()
+        training_maps = TrainingMaps(layers, data.episode_map, data.episode_goal, m.map_patch_cells, m.map_patch_m,
+                                     m.map_safe_distance)
+        if ctx.is_main:
+            print(f"[train] {len(names)} maps, {len(data.episode_map)} goal distance fields in "
+                  f"{time.perf_counter() - t_fields:.1f} s", file=sys.stderr)
 
     torch.manual_seed(seed + ctx.rank)
     networks = build_networks(config.model)
+    if start:
+        for name in NETWORK_NAMES:
+            net, old = networks[name], start[2][name]
+            net.grow_from(old) if hasattr(net, "grow_from") else net.load_state_dict(old)
     schedule = DiffusionSchedule(config.model.diffusion_steps, config.planner.ddim_steps, device=ctx.device)
-    objective = TrainingObjective(networks, schedule, normalizers.to(ctx.device), cfg).to(ctx.device)
+    objective = TrainingObjective(networks, schedule, normalizers.to(ctx.device), cfg, training_maps).to(ctx.device)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     emas = {name: EMA(networks[name], cfg.ema_decay) for name in NETWORK_NAMES}
     generator = torch.Generator(ctx.device).manual_seed(seed * 1000 + ctx.rank)
@@ -112,7 +146,8 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     running = {k: torch.zeros((), device=ctx.device) for k in LOSS_NAMES}
     since_log = 0
     objective.train()
-    while step < cfg.steps:
+    deadline = called + deadline_s if deadline_s > 0 else math.inf
+    while step < cfg.steps and time.perf_counter() < deadline:
         rows = torch.randint(len(data), (cfg.batch_size,), device=ctx.device, generator=generator)
         losses = model(data.batch(rows))
         total = sum(losses.values())
@@ -130,7 +165,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
             running[k] += losses[k].detach()
         since_log += 1
         bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if step % cfg.log_every == 0 or step == cfg.steps or time.perf_counter() >= deadline:
             means = {k: float(v) / since_log for k, v in running.items()}  # one sync per log interval
             running = {k: torch.zeros((), device=ctx.device) for k in LOSS_NAMES}
             since_log = 0
@@ -189,6 +224,27 @@ def load_dataset_episodes(dataset: str):
     return load_episodes(dataset)
 
 
+def load_dataset_maps(dataset: str) -> dict:
+    """{name: (occupancy grid, hazard grid)} of the maps in the dataset's layouts/ folder (collect_maps.py),
+    rasterised by risky_nav as the sim node publishes them on /costmap and /risk_map."""
+    try:
+        from risky_nav.dataset import resolve_data_file
+        from risky_nav.layout import load_layout
+        from risky_nav.occupancy import occupancy_grid, risk_grid
+    except ImportError as e:
+        raise SystemExit(f"cannot import risky_nav ({e}); is the package installed / sourced?")
+    folder = resolve_data_file(dataset).parents[1] / "layouts"
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise SystemExit(f"{folder}: no map YAMLs; a map-conditioned model trains on a dataset collected over maps "
+                         f"(python -m risky_nav.collect --generate N ...)")
+    maps = {}
+    for f in files:
+        layout = load_layout(str(f))
+        maps[f.stem] = (occupancy_grid(layout), risk_grid(layout))
+    return maps
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.core.training.train", description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", required=True, help="dataset path or id for risky_nav.dataset.load_episodes")
@@ -201,6 +257,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", help="auto (CUDA when there), cpu, cuda, cuda:N")
     ap.add_argument("--resume", action="store_true", help="continue from --out/train_state.pt")
+    ap.add_argument("--init-from", help="start from this model's weights and normalisers (fine-tune; a map model "
+                    "with fewer map channels grows into --config's)")
+    ap.add_argument("--deadline-s", type=float, default=0.0, help="stop training this many seconds after the run began, "
+                    "loading included, and save (0: no limit)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap.parse_args(argv)
 
@@ -218,9 +278,13 @@ def main(argv=None) -> int:
         config.validate(f"{args.config} with command-line overrides")
     except ConfigError as e:
         raise SystemExit(f"config error: {e}")
+    started = time.perf_counter()
     episodes = load_dataset_episodes(args.dataset)
+    maps = load_dataset_maps(args.dataset) if config.model.map_conditioned else None
+    deadline_s = max(args.deadline_s - (time.perf_counter() - started), 1e-3) if args.deadline_s > 0 else 0.0
     summary = train(config, episodes, args.out, seed=args.seed, device=args.device, resume=args.resume,
-                    progress=not args.no_progress, dataset_name=args.dataset)
+                    progress=not args.no_progress, dataset_name=args.dataset, maps=maps, deadline_s=deadline_s,
+                    init_from=args.init_from)
     if summary:
         print(json.dumps(summary, indent=2))
     return 0

@@ -47,12 +47,21 @@ class WindowDataset:
     last: Tensor  # [W] flat index of the last observation of that window's episode
     horizon: int
     gamma: float
+    episode: Tensor | None = None  # [W] the episode of each window (map-conditioned training: its map and goal)
+    episode_map: Tensor | None = None  # [E] index into `map_names` of each episode's map
+    episode_goal: Tensor | None = None  # [E, 2] each episode's goal
+    map_names: tuple[str, ...] = ()
 
     @classmethod
-    def from_episodes(cls, episodes: Sequence[Any], horizon: int, gamma: float, source: str = "dataset") -> "WindowDataset":
+    def from_episodes(cls, episodes: Sequence[Any], horizon: int, gamma: float, source: str = "dataset",
+                      map_names: Sequence[str] | None = None) -> "WindowDataset":
+        """map_names: the maps a map-conditioned model trains on; every episode's `layout` must be one of them
+        and its goal must stay fixed (one goal distance field per episode). None: maps are not tracked."""
         if len(episodes) == 0:
             raise ValueError(f"{source}: no episodes")
         states, goals, actions, returns, starts, last = [], [], [], [], [], []
+        window_episode, episode_map, episode_goal = [], [], []
+        map_of = {name: i for i, name in enumerate(map_names or ())}
         offset = 0
         for i, ep in enumerate(episodes):
             obs = _field(ep, "observations", i, source).astype(np.float32)
@@ -68,6 +77,16 @@ class WindowDataset:
             for name, arr in (("observations", obs), ("actions", act), ("rewards", rew)):
                 if not np.isfinite(arr).all():
                     raise ValueError(f"{source}: episode {i} field '{name}' has non-finite values")
+            if map_names is not None:
+                name = ep.get("layout", "") if isinstance(ep, dict) else getattr(ep, "layout", "")
+                if name not in map_of:
+                    raise ValueError(f"{source}: episode {i} was driven on map {name!r}, which is not among the "
+                                     f"dataset's maps (layouts/<name>.yaml); a map-conditioned model needs every episode's map")
+                if not np.allclose(obs[:, STATE_DIM:], obs[:1, STATE_DIM:]):
+                    raise ValueError(f"{source}: episode {i} changes its goal; map-conditioned training needs one goal per episode")
+                window_episode.append(np.full(t, i))
+                episode_map.append(map_of[name])
+                episode_goal.append(obs[0, STATE_DIM:])
             states.append(obs[:, :STATE_DIM])
             goals.append(obs[:, STATE_DIM:])
             actions.append(np.concatenate([act, np.zeros((1, ACTION_DIM), np.float32)]))
@@ -76,16 +95,21 @@ class WindowDataset:
             last.append(np.full(t, offset + t))
             offset += t + 1
         cat = lambda xs, dtype: torch.as_tensor(np.concatenate(xs), dtype=dtype)  # noqa: E731
+        maps = {}
+        if map_names is not None:
+            maps = dict(episode=cat(window_episode, torch.long), episode_map=torch.as_tensor(episode_map, dtype=torch.long),
+                        episode_goal=torch.as_tensor(np.stack(episode_goal), dtype=torch.float32), map_names=tuple(map_names))
         return cls(cat(states, torch.float32), cat(goals, torch.float32), cat(actions, torch.float32),
-                   cat(returns, torch.float32), cat(starts, torch.long), cat(last, torch.long), horizon, gamma)
+                   cat(returns, torch.float32), cat(starts, torch.long), cat(last, torch.long), horizon, gamma, **maps)
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def to(self, device) -> "WindowDataset":
-        move = lambda t: t.to(device)  # noqa: E731
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return WindowDataset(move(self.states), move(self.goals), move(self.actions), move(self.returns),
-                             move(self.starts), move(self.last), self.horizon, self.gamma)
+                             move(self.starts), move(self.last), self.horizon, self.gamma, move(self.episode),
+                             move(self.episode_map), move(self.episode_goal), self.map_names)
 
     def window_indices(self, rows: Tensor) -> Tensor:
         """Flat observation indices [B, H] of windows `rows`, clamped at the episode's last state."""
@@ -96,8 +120,11 @@ class WindowDataset:
         """World-unit batch: windows [B, H, 6], goal [B, 2], return [B], state/next_state/action [B, ...]."""
         idx = self.window_indices(rows)
         s = self.starts[rows]
-        return {"windows": self.states[idx], "goal": self.goals[s], "return": self.returns[s],
-                "state": self.states[s], "next_state": self.states[s + 1], "action": self.actions[s]}
+        out = {"windows": self.states[idx], "goal": self.goals[s], "return": self.returns[s],
+               "state": self.states[s], "next_state": self.states[s + 1], "action": self.actions[s]}
+        if self.episode is not None:
+            out["episode"] = self.episode[rows]
+        return out
 
     def transition_actions(self) -> Tensor:
         return self.actions[self.starts]

@@ -1,0 +1,249 @@
+"""What a map-conditioned model sees of the map: an egocentric patch of map layers around the robot.
+
+Map layers (`MapLayers`, FEATURE_RESOLUTION cells, world-aligned; built once per costmap / risk map):
+  obstacle  the inflated costmap cost in [0, 1] (Costmap.from_occupancy), max-pooled to the feature grid
+  risk      1 inside a risky region (hazard level > 0), else 0
+  hazard    log(1 + level) / log(101) of the risk layer's hazard level (0..100 = 100 p C, docs/ros.md)
+  valid     1 on the map; beyond it the patch reads wall and no risk
+Per goal, `goal_distance` is the free-space (geodesic) distance to the goal over the cells a robot's
+centre may occupy: risk ignored (the shortest way round walls), and, for a model with the
+`safe_distance` channel, with every metre inside a risky region counted SAFE_DETOUR_WEIGHT times (the
+way round risk, where one exists). Both are routes, not decisions: which one a plan takes is decided by
+the critic's CVaR. One field pair per goal, computed when the goal or the map changes, never per
+denoising step.
+
+A patch (`patches`) is PATCH_CHANNELS x P x P cells centred on the robot, world-aligned like the plan
+frame, so a plan position (metres from the robot) maps straight into it (`sample_along`). The goal
+distance channel is relative to the robot's own, in patch half-widths: it says which way is downhill.
+Nothing here knows absolute map coordinates beyond the lookup itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .costmap import Costmap
+
+FEATURE_RESOLUTION = 0.1  # metres per cell of the map layers and the goal distance field
+MAP_INFLATION_M = 0.5  # the obstacle layer's inflation: part of what a model was trained to read, not a setting
+LAYER_NAMES = ("obstacle", "risk", "hazard", "valid")
+PATCH_CHANNELS = ("obstacle", "risk", "hazard", "goal_distance", "safe_distance")
+BASE_CHANNELS = 4  # a model without the safe_distance channel reads the first four
+SAFE_DETOUR_WEIGHT = 5.0  # a metre inside a risky region counts this much in the safe distance
+UNREACHABLE = 1.0e4  # metres: the distance of cells the goal cannot be reached from
+_DISTANCE_CLIP = 2.0  # patch half-widths: the relative distance channel lies in [-clip, clip]
+
+
+@dataclass
+class MapLayers:
+    layers: Tensor  # [N, 4, h, w] float (LAYER_NAMES), N maps padded to one size; row = y, column = x
+    passable: Tensor  # [N, h, w] bool: cells a robot's centre may occupy (goal distance runs over them)
+    resolution: float  # metres per cell (FEATURE_RESOLUTION)
+    origin: Tensor  # [N, 2] world position of the lower-left corner of cell (0, 0) of each map
+
+    @classmethod
+    def from_grids(cls, occupancy, resolution: float, origin_x: float, origin_y: float, hazard=None,
+                   inflation_radius: float = MAP_INFLATION_M, unknown_is_obstacle: bool = True, device="cpu") -> "MapLayers":
+        """One map from an occupancy grid (int8 0..100, -1 unknown) and an optional hazard grid (0..100) of
+        the same geometry (None: no risk layer), both in the nav_msgs/OccupancyGrid convention."""
+        occ = torch.as_tensor(np.asarray(occupancy), dtype=torch.float32, device=device)
+        if occ.dim() != 2 or occ.numel() == 0:
+            raise ValueError(f"occupancy must be a non-empty [height, width] grid, got shape {tuple(occ.shape)}")
+        blocked = (occ >= 50) | ((occ < 0) & unknown_is_obstacle)
+        cost = Costmap.from_occupancy(occupancy, resolution, origin_x, origin_y, inflation_radius,
+                                      unknown_is_obstacle).cost.to(device)
+        if hazard is None:
+            level = torch.zeros_like(occ)
+        else:
+            level = torch.as_tensor(np.asarray(hazard), dtype=torch.float32, device=device)
+            if level.shape != occ.shape:
+                raise ValueError(f"hazard grid shape {tuple(level.shape)} differs from the occupancy grid's "
+                                 f"{tuple(occ.shape)}: the risk layer must share the costmap's geometry")
+            level = level.clamp(0, 100)  # unknown (-1) risk reads as none: the costmap decides what is unseen
+        stacked = torch.stack([cost, (level > 0).float(), torch.log1p(level) / math.log(101.0), blocked.float()])
+        grid = _to_feature_grid(stacked, resolution)  # max-pooled: conservative for walls and risk alike
+        obstacle, risk, hazard_ch, blocked_fr = grid
+        # A robot's centre may not be within a cell of a wall (0.1-0.2 m: the robot radius, at this resolution).
+        passable = ~(F.max_pool2d(blocked_fr[None, None], 3, stride=1, padding=1)[0, 0] > 0.5)
+        layers = torch.stack([obstacle, risk, hazard_ch, torch.ones_like(obstacle)])[None]
+        return cls(layers, passable[None], FEATURE_RESOLUTION,
+                   torch.tensor([[origin_x, origin_y]], dtype=torch.float32, device=device))
+
+    @classmethod
+    def stack(cls, maps: list["MapLayers"]) -> "MapLayers":
+        """Many maps in one tensor, each padded (top and right) with off-map cells to the largest size."""
+        h = max(m.layers.shape[-2] for m in maps)
+        w = max(m.layers.shape[-1] for m in maps)
+        layers, passable = [], []
+        for m in maps:
+            pad = (0, w - m.layers.shape[-1], 0, h - m.layers.shape[-2])
+            layers.append(F.pad(m.layers, pad))  # zeros: valid = 0, read as wall
+            passable.append(F.pad(m.passable, pad, value=False))
+        return cls(torch.cat(layers), torch.cat(passable), maps[0].resolution, torch.cat([m.origin for m in maps]))
+
+    def __len__(self) -> int:
+        return self.layers.shape[0]
+
+    def to(self, device) -> "MapLayers":
+        return MapLayers(self.layers.to(device), self.passable.to(device), self.resolution, self.origin.to(device))
+
+    def cells_of(self, xy: Tensor, index: Tensor | None = None) -> Tensor:
+        """(row, col) [..., 2] long of world points xy [..., 2] on map `index` (None: map 0)."""
+        origin = self.origin[0] if index is None else self.origin[index]
+        col_row = torch.floor((xy - origin) / self.resolution).long()
+        return col_row.flip(-1)
+
+    @torch.no_grad()
+    def goal_distance(self, goals: Tensor, index: Tensor | None = None, chunk: int | None = None, safe: bool = False) -> Tensor:
+        """Geodesic distance (m) to each goal over passable cells, 8-connected: goals [G, 2] on maps `index`
+        [G] (None: map 0) -> [G, 1, h, w], or [G, 2, h, w] with the safe distance (risk weighted) as well;
+        UNREACHABLE where the goal cannot be reached from."""
+        goals = torch.as_tensor(goals, dtype=torch.float32, device=self.layers.device).reshape(-1, 2)
+        if index is None:
+            index = torch.zeros(len(goals), dtype=torch.long, device=goals.device)
+        # A chunk relaxes until its longest route converges: small chunks on a CPU waste fewer iterations.
+        chunk = chunk or (512 if goals.is_cuda else 32)
+        out = []
+        for i in range(0, len(goals), chunk):
+            g, idx = goals[i:i + chunk], index[i:i + chunk]
+            fields = [self._distance_chunk(g, idx, None)]
+            if safe:
+                fields.append(self._distance_chunk(g, idx, 1 + (SAFE_DETOUR_WEIGHT - 1) * self.layers[idx, 1]))
+            out.append(torch.stack(fields, 1))
+        return torch.cat(out) if out else self.layers.new_zeros((0, 1 + safe, *self.layers.shape[-2:]))
+
+    def _distance_chunk(self, goals: Tensor, index: Tensor, weight: Tensor | None) -> Tensor:
+        """weight [G, h, w]: the cost of a metre entering each cell (None: 1 everywhere)."""
+        g, (h, w) = len(goals), self.layers.shape[-2:]
+        passable = self.passable[index].clone()
+        rc = self.cells_of(goals, index)
+        rows, cols = rc[:, 0].clamp(0, h - 1), rc[:, 1].clamp(0, w - 1)
+        arange = torch.arange(g, device=goals.device)
+        passable[arange, rows, cols] = True  # a goal next to a wall is still a goal
+        inf = torch.tensor(math.inf, device=goals.device)
+        dist = torch.full((g, h, w), math.inf, device=goals.device)
+        dist[arange, rows, cols] = 0.0
+        r, d = self.resolution, self.resolution * math.sqrt(2.0)
+        shifts = [(dy, dx, r if dy == 0 or dx == 0 else d) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+        # Bellman-Ford relaxation, all cells at once: one ring per iteration, stop when nothing changes.
+        for iteration in range(2 * (h + w) * 4):
+            padded = F.pad(dist, (1, 1, 1, 1), value=math.inf)
+            best = dist
+            for dy, dx, step in shifts:
+                move = step if weight is None else step * weight
+                best = torch.minimum(best, padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] + move)
+            best = torch.where(passable, best, inf)
+            if iteration % 8 == 7 and torch.equal(best, dist):
+                break
+            dist = best
+        return torch.nan_to_num(dist, posinf=UNREACHABLE)
+
+    def patches(self, centres: Tensor, distance: Tensor, cells: int, extent_m: float,
+                index: Tensor | None = None) -> Tensor:
+        """Egocentric patches [B, 3 + F, cells, cells] (PATCH_CHANNELS) of side extent_m around centres [B, 2],
+        with each row's F goal distance fields distance [B, F, h, w] (goal_distance); index [B] picks each row's
+        map (None: all on map 0)."""
+        b, dev = len(centres), centres.device
+        half = extent_m / 2
+        offsets = (torch.arange(cells, device=dev, dtype=torch.float32) + 0.5) / cells * extent_m - half  # [P]
+        oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
+        world = centres[:, None, None, :] + torch.stack([ox, oy], -1)[None]  # [B, P, P, 2], row = y
+        h, w = self.layers.shape[-2:]
+        origin = (self.origin[0] if index is None else self.origin[index][:, None, None, :]).to(world.dtype)
+        size = torch.tensor([w * self.resolution, h * self.resolution], device=dev)
+        grid = (world - origin) / size * 2 - 1
+        if index is None:  # one map for every row: one lookup, no per-row copy of the layers
+            layers = F.grid_sample(self.layers[:1], grid.reshape(1, b * cells, cells, 2), mode="bilinear",
+                                   padding_mode="zeros", align_corners=False)
+            layers = layers.reshape(4, b, cells, cells).transpose(0, 1)
+        else:
+            layers = F.grid_sample(self.layers[index], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        obstacle, risk, hazard, valid = layers.unbind(1)
+        # Nearest: a bilinear mix with an UNREACHABLE neighbour would make a reachable cell look unreachable.
+        dist = F.grid_sample(distance.float(), grid, mode="nearest", padding_mode="border", align_corners=False)
+        dist = torch.where(valid[:, None] > 0.5, dist, torch.full_like(dist, UNREACHABLE))
+        c = cells // 2
+        own = dist[:, :, c - 1:c + 1, c - 1:c + 1].amin((2, 3))  # the robot's cell(s) at the patch centre
+        relative = ((dist - own[:, :, None, None]) / half).clamp(-_DISTANCE_CLIP, _DISTANCE_CLIP)
+        return torch.cat([torch.stack([obstacle + (1 - valid), risk, hazard], 1), relative], 1)
+
+
+def sample_along(patches: Tensor, xy: Tensor, extent_m: float) -> Tensor:
+    """Patch channels at plan positions: patches [B, C, P, P], xy [B*K, H, 2] metres from each patch's
+    centre (rows b*K .. b*K+K-1 belong to patch b) -> [B*K, H, C]. Bilinear, so differentiable in xy
+    (the guidance gradient flows through it); beyond the patch the edge value."""
+    b, c = patches.shape[:2]
+    m, horizon = xy.shape[:2]
+    grid = (xy / (extent_m / 2)).reshape(b, (m // b) * horizon, 1, 2).to(patches.dtype)
+    out = F.grid_sample(patches, grid, mode="bilinear", padding_mode="border", align_corners=False)  # [B, C, K*H, 1]
+    return out[..., 0].permute(0, 2, 1).reshape(m, horizon, c)
+
+
+def _to_feature_grid(stacked: Tensor, resolution: float) -> Tensor:
+    """[C, h, w] at `resolution` -> [C, h', w'] at FEATURE_RESOLUTION: max over finer cells, nearest from coarser."""
+    h, w = stacked.shape[-2:]
+    size = (max(1, round(h * resolution / FEATURE_RESOLUTION)), max(1, round(w * resolution / FEATURE_RESOLUTION)))
+    if size == (h, w):
+        return stacked
+    if size[0] < h:
+        return F.adaptive_max_pool2d(stacked[None], size)[0]
+    return F.interpolate(stacked[None], size=size, mode="nearest")[0]
+
+
+class PlanningMap:
+    """One map as a map-conditioned planner reads it: its layers, and a goal distance field per goal
+    (cached by goal cell, so robots and replans towards one goal compute it once)."""
+
+    MAX_FIELDS = 2048  # cached goal distance fields (a 16 x 16 m map: 100 kB each)
+
+    def __init__(self, layers: MapLayers, safe_distance: bool = True):
+        if len(layers) != 1:
+            raise ValueError(f"a PlanningMap holds one map, got {len(layers)}")
+        self.layers, self.safe_distance = layers, safe_distance
+        self._fields: dict[tuple[int, int], Tensor] = {}
+
+    @classmethod
+    def from_grids(cls, occupancy_grid, hazard_grid=None, inflation_radius: float = MAP_INFLATION_M,
+                   unknown_is_obstacle: bool = True, device="cpu", safe_distance: bool = True) -> "PlanningMap":
+        """From grids with `.data`, `.resolution`, `.origin_x`, `.origin_y` (a costmap and its risk layer)."""
+        g = occupancy_grid
+        hazard = None
+        if hazard_grid is not None:
+            same = (np.shape(hazard_grid.data) == np.shape(g.data) and abs(hazard_grid.resolution - g.resolution) < 1e-9
+                    and abs(hazard_grid.origin_x - g.origin_x) < 1e-9 and abs(hazard_grid.origin_y - g.origin_y) < 1e-9)
+            if not same:
+                raise ValueError("the risk map's geometry (size, resolution, origin) differs from the costmap's; "
+                                 "publish both on one grid")
+            hazard = hazard_grid.data
+        return cls(MapLayers.from_grids(g.data, g.resolution, g.origin_x, g.origin_y, hazard, inflation_radius,
+                                        unknown_is_obstacle, device), safe_distance)
+
+    @property
+    def device(self) -> torch.device:
+        return self.layers.layers.device
+
+    def to(self, device) -> "PlanningMap":
+        return self if torch.device(device) == self.device else PlanningMap(self.layers.to(device), self.safe_distance)
+
+    def distance_fields(self, goals: Tensor) -> Tensor:
+        """[B, F, h, w] goal distance fields of goals [B, 2], computing only the ones not cached."""
+        cells = [tuple(rc) for rc in self.layers.cells_of(goals).tolist()]
+        missing = sorted({c for c in cells if c not in self._fields})
+        if missing:
+            if len(self._fields) + len(missing) > self.MAX_FIELDS:
+                self._fields.clear()
+            # The field of a cell is computed from the cell's centre: every goal in it shares it.
+            centres = (torch.tensor(missing, dtype=torch.float32, device=goals.device).flip(-1) + 0.5) \
+                * self.layers.resolution + self.layers.origin[0]
+            for cell, field in zip(missing, self.layers.goal_distance(centres, safe=self.safe_distance)):
+                self._fields[cell] = field
+        return torch.stack([self._fields[c] for c in cells])
+
+    def patches(self, centres: Tensor, goals: Tensor, cells: int, extent_m: float) -> Tensor:
+        """Patches [B, 4 or 5, cells, cells] around centres [B, 2] for goals [B, 2] (PATCH_CHANNELS)."""
+        return self.layers.patches(centres, self.distance_fields(goals), cells, extent_m)

@@ -1,0 +1,27 @@
+"""The maps of a map-conditioned training run: every map's layers on the training device, one goal
+distance field per episode (computed once, before the first step), and the patches of a batch.
+
+A batch gathers each window's map and field and cuts the patch around the window's first state on
+the device: no patch is stored, so 500+ maps cost their layers (a few MB each) plus one field per episode.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..map_input import MapLayers
+
+
+class TrainingMaps:
+    def __init__(self, layers: MapLayers, episode_map: Tensor, episode_goal: Tensor, cells: int, extent_m: float,
+                 safe_distance: bool = False):
+        self.layers, self.cells, self.extent_m = layers, cells, extent_m
+        self.episode_map = episode_map.to(layers.layers.device)
+        # Half precision: a field's values are metres up to ~40 (0.02 m steps there) or UNREACHABLE.
+        self.distance = layers.goal_distance(episode_goal.to(layers.layers.device), self.episode_map,
+                                             safe=safe_distance).half()
+
+    def patches(self, centres: Tensor, episode: Tensor) -> Tensor:
+        """Patches [B, 4 or 5, P, P] around centres [B, 2] of windows from episodes [B]."""
+        return self.layers.patches(centres, self.distance[episode], self.cells, self.extent_m,
+                                   index=self.episode_map[episode])

@@ -1,0 +1,187 @@
+"""Map conditioning: the map layers, goal distance fields, egocentric patches, the critic's lookup along a
+plan, the planner's and controller's map input, warm starts, and a map-conditioned training run."""
+import math
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+import torch
+from test_core_helpers import synthetic_episodes, tiny_config, single_thread  # noqa: F401 (autouse fixture)
+
+from rs_diffuser_ros.core.config import CoreConfig, ConfigError
+from rs_diffuser_ros.core.map_input import UNREACHABLE, MapLayers, PlanningMap, sample_along
+from rs_diffuser_ros.core.models.networks import NETWORK_NAMES, build_networks
+from rs_diffuser_ros.core.planner import RiskSensitivePlanner
+from rs_diffuser_ros.core.training.train import train
+
+
+class Grid(NamedTuple):
+    data: np.ndarray
+    resolution: float
+    origin_x: float
+    origin_y: float
+
+
+RES = 0.05
+
+
+def grid_with(boxes=(), width=8.0, height=6.0, origin=(-4.0, -3.0)):
+    """An occupancy grid (0 / 100) with the given boxes (x0, y0, x1, y1) in world metres filled."""
+    rows, cols = int(round(height / RES)), int(round(width / RES))
+    data = np.zeros((rows, cols), np.int8)
+    xs = origin[0] + (np.arange(cols) + 0.5) * RES
+    ys = origin[1] + (np.arange(rows) + 0.5) * RES
+    for x0, y0, x1, y1 in boxes:
+        data[np.ix_((ys >= y0) & (ys <= y1), (xs >= x0) & (xs <= x1))] = 100
+    return Grid(data, RES, *origin)
+
+
+def level_grid(like: Grid, boxes, level: int = 50):
+    g = grid_with(boxes, like.data.shape[1] * RES, like.data.shape[0] * RES, (like.origin_x, like.origin_y))
+    return Grid(np.where(g.data > 0, level, 0).astype(np.int8), RES, like.origin_x, like.origin_y)
+
+
+def map_config(safe: bool = True, **training) -> CoreConfig:
+    cfg = tiny_config(**training)
+    cfg.model.map_patch_cells, cfg.model.map_patch_m, cfg.model.map_embedding = 16, 3.2, 8
+    cfg.model.map_safe_distance = safe
+    return cfg.validate()
+
+
+def test_a_patch_is_world_aligned_and_centred_on_the_robot():
+    occ = grid_with([(1.0, -3.0, 1.2, 3.0)])  # a wall 1 m east of the robot at the origin
+    risk = level_grid(occ, [(-3.0, 0.8, 3.0, 1.6)])  # a risky band 0.8-1.6 m north
+    pm = PlanningMap.from_grids(occ, risk)
+    patch = pm.patches(torch.tensor([[0.0, 0.0]]), torch.tensor([[-3.0, 0.0]]), 32, 6.4)[0]
+    assert patch.shape == (5, 32, 32)
+    # Cell (row, col) has its centre at (-3.1 + 0.2 col, -3.1 + 0.2 row) from the robot: row = y, col = x.
+    assert patch[0, 16, 21] > 0.9 and patch[0, 16, 10] == 0  # wall at x = +1.1 m, open floor at x = -1.1 m
+    assert patch[1, 21, 16] == 1 and patch[1, 10, 16] == 0  # risk at y = +1.1 m, none at y = -1.1 m
+    assert patch[2, 21, 16] == pytest.approx(math.log1p(50) / math.log(101), abs=1e-5)
+    # The goal is west: the distance channel falls towards it and rises away from it.
+    assert patch[3, 16, 5] < 0 < patch[3, 16, 18]
+    # Beyond the map's edge (the robot near the south edge): wall, no risk.
+    edge = pm.patches(torch.tensor([[0.0, -2.9]]), torch.tensor([[-3.0, 0.0]]), 32, 6.4)[0]
+    assert edge[0, 2, 16] == pytest.approx(1.0) and edge[1, 2, 16] == 0
+
+
+def test_goal_distance_is_the_route_round_walls_and_unreachable_behind_them():
+    open_map = MapLayers.from_grids(grid_with().data, RES, -4.0, -3.0)
+    d = open_map.goal_distance(torch.tensor([[2.0, 0.0]]))[0, 0]
+    rc = open_map.cells_of(torch.tensor([-2.0, 0.0]))
+    assert d[rc[0], rc[1]] == pytest.approx(4.0, abs=0.1)  # straight line in the open
+    # A wall from y = -3 to 2 at x = 0: the way round its end at y = 2 (plus clearance) is longer.
+    walled = MapLayers.from_grids(grid_with([(-0.1, -3.0, 0.1, 2.0)]).data, RES, -4.0, -3.0)
+    d = walled.goal_distance(torch.tensor([[2.0, 0.0]]))[0, 0]
+    around = 2 * math.hypot(2.0, 2.2)
+    assert d[rc[0], rc[1]] == pytest.approx(around, rel=0.08)
+    # A closed room: cells inside cannot reach a goal outside it.
+    boxed = MapLayers.from_grids(grid_with([(-3.0, -1.0, -1.0, -0.9), (-3.0, 0.9, -1.0, 1.0), (-3.0, -1.0, -2.9, 1.0),
+                                            (-1.1, -1.0, -1.0, 1.0)]).data, RES, -4.0, -3.0)
+    d = boxed.goal_distance(torch.tensor([[2.0, 0.0]]))[0, 0]
+    inside = boxed.cells_of(torch.tensor([-2.0, 0.0]))
+    assert d[inside[0], inside[1]] == UNREACHABLE
+
+
+def test_the_safe_distance_goes_round_risk_and_equals_the_plain_one_without_risk():
+    occ = grid_with()
+    band = [(-1.0, -3.0, 1.0, 1.5)]  # risk across the straight route, free way round its north end
+    layers = MapLayers.from_grids(occ.data, RES, -4.0, -3.0, level_grid(occ, band).data)
+    d = layers.goal_distance(torch.tensor([[3.0, 0.0]]), safe=True)[0]
+    rc = layers.cells_of(torch.tensor([-3.0, 0.0]))
+    plain, safe = float(d[0, rc[0], rc[1]]), float(d[1, rc[0], rc[1]])
+    assert plain == pytest.approx(6.0, abs=0.1)
+    assert safe == pytest.approx(2 * math.hypot(2.0, 1.5) + 2.0, rel=0.08)  # round the band's north end
+    no_risk = MapLayers.from_grids(occ.data, RES, -4.0, -3.0).goal_distance(torch.tensor([[3.0, 0.0]]), safe=True)[0]
+    assert torch.equal(no_risk[0], no_risk[1])
+
+
+def test_sample_along_reads_each_rows_own_patch_at_plan_positions_and_has_a_gradient():
+    patches = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    # Two patches, two plans each (K = 2), positions at cell centres of an 8-cell, 1.6 m patch.
+    cell = lambda r, c: [(c + 0.5) * 0.2 - 0.8, (r + 0.5) * 0.2 - 0.8]  # noqa: E731
+    xy = torch.tensor([[cell(0, 0), cell(7, 7)], [cell(3, 4), cell(4, 3)],
+                       [cell(1, 2), cell(2, 1)], [cell(5, 6), cell(6, 5)]], requires_grad=True)
+    out = sample_along(patches, xy, 1.6)
+    assert out.shape == (4, 2, 3)
+    expect = [[(0, 0, 0), (0, 7, 7)], [(0, 3, 4), (0, 4, 3)], [(1, 1, 2), (1, 2, 1)], [(1, 5, 6), (1, 6, 5)]]
+    for m, row in enumerate(expect):
+        for h, (b, r, c) in enumerate(row):
+            assert torch.allclose(out[m, h], patches[b, :, r, c]), (m, h)
+    out.sum().backward()
+    assert torch.isfinite(xy.grad).all() and xy.grad.abs().sum() > 1.0  # the channels vary along x and y
+
+
+def test_a_planning_map_caches_one_field_pair_per_goal_cell():
+    pm = PlanningMap.from_grids(grid_with([(1.0, -3.0, 1.2, 2.0)]))
+    goals = torch.tensor([[3.0, 0.0], [3.01, 0.01], [-3.0, 1.0]])  # the first two share a 0.1 m cell
+    fields = pm.distance_fields(goals)
+    assert fields.shape[:2] == (3, 2) and len(pm._fields) == 2
+    assert torch.equal(fields[0], fields[1]) and not torch.equal(fields[0], fields[2])
+
+
+def test_the_planner_needs_a_map_for_a_map_model_and_refuses_one_otherwise():
+    occ = grid_with()
+    map_planner = RiskSensitivePlanner.from_config(map_config(), device="cpu")
+    with pytest.raises(ValueError, match="map_input"):
+        map_planner.plan([-2, 0, 0, 1, 0, 0], [2, 0])
+    with pytest.raises(ValueError, match="safe_distance"):
+        map_planner.plan([-2, 0, 0, 1, 0, 0], [2, 0], map_input=PlanningMap.from_grids(occ, safe_distance=False))
+    result = map_planner.plan([-2, 0, 0, 1, 0, 0], [2, 0], seed=0, map_input=PlanningMap.from_grids(occ))
+    assert result.candidates.shape == (4, 8, 6) and np.isfinite(result.action).all()
+    per_map = RiskSensitivePlanner.from_config(tiny_config(), device="cpu")
+    with pytest.raises(ValueError, match="per-map"):
+        per_map.plan([-2, 0, 0, 1, 0, 0], [2, 0], map_input=PlanningMap.from_grids(occ))
+
+
+def test_the_map_changes_the_plan_of_a_map_model():
+    planner = RiskSensitivePlanner.from_config(map_config(), device="cpu", seed=3)
+    state, goal = [-2, 0, 0, 1, 0, 0], [2, 0]
+    a = planner.plan(state, goal, seed=0, map_input=PlanningMap.from_grids(grid_with()))
+    b = planner.plan(state, goal, seed=0, map_input=PlanningMap.from_grids(grid_with([(-1.6, -3, -1.4, 3)])))
+    assert not np.allclose(a.candidates, b.candidates)
+
+
+def test_a_warm_started_model_with_a_new_map_channel_computes_what_the_old_one_did():
+    old_cfg, new_cfg = map_config(safe=False), map_config(safe=True)
+    torch.manual_seed(0)
+    old = build_networks(old_cfg.model)
+    new = build_networks(new_cfg.model)
+    for name in NETWORK_NAMES:
+        net, state = new[name], old[name].state_dict()
+        net.grow_from(state) if hasattr(net, "grow_from") else net.load_state_dict(state)
+    patches = torch.randn(3, 5, 16, 16)
+    assert torch.allclose(old["map_encoder"](patches[:, :4]), new["map_encoder"](patches), atol=1e-6)
+    window, context, noise, along = torch.randn(3, 8, 6), torch.randn(3, 10), torch.rand(3), torch.randn(3, 8, 5)
+    assert torch.allclose(old["critic"](window, context, noise, along[..., :4]),
+                          new["critic"](window, context, noise, along), atol=1e-5)
+
+
+def test_map_settings_are_validated():
+    cfg = map_config()
+    cfg.model.map_patch_cells = 12
+    with pytest.raises(ConfigError, match="map_patch_cells"):
+        cfg.validate()
+
+
+def _map_episodes():
+    episodes = synthetic_episodes(6)
+    for i, e in enumerate(episodes):
+        e["layout"] = f"m{i % 2}"
+    return episodes
+
+
+def test_a_map_conditioned_model_trains_saves_and_plans(tmp_path):
+    occ = grid_with([(0.5, 2.2, 0.7, 3.0)])
+    maps = {"m0": (occ, level_grid(occ, [])), "m1": (occ, level_grid(occ, [(-1.0, -0.5, 1.0, 0.5)]))}
+    summary = train(map_config(steps=10, checkpoint_every=100), _map_episodes(), tmp_path, seed=0, device="cpu",
+                    progress=False, maps=maps)
+    assert summary["steps"] == 10
+    planner = RiskSensitivePlanner.from_checkpoint(tmp_path / "model.safetensors", device="cpu")
+    assert planner.map_conditioned
+    result = planner.plan([-2, 0, 0, 1, 0, 0], [2, 0], seed=0, map_input=PlanningMap.from_grids(*maps["m1"]))
+    assert np.isfinite(result.action).all()
+    with pytest.raises(ValueError, match="not among the dataset's maps"):
+        train(map_config(steps=2), _map_episodes(), tmp_path / "x", device="cpu", progress=False, maps={"m0": maps["m0"]})
+    with pytest.raises(ValueError, match="map-conditioned"):
+        train(map_config(steps=2), _map_episodes(), tmp_path / "y", device="cpu", progress=False)
