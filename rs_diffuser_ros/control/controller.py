@@ -15,9 +15,10 @@ Every stop carries a reason (`StopReason`) and a sentence saying why, which the 
 logs. Inputs arrive as events (`on_odometry`, `on_costmap`, `on_risk_map`, `set_goal`), with the
 receiver's clock, so the same rules hold for DDS messages and for an evaluation's simulated time.
 
-The risk layer (`on_risk_map`: a `Grid` of hazard levels 0..100, /risk_map, docs/ros.md) is kept in
-`risk_map` for a model that reads it; no stage uses it yet (today's models learned their map's risk),
-and a missing one stops nothing.
+The risk layer (`on_risk_map`: a `Grid` of hazard levels 0..100, /risk_map, docs/ros.md) is what a
+map-conditioned model reads, with the costmap (core/map_input.py PlanningMap, built once per map). Until
+one arrives such a model plans on the costmap with no risk known, as a robot told of no hazard would;
+a per-map model learned its map's risk and ignores it.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
 from rs_diffuser_ros.core.costmap import Costmap
+from rs_diffuser_ros.core.map_input import PlanningMap
 from rs_diffuser_ros.core.planner import PlanResult
 
 
@@ -82,6 +84,7 @@ class _PlanRequest:
     speed_limit: float
     costmap: Costmap | None
     clearance: ClearanceMap | None  # None: the collision check is off
+    map_input: PlanningMap | None = None  # what a map-conditioned model plans on (None for a per-map model)
 
 
 class Controller:
@@ -94,7 +97,7 @@ class Controller:
         self.grid: Grid | None = None  # the last costmap received
         self.map_bounds: tuple[float, float, float, float] | None = None  # its extent
         self.grid_received_at = -math.inf
-        self.risk_map: Grid | None = None  # the last risk layer received (hazard 0..100); no stage reads it yet
+        self.risk_map: Grid | None = None  # the last risk layer received (hazard 0..100): a map model's risk input
         self.risk_map_received_at = -math.inf
         self.set_planner(planner)
 
@@ -177,7 +180,11 @@ class Controller:
         limit = approach_speed_limit(distance, s.max_linear_speed, s.approach_slowdown_m, s.min_approach_speed)
         costmap = _inflated(self.grid, s.costmap_inflation_m, s.unknown_is_obstacle) if s.use_costmap else None
         clearance = _clearance_map(self.grid, s.unknown_is_obstacle, self.planner.device) if s.collision_check else None
-        return _PlanRequest(state, goal, limit, costmap, clearance)
+        map_input = None
+        if getattr(self.planner, "map_conditioned", False):
+            map_input = _planning_map(self.grid, self.risk_map, s.unknown_is_obstacle, self.planner.device,
+                                      self.planner.config.model.map_safe_distance)
+        return _PlanRequest(state, goal, limit, costmap, clearance, map_input)
 
     def select_safe(self, result: PlanResult) -> tuple[PlanResult | None, tuple[str, ...]]:
         """Stage 4: the planner already chose the best-scoring candidate the collision check admits (see
@@ -220,7 +227,7 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
         commands[i] = stop or c.goal_reached(state)
         if commands[i] is None:
             request = c.plan_request(state)
-            key = (id(c.planner), c.settings, id(request.costmap))  # model_sampling is the planner's
+            key = (id(c.planner), c.settings, id(request.costmap), id(request.map_input))  # model_sampling is the planner's
             groups.setdefault(key, []).append((i, request))
     for members in groups.values():
         first = controllers[members[0][0]]
@@ -256,7 +263,7 @@ def _plan_and_select(controllers, members, commands, seed, candidates, events) -
     s = c0.settings
     results = c0.planner.plan_batch(np.stack([r.state for _, r in members]), np.stack([r.goal for _, r in members]),
                                     s.alpha, s.risk_mode, r0.costmap, seed=seed, candidates=candidates,
-                                    admissible=_admissible(s, r0.clearance, members))
+                                    admissible=_admissible(s, r0.clearance, members), map_input=r0.map_input)
     unsafe = []
     for (i, request), result in zip(members, results):
         if not np.isfinite(result.action).all():  # a diverged model: no candidate is to be trusted
@@ -311,6 +318,14 @@ def _clearance_map(grid, unknown_is_obstacle: bool, device) -> ClearanceMap:
     """The collision check's clearance grid of `grid` on `device` (building it takes ~0.2 s)."""
     return _per_map(grid, ("clearance", unknown_is_obstacle, str(device)),
                     lambda: ClearanceMap(grid, unknown_is_obstacle, device))
+
+
+def _planning_map(grid, risk_map, unknown_is_obstacle: bool, device, safe_distance: bool) -> PlanningMap:
+    """The map layers a map-conditioned model reads (costmap + risk layer), on the planner's device; its goal
+    distance fields are cached inside, so robots on one map share them."""
+    key = ("planning_map", id(risk_map), unknown_is_obstacle, str(device), safe_distance)
+    return _per_map(grid, key, lambda: PlanningMap.from_grids(grid, risk_map, unknown_is_obstacle=unknown_is_obstacle,
+                                                                device=device, safe_distance=safe_distance))
 
 
 def _inflated(grid, radius: float, unknown_is_obstacle: bool) -> Costmap:

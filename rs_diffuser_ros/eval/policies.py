@@ -27,6 +27,7 @@ class PolicyContext:
     envs: object  # the worker's env batch (risky_nav.vector)
     layout: object  # risky_nav Layout
     grid: Grid  # the layout's occupancy grid, as the sim node publishes it on /costmap
+    risk_grid: Grid  # the layout's risk layer, as the sim node publishes it on /risk_map
     stream: int  # this (setting, worker)'s noise seed
     load_planner: Callable[[], object]
     _planner: object = field(default=None, repr=False)
@@ -47,8 +48,9 @@ class ControllerPolicy:
     does on the latest odometry at each tick; DDS latency is not modelled.
     """
 
-    def __init__(self, planner, settings: ControllerSettings, grid: Grid, n_slots: int, seed: int = 0):
-        self.planner, self.settings, self.grid = planner, settings, grid
+    def __init__(self, planner, settings: ControllerSettings, grid: Grid, n_slots: int, seed: int = 0,
+                 risk_grid: Grid | None = None):
+        self.planner, self.settings, self.grid, self.risk_grid = planner, settings, grid, risk_grid
         self.controllers = [self._fresh() for _ in range(n_slots)]
         # One noise seed per step, drawn from this stream: a run is reproducible for a given batching.
         self._seeds = np.random.default_rng(seed)
@@ -71,6 +73,8 @@ class ControllerPolicy:
         for controller, o in zip(controllers, obs):
             controller.on_odometry(o[:STATE_DIM], now, stamp_s=now)
             controller.on_costmap(self.grid, now)
+            if self.risk_grid is not None:
+                controller.on_risk_map(self.risk_grid, now)
         # A fixed seed in the settings means the same as on the robot (same state -> same plan); else the
         # run's own stream gives each step a reproducible seed.
         seed = None if self.settings.seed >= 0 else int(self._seeds.integers(2**31 - 1))

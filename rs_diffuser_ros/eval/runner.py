@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from risky_nav import load_layout
-from risky_nav.occupancy import occupancy_grid
+from risky_nav.occupancy import occupancy_grid, risk_grid
 from risky_nav.vector import make_env_batch
 from tqdm import tqdm
 
@@ -144,7 +144,8 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
     outcomes, plan_seconds, plan_calls, stops, timings = [], {}, {}, {}, {}
     try:
         grid = Grid(*dataclasses.astuple(occupancy_grid(layout)))  # what the sim node publishes on /costmap
-        shared = PolicyContext(config, envs, layout, grid, 0, lambda: RiskSensitivePlanner.from_checkpoint(
+        risk = Grid(*dataclasses.astuple(risk_grid(layout)))  # ... and on /risk_map
+        shared = PolicyContext(config, envs, layout, grid, risk, 0, lambda: RiskSensitivePlanner.from_checkpoint(
             config.checkpoint, device=worker_device(config.device, worker_index)))
         for setting_index, episodes in tasks:
             setting = config.settings[setting_index]

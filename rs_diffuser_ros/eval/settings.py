@@ -62,7 +62,7 @@ class PlannerSetting:
 
     def make_policy(self, context: PolicyContext) -> ControllerPolicy:
         return ControllerPolicy(context.planner(), context.config.controller_settings(self), context.grid,
-                                len(context.envs), seed=context.stream)
+                                len(context.envs), seed=context.stream, risk_grid=context.risk_grid)
 
     def describe(self) -> dict:
         return {"alpha": self.alpha, "risk_mode": self.risk_mode, "controller_overrides": self.controller_overrides}
