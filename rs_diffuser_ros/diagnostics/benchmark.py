@@ -12,6 +12,9 @@ seed: the largest difference of the K risk values (return units) and whether it 
     python -m rs_diffuser_ros.diagnostics.benchmark --train-steps 50 [--device cuda]   # training throughput
 
 Without --checkpoint the planner is built from config/model.yaml with random weights (same cost).
+A map-conditioned model plans as the controller has it plan: on a map (a 12 x 8 m grid shaped like the
+default layout, with its risky passage) with the costmap term on; the map encoder runs in every replan,
+the goal distance fields once (cached per goal, as on the robot).
 """
 from __future__ import annotations
 
@@ -27,17 +30,41 @@ import numpy as np
 import torch
 
 from rs_diffuser_ros.core.config import CoreConfig
+from rs_diffuser_ros.core.costmap import Costmap
+from rs_diffuser_ros.core.map_input import MapLayers, PlanningMap
 from rs_diffuser_ros.core.models.networks import NETWORK_NAMES, build_networks
 from rs_diffuser_ros.core.normalizer import Normalizers
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.schedule import DiffusionSchedule
 from rs_diffuser_ros.core.training.ema import EMA
 from rs_diffuser_ros.core.training.losses import TrainingObjective
+from rs_diffuser_ros.core.training.map_batches import TrainingMaps
 from rs_diffuser_ros.core.training.train import DEFAULT_CONFIG
 
 STATE = np.array([1.5, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
 GOAL = np.array([10.5, 4.0], np.float32)
 ALPHA = 0.1
+PLAN_INPUTS: dict = {}  # map_input and costmap for a map-conditioned model (set in main)
+
+
+def default_like_map(resolution: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """(occupancy, hazard) int8 grids of a 12 x 8 m map like the default layout: boundary walls, a central block
+    split by a 2.2 m passage (risky: hazard 6) and a corridor along the top wall."""
+    ys, xs = (np.arange(n) * resolution + resolution / 2 for n in (round(8 / resolution), round(12 / resolution)))
+    x, y = np.meshgrid(xs, ys)
+    walls = (x < 0.1) | (x > 11.9) | (y < 0.1) | (y > 7.9)
+    block = (abs(x - 6) <= 2) & ((y <= 2.9) | ((y >= 5.1) & (y <= 6.7)))
+    passage = (abs(x - 6) <= 2) & (abs(y - 4) <= 1.1)
+    return np.where(walls | block, 100, 0).astype(np.int8), np.where(passage, 6, 0).astype(np.int8)
+
+
+def plan_inputs(planner: RiskSensitivePlanner) -> dict:
+    if not planner.map_conditioned:
+        return {}
+    occupancy, hazard = default_like_map()
+    layers = MapLayers.from_grids(occupancy, 0.05, 0.0, 0.0, hazard, device=planner.device)
+    return {"map_input": PlanningMap(layers, planner.config.model.map_safe_distance),
+            "costmap": Costmap.from_occupancy(occupancy, 0.05, 0.0, 0.0)}
 
 
 def device_name(device: torch.device) -> str:
@@ -53,7 +80,7 @@ def measure(planner: RiskSensitivePlanner, variants: list[tuple[bool, str]], rep
     for fast, precision in variants:  # the fast path captures its CUDA graph in its first call
         planner.set_execution(fast=fast, precision=precision)
         for _ in range(warmup):
-            planner.plan(STATE, GOAL, ALPHA)
+            planner.plan(STATE, GOAL, ALPHA, **PLAN_INPUTS)
     cuda = planner.device.type == "cuda"
     times = np.zeros((len(variants), repeats))
     peaks = np.zeros(len(variants))
@@ -64,7 +91,7 @@ def measure(planner: RiskSensitivePlanner, variants: list[tuple[bool, str]], rep
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats(planner.device)
             t0 = time.perf_counter()
-            planner.plan(STATE, GOAL, ALPHA)
+            planner.plan(STATE, GOAL, ALPHA, **PLAN_INPUTS)
             times[v, r] = (time.perf_counter() - t0) * 1e3
             if cuda:
                 peaks[v] = max(peaks[v], torch.cuda.max_memory_allocated(planner.device) / 2**20)
@@ -77,9 +104,9 @@ def plan_difference(planner: RiskSensitivePlanner, fast: bool, precision: str, s
     """Same seed on the reference and on this path: max |risk value difference| (return units),
     max candidate position difference (m), and whether both choose the same candidate."""
     planner.set_execution(fast=False)
-    ref = planner.plan(STATE, GOAL, ALPHA, seed=seed)
+    ref = planner.plan(STATE, GOAL, ALPHA, seed=seed, **PLAN_INPUTS)
     planner.set_execution(fast=fast, precision=precision)
-    out = planner.plan(STATE, GOAL, ALPHA, seed=seed)
+    out = planner.plan(STATE, GOAL, ALPHA, seed=seed, **PLAN_INPUTS)
     return (float(np.abs(ref.risk_values - out.risk_values).max()),
             float(np.abs(ref.candidates[..., :2] - out.candidates[..., :2]).max()),
             ref.chosen_index == out.chosen_index)
@@ -125,13 +152,20 @@ def training_throughput(device: torch.device, steps: int, batch_size: int | None
     b = batch_size or cfg.training.batch_size
     networks = build_networks(cfg.model)
     schedule = DiffusionSchedule(cfg.model.diffusion_steps, cfg.planner.ddim_steps, device=device)
-    objective = TrainingObjective(networks, schedule, Normalizers.untrained_defaults().to(device), cfg.training).to(device)
+    maps = None
+    if cfg.model.map_conditioned:  # one map, one goal: the same per-batch work (gather, patch, encode) as many
+        occupancy, hazard = default_like_map()
+        layers = MapLayers.from_grids(occupancy, 0.05, 0.0, 0.0, hazard, device=device)
+        maps = TrainingMaps(layers, torch.zeros(1, dtype=torch.long), torch.tensor([[10.5, 4.0]]), cfg.model.map_patch_cells,
+                            cfg.model.map_patch_m, cfg.model.map_safe_distance)
+    objective = TrainingObjective(networks, schedule, Normalizers.untrained_defaults().to(device), cfg.training,
+                                  maps).to(device)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.training.lr)
     emas = {name: EMA(networks[name], cfg.training.ema_decay) for name in NETWORK_NAMES}
     h = cfg.model.horizon
     walk = torch.cumsum(torch.randn(b, h, 6, device=device) * 0.05, 1) + torch.tensor([5.0, 5.0, 0, 0, 0, 0], device=device)
     batch = {"windows": walk, "goal": torch.rand(b, 2, device=device) * 12, "return": torch.randn(b, device=device),
-             "action": torch.rand(b, 2, device=device) * 2 - 1}
+             "action": torch.rand(b, 2, device=device) * 2 - 1, "episode": torch.zeros(b, dtype=torch.long, device=device)}
 
     def step():
         losses = objective(batch)
@@ -178,6 +212,7 @@ def main(argv=None) -> int:
     planner = (RiskSensitivePlanner.from_checkpoint(args.checkpoint, device=args.device) if args.checkpoint
                else RiskSensitivePlanner.from_config(DEFAULT_CONFIG, device=args.device))
     out = open(args.out, "w") if args.out else None
+    PLAN_INPUTS.update(plan_inputs(planner))
 
     def emit(line: str) -> None:
         print(line, flush=True)
@@ -187,6 +222,7 @@ def main(argv=None) -> int:
 
     emit(f"device: {device_name(planner.device)}; torch {torch.__version__}  ")
     emit(f"model: {'checkpoint ' + args.checkpoint if args.checkpoint else 'random weights from config/model.yaml'}; "
+         f"{'map-conditioned (on a default-like map, costmap term on)' if planner.map_conditioned else 'per-map'}; "
          f"horizon {planner.horizon}, guidance scale {planner.config.planner.guidance_scale}, alpha {ALPHA}, {args.repeats} timed replans per row  ")
     emit(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     emit("")
