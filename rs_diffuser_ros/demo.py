@@ -17,7 +17,7 @@ from rs_diffuser_ros.eval.cli import run_and_write
 from rs_diffuser_ros.eval.report import markdown_table
 from rs_diffuser_ros.eval.runner import EvalConfig, default_workers
 from rs_diffuser_ros.eval.settings import parse_settings
-from rs_diffuser_ros.shipped import model_path
+from rs_diffuser_ros.shipped import model_path, resolve_model
 
 DEMO_SETTINGS = ("averse:0.05", "neutral")
 
@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--episodes", type=int, default=20, help="episodes per setting (default 20)")
     ap.add_argument("--layout", default="default", help="shipped layout name or path to a layout YAML")
-    ap.add_argument("--checkpoint", type=Path, default=model_path(), help="model (default: the shipped one)")
+    ap.add_argument("--checkpoint", type=resolve_model, default=model_path(),
+                    help="model: a file or a shipped model's name (general: the map-conditioned one); default: the default model")
     ap.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     ap.add_argument("--workers", type=int, default=default_workers())
     ap.add_argument("--seed", type=int, default=0)

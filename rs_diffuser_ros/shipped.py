@@ -14,6 +14,7 @@ import rs_diffuser_ros
 
 MODELS = "models"
 DEFAULT_MODEL = "default.safetensors"
+GENERAL_MODEL = "general.safetensors"  # the map-conditioned model: any map with a costmap and a risk layer
 DEFAULT_BC_MODEL = "behaviour_cloning.safetensors"
 
 
@@ -22,6 +23,16 @@ def model_path(name: str = DEFAULT_MODEL) -> Path:
     candidates = [Path(str(resources.files("rs_diffuser_ros") / MODELS / name))]
     candidates += [Path(p) / MODELS / name for p in rs_diffuser_ros.__path__]
     return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+def resolve_model(value: str) -> Path:
+    """A model setting's value -> its file: "" the default model, a bare name ("general", "two_risks") the
+    shipped rs_diffuser_ros/models/<name>.safetensors, anything else a path."""
+    if not value:
+        return model_path()
+    if "/" not in value and not value.endswith(".safetensors") and model_path(f"{value}.safetensors").is_file():
+        return model_path(f"{value}.safetensors")
+    return Path(value).expanduser()
 
 
 def planner_yaml() -> Path:

@@ -19,7 +19,7 @@ from rs_diffuser_ros.eval.plots import plot_metrics_vs_alpha, plot_trajectories
 from rs_diffuser_ros.eval.report import build_results, write_results
 from rs_diffuser_ros.eval.runner import EvalConfig, default_workers, evaluate
 from rs_diffuser_ros.eval.settings import LEARNED, SETTINGS_HELP, SettingError, parse_settings
-from rs_diffuser_ros.shipped import model_path
+from rs_diffuser_ros.shipped import model_path, resolve_model
 
 DESCRIPTION = """Closed-loop evaluation: a checkpoint, a layout, settings, N episodes -> metric table with 95% CIs and plots.
 
@@ -39,7 +39,8 @@ def build_parser(suite: bool = False) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.eval", description=DESCRIPTION.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DESCRIPTION.split("\n\n", 1)[1])
     if not suite:  # the suite gives these per layout
-        ap.add_argument("--checkpoint", type=Path, default=model_path(), help="RS-Diffuser model (default: the shipped one)")
+        ap.add_argument("--checkpoint", type=resolve_model, default=model_path(),
+                        help="RS-Diffuser model: a file, or a shipped model's name (general, two_risks, ...); default: the default model")
         ap.add_argument("--layout", default="default", help="shipped layout name or path to a layout YAML")
     defaults = EvalConfig(settings=[]).learned_checkpoints
     for head, (kind, label, _) in LEARNED.items():

@@ -131,7 +131,9 @@ class PlannerNode(Node):
                     self.controller = Controller(planner)
                 else:
                     self.controller.set_planner(planner)
-                self.get_logger().info(f"model {resolve_checkpoint(parameter.value)} loaded on {planner.device} "
+                reads = ("map-conditioned: plans on the /costmap and /risk_map it receives" if planner.map_conditioned
+                         else "a per-map model: it knows the map it was trained on")
+                self.get_logger().info(f"model {resolve_checkpoint(parameter.value)} loaded on {planner.device}, {reads} "
                                        f"(its own sampling settings: {self.controller.model_sampling})")
             elif parameter.name == "torch_threads" and parameter.value > 0:
                 torch.set_num_threads(parameter.value)

@@ -16,7 +16,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from rs_diffuser_ros.control.settings import ControllerSettings, check_setting
 from rs_diffuser_ros.core.setting_spec import Spec, check_field, setting, specs
-from rs_diffuser_ros.shipped import model_path
+from rs_diffuser_ros.shipped import resolve_model
 
 DEVICES = ("auto", "cuda", "cpu")
 
@@ -32,8 +32,8 @@ class NodeSettings:
                           choices=DEVICES, dynamic=False)
     torch_threads: int = setting(0, "CPU threads torch may use (set at start-up); 0: torch's default. On a CPU "
                                  "shared with other processes 1-2 avoids thread thrashing.", low=0, high=256, dynamic=False)
-    checkpoint: str = setting("", "Model file (.safetensors); empty: the package's default model. A path that does "
-                              "not load is refused.")
+    checkpoint: str = setting("", "Model file (.safetensors); empty: the package's default model; a bare name "
+                              "(general, two_risks, ...): that shipped model. A path that does not load is refused.")
     global_frame: str = setting("odom", "Frame of odometry, goals and published plans (set at start-up).", dynamic=False)
 
 
@@ -74,7 +74,7 @@ def check_parameter(name: str, value) -> str | None:
 
         if not torch.cuda.is_available():
             return "device is 'cuda' but torch sees no CUDA device here (use auto or cpu)"
-    if name == "checkpoint" and value and not Path(value).expanduser().is_file():
+    if name == "checkpoint" and value and not resolve_checkpoint(value).is_file():
         return f"checkpoint '{value}' does not exist or is not a file"
     return None
 
@@ -85,4 +85,4 @@ def controller_settings(node) -> ControllerSettings:
 
 
 def resolve_checkpoint(value: str) -> Path:
-    return Path(value).expanduser() if value else model_path()
+    return resolve_model(value)

@@ -89,7 +89,7 @@ def parse_args(argv):
     parser.add_argument("--alpha", type=float, help="risk level in (0, 1] (planner parameter 'alpha')")
     parser.add_argument("--risk-mode", choices=["averse", "seeking"], help="planner parameter 'risk_mode'")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], help="planner parameter 'device'")
-    parser.add_argument("--checkpoint", help="planner parameter 'checkpoint' (model file)")
+    parser.add_argument("--checkpoint", help="planner parameter 'checkpoint' (a model file, or a shipped model's name: general, two_risks, ...)")
     parser.add_argument("--real-time-factor", type=float, help="sim parameter 'real_time_factor'")
     parser.add_argument("--planner-param", action="append", default=[], metavar="NAME:=VALUE")
     parser.add_argument("--sim-param", action="append", default=[], metavar="NAME:=VALUE")
