@@ -185,3 +185,23 @@ def test_a_map_conditioned_model_trains_saves_and_plans(tmp_path):
         train(map_config(steps=2), _map_episodes(), tmp_path / "x", device="cpu", progress=False, maps={"m0": maps["m0"]})
     with pytest.raises(ValueError, match="map-conditioned"):
         train(map_config(steps=2), _map_episodes(), tmp_path / "y", device="cpu", progress=False)
+
+
+def test_the_controller_plans_a_map_model_on_its_costmap_and_risk_map_and_refuses_a_misfit_risk_map():
+    from rs_diffuser_ros.control import Controller, ControllerSettings, StopReason
+
+    planner = RiskSensitivePlanner.from_config(map_config(), device="cpu", seed=1)
+    occ = grid_with([(1.0, -3.0, 1.2, -1.0)])
+    c = Controller(planner, ControllerSettings(collision_check=False))
+    c.set_goal((2.0, 0.0))
+    c.on_costmap(occ, 0.0)
+    c.on_risk_map(level_grid(occ, [(-1.0, -0.5, 1.0, 0.5)]), 0.0)
+    c.on_odometry(np.array([-2, 0, 0, 1, 0, 0], np.float32), 0.0)
+    command = c.step(0.0, seed=0)
+    assert command.stop is None and command.plan is not None
+    # A risk map on another grid than the costmap's: the robot stops, saying why.
+    c.on_risk_map(Grid(np.zeros((10, 10), np.int8), RES, -4.0, -3.0), 0.1)
+    c.on_odometry(np.array([-2, 0, 0, 1, 0, 0], np.float32), 0.1)
+    command = c.step(0.1, seed=0)
+    assert command.stop is StopReason.PLAN_FAILED and "geometry" in command.why
+    assert (command.v, command.omega) == (0.0, 0.0)

@@ -226,7 +226,11 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
         stop, state = c.check_inputs(now_s)
         commands[i] = stop or c.goal_reached(state)
         if commands[i] is None:
-            request = c.plan_request(state)
+            try:  # building what the planner needs from the maps (a risk map that does not fit the costmap, ...)
+                request = c.plan_request(state)
+            except Exception as error:
+                commands[i] = Command.stopped(StopReason.PLAN_FAILED, f"{type(error).__name__}: {error}")
+                continue
             key = (id(c.planner), c.settings, id(request.costmap), id(request.map_input))  # model_sampling is the planner's
             groups.setdefault(key, []).append((i, request))
     for members in groups.values():

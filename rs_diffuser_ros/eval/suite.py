@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rs_diffuser_ros.eval.cli import build_parser, config_from_args, run_and_write
 from rs_diffuser_ros.eval.report import RESULTS_JSON
+from rs_diffuser_ros.shipped import resolve_model
 
 
 def parse_pairs(pairs: list[str], flag: str) -> dict[str, Path]:
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.prog = "python -m rs_diffuser_ros.eval.suite"
     ap.description = __doc__.split("\n\n")[0]
     ap.add_argument("--runs", nargs="+", required=True, metavar="LAYOUT=CHECKPOINT",
-                    help="layouts to evaluate, each with the model trained for it")
+                    help="layouts to evaluate, each with its model (a file or a shipped model's name, e.g. general)")
     ap.add_argument("--bc-runs", nargs="*", default=[], metavar="LAYOUT=BC_CHECKPOINT",
                     help="behaviour-cloning policy per layout (default: --bc-checkpoint)")
     ap.add_argument("--only", metavar="LAYOUT", help="evaluate only this layout of --runs, no summary (to run the "
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summarise", action="store_true", help="evaluate nothing: write the summary of the "
                     "<out>/<layout>/results.json files that --only runs left")
     args = ap.parse_args(argv)
-    runs = parse_pairs(args.runs, "--runs")
+    runs = {layout: resolve_model(str(path)) for layout, path in parse_pairs(args.runs, "--runs").items()}
     bc_runs = parse_pairs(args.bc_runs, "--bc-runs")
     if args.only is not None:
         if args.only not in runs:
