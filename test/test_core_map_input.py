@@ -205,3 +205,12 @@ def test_the_controller_plans_a_map_model_on_its_costmap_and_risk_map_and_refuse
     command = c.step(0.1, seed=0)
     assert command.stop is StopReason.PLAN_FAILED and "geometry" in command.why
     assert (command.v, command.omega) == (0.0, 0.0)
+
+
+def test_the_lookup_along_a_nan_plan_neither_crashes_nor_spreads_nan():
+    # A diverged model's plans are NaN; grid_sample's CPU backward used to kill the process on them.
+    patches = torch.rand(1, 4, 8, 8)
+    xy = torch.full((2, 5, 2), float("nan"), requires_grad=True)
+    out = sample_along(patches, xy, 1.6)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(xy.grad).all()

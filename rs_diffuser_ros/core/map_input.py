@@ -179,7 +179,10 @@ def sample_along(patches: Tensor, xy: Tensor, extent_m: float) -> Tensor:
     (the guidance gradient flows through it); beyond the patch the edge value."""
     b, c = patches.shape[:2]
     m, horizon = xy.shape[:2]
-    grid = (xy / (extent_m / 2)).reshape(b, (m // b) * horizon, 1, 2).to(patches.dtype)
+    # grid_sample's CPU backward crashes the process on a NaN coordinate (a diverged model's plans): as in
+    # Costmap.lookup, beyond +-1 the border padding already gives the edge value and zero gradient.
+    grid = torch.nan_to_num(xy / (extent_m / 2), nan=1.5).clamp(-1.5, 1.5)
+    grid = grid.reshape(b, (m // b) * horizon, 1, 2).to(patches.dtype)
     out = F.grid_sample(patches, grid, mode="bilinear", padding_mode="border", align_corners=False)  # [B, C, K*H, 1]
     return out[..., 0].permute(0, 2, 1).reshape(m, horizon, c)
 
