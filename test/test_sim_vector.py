@@ -222,10 +222,12 @@ def test_workers_end_when_the_parent_dies_or_is_interrupted(tmp_path, how):
         if how == "ctrl-c":
             time.sleep(0.5)
             os.killpg(child.pid, signal.SIGINT)           # what a terminal sends: the whole group
-        child.wait(timeout=60)  # a liveness bound, generous for a loaded 2-core box (a full-suite run took > 20 s once)
+        # communicate, not wait: it drains the pipes, so a child (or its workers, whose tracebacks share its
+        # stderr) never blocks on a full pipe while we wait. 60 s: a liveness bound for a loaded 2-core box.
+        _, stderr = child.communicate(timeout=60)
         assert _wait_gone(pids) == []
         if how == "ctrl-c":
-            assert "KeyboardInterrupt" in child.stderr.read()
+            assert "KeyboardInterrupt" in stderr
     finally:
         if child.poll() is None:
             child.kill()
