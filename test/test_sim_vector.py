@@ -206,12 +206,20 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C as a terminal's process gets it. A blocked or ignored SIGINT is
+    inherited across exec, and earlier tests in this pytest process (an rclpy context) may leave it so:
+    the child would then never see the Ctrl-C this test sends (seen in full-suite runs only)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", ["die", "ctrl-c"])
 def test_workers_end_when_the_parent_dies_or_is_interrupted(tmp_path, how):
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
     child = subprocess.Popen([sys.executable, str(script), how], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+                             text=True, start_new_session=True, preexec_fn=_default_sigint)
     try:
         line = ""
         while not line.strip() or not line.split()[0].isdigit():
