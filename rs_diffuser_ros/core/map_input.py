@@ -231,7 +231,11 @@ class PlanningMap:
         return self.layers.layers.device
 
     def to(self, device) -> "PlanningMap":
-        return self if torch.device(device) == self.device else PlanningMap(self.layers.to(device), self.safe_distance)
+        """This map on `device`: itself (with its cached fields) when already there. "cuda" and "cuda:0" are
+        one device, so the comparison is on a tensor's resolved device, not on the names."""
+        if torch.empty(0, device=device).device == self.device:
+            return self
+        return PlanningMap(self.layers.to(device), self.safe_distance)
 
     def distance_fields(self, goals: Tensor) -> Tensor:
         """[B, F, h, w] goal distance fields of goals [B, 2], computing only the ones not cached."""
