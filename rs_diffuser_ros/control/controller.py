@@ -129,6 +129,7 @@ class Controller:
 
     def on_costmap(self, grid, now_s: float) -> None:
         """An occupancy grid (a `Grid`, or anything with its fields) arrived at `now_s`."""
+        grid = _kept_if_same(grid, self.grid)
         if grid is not self.grid:
             height, width = np.shape(grid.data)
             self.map_bounds = (grid.origin_x, grid.origin_y, grid.origin_x + width * grid.resolution,
@@ -137,7 +138,7 @@ class Controller:
 
     def on_risk_map(self, grid, now_s: float) -> None:
         """A risk layer (a `Grid` of hazard levels 0..100, -1 unknown) arrived at `now_s`: kept as `risk_map`."""
-        self.risk_map, self.risk_map_received_at = grid, now_s
+        self.risk_map, self.risk_map_received_at = _kept_if_same(grid, self.risk_map), now_s
 
     # --- one tick -----------------------------------------------------------------------
     def step(self, now_s: float, seed: int | None = None) -> Command:
@@ -336,6 +337,17 @@ def _inflated(grid, radius: float, unknown_is_obstacle: bool) -> Costmap:
     """The inflated Costmap of `grid` for the planner's obstacle term."""
     return _per_map(grid, ("costmap", radius, unknown_is_obstacle),
                     lambda: Costmap.from_grid(grid, radius, unknown_is_obstacle))
+
+
+def _kept_if_same(new, old):
+    """`old` when `new` is a republication of it (same geometry and cells), else `new`. What is derived from a
+    map (costmap, clearance grid, a map model's layers and goal fields) is cached per grid object, and the
+    sim and map servers republish the same map every few seconds: keeping the object keeps those caches."""
+    if old is None or new is old:
+        return new
+    same = (new.resolution == old.resolution and new.origin_x == old.origin_x and new.origin_y == old.origin_y
+            and np.array_equal(new.data, old.data))
+    return old if same else new
 
 
 def _outside(xy, bounds) -> str:
