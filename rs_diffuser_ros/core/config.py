@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .map_input import BASE_CHANNELS, PATCH_CHANNELS
 from .risk import RISK_MODES
 from .setting_spec import check_fields, setting
 
@@ -45,7 +46,7 @@ class ModelConfig:
 
     @property
     def map_channels(self) -> int:
-        return 5 if self.map_safe_distance else 4
+        return len(PATCH_CHANNELS) if self.map_safe_distance else BASE_CHANNELS
 
     @property
     def map_conditioned(self) -> bool:

@@ -21,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import read_checkpoint, save_checkpoint
+from ..checkpoint import load_weights, read_checkpoint, save_checkpoint
 from ..config import ConfigError, CoreConfig
 from .distributed import DistributedContext
 from .ema import EMA
@@ -75,11 +75,14 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
                          "name their maps (layouts/<name>.yaml beside the data): none were given")
     names = sorted(maps) if m.map_conditioned else None
     data = WindowDataset.from_episodes(episodes, m.horizon, cfg.gamma, source=dataset_name or "episodes", map_names=names)
-    start = read_checkpoint(init_from) if init_from and not resumed else None
+    start = None  # (normalisers, weights) of the model a fine-tune starts from
+    if init_from and not resumed:
+        _, start_normalizers, start_weights, _ = read_checkpoint(init_from)
+        start = (start_normalizers, start_weights)
     if resumed:
         normalizers = Normalizers.from_dict(json.loads(resumed["normalizers"]))
     else:
-        normalizers = start[1] if start else fit_normalizers(data)
+        normalizers = start[0] if start else fit_normalizers(data)
     data = data.to(ctx.device)
     training_maps = None
     if m.map_conditioned:
@@ -95,9 +98,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     torch.manual_seed(seed + ctx.rank)
     networks = build_networks(config.model)
     if start:
-        for name in NETWORK_NAMES:
-            net, old = networks[name], start[2][name]
-            net.grow_from(old) if hasattr(net, "grow_from") else net.load_state_dict(old)
+        load_grown(networks, start[1], init_from)
     schedule = DiffusionSchedule(config.model.diffusion_steps, config.planner.ddim_steps, device=ctx.device)
     objective = TrainingObjective(networks, schedule, normalizers.to(ctx.device), cfg, training_maps).to(ctx.device)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -190,6 +191,17 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     ctx.barrier()
     ctx.close()
     return summary
+
+
+def load_grown(networks: dict, state_dicts: dict, source: str | Path) -> None:
+    """Load a trained model's weights into `networks` (a warm start): strictly (load_weights names what differs),
+    except that a network with `grow_from` (map encoder, map critic) also takes one that read fewer map channels."""
+    for name in NETWORK_NAMES:
+        net = networks[name]
+        if hasattr(net, "grow_from"):
+            net.grow_from(state_dicts[name])
+        else:
+            load_weights(net, state_dicts[name], source, name)
 
 
 def _read_train_state(path: Path, config: CoreConfig) -> dict:
