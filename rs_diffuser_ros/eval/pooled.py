@@ -16,8 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from rs_diffuser_ros.eval.claims import check_claims
-from rs_diffuser_ros.eval.metrics import METRICS, EpisodeOutcome, summarize
-from rs_diffuser_ros.eval.report import RESULTS_JSON, format_estimate
+from rs_diffuser_ros.eval.metrics import EpisodeOutcome, summarize
+from rs_diffuser_ros.eval.report import RESULTS_JSON, claims_table, markdown_table
 from rs_diffuser_ros.eval.settings import parse_settings
 
 _OUTCOME_FIELDS = set(EpisodeOutcome.__dataclass_fields__) - {"path", "event_steps", "collision_flags"}
@@ -54,16 +54,8 @@ def pool(runs: list[dict]) -> dict:
 
 
 def markdown(title: str, pooled: dict) -> list[str]:
-    headings = ["setting", "maps", "episodes"] + [heading for heading, _ in METRICS.values()]
-    lines = [f"## {title}", "", "| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
-    for name, s in pooled["settings"].items():
-        cells = [f"{s['label']} (`{name}`)", str(s["maps"]), str(s["episodes"])]
-        cells += [format_estimate(s["metrics"][key], kind) for key, (_, kind) in METRICS.items()]
-        lines.append("| " + " | ".join(cells) + " |")
-    verdict = {True: "holds", False: "**fails**", None: "not checked"}
-    lines += ["", "| claim | verdict | numbers |", "|---|---|---|"]
-    lines += [f"| {c['claim']} | {verdict[c['holds']]} | {c['detail']} |" for c in pooled["claims"]]
-    return lines + [""]
+    return [f"## {title}", "", markdown_table(pooled, counts=("maps", "episodes")), "",
+            *claims_table(pooled["claims"]), ""]
 
 
 def main(argv: list[str] | None = None) -> int:

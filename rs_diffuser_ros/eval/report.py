@@ -69,12 +69,22 @@ def format_estimate(e: dict | Estimate, kind: str) -> str:
     return f"{e['value']:.2f} [{e['low']:.2f}, {e['high']:.2f}]"
 
 
-def markdown_table(results: dict) -> str:
-    """One row per setting, one column per metric, 'value [95% CI]' in every cell."""
-    headings = ["setting", "episodes"] + [heading for heading, _ in METRICS.values()]
+VERDICT = {True: "holds", False: "**fails**", None: "not checked"}  # a claim's verdict in a Markdown cell
+
+
+def claims_table(claims: list[dict]) -> list[str]:
+    """Markdown rows (claim, verdict, numbers) of claims as Claim.to_dict gives them."""
+    return ["| claim | verdict | numbers |", "|---|---|---|"] + [
+        f"| {c['claim']} | {VERDICT[c['holds']]} | {c['detail']} |" for c in claims]
+
+
+def markdown_table(results: dict, counts: tuple[str, ...] = ("episodes",)) -> str:
+    """One row per setting, one column per metric, 'value [95% CI]' in every cell, after the settings'
+    `counts` (episodes; a pooled table also its maps)."""
+    headings = ["setting", *counts] + [heading for heading, _ in METRICS.values()]
     lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     for name, s in results["settings"].items():
-        cells = [f"{s['label']} (`{name}`)", str(s["episodes"])]
+        cells = [f"{s['label']} (`{name}`)", *(str(s[c]) for c in counts)]
         cells += [format_estimate(s["metrics"][key], kind) for key, (_, kind) in METRICS.items()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -94,12 +104,8 @@ def markdown_report(results: dict) -> str:
         "",
         "## Claims",
         "",
-        "| claim | verdict | numbers |",
-        "|---|---|---|",
+        *claims_table(results["claims"]),
     ]
-    verdict = {True: "holds", False: "**fails**", None: "not checked"}
-    for c in results["claims"]:
-        lines.append(f"| {c['claim']} | {verdict[c['holds']]} | {c['detail']} |")
     stops = {name: s["controller_stops"] for name, s in results["settings"].items() if s.get("controller_stops")}
     if stops:
         lines += ["", "Controller stops (commands, not episodes): " + "; ".join(

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from rs_diffuser_ros.eval.cli import build_parser, config_from_args, run_and_write
-from rs_diffuser_ros.eval.report import RESULTS_JSON
+from rs_diffuser_ros.eval.report import RESULTS_JSON, VERDICT
 from rs_diffuser_ros.shipped import resolve_model
 
 
@@ -34,12 +34,11 @@ def parse_pairs(pairs: list[str], flag: str) -> dict[str, Path]:
 def summary_markdown(per_layout: dict[str, dict]) -> str:
     layouts = list(per_layout)
     claims = [c["claim"] for c in next(iter(per_layout.values()))["claims"]]
-    verdict = {True: "holds", False: "**fails**", None: "not checked"}
     lines = ["# Benchmark summary: which claims hold on which layout", "",
              "| claim | " + " | ".join(f"`{layout}`" for layout in layouts) + " |",
              "|---|" + "---|" * len(layouts)]
     for i, claim in enumerate(claims):
-        lines.append(f"| {claim} | " + " | ".join(verdict[per_layout[l]["claims"][i]["holds"]] for l in layouts) + " |")
+        lines.append(f"| {claim} | " + " | ".join(VERDICT[per_layout[l]["claims"][i]["holds"]] for l in layouts) + " |")
     lines += ["", "Numbers behind each verdict: `<layout>/results.md`.", ""]
     return "\n".join(lines)
 
