@@ -12,7 +12,7 @@ from rs_diffuser_ros.core.config import CoreConfig, ConfigError
 from rs_diffuser_ros.core.map_input import UNREACHABLE, MapLayers, PlanningMap, sample_along
 from rs_diffuser_ros.core.models.networks import NETWORK_NAMES, build_networks
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
-from rs_diffuser_ros.core.training.train import train
+from rs_diffuser_ros.core.training.train import load_grown, train
 
 
 class Grid(NamedTuple):
@@ -118,6 +118,7 @@ def test_a_planning_map_caches_one_field_pair_per_goal_cell():
     fields = pm.distance_fields(goals)
     assert fields.shape[:2] == (3, 2) and len(pm._fields) == 2
     assert torch.equal(fields[0], fields[1]) and not torch.equal(fields[0], fields[2])
+    assert pm.to("cpu") is pm and pm.to(torch.device("cpu")) is pm  # already there: the cache goes with it
 
 
 def test_the_planner_needs_a_map_for_a_map_model_and_refuses_one_otherwise():
@@ -147,9 +148,7 @@ def test_a_warm_started_model_with_a_new_map_channel_computes_what_the_old_one_d
     torch.manual_seed(0)
     old = build_networks(old_cfg.model)
     new = build_networks(new_cfg.model)
-    for name in NETWORK_NAMES:
-        net, state = new[name], old[name].state_dict()
-        net.grow_from(state) if hasattr(net, "grow_from") else net.load_state_dict(state)
+    load_grown(new, {name: old[name].state_dict() for name in NETWORK_NAMES}, "the 4-channel model")
     patches = torch.randn(3, 5, 16, 16)
     assert torch.allclose(old["map_encoder"](patches[:, :4]), new["map_encoder"](patches), atol=1e-6)
     window, context, noise, along = torch.randn(3, 8, 6), torch.randn(3, 10), torch.rand(3), torch.randn(3, 8, 5)
@@ -214,3 +213,26 @@ def test_the_lookup_along_a_nan_plan_neither_crashes_nor_spreads_nan():
     out = sample_along(patches, xy, 1.6)
     out.sum().backward()
     assert torch.isfinite(out).all() and torch.isfinite(xy.grad).all()
+
+
+def test_a_republished_identical_map_keeps_what_the_controller_derived_from_it():
+    from rs_diffuser_ros.control import Controller, ControllerSettings
+
+    planner = RiskSensitivePlanner.from_config(map_config(), device="cpu", seed=1)
+    c = Controller(planner, ControllerSettings(collision_check=False))
+    occ, risk = grid_with([(1.0, -3.0, 1.2, -1.0)]), level_grid(grid_with(), [(-1.0, -0.5, 1.0, 0.5)])
+    c.on_costmap(occ, 0.0)
+    c.on_risk_map(risk, 0.0)
+    c.set_goal((2.0, 0.0))
+    c.on_odometry(np.array([-2, 0, 0, 1, 0, 0], np.float32), 0.0)
+    first = c.plan_request(c.check_inputs(0.0)[1]).map_input
+    # Republished: new message objects with the same cells (what a map server sends every few seconds).
+    c.on_costmap(Grid(occ.data.copy(), *occ[1:]), 1.0)
+    c.on_risk_map(Grid(risk.data.copy(), *risk[1:]), 1.0)
+    c.on_odometry(np.array([-2, 0, 0, 1, 0, 0], np.float32), 1.0)
+    assert c.plan_request(c.check_inputs(1.0)[1]).map_input is first
+    assert c.grid_received_at == 1.0  # still a fresh costmap
+    # A changed map is a new map.
+    c.on_costmap(grid_with([(1.0, -3.0, 1.4, -1.0)]), 2.0)
+    c.on_odometry(np.array([-2, 0, 0, 1, 0, 0], np.float32), 2.0)
+    assert c.plan_request(c.check_inputs(2.0)[1]).map_input is not first

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -37,12 +38,10 @@ GOAL_TOLERANCE = 0.3  # the layout's and config/planner.yaml's
 DRIVE_TIMEOUT_S = 120.0
 
 
-@pytest.fixture
-def bringup(tmp_path):
-    """Starts `bringup` on the shipped model in a domain of its own; everything it started is gone at teardown."""
-    checkpoint = Path(os.environ.get("RSD_NODES_CHECKPOINT") or model_path())
-    if not checkpoint.is_file():
-        pytest.fail(f"the trained model {checkpoint} is missing (the lead ships it; RSD_NODES_CHECKPOINT names another)")
+@contextmanager
+def bringup_session(tmp_path, layout: str, alpha: float, checkpoint: str, extra_args=()):
+    """`bringup` (sim + planner, CPU, one torch thread, the default start and goal) in a domain of its own, with
+    a probe recording sim_events, odom and cmd_vel; everything it started is gone when the block ends."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(120, 230)), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
     processes = NodeProcesses(env, tmp_path)
@@ -50,20 +49,32 @@ def bringup(tmp_path):
     probe.record(String, "sim_events", topics.EVENTS)
     probe.record(Odometry, "odom")
     probe.record(Twist, "cmd_vel")
-    argv = [executable("bringup"), "--layout", "default", "--alpha", "0.05", "--checkpoint", str(checkpoint),
-            "--real-time-factor", str(REAL_TIME_FACTOR),
+    argv = [executable("bringup"), "--layout", layout, "--alpha", str(alpha), "--checkpoint", checkpoint, *extra_args,
             "--sim-param", "seed:=3", "--sim-param", f"start:={START}", "--sim-param", f"goal:={GOAL}",
             "--planner-param", "torch_threads:=1", "--planner-param", "device:=cpu"]
     proc = processes.start(argv, "bringup")
     run = SimpleNamespace(env=env, probe=probe, nodes=processes, bringup=proc, log=lambda: processes.log(proc))
-    yield run
-    processes.stop_all()
-    for pid in child_pids(run.log()):  # never leave a node behind, whatever happened above
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    probe.close()
+    try:
+        yield run
+    finally:
+        processes.stop_all()
+        for pid in child_pids(run.log()):  # never leave a node behind, whatever happened above
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        probe.close()
+
+
+@pytest.fixture
+def bringup(tmp_path):
+    """Starts `bringup` on the shipped model; everything it started is gone at teardown."""
+    checkpoint = Path(os.environ.get("RSD_NODES_CHECKPOINT") or model_path())
+    if not checkpoint.is_file():
+        pytest.fail(f"the trained model {checkpoint} is missing (the lead ships it; RSD_NODES_CHECKPOINT names another)")
+    with bringup_session(tmp_path, "default", 0.05, str(checkpoint),
+                         ("--real-time-factor", str(REAL_TIME_FACTOR))) as run:
+        yield run
 
 
 def child_pids(log: str):

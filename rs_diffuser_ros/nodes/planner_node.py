@@ -7,8 +7,8 @@ arrive; on a timer (`replan_rate_hz`) the node reads the parameters once, calls
 
   /odom (nav_msgs/Odometry)           -> controller.on_odometry (invalid ones: on_invalid_odometry)
   /costmap (nav_msgs/OccupancyGrid)   -> controller.on_costmap (transient-local, like map_server)
-  /risk_map (nav_msgs/OccupancyGrid)  -> controller.on_risk_map (transient-local; hazard 0..100, kept for
-                                         a model that reads it, none does yet)
+  /risk_map (nav_msgs/OccupancyGrid)  -> controller.on_risk_map (transient-local; hazard 0..100, the
+                                         general model's risk input; a per-layout model ignores it)
   /goal_pose (geometry_msgs/PoseStamped, rviz2's "2D Goal Pose") -> controller.set_goal
   /cmd_vel (geometry_msgs/Twist)      <- the command (zero on every stop)
   /plan (nav_msgs/Path)               <- the chosen plan
