@@ -14,7 +14,8 @@
 set -uo pipefail
 out="$1"; shift
 mkdir -p "$out"
-if [[ -d .wheels312 ]]; then
+# Only where they are missing: a machine with its own pybullet/minari (this repo's venv) keeps them.
+if [[ -d .wheels312 ]] && ! python3 -c "import pybullet, gymnasium, minari" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .wheels312/*.whl >"$out/pip.log" 2>&1 \
     || { tail -5 "$out/pip.log"; exit 1; }
   export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"

@@ -39,6 +39,14 @@ class DistributedContext:
             dist.init_process_group(backend, device_id=dev if dev.type == "cuda" else None)
         return cls(rank, world, dev)
 
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when `flag` is true on any rank (a collective: every rank must call it)."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor(float(flag), device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()

@@ -49,6 +49,10 @@ def fit_normalizers(data: WindowDataset) -> Normalizers:
         returns=StandardNormalizer.fit(data.window_returns()),
     )
 
+# Under torchrun the ranks agree on the deadline every this many steps: a rank that stopped alone would
+# leave the others waiting in the gradient all-reduce (one scalar all-reduce per check, not per step).
+DEADLINE_CHECK_STEPS = 20
+
 
 def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, device: str = "auto",
           resume: bool = False, progress: bool = True, dataset_name: str = "", maps: dict | None = None,
@@ -148,7 +152,8 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     since_log = 0
     objective.train()
     deadline = called + deadline_s if deadline_s > 0 else math.inf
-    while step < cfg.steps and time.perf_counter() < deadline:
+    stop = time.perf_counter() >= deadline
+    while step < cfg.steps and not stop:
         rows = torch.randint(len(data), (cfg.batch_size,), device=ctx.device, generator=generator)
         losses = model(data.batch(rows))
         total = sum(losses.values())
@@ -166,7 +171,9 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
             running[k] += losses[k].detach()
         since_log += 1
         bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps or time.perf_counter() >= deadline:
+        if deadline < math.inf and (not ctx.enabled or step % DEADLINE_CHECK_STEPS == 0):
+            stop = ctx.any_rank(time.perf_counter() >= deadline)
+        if step % cfg.log_every == 0 or step == cfg.steps or stop:
             means = {k: float(v) / since_log for k, v in running.items()}  # one sync per log interval
             running = {k: torch.zeros((), device=ctx.device) for k in LOSS_NAMES}
             since_log = 0
