@@ -166,7 +166,7 @@ def test_a_live_costmap_pushes_plans_off_obstacles():
 
 
 @pytest.mark.parametrize("state,match", [
-    (np.zeros(5), r"state must have shape \[x, y, sin_yaw, cos_yaw, v, omega\]"),
+    (np.zeros(5), r"state must have shape \[6\] \(model.state_dim"),
     (np.zeros((1, 6)), "state must have shape"),
     (np.array([0, 0, 0, 1, 0, np.nan]), "state has non-finite"),
 ])

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .map_input import sample_along
 from .normalizer import LimitsNormalizer, Normalizers
+from .plan_frame import relative_goal
 
 
 @dataclass
@@ -34,7 +35,7 @@ class MapView:
 
 def model_context(normalizers: Normalizers, map_encoder: nn.Module, starts: Tensor, goals: Tensor,
                   patches: Tensor | None) -> Tensor:
-    """Context [B, C] of start states [B, >=2] and goals [B, 2]; patches [B, 4, P, P] for a map model, else None."""
+    """Context [B, C] of start states [B, >=2] and goals [B, G]; patches [B, 4, P, P] for a map model, else None."""
     if patches is None:
         return normalizers.context(starts, goals)
-    return torch.cat([normalizers.goal.normalize(goals - starts[..., :2]), map_encoder(patches)], -1)
+    return torch.cat([normalizers.goal.normalize(relative_goal(goals, starts)), map_encoder(patches)], -1)

@@ -17,10 +17,7 @@ from .map_input import BASE_CHANNELS, PATCH_CHANNELS
 from .risk import RISK_MODES
 from .setting_spec import check_fields, setting
 
-STATE_DIM = 6  # [x, y, sin_yaw, cos_yaw, v, omega]
-GOAL_DIM = 2  # [goal_x, goal_y]
-ACTION_DIM = 2  # [v, omega]
-CONTEXT_DIM = 4  # conditioning of a per-map model: [goal relative to the start (2), absolute start position (2)]
+ACTION_DIM = 2  # the robot's [v, omega]; the point mass's [dx, dy]
 
 
 class ConfigError(ValueError):
@@ -29,6 +26,12 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
+    # The task's layout: a dataset's observations are [state, goal], and the first two numbers of both are
+    # a position [x, y] (plans are denoised relative to the start's, plan_frame.py). The defaults are the
+    # navigation robot's state [x, y, sin_yaw, cos_yaw, v, omega] and goal [goal_x, goal_y] (what checkpoints
+    # written before these fields existed hold); Risky PointMass has state [x, y], goal [goal_x, goal_y].
+    state_dim: int = 6
+    goal_dim: int = 2
     horizon: int = 32  # states per plan window, the first being the current state
     unet_dim: int = 16  # channels of the first U-Net level
     unet_dim_mults: tuple[int, ...] = (1, 2)
@@ -45,6 +48,12 @@ class ModelConfig:
     map_safe_distance: bool = False  # a fifth patch channel: the goal distance that avoids risk where it can
 
     @property
+    def context_dim(self) -> int:
+        """Conditioning of denoiser and critic: the goal relative to the start, then the absolute start
+        position (a per-map model) or the map embedding (conditioning.py)."""
+        return self.goal_dim + (self.map_embedding if self.map_conditioned else 2)
+
+    @property
     def map_channels(self) -> int:
         return len(PATCH_CHANNELS) if self.map_safe_distance else BASE_CHANNELS
 
@@ -53,8 +62,12 @@ class ModelConfig:
         return self.map_patch_cells > 0
 
     def validate(self, where: str) -> None:
-        _positive(self, where, "horizon", "unet_dim", "diffusion_steps", "n_quantiles", "critic_hidden", "idm_hidden",
-                  "map_embedding")
+        _positive(self, where, "state_dim", "goal_dim", "horizon", "unet_dim", "diffusion_steps", "n_quantiles",
+                  "critic_hidden", "idm_hidden", "map_embedding")
+        for name in ("state_dim", "goal_dim"):
+            if getattr(self, name) < 2:
+                raise ConfigError(f"{where}: model.{name} must be >= 2 (its first two numbers are a position [x, y]), "
+                                  f"got {getattr(self, name)}")
         if self.map_patch_cells < 0 or self.map_patch_cells % 8:
             raise ConfigError(f"{where}: model.map_patch_cells must be 0 (no map) or a positive multiple of 8, "
                               f"got {self.map_patch_cells}")

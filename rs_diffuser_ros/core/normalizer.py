@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .config import ModelConfig
+from .plan_frame import relative_goal
+
 
 @dataclass
 class LimitsNormalizer:
@@ -82,15 +85,15 @@ class Normalizers:
     normalisation, which the denoiser needs to keep consecutive states consistent.
     """
 
-    plan: LimitsNormalizer  # plan-frame window states [dx, dy, sin, cos, v, omega]
-    goal: LimitsNormalizer  # goal relative to the plan's first position [dx, dy]
+    plan: LimitsNormalizer  # plan-frame window states [dx, dy, the state's other numbers]
+    goal: LimitsNormalizer  # goal relative to the plan's first position [dx, dy, the goal's other numbers]
     position: LimitsNormalizer  # absolute position [x, y] of the plan's first state (where on the map)
-    action: LimitsNormalizer  # [v, omega]
+    action: LimitsNormalizer  # the robot's [v, omega], the point mass's [dx, dy]
     returns: StandardNormalizer
 
     def context(self, start: Tensor, goal: Tensor) -> Tensor:
-        """Conditioning of denoiser and critic: [normalised relative goal, normalised start position] [B, 4]."""
-        return torch.cat([self.goal.normalize(goal - start[..., :2]), self.position.normalize(start[..., :2])], -1)
+        """Conditioning of denoiser and critic: [normalised relative goal, normalised start position] [B, G + 2]."""
+        return torch.cat([self.goal.normalize(relative_goal(goal, start)), self.position.normalize(start[..., :2])], -1)
 
     def to(self, device) -> "Normalizers":
         return Normalizers(self.plan.to(device), self.goal.to(device), self.position.to(device), self.action.to(device),
@@ -107,12 +110,16 @@ class Normalizers:
                    StandardNormalizer.from_dict(d["returns"]))
 
     @classmethod
-    def untrained_defaults(cls) -> "Normalizers":
-        """Plausible world limits for a planner built from a config alone (random weights, for wiring)."""
+    def untrained_defaults(cls, model: ModelConfig | None = None) -> "Normalizers":
+        """Plausible world limits for a planner built from a config alone (random weights, for wiring): the
+        navigation robot's for its 6-number state, else positions +-3.5 m in a window and the rest +-1."""
+        model = model or ModelConfig()
         t = torch.tensor
+        plan = [3.5, 3.5, 1.0, 1.0, 1.0, 2.0] if model.state_dim == 6 else [3.5, 3.5] + [1.0] * (model.state_dim - 2)
+        goal = [12.0, 12.0] + [1.0] * (model.goal_dim - 2)
         return cls(
-            plan=LimitsNormalizer(t([-3.5, -3.5, -1.0, -1.0, -1.0, -2.0]), t([3.5, 3.5, 1.0, 1.0, 1.0, 2.0])),
-            goal=LimitsNormalizer(t([-12.0, -12.0]), t([12.0, 12.0])),
+            plan=LimitsNormalizer(-t(plan), t(plan)),
+            goal=LimitsNormalizer(-t(goal), t(goal)),
             position=LimitsNormalizer(t([0.0, 0.0]), t([12.0, 12.0])),
             action=LimitsNormalizer(t([-1.0, -2.0]), t([1.0, 2.0])),
             returns=StandardNormalizer(0.0, 1.0),

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load_weights, read_checkpoint
 from .conditioning import MapView, model_context
-from .config import GOAL_DIM, STATE_DIM, CoreConfig
+from .config import CoreConfig
 from .costmap import Costmap
 from .map_input import PlanningMap
 from .sampling.cuda_graph import CapturedProgram
@@ -42,9 +42,9 @@ from .schedule import DiffusionSchedule
 
 @dataclass
 class PlanResult:
-    action: np.ndarray  # [2] (v, omega) to execute now
-    plan: np.ndarray  # [H, 6] chosen state window, plan[0] = the given state
-    candidates: np.ndarray  # [K, H, 6] all sampled windows
+    action: np.ndarray  # [2] to execute now: the robot's (v, omega), the point mass's (dx, dy)
+    plan: np.ndarray  # [H, D] chosen state window (D = model.state_dim), plan[0] = the given state
+    candidates: np.ndarray  # [K, H, D] all sampled windows
     risk_values: np.ndarray  # [K] rho_alpha of each candidate's return distribution (return units)
     quantiles: np.ndarray  # [N] return quantiles of the chosen plan (ascending)
     chosen_index: int
@@ -82,7 +82,7 @@ class RiskSensitivePlanner:
         with torch.random.fork_rng(devices=[]):  # seed the weights without touching the caller's RNG
             torch.manual_seed(seed)
             networks = build_networks(config.model)
-        return cls(config, networks, Normalizers.untrained_defaults(), device)
+        return cls(config, networks, Normalizers.untrained_defaults(config.model), device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device="auto", **planner_overrides) -> "RiskSensitivePlanner":
@@ -114,6 +114,14 @@ class RiskSensitivePlanner:
         return self.config.model.horizon
 
     @property
+    def state_dim(self) -> int:
+        return self.config.model.state_dim
+
+    @property
+    def goal_dim(self) -> int:
+        return self.config.model.goal_dim
+
+    @property
     def n_quantiles(self) -> int:
         return self.config.model.n_quantiles
 
@@ -125,8 +133,8 @@ class RiskSensitivePlanner:
     # --- planning -----------------------------------------------------------------------
     def plan(self, state, goal, alpha: float | None = None, risk_mode: str | None = None,
              costmap: Costmap | None = None, seed: int | None = None, map_input: PlanningMap | None = None) -> PlanResult:
-        state = _as_array(state, (STATE_DIM,), "state", "[x, y, sin_yaw, cos_yaw, v, omega]")
-        goal = _as_array(goal, (GOAL_DIM,), "goal", "[goal_x, goal_y]")
+        state = _as_array(state, (self.state_dim,), "state", f"[{self.state_dim}] (model.state_dim, x and y first)")
+        goal = _as_array(goal, (self.goal_dim,), "goal", f"[{self.goal_dim}] (model.goal_dim, goal x and y first)")
         return self.plan_batch(state[None], goal[None], alpha, risk_mode, costmap, seed, map_input=map_input)[0]
 
     @torch.no_grad()
@@ -134,19 +142,21 @@ class RiskSensitivePlanner:
                    costmap: Costmap | None = None, seed: int | None = None, candidates: int | None = None,
                    admissible: Callable[[Tensor, Tensor], Tensor] | None = None,
                    map_input: PlanningMap | None = None) -> list[PlanResult]:
-        """states [B, 6], goals [B, 2]; alpha a float or [B] floats; one costmap shared by all; `candidates`
-        overrides the configured K for this call (a controller's resampling) without touching the config.
+        """states [B, D], goals [B, G] (model.state_dim, model.goal_dim); alpha a float or [B] floats; one costmap
+        shared by all; `candidates` overrides the configured K for this call (a controller's resampling) without
+        touching the config.
         `map_input`: the map (layers and risk) a map-conditioned model plans on, shared by all states;
         required by such a model, refused by a per-map one.
 
-        `admissible(plans [B, K, H, 6] in world coordinates, actions [B, K, 2]) -> bool [B, K]` (on the
+        `admissible(plans [B, K, H, D] in world coordinates, actions [B, K, 2]) -> bool [B, K]` (on the
         planner's device) restricts the choice: each state gets its best-scoring admissible candidate
         (a hard collision check, say), computed where the candidates are, before anything is copied.
         """
         t_start = time.perf_counter()
         p = self.config.planner
-        states = _as_array(states, (None, STATE_DIM), "states", "[B, 6]")
-        goals = _as_array(goals, (states.shape[0], GOAL_DIM), "goals", "[B, 2] with B matching states")
+        d = self.state_dim
+        states = _as_array(states, (None, d), "states", f"[B, {d}]")
+        goals = _as_array(goals, (states.shape[0], self.goal_dim), "goals", f"[B, {self.goal_dim}] with B matching states")
         batch, k = states.shape[0], p.candidates if candidates is None else int(candidates)
         if k < 1:
             raise ValueError(f"candidates must be >= 1, got {k}")
@@ -190,10 +200,11 @@ class RiskSensitivePlanner:
         if map_input is not None:  # one patch per state, not per candidate: encoded once in the program
             m = self.config.model
             inputs["patches"] = map_input.to(dev).patches(torch.as_tensor(states[:, :2], device=dev),
-                                                         torch.as_tensor(goals, device=dev), m.map_patch_cells, m.map_patch_m)
+                                                         torch.as_tensor(goals[:, :2], device=dev), m.map_patch_cells,
+                                                         m.map_patch_m)
         costmap = costmap.to(dev) if costmap is not None else None
         if self.fast_path:
-            inputs["initial_noise"], step_noise = draw_noise(self.schedule, (batch * k, self.horizon, STATE_DIM), dev, generator)
+            inputs["initial_noise"], step_noise = draw_noise(self.schedule, (batch * k, self.horizon, d), dev, generator)
             if step_noise is not None:
                 inputs["step_noise"] = step_noise
             out = self._run_fast(inputs, batch, k, risk_mode, costmap, graphs)
@@ -204,13 +215,13 @@ class RiskSensitivePlanner:
             out[name] for name in ("plans", "quantiles", "risk_values", "chosen", "actions", "scores"))
         allowed = None
         if admissible is not None:
-            allowed = admissible(plans.view(batch, k, self.horizon, STATE_DIM)[:asked], actions.view(batch, k, -1)[:asked])
+            allowed = admissible(plans.view(batch, k, self.horizon, d)[:asked], actions.view(batch, k, -1)[:asked])
             best_allowed = torch.where(allowed, scores.view(batch, k)[:asked], -torch.inf).argmax(1)
             chosen = torch.where(allowed.any(1), best_allowed, chosen[:asked])
             allowed = allowed.cpu().numpy()
 
         # One transfer to the host for everything.
-        plans_np = plans.view(batch, k, self.horizon, STATE_DIM).cpu().numpy()
+        plans_np = plans.view(batch, k, self.horizon, d).cpu().numpy()
         q_np = quantiles.view(batch, k, -1).cpu().numpy()
         risk_np = risk_values.view(batch, k).cpu().numpy()
         chosen_np = chosen.cpu().numpy()
@@ -266,7 +277,8 @@ class RiskSensitivePlanner:
             if fast:
                 steps = fast_steps(self.denoiser, self.schedule, context, guidance, initial_noise, step_noise)
             else:
-                steps = reference_steps(self.denoiser, self.schedule, context, guidance, (len(start), self.horizon, STATE_DIM), generator)
+                shape = (len(start), self.horizon, self.state_dim)
+                steps = reference_steps(self.denoiser, self.schedule, context, guidance, shape, generator)
             x = ddim_loop(self.schedule, start, steps)
 
         # Select on the clean plans: critic at noise level 0, in standardised return units.

@@ -16,7 +16,6 @@ from risky_nav.env import CONTROL_PERIOD
 from risky_nav.policies import make_policy
 
 from rs_diffuser_ros.control import Controller, ControllerSettings, Grid, StopReason, step_all
-from rs_diffuser_ros.core.config import GOAL_DIM, STATE_DIM
 
 
 @dataclass
@@ -64,14 +63,16 @@ class ControllerPolicy:
 
     def reset(self, slot: int, obs: np.ndarray) -> None:
         self.controllers[slot] = controller = self._fresh()
-        controller.set_goal(obs[STATE_DIM:STATE_DIM + GOAL_DIM])
+        m = self.planner.config.model  # obs = [state, goal] in the model's layout
+        controller.set_goal(obs[m.state_dim:m.state_dim + m.goal_dim])
 
     def act(self, obs: np.ndarray, slots: list[int]) -> np.ndarray:
         now = self._steps * CONTROL_PERIOD
         self._steps += 1
         controllers = [self.controllers[s] for s in slots]
+        state_dim = self.planner.config.model.state_dim
         for controller, o in zip(controllers, obs):
-            controller.on_odometry(o[:STATE_DIM], now, stamp_s=now)
+            controller.on_odometry(o[:state_dim], now, stamp_s=now)
             controller.on_costmap(self.grid, now)
             if self.risk_grid is not None:
                 controller.on_risk_map(self.risk_grid, now)

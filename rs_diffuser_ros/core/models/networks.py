@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..config import ACTION_DIM, CONTEXT_DIM, GOAL_DIM, STATE_DIM, ModelConfig
+from ..config import ACTION_DIM, ModelConfig
 from .critic import MapQuantileCritic, QuantileCritic
 from .inverse_dynamics import InverseDynamics
 from .map_encoder import MapEncoder, NoMapEncoder
@@ -18,18 +18,18 @@ NETWORK_NAMES = ("denoiser", "critic", "inverse_dynamics", "map_encoder")
 
 
 def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
+    state, context = cfg.state_dim, cfg.context_dim
     if not cfg.map_conditioned:
         return {
-            "denoiser": TemporalUnet(cfg.horizon, STATE_DIM, CONTEXT_DIM, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
-            "critic": QuantileCritic(cfg.horizon, STATE_DIM, CONTEXT_DIM, cfg.n_quantiles, cfg.critic_hidden),
-            "inverse_dynamics": InverseDynamics(STATE_DIM, ACTION_DIM, cfg.idm_hidden),
+            "denoiser": TemporalUnet(cfg.horizon, state, context, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
+            "critic": QuantileCritic(cfg.horizon, state, context, cfg.n_quantiles, cfg.critic_hidden),
+            "inverse_dynamics": InverseDynamics(state, ACTION_DIM, cfg.idm_hidden),
             "map_encoder": NoMapEncoder(),
         }
-    context = GOAL_DIM + cfg.map_embedding
     channels = cfg.map_channels
     return {
-        "denoiser": TemporalUnet(cfg.horizon, STATE_DIM, context, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
-        "critic": MapQuantileCritic(cfg.horizon, STATE_DIM, context, channels, cfg.n_quantiles, cfg.critic_hidden),
-        "inverse_dynamics": InverseDynamics(STATE_DIM, ACTION_DIM, cfg.idm_hidden),
+        "denoiser": TemporalUnet(cfg.horizon, state, context, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
+        "critic": MapQuantileCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden),
+        "inverse_dynamics": InverseDynamics(state, ACTION_DIM, cfg.idm_hidden),
         "map_encoder": MapEncoder(channels, cfg.map_patch_cells, cfg.map_embedding),
     }

@@ -1,4 +1,4 @@
-"""Train the denoiser, critic and inverse dynamics on a RiskyNav dataset.
+"""Train the denoiser, critic and inverse dynamics on a RiskyNav (or Risky PointMass) dataset.
 
     python -m rs_diffuser_ros.core.training.train --dataset datasets/<name> --out runs/x \
         [--config config/model.yaml] [--steps N] [--seed 0] [--device auto] [--resume]
@@ -28,7 +28,7 @@ from .ema import EMA
 from .losses import TrainingObjective
 from ..models.networks import NETWORK_NAMES, build_networks
 from ..normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
-from ..plan_frame import fit_limits_over_windows
+from ..plan_frame import fit_limits_over_windows, relative_goal
 from ..map_input import MapLayers
 from ..schedule import DiffusionSchedule
 from .map_batches import TrainingMaps
@@ -43,7 +43,7 @@ def fit_normalizers(data: WindowDataset) -> Normalizers:
     starts = data.states[data.starts]
     return Normalizers(
         plan=LimitsNormalizer(low, high),
-        goal=LimitsNormalizer.fit(data.goals[data.starts] - starts[:, :2]),
+        goal=LimitsNormalizer.fit(relative_goal(data.goals[data.starts], starts)),
         position=LimitsNormalizer.fit(starts[:, :2]),
         action=LimitsNormalizer.fit(data.transition_actions()),
         returns=StandardNormalizer.fit(data.window_returns()),
@@ -78,7 +78,8 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
         raise ValueError("a map-conditioned model (model.map_patch_cells > 0) trains on a dataset whose episodes "
                          "name their maps (layouts/<name>.yaml beside the data): none were given")
     names = sorted(maps) if m.map_conditioned else None
-    data = WindowDataset.from_episodes(episodes, m.horizon, cfg.gamma, source=dataset_name or "episodes", map_names=names)
+    data = WindowDataset.from_episodes(episodes, m.horizon, cfg.gamma, source=dataset_name or "episodes", map_names=names,
+                                       state_dim=m.state_dim, goal_dim=m.goal_dim)
     start = None  # (normalisers, weights) of the model a fine-tune starts from
     if init_from and not resumed:
         _, start_normalizers, start_weights, _ = read_checkpoint(init_from)
@@ -219,7 +220,11 @@ def _read_train_state(path: Path, config: CoreConfig) -> dict:
     for field in ("step", "config", "normalizers", "networks", "ema", "optimizer", "generator", "torch_rng"):
         if field not in state:
             raise RuntimeError(f"{path}: training state has no field '{field}'")
-    saved = json.loads(state["config"])
+    # Through from_dict, so a field added since (at its default) reads as the default, not as a difference.
+    try:
+        saved = CoreConfig.from_dict(json.loads(state["config"]), where=f"{path} (config)").to_dict()
+    except ConfigError as e:
+        raise RuntimeError(f"{path}: the training state's config is not one this code reads ({e})") from e
     current = config.to_dict()
     # The run length may grow on resume; everything that shapes the networks or the objective may not.
     diffs = [f"{sec}.{k}: saved {saved[sec].get(k)!r} vs now {v!r}" for sec in ("model", "training")

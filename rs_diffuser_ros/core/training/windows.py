@@ -16,9 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import ACTION_DIM, GOAL_DIM, STATE_DIM
-
-OBS_DIM = STATE_DIM + GOAL_DIM
+from ..config import ACTION_DIM, ModelConfig
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
@@ -39,8 +37,8 @@ def _field(episode: Any, name: str, index: int, source: str) -> np.ndarray:
 
 @dataclass
 class WindowDataset:
-    states: Tensor  # [N, 6] every observation's state, episodes concatenated
-    goals: Tensor  # [N, 2]
+    states: Tensor  # [N, D] every observation's state (D = model.state_dim), episodes concatenated
+    goals: Tensor  # [N, G]
     actions: Tensor  # [N, 2] action taken at that observation (zeros at an episode's last one)
     returns: Tensor  # [N] Monte-Carlo return from that observation
     starts: Tensor  # [W] flat index of each window start (= each transition's s_t)
@@ -49,14 +47,17 @@ class WindowDataset:
     gamma: float
     episode: Tensor | None = None  # [W] the episode of each window (map-conditioned training: its map and goal)
     episode_map: Tensor | None = None  # [E] index into `map_names` of each episode's map
-    episode_goal: Tensor | None = None  # [E, 2] each episode's goal
+    episode_goal: Tensor | None = None  # [E, 2] each episode's goal position
     map_names: tuple[str, ...] = ()
 
     @classmethod
     def from_episodes(cls, episodes: Sequence[Any], horizon: int, gamma: float, source: str = "dataset",
-                      map_names: Sequence[str] | None = None) -> "WindowDataset":
-        """map_names: the maps a map-conditioned model trains on; every episode's `layout` must be one of them
+                      map_names: Sequence[str] | None = None, state_dim: int = ModelConfig.state_dim,
+                      goal_dim: int = ModelConfig.goal_dim) -> "WindowDataset":
+        """Observations are [state (state_dim), goal (goal_dim)], the model's layout (ModelConfig).
+        map_names: the maps a map-conditioned model trains on; every episode's `layout` must be one of them
         and its goal must stay fixed (one goal distance field per episode). None: maps are not tracked."""
+        obs_dim = state_dim + goal_dim
         if len(episodes) == 0:
             raise ValueError(f"{source}: no episodes")
         states, goals, actions, returns, starts, last = [], [], [], [], [], []
@@ -68,8 +69,9 @@ class WindowDataset:
             act = _field(ep, "actions", i, source).astype(np.float32)
             rew = _field(ep, "rewards", i, source).astype(np.float64)
             t = len(rew)
-            if obs.ndim != 2 or obs.shape[1] != OBS_DIM:
-                raise ValueError(f"{source}: episode {i} field 'observations' must be [T+1, {OBS_DIM}], got {obs.shape}")
+            if obs.ndim != 2 or obs.shape[1] != obs_dim:
+                raise ValueError(f"{source}: episode {i} field 'observations' must be [T+1, {obs_dim}] (model.state_dim "
+                                 f"{state_dim} + model.goal_dim {goal_dim}), got {obs.shape}")
             if t < 1 or obs.shape[0] != t + 1:
                 raise ValueError(f"{source}: episode {i} has {t} rewards but {obs.shape[0]} observations (need T >= 1 and T+1)")
             if act.shape != (t, ACTION_DIM):
@@ -82,13 +84,13 @@ class WindowDataset:
                 if name not in map_of:
                     raise ValueError(f"{source}: episode {i} was driven on map {name!r}, which is not among the "
                                      f"dataset's maps (layouts/<name>.yaml); a map-conditioned model needs every episode's map")
-                if not np.allclose(obs[:, STATE_DIM:], obs[:1, STATE_DIM:]):
+                if not np.allclose(obs[:, state_dim:], obs[:1, state_dim:]):
                     raise ValueError(f"{source}: episode {i} changes its goal; map-conditioned training needs one goal per episode")
                 window_episode.append(np.full(t, i))
                 episode_map.append(map_of[name])
-                episode_goal.append(obs[0, STATE_DIM:])
-            states.append(obs[:, :STATE_DIM])
-            goals.append(obs[:, STATE_DIM:])
+                episode_goal.append(obs[0, state_dim:state_dim + 2])
+            states.append(obs[:, :state_dim])
+            goals.append(obs[:, state_dim:])
             actions.append(np.concatenate([act, np.zeros((1, ACTION_DIM), np.float32)]))
             returns.append(np.concatenate([discounted_returns(rew, gamma), [0.0]]))
             starts.append(offset + np.arange(t))
@@ -117,7 +119,7 @@ class WindowDataset:
         return torch.minimum(self.starts[rows, None] + steps, self.last[rows, None])
 
     def batch(self, rows: Tensor) -> dict[str, Tensor]:
-        """World-unit batch: windows [B, H, 6], goal [B, 2], return [B], state/next_state/action [B, ...]."""
+        """World-unit batch: windows [B, H, D], goal [B, G], return [B], state/next_state/action [B, ...]."""
         idx = self.window_indices(rows)
         s = self.starts[rows]
         out = {"windows": self.states[idx], "goal": self.goals[s], "return": self.returns[s],
