@@ -2,7 +2,13 @@
 
     python -m rs_diffuser_ros.eval.pointmass --policy bc=runs/pointmass/bc/policy.safetensors \
         --policy codac=runs/pointmass/codac/policy.safetensors \
-        --policy oraac=runs/pointmass/oraac/policy.safetensors --episodes 100 --out out/eval_pointmass
+        --policy oraac=runs/pointmass/oraac/policy.safetensors \
+        --policy averse:0.1=runs/pointmass/rs_diffuser/model.safetensors \
+        --policy unguided=runs/pointmass/rs_diffuser/model.safetensors --episodes 100 --out out/eval_pointmass
+
+Every method is a policy with one call, act(obs [B, 4]) -> action [B, 2]: the baselines' policy files,
+and RS-Diffuser at a planner setting of the RiskyNav evaluation (averse:A, seeking:A, neutral, unguided;
+rs_diffuser_ros.eval.settings) around a model trained on the point mass's data (docs/training.md).
 
 CODAC's protocol: episodes from the evaluation start ((0.85, 0.85) + U(-0.05, 0) per axis), the
 env's default risk (penalty 50 with probability 0.1 per step started inside the disc), the
@@ -24,13 +30,42 @@ import numpy as np
 
 from rs_diffuser_ros.eval.metrics import METRICS, EpisodeOutcome, summarize
 from rs_diffuser_ros.eval.report import format_estimate
+from rs_diffuser_ros.eval.settings import PlannerSetting, SettingError, parse_setting
 
 POLICY_KINDS = ("bc", "codac", "oraac")
+PLANNER_KINDS = ("averse", "seeking", "neutral", "unguided")  # RS-Diffuser settings (eval.settings)
 COLUMNS = [k for k in METRICS if k != "collision_rate"]
+OBS_DIM = 4  # [x, y, goal_x, goal_y]
+
+
+class PlannerPolicy:
+    """RS-Diffuser at one setting: act(obs [B, 4]) -> the first action of the plan it picks [B, 2].
+
+    The planner is called directly, without the shipped Controller: that is the robot's (costmap,
+    collision check, velocity limits, goal tolerance), and the point mass has none of them. The
+    planner's own noise stream (seeded by its config) makes a run reproducible."""
+
+    def __init__(self, path: str | Path, setting: PlannerSetting, device: str = "cpu"):
+        from rs_diffuser_ros.core.planner import RiskSensitivePlanner
+
+        # unguided's overrides (one candidate, no guidance) are planner settings
+        self.planner = RiskSensitivePlanner.from_checkpoint(path, device=device, **setting.controller_overrides)
+        d, g = self.planner.state_dim, self.planner.goal_dim
+        if self.planner.map_conditioned or d + g != OBS_DIM:
+            raise ValueError(f"{path}: not a Risky PointMass model (needs state_dim + goal_dim = {OBS_DIM} and no map "
+                             f"conditioning; it has {d} + {g}, map_patch_cells {self.planner.config.model.map_patch_cells})")
+        self.alpha, self.risk_mode = setting.alpha, setting.risk_mode
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        d, g = self.planner.state_dim, self.planner.goal_dim
+        results = self.planner.plan_batch(obs[:, :d], obs[:, d:d + g], self.alpha, self.risk_mode)
+        return np.stack([r.action for r in results])
 
 
 def load_policy(kind: str, path: str | Path):
-    """A policy with act(obs [B, 4]) -> action [B, 2]."""
+    """A policy with act(obs [B, 4]) -> action [B, 2]; kind a baseline's or an RS-Diffuser setting (averse:0.1 ...)."""
+    if kind.partition(":")[0] in PLANNER_KINDS:
+        return PlannerPolicy(path, parse_setting(kind))
     if kind == "bc":
         from rs_diffuser_ros.baselines.behaviour_cloning import load
     elif kind == "codac":
@@ -38,7 +73,7 @@ def load_policy(kind: str, path: str | Path):
     elif kind == "oraac":
         from rs_diffuser_ros.baselines.oraac import load
     else:
-        raise ValueError(f"unknown policy kind {kind!r}; choose from {POLICY_KINDS}")
+        raise ValueError(f"unknown policy kind {kind!r}; choose from {POLICY_KINDS} or a setting of {PLANNER_KINDS}")
     return load(path)
 
 
@@ -80,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policy", action="append", required=True, metavar="KIND=PATH",
                     help=f"a policy to evaluate, KIND one of {POLICY_KINDS}; repeat for several "
-                         f"(KIND:NAME=PATH names the row, e.g. codac:codac_seed1=...)")
+                         f"(KIND:NAME=PATH names the row, e.g. codac:codac_seed1=...); or RS-Diffuser, "
+                         f"SETTING=MODEL with SETTING averse:ALPHA, seeking:ALPHA, neutral or unguided (the row's name)")
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
@@ -93,12 +129,19 @@ def main(argv: list[str] | None = None) -> int:
         kind, _, name = spec.partition(":")
         if not sep or not path:
             ap.error(f"--policy {item!r}: expected KIND=PATH")
-        if kind not in POLICY_KINDS:
-            ap.error(f"--policy {item!r}: unknown kind {kind!r}; choose from {POLICY_KINDS}")
-        name = name or kind
+        if kind in PLANNER_KINDS:
+            try:
+                setting = parse_setting(spec)
+            except SettingError as e:
+                ap.error(f"--policy {item!r}: {e}")
+            kind, name, source = spec, setting.name, {"kind": "rs_diffuser", **setting.describe()}
+        elif kind not in POLICY_KINDS:
+            ap.error(f"--policy {item!r}: unknown kind {kind!r}; choose from {POLICY_KINDS} or a setting of {PLANNER_KINDS}")
+        else:
+            name, source = name or kind, {"kind": kind}
         if name in policies:
             ap.error(f"--policy {item!r}: a row named {name!r} is already there; name it KIND:NAME=PATH")
-        policies[name], sources[name] = load_policy(kind, path), {"kind": kind, "checkpoint": path}
+        policies[name], sources[name] = load_policy(kind, path), {**source, "checkpoint": path}
 
     t0 = time.perf_counter()
     outcomes = evaluate(policies, args.episodes, args.seed)
