@@ -9,7 +9,7 @@ import torch
 from test_core_helpers import synthetic_episodes, tiny_config, single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.config import CoreConfig, ConfigError
-from rs_diffuser_ros.core.map_input import UNREACHABLE, MapLayers, PlanningMap, sample_along
+from rs_diffuser_ros.core.map_input import ROUTE_SCALE_M, UNREACHABLE, MapLayers, PlanningMap, sample_along
 from rs_diffuser_ros.core.models.networks import NETWORK_NAMES, build_networks
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.training.train import load_grown, train
@@ -53,7 +53,7 @@ def test_a_patch_is_world_aligned_and_centred_on_the_robot():
     risk = level_grid(occ, [(-3.0, 0.8, 3.0, 1.6)])  # a risky band 0.8-1.6 m north
     pm = PlanningMap.from_grids(occ, risk)
     patch = pm.patches(torch.tensor([[0.0, 0.0]]), torch.tensor([[-3.0, 0.0]]), 32, 6.4)[0]
-    assert patch.shape == (5, 32, 32)
+    assert patch.shape == (7, 32, 32)  # PATCH_CHANNELS; a model reads its first model.map_channels
     # Cell (row, col) has its centre at (-3.1 + 0.2 col, -3.1 + 0.2 row) from the robot: row = y, col = x.
     assert patch[0, 16, 21] > 0.9 and patch[0, 16, 10] == 0  # wall at x = +1.1 m, open floor at x = -1.1 m
     assert patch[1, 21, 16] == 1 and patch[1, 10, 16] == 0  # risk at y = +1.1 m, none at y = -1.1 m
@@ -94,6 +94,22 @@ def test_the_safe_distance_goes_round_risk_and_equals_the_plain_one_without_risk
     assert safe == pytest.approx(2 * math.hypot(2.0, 1.5) + 2.0, rel=0.08)  # round the band's north end
     no_risk = MapLayers.from_grids(occ.data, RES, -4.0, -3.0).goal_distance(torch.tensor([[3.0, 0.0]]), safe=True)[0]
     assert torch.equal(no_risk[0], no_risk[1])
+
+
+def test_the_route_channels_give_the_route_length_and_the_detour_round_risk_in_metres():
+    occ = grid_with()
+    band = [(-1.0, -3.0, 1.0, 1.5)]  # as above: the way round risk is ~1 m longer than the straight route
+    start, goal = torch.tensor([[-3.0, 0.0]]), torch.tensor([[3.0, 0.0]])
+    patch = PlanningMap.from_grids(occ, level_grid(occ, band)).patches(start, goal, 32, 6.4)[0]
+    route, detour = patch[5, 15:17, 15:17].mean(), patch[6, 15:17, 15:17].mean()  # at the robot
+    assert float(route) * ROUTE_SCALE_M == pytest.approx(6.0, abs=0.15)
+    assert float(detour) * ROUTE_SCALE_M == pytest.approx(2 * math.hypot(2.0, 1.5) + 2.0 - 6.0, abs=0.3)
+    # Absolute, not relative to the robot: the same cell reads the same from another robot position.
+    other = PlanningMap.from_grids(occ, level_grid(occ, band)).patches(torch.tensor([[-2.0, 0.0]]), goal, 32, 6.4)[0]
+    assert torch.allclose(other[5:, 16, 5:10], patch[5:, 16, 10:15], atol=0.015)  # within a 0.1 m feature cell
+    # Without risk there is nothing to go round.
+    no_risk = PlanningMap.from_grids(occ).patches(start, goal, 32, 6.4)[0]
+    assert float(no_risk[6].abs().max()) == 0.0
 
 
 def test_sample_along_reads_each_rows_own_patch_at_plan_positions_and_has_a_gradient():
@@ -156,7 +172,28 @@ def test_a_warm_started_model_with_a_new_map_channel_computes_what_the_old_one_d
                           new["critic"](window, context, noise, along), atol=1e-5)
 
 
+def test_a_warm_start_grows_from_five_channels_to_the_route_channels_exactly():
+    old_cfg, new_cfg = map_config(safe=True), map_config(safe=True)
+    new_cfg.model.map_route_channels = True
+    assert (old_cfg.model.map_channels, new_cfg.model.map_channels) == (5, 7)
+    torch.manual_seed(0)
+    old, new = build_networks(old_cfg.model), build_networks(new_cfg.model)
+    load_grown(new, {name: old[name].state_dict() for name in NETWORK_NAMES}, "the 5-channel model")
+    patches, along = torch.randn(3, 7, 16, 16), torch.randn(3, 8, 7)
+    window, context, noise = torch.randn(3, 8, 6), torch.randn(3, 10), torch.rand(3)
+    assert torch.allclose(old["map_encoder"](patches), new["map_encoder"](patches), atol=1e-6)
+    assert torch.allclose(old["critic"](window, context, noise, along), new["critic"](window, context, noise, along), atol=1e-5)
+    # ... and the grown model does read the new channels once their weights move
+    with torch.no_grad():
+        new["map_encoder"].net[0].weight[:, 5:] += 1.0
+    assert not torch.allclose(old["map_encoder"](patches), new["map_encoder"](patches), atol=1e-3)
+
+
 def test_map_settings_are_validated():
+    cfg = map_config(safe=False)
+    cfg.model.map_route_channels = True
+    with pytest.raises(ConfigError, match="map_route_channels"):
+        cfg.validate()
     cfg = map_config()
     cfg.model.map_patch_cells = 12
     with pytest.raises(ConfigError, match="map_patch_cells"):

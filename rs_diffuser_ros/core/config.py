@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .map_input import BASE_CHANNELS, PATCH_CHANNELS
+from .map_input import BASE_CHANNELS, PATCH_CHANNELS, SAFE_CHANNELS
 from .risk import RISK_MODES
 from .setting_spec import check_fields, setting
 
@@ -46,6 +46,7 @@ class ModelConfig:
     map_patch_m: float = 6.4
     map_embedding: int = 64
     map_safe_distance: bool = False  # a fifth patch channel: the goal distance that avoids risk where it can
+    map_route_channels: bool = False  # two more (needs the fifth): route length and detour length, in metres
 
     @property
     def context_dim(self) -> int:
@@ -55,7 +56,10 @@ class ModelConfig:
 
     @property
     def map_channels(self) -> int:
-        return len(PATCH_CHANNELS) if self.map_safe_distance else BASE_CHANNELS
+        """The first this many of map_input.PATCH_CHANNELS are what the model reads."""
+        if self.map_route_channels:
+            return len(PATCH_CHANNELS)
+        return SAFE_CHANNELS if self.map_safe_distance else BASE_CHANNELS
 
     @property
     def map_conditioned(self) -> bool:
@@ -73,6 +77,9 @@ class ModelConfig:
                               f"got {self.map_patch_cells}")
         if not self.map_patch_m > 0:
             raise ConfigError(f"{where}: model.map_patch_m must be > 0, got {self.map_patch_m}")
+        if self.map_route_channels and not self.map_safe_distance:
+            raise ConfigError(f"{where}: model.map_route_channels needs model.map_safe_distance: true (the detour "
+                              "channel is the safe distance minus the plain one)")
         levels = len(self.unet_dim_mults)
         if levels < 1 or any(int(m) < 1 for m in self.unet_dim_mults):
             raise ConfigError(f"{where}: model.unet_dim_mults must be a non-empty list of positive ints")

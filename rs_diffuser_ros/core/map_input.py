@@ -15,6 +15,11 @@ denoising step.
 A patch (`patches`) is PATCH_CHANNELS x P x P cells centred on the robot, world-aligned like the plan
 frame, so a plan position (metres from the robot) maps straight into it (`sample_along`). The goal
 distance channel is relative to the robot's own, in patch half-widths: it says which way is downhill.
+With the safe distance come two route channels in metres (ROUTE_SCALE_M), not relative: `route_length`,
+the shortest way to the goal from each cell, and `detour`, how much longer the way round risk is
+(safe minus plain distance). A return-to-go scales with the first, and whether a short cut through risk
+is worth its tail depends on the second; relative channels lose both, so a critic reading only them
+cannot tell a 1 m detour from a 10 m one (docs/method_choices.md, "Map conditioning").
 Nothing here knows absolute map coordinates beyond the lookup itself.
 """
 from __future__ import annotations
@@ -32,11 +37,14 @@ from .costmap import Costmap
 FEATURE_RESOLUTION = 0.1  # metres per cell of the map layers and the goal distance field
 MAP_INFLATION_M = 0.5  # the obstacle layer's inflation: part of what a model was trained to read, not a setting
 LAYER_NAMES = ("obstacle", "risk", "hazard", "valid")
-PATCH_CHANNELS = ("obstacle", "risk", "hazard", "goal_distance", "safe_distance")
+PATCH_CHANNELS = ("obstacle", "risk", "hazard", "goal_distance", "safe_distance", "route_length", "detour")
 BASE_CHANNELS = 4  # a model without the safe_distance channel reads the first four
+SAFE_CHANNELS = 5  # ... with it, the first five; a model with the route channels reads all seven
 SAFE_DETOUR_WEIGHT = 5.0  # a metre inside a risky region counts this much in the safe distance
 UNREACHABLE = 1.0e4  # metres: the distance of cells the goal cannot be reached from
 _DISTANCE_CLIP = 2.0  # patch half-widths: the relative distance channel lies in [-clip, clip]
+ROUTE_SCALE_M = 10.0  # the route channels' unit: 1.0 = 10 m ...
+_ROUTE_CLIP = 4.0  # ... clipped at 40 m (longer than any route the generated maps hold)
 
 
 @dataclass
@@ -145,7 +153,7 @@ class MapLayers:
 
     def patches(self, centres: Tensor, distance: Tensor, cells: int, extent_m: float,
                 index: Tensor | None = None) -> Tensor:
-        """Egocentric patches [B, 3 + F, cells, cells] (PATCH_CHANNELS) of side extent_m around centres [B, 2],
+        """Egocentric patches [B, 4 or 7, cells, cells] (PATCH_CHANNELS) of side extent_m around centres [B, 2],
         with each row's F goal distance fields distance [B, F, h, w] (goal_distance); index [B] picks each row's
         map (None: all on map 0)."""
         b, dev = len(centres), centres.device
@@ -170,7 +178,12 @@ class MapLayers:
         c = cells // 2
         own = dist[:, :, c - 1:c + 1, c - 1:c + 1].amin((2, 3))  # the robot's cell(s) at the patch centre
         relative = ((dist - own[:, :, None, None]) / half).clamp(-_DISTANCE_CLIP, _DISTANCE_CLIP)
-        return torch.cat([torch.stack([obstacle + (1 - valid), risk, hazard], 1), relative], 1)
+        channels = [torch.stack([obstacle + (1 - valid), risk, hazard], 1), relative]
+        if dist.shape[1] == 2:  # with the safe distance: the route channels (an unreachable cell: no detour)
+            route = (dist[:, 0] / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
+            detour = ((dist[:, 1] - dist[:, 0]) / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
+            channels.append(torch.stack([route, detour], 1))
+        return torch.cat(channels, 1)
 
 
 def sample_along(patches: Tensor, xy: Tensor, extent_m: float) -> Tensor:
@@ -252,5 +265,6 @@ class PlanningMap:
         return torch.stack([self._fields[c] for c in cells])
 
     def patches(self, centres: Tensor, goals: Tensor, cells: int, extent_m: float) -> Tensor:
-        """Patches [B, 4 or 5, cells, cells] around centres [B, 2] for goals [B, 2] (PATCH_CHANNELS)."""
+        """Patches [B, 4 or 7, cells, cells] around centres [B, 2] for goals [B, 2] (PATCH_CHANNELS); a model
+        reads its first model.map_channels."""
         return self.layers.patches(centres, self.distance_fields(goals), cells, extent_m)

@@ -45,10 +45,12 @@ class MapQuantileCritic(QuantileCritic):
         self.horizon, self.state_dim, self.along_channels = horizon, state_dim, along_channels
 
     def forward(self, window: Tensor, context: Tensor, noise_level: Tensor, along: Tensor | None = None) -> Tensor:
-        """window [B, H, D], context [B, C], noise_level [B], along [B, H, A] -> ascending quantiles [B, N]."""
+        """window [B, H, D], context [B, C], noise_level [B], along [B, H, >= A] -> ascending quantiles [B, N]
+        (the first A channels along are read: a map gives all it has)."""
         if along is None:
             raise ValueError("MapQuantileCritic needs the map channels along the window (along=...)")
-        return super().forward(torch.cat([window, along.to(window.dtype)], -1), context, noise_level)
+        along = along[..., :self.along_channels].to(window.dtype)
+        return super().forward(torch.cat([window, along], -1), context, noise_level)
 
     @torch.no_grad()
     def grow_from(self, old: dict[str, Tensor]) -> None:

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 class MapEncoder(nn.Module):
     def __init__(self, channels: int, cells: int, embedding: int, width: int = 32):
         super().__init__()
+        self.channels = channels
         if cells % 8:
             raise ValueError(f"map patch cells must be a multiple of 8 (three stride-2 convolutions), got {cells}")
         self.net = nn.Sequential(
@@ -25,8 +26,9 @@ class MapEncoder(nn.Module):
         )
 
     def forward(self, patches: Tensor) -> Tensor:
-        """patches [B, C, P, P] -> [B, embedding]."""
-        return self.net(patches)
+        """patches [B, >= channels, P, P] -> [B, embedding]: a map gives every channel it has (map_input),
+        the encoder reads the first `channels` it was built for."""
+        return self.net(patches[:, :self.channels])
 
     @torch.no_grad()
     def grow_from(self, old: dict[str, Tensor]) -> None:

@@ -22,6 +22,6 @@ class TrainingMaps:
                                              safe=safe_distance).half()
 
     def patches(self, centres: Tensor, episode: Tensor) -> Tensor:
-        """Patches [B, 4 or 5, P, P] around centres [B, 2] of windows from episodes [B]."""
+        """Patches [B, 4 or 7, P, P] (PATCH_CHANNELS) around centres [B, 2] of windows from episodes [B]."""
         return self.layers.patches(centres, self.distance[episode], self.cells, self.extent_m,
                                    index=self.episode_map[episode])
