@@ -5,7 +5,7 @@ import torch
 
 from rs_diffuser_ros.baselines import codac, oraac
 from rs_diffuser_ros.baselines.iqn import IQNCritic, quantile_huber_loss, random_fractions
-from rs_diffuser_ros.baselines.offline_data import OfflineDataError, transitions_from_episodes
+from rs_diffuser_ros.baselines.offline_data import OfflineDataError, Transitions, transitions_from_episodes
 
 
 def point_mass_like_episodes(n=6, steps=12, seed=0):
@@ -87,6 +87,72 @@ def test_codac_lagrange_multiplier_rises_only_while_the_gap_exceeds_the_threshol
     row = trainer.update()
     assert row["gap"] > 0
     assert (trainer.log_alpha_prime.item() > 0) == rises
+
+
+def one_state_two_actions(n=2000, seed=0):
+    """A one-step bandit in the point mass's units: 'risky' (-0.1, -0.1), 70 % of the data, pays -1, or -51 with
+    probability 0.1 (mean -6, CVaR_0.1 -51); 'safe' (0.1, 0.1) pays -8. Every transition is terminal."""
+    g = torch.Generator().manual_seed(seed)
+    risky = torch.rand(n, generator=g) < 0.7
+    actions = torch.where(risky[:, None], torch.tensor([-0.1, -0.1]), torch.tensor([0.1, 0.1]))
+    strike = torch.rand(n, generator=g) < 0.1
+    rewards = torch.where(risky, -1.0 - 50.0 * strike.float(), torch.full((n,), -8.0))
+    obs = torch.tensor([[0.5, 0.5, 0.1, 0.1]]).repeat(n, 1)
+    return Transitions(obs, actions, rewards, obs.clone(), torch.ones(n))
+
+
+@pytest.mark.parametrize("min_z_weight, within_returns", [(None, True), (10.0, False)])
+def test_codac_penalty_leaves_the_return_distribution_to_the_quantile_loss(min_z_weight, within_returns):
+    # Issue 16: at min_z_weight 10 the penalty lifts each data quantile by alpha' * 10 per element, more than the
+    # quantile loss (at most 1 per element) can pull back: the critic rose above every return the data holds,
+    # with no tail (CVaR = mean), and the CVaR actor saw no risk. At CODAC's risky-task weight (0.1, our default)
+    # the bulk of the quantiles stays among the returns and the risky action's tail shows (the top few levels,
+    # tau > 1 - alpha' * 0.1, still drift up: the same imbalance, confined to where the actor's CVaR never looks).
+    extra = {} if min_z_weight is None else {"min_z_weight": min_z_weight}
+    config = codac.CODACConfig(steps=1, batch_size=64, hidden=32, n_cos=16, num_quantiles=16, num_random=4,
+                               critic_lr=1e-3, **extra)
+    trainer = codac.CODACTrainer(one_state_two_actions(), config)
+    for _ in range(800):
+        trainer.update()
+    tau = torch.linspace(0.005, 0.995, 100)[None]
+    with torch.no_grad():
+        z = {name: torch.min(*[c(torch.zeros(1, 4), torch.tensor([[u, u]]), tau) for c in trainer.critics])[0]
+             for name, u in (("risky", -1.0), ("safe", 1.0))}
+    highest_return, median = -1.0, 49
+    if within_returns:
+        assert z["risky"][median] < highest_return + 0.5 and z["safe"][median] < highest_return
+        assert abs(z["safe"].mean() - (-8.0)) < 2.0                          # the safe action's one return
+        assert z["risky"][median] - z["risky"][:10].mean() > 1.5             # a lower tail where the -51s are
+    else:
+        assert z["risky"].min() > highest_return and z["safe"].min() > highest_return
+
+
+def test_codac_log_densities_and_random_actions_are_in_the_env_units():
+    data = transitions_from_episodes(point_mass_like_episodes())            # actions in +-0.1
+    config = codac.CODACConfig(steps=1, batch_size=16, hidden=16, n_cos=8, num_quantiles=8, num_random=2)
+    trainer = codac.CODACTrainer(data, config)
+    # Log pi is the density of the env action a = 0.1 tanh(x), x ~ N(mean, std): CODAC's SAC policy scales tanh
+    # to the action box, so its entropy term is in those units (2 log 10 above the [-1, 1] density here).
+    actor = trainer.actor.double()
+    obs = trainer.data.observations[:64].double()
+    action, log_pi = trainer.sample_action(actor, obs)
+    h = actor.trunk(obs)
+    x = torch.distributions.Normal(actor.mean(h), actor.log_std(h).clamp(codac.LOG_STD_MIN, codac.LOG_STD_MAX).exp())
+    low, high = trainer.policy.normalizer.action_low.double(), trainer.policy.normalizer.action_high.double()
+    env_policy = torch.distributions.TransformedDistribution(
+        x, [torch.distributions.TanhTransform(), torch.distributions.AffineTransform((high + low) / 2, (high - low) / 2)])
+    env_action = trainer.policy.normalizer.from_unit(action)
+    inside = (action.abs() < 0.999).all(-1)                                 # atanh is exact away from +-1
+    np.testing.assert_allclose(log_pi[inside, 0].detach().numpy(),
+                               env_policy.log_prob(env_action[inside]).sum(-1).detach().numpy(), atol=1e-3)
+    # The penalty's random actions: CODAC's U(-1, 1) in env units, mostly outside the point mass's +-0.1.
+    random_env = trainer.policy.normalizer.from_unit(trainer.random_actions(4000)).double()
+    assert random_env.abs().max() <= 1.0 + 1e-5 and random_env.abs().max() > 0.95
+    assert (random_env.abs() > 0.1).any(-1).float().mean() > 0.9
+    unit_trainer = codac.CODACTrainer(data, codac.CODACConfig(**{**config.__dict__, "action_units": "unit"}))
+    assert unit_trainer.random_actions(4000).abs().max() <= 1.0
+    with pytest.raises(codac.CODACError, match="action_units"):
+        codac.CODACConfig(action_units="world").validate()
 
 
 def test_oraac_action_stays_within_lamda_of_the_behaviour_model(tmp_path):

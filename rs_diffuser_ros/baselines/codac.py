@@ -17,13 +17,28 @@ Our implementation of the released code (github.com/JasonMa2016/CODAC, distribut
   step. The CVaR weight per fraction is CODAC's `distortion_de`: (1/0.1) 1[tau_hat < 0.1], clamped to
   5 as their code does (it halves the critic term against the entropy term; kept for fidelity).
 
+Units (`action_units`, default "env", as CODAC): the networks work in actions scaled to [-1, 1] by the
+dataset's per-axis limits, but log pi is the density of the env's action (CODAC's SAC policy scales
+tanh to the action box, so its log-prob carries -sum log(half range)) and the penalty's random actions
+are U(-1, 1) in env units whatever the box. For the point mass's +-0.1 that puts the entropy term
+alpha log pi 0.2 * 2 log 10 = 0.92 per step lower (a cost, not a bonus, near the goal) and the random
+actions mostly outside the box. Before issue 16 both were in [-1, 1] network units ("unit", kept to
+reproduce those runs): a softer entropy term and random actions inside the data's range.
+
 Hyper-parameters are CODAC's for Risky PointMass (train_offline.py with --env riskymass): gamma
 0.99, fixed entropy alpha 0.2 (riskymass turns entropy tuning off), critic lr 3e-4, actor lr 3e-5,
-alpha' lr 3e-4, hidden 256, batch 256, min_z_weight 10 (the argparse default; the config file has
-no riskymass entry), Lagrange threshold 10, 10 000 gradient steps (100 epochs of 100). Ours
-differ in: observations standardised and actions scaled to [-1, 1] by the dataset (CODAC feeds
-raw states and draws its random actions from [-1, 1] whatever the action range, which for the
-point mass's +-0.1 is mostly outside it); one Adam per critic pair (Adam is per-parameter, so this
+alpha' lr 3e-4, hidden 256, batch 256, Lagrange threshold 10, 10 000 gradient steps (100 epochs of
+100), and min_z_weight 0.1, the value of CODAC's README command for its risky navigation task (Risky
+Ant; neither the README nor the config file gives one for riskymass). The argparse default, 10 (its
+D4RL setting), was ours before issue 16 and breaks the distributional critic on these tasks: the
+penalty lifts every quantile of a dataset action by alpha' * min_z_weight per element, while the
+quantile loss pulls back by at most 1 per element (its gradient is a CDF mismatch). The penalty, not
+the returns, then shapes how Z depends on the action: on a one-state task the dataset actions'
+quantiles rose above every return, flat in tau (test_codac_penalty_leaves_the_return_distribution_
+to_the_quantile_loss); on Risky PointMass the quantiles were flat in tau (CVaR = mean, no tail) and
+ranked actions by data density, the straight action (clipped onto the box's corner) highest even
+inside the disc, so the CVaR actor drove straight through it.
+Ours differ in: observations standardised; one Adam per critic pair (Adam is per-parameter, so this
 equals their two). The checkpoint keeps what acting needs: the actor and the normaliser.
 """
 from __future__ import annotations
@@ -46,6 +61,11 @@ from rs_diffuser_ros.baselines.update_loop import run_updates
 FORMAT = "rs_diffuser_ros.baselines.codac/1"
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0   # SAC's GaussianPolicy clamp
 CVAR_WEIGHT_CLAMP = 5.0                 # CODAC's distortion_de clamps the risk weights to [0, 5]
+# "env": CODAC's convention. Its SAC policy scales tanh to the env's action box, so log pi is a density in the
+# env's action units, and the penalty's random actions are U(-1, 1) in those units whatever the box. "unit":
+# both in the networks' [-1, 1] units (this module before issue 16; kept to reproduce those runs).
+ACTION_UNITS = ("env", "unit")
+RANDOM_ACTION_BOUND = 1.0               # CODAC: torch.FloatTensor(...).uniform_(-1, 1), in env units
 
 
 class CODACError(RuntimeError):
@@ -66,9 +86,10 @@ class CODACConfig:
     n_cos: int = 64
     num_quantiles: int = 32
     num_random: int = 10
-    min_z_weight: float = 10.0
+    min_z_weight: float = 0.1          # CODAC's command for its risky navigation task (Risky Ant); 10 is D4RL's
     lagrange_threshold: float = 10.0   # < 0: no Lagrange multiplier, a fixed min_z_weight penalty
     risk_alpha: float = 0.1            # CVaR level the actor optimises
+    action_units: str = "env"          # where log-densities and the penalty's random actions live (ACTION_UNITS)
 
     def validate(self) -> "CODACConfig":
         for name in ("steps", "batch_size", "hidden", "n_cos", "num_quantiles", "num_random"):
@@ -76,6 +97,10 @@ class CODACConfig:
                 raise CODACError(f"CODAC setting '{name}' must be >= 1, got {getattr(self, name)}")
         if not 0 < self.risk_alpha <= 1:
             raise CODACError(f"CODAC setting 'risk_alpha' must be in (0, 1], got {self.risk_alpha}")
+        if self.action_units not in ACTION_UNITS:
+            raise CODACError(f"CODAC setting 'action_units' must be one of {ACTION_UNITS}, got {self.action_units!r}")
+        if self.min_z_weight < 0:
+            raise CODACError(f"CODAC setting 'min_z_weight' must be >= 0, got {self.min_z_weight}")
         return self
 
 
@@ -151,6 +176,30 @@ class CODACTrainer:
         self.log_alpha_prime = torch.zeros(1, device=self.device, requires_grad=True)
         self.alpha_prime_optimizer = torch.optim.Adam([self.log_alpha_prime], lr=config.lagrange_lr)
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        # Network actions u in [-1, 1] are env actions a = centre + half_range * u (the dataset's limits).
+        norm = self.policy.normalizer
+        half_range = ((norm.action_high - norm.action_low) / 2).to(self.device)
+        centre = ((norm.action_high + norm.action_low) / 2).to(self.device)
+        if config.action_units == "env":
+            # log p_env(a) = log p_unit(u) - sum log half_range; CODAC's random actions in env units.
+            self.log_density_shift = -float(torch.log(half_range).sum())
+            self.random_low = (-RANDOM_ACTION_BOUND - centre) / half_range
+            self.random_high = (RANDOM_ACTION_BOUND - centre) / half_range
+            self.random_log_density = -data.action_dim * math.log(2 * RANDOM_ACTION_BOUND)
+        else:
+            self.log_density_shift = 0.0
+            self.random_low, self.random_high = -torch.ones_like(centre), torch.ones_like(centre)
+            self.random_log_density = -data.action_dim * math.log(2.0)
+
+    def sample_action(self, actor: TanhGaussianActor, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """An action in network units and its log-density in the configured units (`action_units`)."""
+        action, log_prob = actor.sample(obs)
+        return action, log_prob + self.log_density_shift
+
+    def random_actions(self, n: int) -> Tensor:
+        """The penalty's uniform random actions [n, A], in network units (see `action_units`)."""
+        u = torch.rand(n, len(self.random_low), generator=self.generator).to(self.device)
+        return self.random_low + u * (self.random_high - self.random_low)
 
     def _fractions(self, batch: int) -> tuple[Tensor, Tensor]:
         tau_hat, widths = random_fractions(batch, self.cfg.num_quantiles, self.generator)
@@ -165,12 +214,12 @@ class CODACTrainer:
     def update(self) -> dict[str, float]:
         cfg = self.cfg
         obs, action, reward, next_obs, terminal = self.data.sample(cfg.batch_size, self.generator)
-        batch, action_dim = obs.shape[0], action.shape[1]
-        new_action, log_pi = self.actor.sample(obs)
+        batch = obs.shape[0]
+        new_action, log_pi = self.sample_action(self.actor, obs)
 
         # Critic: distributional soft Bellman target from the target networks.
         with torch.no_grad():
-            next_action, next_log_pi = self.target_actor.sample(next_obs)
+            next_action, next_log_pi = self.sample_action(self.target_actor, next_obs)
             next_tau, next_widths = self._fractions(batch)
             target_z = torch.min(*[c(next_obs, next_action, next_tau) for c in self.target_critics])
             target_z = target_z - cfg.entropy_alpha * next_log_pi
@@ -182,18 +231,17 @@ class CODACTrainer:
         # Conservative penalty at one random quantile level.
         k = cfg.num_random
         with torch.no_grad():
-            random_actions = torch.rand(batch * k, action_dim, generator=self.generator).to(self.device) * 2 - 1
-            current_actions, current_log_pi = self.actor.sample(obs.repeat_interleave(k, 0))
-            next_actions, next_log_pis = self.actor.sample(next_obs.repeat_interleave(k, 0))
+            random_actions = self.random_actions(batch * k)
+            current_actions, current_log_pi = self.sample_action(self.actor, obs.repeat_interleave(k, 0))
+            next_actions, next_log_pis = self.sample_action(self.actor, next_obs.repeat_interleave(k, 0))
         level = int(torch.randint(0, cfg.num_quantiles, (1,), generator=self.generator))
         level_tau = tau[:, level:level + 1]
-        random_density = math.log(0.5 ** action_dim)
         gaps = []
         for z_rand, z_curr, z_next, z in zip(self._repeated_values(obs, random_actions, level_tau),
                                              self._repeated_values(obs, current_actions, level_tau),
                                              self._repeated_values(obs, next_actions, level_tau), z_pred):
             # CQL evaluates the actions proposed at s' at s too: more out-of-data samples to push down.
-            cat = torch.cat([z_rand - random_density, z_next - next_log_pis.view(batch, k),
+            cat = torch.cat([z_rand - self.random_log_density, z_next - next_log_pis.view(batch, k),
                              z_curr - current_log_pi.view(batch, k)], dim=1)
             gaps.append((torch.logsumexp(cat, dim=1).mean() - z.mean()) * cfg.min_z_weight)
         if cfg.lagrange_threshold >= 0:
@@ -251,7 +299,7 @@ def load(path: str | Path) -> CODACPolicy:
 def main(argv: list[str] | None = None) -> int:
     return train_from_command_line("codac", __doc__.split("\n\n")[0], CODACConfig, CODACError,
                                    ("steps", "batch_size", "min_z_weight", "lagrange_threshold", "risk_alpha", "actor_lr",
-                                    "critic_lr", "gamma", "entropy_alpha", "hidden"), train, save, argv)
+                                    "critic_lr", "gamma", "entropy_alpha", "hidden", "action_units"), train, save, argv)
 
 
 if __name__ == "__main__":
