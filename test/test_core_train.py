@@ -14,7 +14,7 @@ from test_core_helpers import synthetic_episodes, tiny_config, single_thread  # 
 
 from rs_diffuser_ros.core.config import ConfigError, CoreConfig
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
-from rs_diffuser_ros.core.training.train import main, train
+from rs_diffuser_ros.core.training.train import DEADLINE_CHECK_STEPS, main, train
 
 
 def _rows(path):
@@ -134,6 +134,33 @@ def _ddp_worker(rank, world, port, out, episodes):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     train(tiny_config(steps=6, log_every=3, checkpoint_every=100), episodes, out, seed=0, device="cpu", progress=False)
+
+
+def _ddp_deadline_worker(rank, world, port, out, episodes, deadlines):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    train(tiny_config(steps=100_000, log_every=10, checkpoint_every=100_000), episodes, out, seed=0, device="cpu",
+          progress=False, deadline_s=deadlines[rank])
+
+
+@pytest.mark.parametrize("deadlines", [(3600.0, 2.0), (3600.0, 1e-6)], ids=["during-training", "before-the-first-step"])
+def test_ranks_whose_clocks_disagree_stop_at_one_step_instead_of_hanging(tmp_path, deadlines):
+    # Rank 1 runs out of time (mid-run, or before its first step) while rank 0 has an hour: a rank stopping
+    # alone would leave the other blocked in the gradient all-reduce for ever.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = mp.spawn(_ddp_deadline_worker, args=(2, port, str(tmp_path), synthetic_episodes(3), deadlines), nprocs=2,
+                     join=False)
+    waited = 0
+    while not procs.join(timeout=5):
+        waited += 5
+        if waited > 300:
+            for p in procs.processes:
+                p.kill()
+            pytest.fail("the ranks did not stop together within 300 s (one is waiting for the other)")
+    steps = json.loads((tmp_path / "summary.json").read_text())["steps"]
+    assert steps < 100_000 and steps % DEADLINE_CHECK_STEPS == 0
 
 
 def test_ddp_under_torchrun_environment_trains_and_rank0_writes(tmp_path):

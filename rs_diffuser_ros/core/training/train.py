@@ -153,7 +153,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     since_log = 0
     objective.train()
     deadline = called + deadline_s if deadline_s > 0 else math.inf
-    stop = time.perf_counter() >= deadline
+    stop = deadline < math.inf and ctx.any_rank(time.perf_counter() >= deadline)  # agreed from the first step on
     while step < cfg.steps and not stop:
         rows = torch.randint(len(data), (cfg.batch_size,), device=ctx.device, generator=generator)
         losses = model(data.batch(rows))
