@@ -1,0 +1,84 @@
+"""Which route do a model's candidate plans take from a layout's start, and which does its critic prefer?
+
+    python -m rs_diffuser_ros.diagnostics.route_choice --checkpoint general --layout default \
+        [--candidates 512] [--seed 1000] [--alphas 0.1 1.0]
+
+From the layout's start (the env reset with --seed) the planner samples K candidates, unguided and then
+guided at each alpha, and scores them as the planner does. A candidate *goes round* when its window
+gains more on the way round risk than on the shortest way to the goal (the safe and plain goal distance
+fields of core/map_input.py, at the window's first and last positions, differ by more than --margin-m):
+the split needs no knowledge of the layout beyond its maps, so it works on any map with a detour.
+
+Per setting it prints the share of candidates that go round, the mean of the critic's risk value
+(CVaR_alpha; the mean at alpha 1) over each group, and how many of the best-scoring candidates go
+round. A model that trades risk proposes the detour often enough and ranks it first at a low alpha;
+docs/method_choices.md ("Why the general models take the short cut") reads these numbers.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from rs_diffuser_ros.core.map_input import PlanningMap
+from rs_diffuser_ros.core.planner import RiskSensitivePlanner
+from rs_diffuser_ros.shipped import resolve_model
+
+TOP = 8  # best-scoring candidates inspected per setting
+
+
+def goes_round(plans: np.ndarray, fields: torch.Tensor, planning_map: PlanningMap, margin_m: float) -> np.ndarray:
+    """plans [K, H, >=2] in world metres, fields [2, h, w] (plain, safe goal distance) -> bool [K]: the window
+    gains more than margin_m more on the safe distance than on the plain one."""
+    ends = torch.as_tensor(np.stack([plans[:, 0, :2], plans[:, -1, :2]], 1).reshape(-1, 2), dtype=torch.float32)
+    rc = planning_map.layers.cells_of(ends)
+    h, w = fields.shape[-2:]
+    values = fields[:, rc[:, 0].clamp(0, h - 1), rc[:, 1].clamp(0, w - 1)].reshape(2, -1, 2)  # [field, K, first/last]
+    gain = (values[..., 0] - values[..., 1]).numpy()  # metres gained on each field
+    return gain[1] - gain[0] > margin_m
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.diagnostics.route_choice", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", type=resolve_model, default=resolve_model(""), help="model file or shipped name")
+    ap.add_argument("--layout", default="default", help="shipped layout name or layout YAML")
+    ap.add_argument("--seed", type=int, default=1000, help="env reset seed: the start state")
+    ap.add_argument("--candidates", type=int, default=512)
+    ap.add_argument("--alphas", type=float, nargs="+", default=[0.1, 1.0], help="averse alphas of the guided settings")
+    ap.add_argument("--margin-m", type=float, default=0.5, help="metres more gained on the safe distance to count as round")
+    args = ap.parse_args(argv)
+    from risky_nav.env import RiskyNavEnv  # the sim is only needed for the start state and the maps
+    from risky_nav.occupancy import occupancy_grid, risk_grid
+
+    torch.set_num_threads(1)
+    env = RiskyNavEnv(args.layout)
+    obs, _ = env.reset(seed=args.seed)
+    env.close()
+    planner = RiskSensitivePlanner.from_checkpoint(args.checkpoint, device="cpu")
+    d = planner.state_dim
+    state, goal = obs[:d], obs[d:d + 2]
+    model_map = planner.config.model.map_safe_distance if planner.map_conditioned else True
+    planning_map = PlanningMap.from_grids(occupancy_grid(env.layout), risk_grid(env.layout), safe_distance=model_map)
+    fields = PlanningMap.from_grids(occupancy_grid(env.layout), risk_grid(env.layout), safe_distance=True) \
+        .distance_fields(torch.as_tensor(goal[None], dtype=torch.float32))[0]
+    map_input = planning_map if planner.map_conditioned else None
+    print(f"{args.checkpoint} on {args.layout}, start {np.round(state[:2], 2).tolist()} -> goal {np.round(goal, 2).tolist()}, "
+          f"K = {args.candidates}")
+    print("| setting | share going round | risk value: round / short cut | of the best %d by score: round |" % TOP)
+    print("|---|---|---|---|")
+    scale = planner.config.planner.guidance_scale
+    for label, alpha, guidance in [("unguided, CVaR_0.1", 0.1, 0.0)] + [(f"averse:{a:g}", a, scale) for a in args.alphas]:
+        planner.configure(guidance_scale=guidance)
+        r = planner.plan_batch(state[None], goal[None], alpha=alpha, candidates=args.candidates, seed=args.seed,
+                               map_input=map_input)[0]
+        round_ = goes_round(r.candidates, fields, planning_map, args.margin_m)
+        mean = lambda mask: f"{r.risk_values[mask].mean():.2f}" if mask.any() else "-"  # noqa: E731
+        best = np.argsort(-r.scores)[:TOP]
+        print(f"| {label} | {round_.mean() * 100:.1f} % | {mean(round_)} / {mean(~round_)} | {int(round_[best].sum())} of {TOP} |")
+    planner.configure(guidance_scale=scale)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
