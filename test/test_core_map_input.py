@@ -112,6 +112,20 @@ def test_the_route_channels_give_the_route_length_and_the_detour_round_risk_in_m
     assert float(no_risk[6].abs().max()) == 0.0
 
 
+def test_a_map_cuts_only_the_channels_a_model_reads_and_refuses_ones_its_fields_cannot_give():
+    occ = grid_with()
+    band = [(-1.0, -3.0, 1.0, 1.5)]
+    start, goal = torch.tensor([[-3.0, 0.0]]), torch.tensor([[3.0, 0.0]])
+    pm = PlanningMap.from_grids(occ, level_grid(occ, band))
+    full = pm.patches(start, goal, 32, 6.4)
+    five = pm.patches(start, goal, 32, 6.4, channels=5)
+    assert five.shape == (1, 5, 32, 32) and torch.equal(five, full[:, :5])
+    plain = PlanningMap.from_grids(occ, level_grid(occ, band), safe_distance=False)
+    assert plain.patches(start, goal, 32, 6.4).shape[1] == 4
+    with pytest.raises(ValueError, match="safe_distance=True"):
+        plain.patches(start, goal, 32, 6.4, channels=5)
+
+
 def test_sample_along_reads_each_rows_own_patch_at_plan_positions_and_has_a_gradient():
     patches = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
     # Two patches, two plans each (K = 2), positions at cell centres of an 8-cell, 1.6 m patch.

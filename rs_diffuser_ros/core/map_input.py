@@ -152,10 +152,10 @@ class MapLayers:
         return torch.nan_to_num(dist, posinf=UNREACHABLE)
 
     def patches(self, centres: Tensor, distance: Tensor, cells: int, extent_m: float,
-                index: Tensor | None = None) -> Tensor:
-        """Egocentric patches [B, 4 or 7, cells, cells] (PATCH_CHANNELS) of side extent_m around centres [B, 2],
-        with each row's F goal distance fields distance [B, F, h, w] (goal_distance); index [B] picks each row's
-        map (None: all on map 0)."""
+                index: Tensor | None = None, channels: int | None = None) -> Tensor:
+        """Egocentric patches [B, C, cells, cells] (the first C of PATCH_CHANNELS) of side extent_m around centres
+        [B, 2], with each row's F goal distance fields distance [B, F, h, w] (goal_distance); index [B] picks each
+        row's map (None: all on map 0). C: `channels` (a model's map_channels), else all the fields allow (4 or 7)."""
         b, dev = len(centres), centres.device
         half = extent_m / 2
         offsets = (torch.arange(cells, device=dev, dtype=torch.float32) + 0.5) / cells * extent_m - half  # [P]
@@ -178,12 +178,17 @@ class MapLayers:
         c = cells // 2
         own = dist[:, :, c - 1:c + 1, c - 1:c + 1].amin((2, 3))  # the robot's cell(s) at the patch centre
         relative = ((dist - own[:, :, None, None]) / half).clamp(-_DISTANCE_CLIP, _DISTANCE_CLIP)
-        channels = [torch.stack([obstacle + (1 - valid), risk, hazard], 1), relative]
-        if dist.shape[1] == 2:  # with the safe distance: the route channels (an unreachable cell: no detour)
+        available = BASE_CHANNELS if dist.shape[1] == 1 else len(PATCH_CHANNELS)
+        channels = available if channels is None else channels
+        if channels > available:
+            raise ValueError(f"{channels} patch channels asked for, the {dist.shape[1]} goal distance field(s) give "
+                             f"{available}: a model with the safe distance channel needs a map with safe_distance=True")
+        out = [torch.stack([obstacle + (1 - valid), risk, hazard], 1), relative]
+        if channels > SAFE_CHANNELS:  # the route channels, only for a model that reads them (an unreachable cell: no detour)
             route = (dist[:, 0] / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
             detour = ((dist[:, 1] - dist[:, 0]) / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
-            channels.append(torch.stack([route, detour], 1))
-        return torch.cat(channels, 1)
+            out.append(torch.stack([route, detour], 1))
+        return torch.cat(out, 1)[:, :channels]
 
 
 def sample_along(patches: Tensor, xy: Tensor, extent_m: float) -> Tensor:
@@ -264,7 +269,7 @@ class PlanningMap:
                 self._fields[cell] = field
         return torch.stack([self._fields[c] for c in cells])
 
-    def patches(self, centres: Tensor, goals: Tensor, cells: int, extent_m: float) -> Tensor:
-        """Patches [B, 4 or 7, cells, cells] around centres [B, 2] for goals [B, 2] (PATCH_CHANNELS); a model
-        reads its first model.map_channels."""
-        return self.layers.patches(centres, self.distance_fields(goals), cells, extent_m)
+    def patches(self, centres: Tensor, goals: Tensor, cells: int, extent_m: float, channels: int | None = None) -> Tensor:
+        """Patches [B, C, cells, cells] around centres [B, 2] for goals [B, 2]: the first `channels` of
+        PATCH_CHANNELS (a model's map_channels), else all this map gives (MapLayers.patches)."""
+        return self.layers.patches(centres, self.distance_fields(goals), cells, extent_m, channels=channels)

@@ -201,7 +201,7 @@ class RiskSensitivePlanner:
             m = self.config.model
             inputs["patches"] = map_input.to(dev).patches(torch.as_tensor(states[:, :2], device=dev),
                                                          torch.as_tensor(goals[:, :2], device=dev), m.map_patch_cells,
-                                                         m.map_patch_m)
+                                                         m.map_patch_m, channels=m.map_channels)
         costmap = costmap.to(dev) if costmap is not None else None
         if self.fast_path:
             inputs["initial_noise"], step_noise = draw_noise(self.schedule, (batch * k, self.horizon, d), dev, generator)

@@ -157,7 +157,7 @@ def training_throughput(device: torch.device, steps: int, batch_size: int | None
         occupancy, hazard = default_like_map()
         layers = MapLayers.from_grids(occupancy, 0.05, 0.0, 0.0, hazard, device=device)
         maps = TrainingMaps(layers, torch.zeros(1, dtype=torch.long), torch.tensor([[10.5, 4.0]]), cfg.model.map_patch_cells,
-                            cfg.model.map_patch_m, cfg.model.map_safe_distance)
+                            cfg.model.map_patch_m, cfg.model.map_safe_distance, cfg.model.map_channels)
     objective = TrainingObjective(networks, schedule, Normalizers.untrained_defaults().to(device), cfg.training,
                                   maps).to(device)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.training.lr)

@@ -58,11 +58,13 @@ def main(argv=None) -> int:
     planner = RiskSensitivePlanner.from_checkpoint(args.checkpoint, device="cpu")
     d = planner.state_dim
     state, goal = obs[:d], obs[d:d + 2]
-    model_map = planner.config.model.map_safe_distance if planner.map_conditioned else True
-    planning_map = PlanningMap.from_grids(occupancy_grid(env.layout), risk_grid(env.layout), safe_distance=model_map)
-    fields = PlanningMap.from_grids(occupancy_grid(env.layout), risk_grid(env.layout), safe_distance=True) \
-        .distance_fields(torch.as_tensor(goal[None], dtype=torch.float32))[0]
-    map_input = planning_map if planner.map_conditioned else None
+    # The split needs both goal distance fields; a map model reads the same layers with its own setting.
+    planning_map = PlanningMap.from_grids(occupancy_grid(env.layout), risk_grid(env.layout), safe_distance=True)
+    fields = planning_map.distance_fields(torch.as_tensor(goal[None], dtype=torch.float32))[0]
+    map_input = None
+    if planner.map_conditioned:
+        safe = planner.config.model.map_safe_distance
+        map_input = planning_map if safe else PlanningMap(planning_map.layers, safe_distance=False)
     print(f"{args.checkpoint} on {args.layout}, start {np.round(state[:2], 2).tolist()} -> goal {np.round(goal, 2).tolist()}, "
           f"K = {args.candidates}")
     print("| setting | share going round | risk value: round / short cut | of the best %d by score: round |" % TOP)

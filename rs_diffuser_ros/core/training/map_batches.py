@@ -14,14 +14,15 @@ from ..map_input import MapLayers
 
 class TrainingMaps:
     def __init__(self, layers: MapLayers, episode_map: Tensor, episode_goal: Tensor, cells: int, extent_m: float,
-                 safe_distance: bool = False):
-        self.layers, self.cells, self.extent_m = layers, cells, extent_m
+                 safe_distance: bool = False, channels: int | None = None):
+        """channels: the model's map_channels (None: all the fields give); only those are cut per batch."""
+        self.layers, self.cells, self.extent_m, self.channels = layers, cells, extent_m, channels
         self.episode_map = episode_map.to(layers.layers.device)
         # Half precision: a field's values are metres up to ~40 (0.02 m steps there) or UNREACHABLE.
         self.distance = layers.goal_distance(episode_goal.to(layers.layers.device), self.episode_map,
                                              safe=safe_distance).half()
 
     def patches(self, centres: Tensor, episode: Tensor) -> Tensor:
-        """Patches [B, 4 or 7, P, P] (PATCH_CHANNELS) around centres [B, 2] of windows from episodes [B]."""
+        """Patches [B, channels, P, P] (PATCH_CHANNELS) around centres [B, 2] of windows from episodes [B]."""
         return self.layers.patches(centres, self.distance[episode], self.cells, self.extent_m,
-                                   index=self.episode_map[episode])
+                                   index=self.episode_map[episode], channels=self.channels)

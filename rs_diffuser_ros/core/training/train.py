@@ -95,7 +95,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
                                                        device=ctx.device) for occ, hazard in (maps[n] for n in names)])
         t_fields = time.perf_counter()
         training_maps = TrainingMaps(layers, data.episode_map, data.episode_goal, m.map_patch_cells, m.map_patch_m,
-                                     m.map_safe_distance)
+                                     m.map_safe_distance, m.map_channels)
         if ctx.is_main:
             print(f"[train] {len(names)} maps, {len(data.episode_map)} goal distance fields in "
                   f"{time.perf_counter() - t_fields:.1f} s", file=sys.stderr)
