@@ -193,3 +193,27 @@ def test_a_time_budget_stops_training_early_and_says_at_which_step():
                                critic_merge=8, n_cos=4)
     _, history = oraac.train(data, config, log=None, log_every=500, deadline_s=0.0)
     assert [row["step"] for row in history] == [1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the GPU machine, .carry/run14.sh)")
+def test_codac_and_oraac_updates_replay_as_cuda_graphs_and_keep_learning():
+    # On a GPU each update is captured once and replayed: the replays must really step (parameters move,
+    # losses change) and the capture must not fall back to eager (an op that syncs with the host would).
+    from rs_diffuser_ros.baselines.cuda_graph_step import WARMUP_STEPS
+    data = transitions_from_episodes(point_mass_like_episodes())
+    trainers = {
+        "codac": codac.CODACTrainer(data, codac.CODACConfig(steps=1, batch_size=16, hidden=16, n_cos=8,
+                                                            num_quantiles=8, num_random=2), device="cuda"),
+        "oraac": oraac.ORAACTrainer(data, oraac.ORAACConfig(steps=1, batch_size=16, vae_hidden=16, actor_hidden=(16, 16),
+                                                            critic_base=(16, 8), critic_merge=8, n_cos=8), device="cuda")}
+    for name, trainer in trainers.items():
+        steps = [trainer.update() for _ in range(2 * (WARMUP_STEPS + 1) + 6)]
+        graphed = [trainer._update] if name == "codac" else list(trainer._variants.values())
+        assert all(g.graph is not None and not g.eager for g in graphed), name
+        before = [p.detach().clone() for p in trainer.policy.parameters()]
+        late = [trainer.update() for _ in range(4)]
+        moved = max(float((p.detach() - b).abs().max()) for p, b in zip(trainer.policy.parameters(), before))
+        assert moved > 1e-6, f"{name}: four replayed updates left the policy unchanged"
+        key = "td_loss" if name == "codac" else "critic_loss"
+        values = [float(r[key]) for r in steps + late]
+        assert all(np.isfinite(values)) and len(set(values[-4:])) == 4, (name, values)

@@ -52,10 +52,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rs_diffuser_ros.baselines.cuda_graph_step import GraphedStep
 from rs_diffuser_ros.baselines.iqn import IQNCritic, quantile_huber_loss, random_fractions, soft_update
 from rs_diffuser_ros.baselines.offline_cli import train_from_command_line
 from rs_diffuser_ros.baselines.offline_data import Normalizer, Transitions
 from rs_diffuser_ros.baselines.policy_file import load_weights, read_policy, save_policy
+from rs_diffuser_ros.baselines.random_draws import integers, trainer_generator, uniform
 from rs_diffuser_ros.baselines.update_loop import run_updates
 
 FORMAT = "rs_diffuser_ros.baselines.codac/1"
@@ -121,7 +123,7 @@ class TanhGaussianActor(nn.Module):
         """Reparameterised action in [-1, 1] and its log-density [B, 1]."""
         h = self.trunk(obs)
         mean, log_std = self.mean(h), self.log_std(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
-        normal = torch.distributions.Normal(mean, log_std.exp())
+        normal = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)  # checks would sync the GPU
         x = normal.rsample()
         action = torch.tanh(x)
         log_prob = (normal.log_prob(x) - torch.log(1 - action.pow(2) + 1e-6)).sum(-1, keepdim=True)
@@ -152,7 +154,8 @@ class CODACPolicy(nn.Module):
 
 
 class CODACTrainer:
-    def __init__(self, data: Transitions, config: CODACConfig, seed: int = 0, device: str = "cpu"):
+    def __init__(self, data: Transitions, config: CODACConfig, seed: int = 0, device: str = "cpu",
+                 cuda_graph: bool = True):
         self.cfg = config.validate()
         torch.manual_seed(seed)
         self.device = torch.device(device)
@@ -171,11 +174,13 @@ class CODACTrainer:
         self.target_critics.load_state_dict(self.critics.state_dict())
         self.target_actor = TanhGaussianActor(data.obs_dim, data.action_dim, config.hidden).to(self.device)
         self.target_actor.load_state_dict(self.actor.state_dict())
-        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        graphable = self.device.type == "cuda"  # Adam's step count on the device, as a CUDA graph needs
+        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr, capturable=graphable)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, capturable=graphable)
         self.log_alpha_prime = torch.zeros(1, device=self.device, requires_grad=True)
-        self.alpha_prime_optimizer = torch.optim.Adam([self.log_alpha_prime], lr=config.lagrange_lr)
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.alpha_prime_optimizer = torch.optim.Adam([self.log_alpha_prime], lr=config.lagrange_lr, capturable=graphable)
+        self.generator = trainer_generator(seed, self.device)
+        self._update = GraphedStep(self.update_eager, "codac") if self.device.type == "cuda" and cuda_graph else None
         # Network actions u in [-1, 1] are env actions a = centre + half_range * u (the dataset's limits).
         norm = self.policy.normalizer
         half_range = ((norm.action_high - norm.action_low) / 2).to(self.device)
@@ -198,12 +203,11 @@ class CODACTrainer:
 
     def random_actions(self, n: int) -> Tensor:
         """The penalty's uniform random actions [n, A], in network units (see `action_units`)."""
-        u = torch.rand(n, len(self.random_low), generator=self.generator).to(self.device)
+        u = uniform((n, len(self.random_low)), self.generator, self.device)
         return self.random_low + u * (self.random_high - self.random_low)
 
     def _fractions(self, batch: int) -> tuple[Tensor, Tensor]:
-        tau_hat, widths = random_fractions(batch, self.cfg.num_quantiles, self.generator)
-        return tau_hat.to(self.device), widths.to(self.device)
+        return random_fractions(batch, self.cfg.num_quantiles, self.generator, self.device)
 
     def _repeated_values(self, obs: Tensor, actions: Tensor, tau: Tensor) -> list[Tensor]:
         """Z_i(obs, each of the k actions per row, tau [B, 1]) -> [B, k] per critic."""
@@ -211,7 +215,11 @@ class CODACTrainer:
         obs_k, tau_k = obs.repeat_interleave(k, 0), tau.repeat_interleave(k, 0)
         return [critic(obs_k, actions, tau_k).view(obs.shape[0], k) for critic in self.critics]
 
-    def update(self) -> dict[str, float]:
+    def update(self) -> dict[str, Tensor]:
+        """One gradient step of critics, penalty multiplier and actor (on a GPU, a CUDA graph's replay)."""
+        return self._update() if self._update is not None else self.update_eager()
+
+    def update_eager(self) -> dict[str, Tensor]:
         cfg = self.cfg
         obs, action, reward, next_obs, terminal = self.data.sample(cfg.batch_size, self.generator)
         batch = obs.shape[0]
@@ -234,8 +242,8 @@ class CODACTrainer:
             random_actions = self.random_actions(batch * k)
             current_actions, current_log_pi = self.sample_action(self.actor, obs.repeat_interleave(k, 0))
             next_actions, next_log_pis = self.sample_action(self.actor, next_obs.repeat_interleave(k, 0))
-        level = int(torch.randint(0, cfg.num_quantiles, (1,), generator=self.generator))
-        level_tau = tau[:, level:level + 1]
+        level = integers(cfg.num_quantiles, (1,), self.generator, self.device)  # a tensor: no host sync
+        level_tau = tau.index_select(1, level)
         gaps = []
         for z_rand, z_curr, z_next, z in zip(self._repeated_values(obs, random_actions, level_tau),
                                              self._repeated_values(obs, current_actions, level_tau),
@@ -270,9 +278,11 @@ class CODACTrainer:
 
         soft_update(self.target_actor, self.actor, cfg.target_rate)
         soft_update(self.target_critics, self.critics, cfg.target_rate)
-        return {"td_loss": float(sum(td.item() for td in td_losses) / 2), "gap": float(sum(g.item() for g in gaps) / 2),
-                "alpha_prime": float(alpha_prime.item()), "actor_loss": float(actor_loss.item()),
-                "cvar_q": float(q.mean().item())}
+        # Detached tensors, not floats: a .item() per value per step would stall the GPU queue (run_updates
+        # reads them only when it logs).
+        return {"td_loss": (td_losses[0] + td_losses[1]).detach() / 2, "gap": (gaps[0] + gaps[1]).detach() / 2,
+                "alpha_prime": alpha_prime.detach().reshape(()), "actor_loss": actor_loss.detach(),
+                "cvar_q": q.detach().mean()}
 
 
 def train(data: Transitions, config: CODACConfig, seed: int = 0, device: str = "cpu", log_every: int = 1000,

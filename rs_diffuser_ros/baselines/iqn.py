@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rs_diffuser_ros.baselines.random_draws import uniform
+
 
 class IQNCritic(nn.Module):
     def __init__(self, input_dim: int, base_hidden: tuple[int, ...], merge_hidden: int, n_cos: int,
@@ -55,13 +57,14 @@ def quantile_huber_loss(pred: Tensor, tau: Tensor, target: Tensor, target_weight
     return (weight * huber).sum(-1).mean()
 
 
-def random_fractions(batch: int, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def random_fractions(batch: int, n: int, generator: torch.Generator | None = None,
+                     device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
     """CODAC's IQN fractions: n random widths (U(0,1) + 0.1, normalised) -> (tau_hat [B, n], widths [B, n]).
 
     tau_hat are the midpoints of the cumulative widths, so they cover (0, 1) in order; the +0.1
     keeps any width from collapsing to zero.
     """
-    widths = torch.rand(batch, n, generator=generator) + 0.1
+    widths = uniform((batch, n), generator, torch.device(device)) + 0.1
     widths = widths / widths.sum(-1, keepdim=True)
     tau = torch.cumsum(widths, dim=-1)
     tau_hat = tau - widths / 2

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rs_diffuser_ros.baselines.random_draws import integers
+
 
 class OfflineDataError(ValueError):
     """Episodes that cannot be turned into transitions; the message names the episode and field."""
@@ -41,8 +43,9 @@ class Transitions:
     def action_dim(self) -> int:
         return self.actions.shape[1]
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, ...]:
-        rows = torch.randint(0, len(self), (batch_size,), generator=generator)
+    def sample(self, batch_size: int, generator: torch.Generator | None) -> tuple[Tensor, ...]:
+        """A batch of rows drawn with replacement (generator None: the data's device RNG, random_draws.py)."""
+        rows = integers(len(self), (batch_size,), generator, self.rewards.device)
         return (self.observations[rows], self.actions[rows], self.rewards[rows], self.next_observations[rows],
                 self.terminals[rows])
 

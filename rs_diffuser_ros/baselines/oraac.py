@@ -41,10 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rs_diffuser_ros.baselines.cuda_graph_step import GraphedStep
 from rs_diffuser_ros.baselines.iqn import IQNCritic, quantile_huber_loss, soft_update
 from rs_diffuser_ros.baselines.offline_cli import train_from_command_line
 from rs_diffuser_ros.baselines.offline_data import Normalizer, Transitions
 from rs_diffuser_ros.baselines.policy_file import load_weights, read_policy, save_policy
+from rs_diffuser_ros.baselines.random_draws import normal, trainer_generator, uniform
 from rs_diffuser_ros.baselines.update_loop import run_updates
 
 FORMAT = "rs_diffuser_ros.baselines.oraac/1"
@@ -99,7 +101,7 @@ class BehaviourDecoder(nn.Module):
     def forward(self, obs: Tensor, z: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """z None: sampled from N(0, 1) clipped to +-0.5 (training); pass zeros to act."""
         if z is None:
-            z = torch.randn(obs.shape[0], self.latent_dim, generator=generator).to(obs.device)
+            z = normal((obs.shape[0], self.latent_dim), generator, obs.device)
             z = z.clamp(-LATENT_CLIP, LATENT_CLIP)
         return self.net(torch.cat([obs, z], dim=-1))
 
@@ -160,7 +162,8 @@ class ORAACPolicy(nn.Module):
 
 
 class ORAACTrainer:
-    def __init__(self, data: Transitions, config: ORAACConfig, seed: int = 0, device: str = "cpu"):
+    def __init__(self, data: Transitions, config: ORAACConfig, seed: int = 0, device: str = "cpu",
+                 cuda_graph: bool = True):
         self.cfg = config.validate()
         torch.manual_seed(seed)
         self.device = torch.device(device)
@@ -181,18 +184,28 @@ class ORAACTrainer:
         self.target_critic.load_state_dict(self.critic.state_dict())
         self.target_actor = PerturbationActor(obs_dim, action_dim, tuple(config.actor_hidden), config.lamda).to(self.device)
         self.target_actor.load_state_dict(self.actor.state_dict())
-        self.vae_optimizer = torch.optim.Adam(self.vae.parameters(), lr=config.vae_lr)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        graphable = self.device.type == "cuda"  # Adam's step count on the device, as a CUDA graph needs
+        self.vae_optimizer = torch.optim.Adam(self.vae.parameters(), lr=config.vae_lr, capturable=graphable)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, capturable=graphable)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, capturable=graphable)
+        self.generator = trainer_generator(seed, self.device)
         self.steps = 0
+        # Two updates (critic only; critic and the delayed actor), each its own CUDA graph on a GPU.
+        variants = {with_actor: (lambda with_actor=with_actor: self._update(with_actor)) for with_actor in (False, True)}
+        if self.device.type == "cuda" and cuda_graph:
+            variants = {k: GraphedStep(f, f"oraac{' actor' if k else ''}") for k, f in variants.items()}
+        self._variants = variants
 
     def _uniform(self, batch: int, n: int, high: float = 1.0) -> Tensor:
-        return (torch.rand(batch, n, generator=self.generator) * high).to(self.device)
+        return uniform((batch, n), self.generator, self.device) * high
 
-    def update(self) -> dict[str, float]:
-        cfg = self.cfg
+    def update(self) -> dict[str, Tensor]:
+        """One step: VAE and critic, and every actor_every-th step the actor and the target networks."""
         self.steps += 1
+        return self._variants[self.steps % self.cfg.actor_every == 0]()
+
+    def _update(self, with_actor: bool) -> dict[str, Tensor]:
+        cfg = self.cfg
         obs, action, reward, next_obs, terminal = self.data.sample(cfg.batch_size, self.generator)
         batch = obs.shape[0]
 
@@ -212,8 +225,8 @@ class ORAACTrainer:
         critic_loss.backward()
         self.critic_optimizer.step()
 
-        row = {"vae_loss": float(vae_loss.item()), "critic_loss": float(critic_loss.item())}
-        if self.steps % cfg.actor_every == 0:
+        row = {"vae_loss": vae_loss.detach(), "critic_loss": critic_loss.detach()}  # tensors: no GPU sync per step
+        if with_actor:
             with torch.no_grad():
                 behaviour = self.vae.decoder(obs, generator=self.generator)
             tail = self.critic(obs, self.actor(obs, behaviour), self._uniform(batch, cfg.policy_quantiles, cfg.cvar_alpha))
@@ -223,7 +236,7 @@ class ORAACTrainer:
             self.actor_optimizer.step()
             soft_update(self.target_critic, self.critic, cfg.target_rate)
             soft_update(self.target_actor, self.actor, cfg.target_rate)
-            row["cvar"] = -float(actor_loss.item())
+            row["cvar"] = -actor_loss.detach()
         return row
 
 

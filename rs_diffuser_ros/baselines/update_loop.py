@@ -10,7 +10,8 @@ import numpy as np
 def run_updates(name: str, update: Callable[[], dict], steps: int, log_every: int = 1000, log=print,
                 deadline_s: float | None = None) -> list[dict]:
     """Call `update()` up to `steps` times; every `log_every` steps, the mean of what it returned is one history
-    row (an update may leave a key out, e.g. O-RAAC's delayed actor). With `deadline_s` (a lent GPU's call is
+    row (an update may leave a key out, e.g. O-RAAC's delayed actor). Values may be 0-d tensors: they are read
+    only here, so a GPU update never waits for the host. With `deadline_s` (a lent GPU's call is
     bounded) it stops early, keeps what was learned and says at which step."""
     history, running = [], []
     started = time.perf_counter()
@@ -19,7 +20,7 @@ def run_updates(name: str, update: Callable[[], dict], steps: int, log_every: in
         out_of_time = deadline_s is not None and time.perf_counter() - started > deadline_s
         if step % log_every == 0 or step == steps or out_of_time:
             keys = sorted({k for r in running for k in r})
-            row = {"step": step, **{k: float(np.mean([r[k] for r in running if k in r])) for k in keys}}
+            row = {"step": step, **{k: float(np.mean([float(r[k]) for r in running if k in r])) for k in keys}}
             history.append(row)
             running = []
             if log:
