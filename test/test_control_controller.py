@@ -141,6 +141,39 @@ def test_robots_on_one_map_share_one_batched_plan_call(planner, monkeypatch):
     assert [c.stop for c in commands] == [None, StopReason.NO_GOAL, None]
 
 
+def test_what_the_maps_give_is_derived_once_per_tick_for_robots_sharing_them(planner, monkeypatch):
+    """step_all asks plan_maps once per (planner, settings, costmap, risk layer) a tick, not once per robot; equal
+    settings in distinct objects still share one plan call; a map that cannot be used stops only its robots."""
+    misfit = room()  # another map, whose maps fail to build
+    misfit.data[10, 10] = 100
+    controllers = [ready(planner) for _ in range(3)]
+    controllers[1].settings = controllers[2].settings = controllers[0].settings  # one settings object for three
+    controllers.append(ready(planner))  # equal settings, another object
+    controllers += [ready(planner) for _ in range(2)]
+    controllers[5].settings = controllers[4].settings
+    for c in controllers[4:]:
+        c.on_costmap(misfit, 0.0)
+    real_maps, asked = Controller.plan_maps, []
+
+    def plan_maps(self):
+        asked.append(self)
+        if self.grid is misfit:
+            raise ValueError("risk map does not fit the costmap")
+        return real_maps(self)
+
+    monkeypatch.setattr(Controller, "plan_maps", plan_maps)
+    real, batches = planner.plan_batch, []
+    monkeypatch.setattr(planner, "plan_batch", lambda states, *a, **k: batches.append(len(states)) or real(states, *a, **k))
+    commands = step_all(controllers, 0.0)
+    assert asked == [controllers[0], controllers[3], controllers[4]]
+    assert batches == [4]
+    assert [c.stop for c in commands] == [None] * 4 + [StopReason.PLAN_FAILED] * 2
+    assert commands[4].why == commands[5].why == "ValueError: risk map does not fit the costmap"
+    for c, command in zip(controllers, commands):  # each robot alone stops (or not) the same way
+        alone = c.step(0.0)
+        assert (alone.stop, alone.why) == (command.stop, command.why)
+
+
 def test_the_sampling_settings_reach_the_planner_and_the_models_own_back_the_sentinels(planner):
     own = dict(planner_candidates=planner.config.planner.candidates)
     c = ready(planner, candidates=3)

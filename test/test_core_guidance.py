@@ -210,3 +210,35 @@ def test_an_admissibility_predicate_restricts_the_choice_to_the_best_scoring_adm
     assert restricted.admissible.sum() == 5
     nothing = planner.plan_batch(state, goal, seed=3, admissible=lambda p, a: torch.zeros(p.shape[:2], dtype=torch.bool))[0]
     assert not nothing.admissible.any() and nothing.chosen_index == free.chosen_index
+
+
+def test_each_state_of_a_batch_gets_its_own_rows_of_every_result_field():
+    """plan_batch slices all states' results out of shared arrays: each one's chosen plan, action, quantiles,
+    admissibility and best candidate must be its own state's, with a different restriction per state."""
+    planner = RiskSensitivePlanner.from_config(tiny_config(), device="cpu", seed=0)
+    planner.configure(candidates=5)
+    states = np.array([[1.0, 1.0, 0.0, 1.0, 0.0, 0.0], [2.0, -1.0, 0.0, 1.0, 0.0, 0.0],
+                       [-1.0, 0.5, 1.0, 0.0, 0.0, 0.0]], np.float32)
+    goals = np.array([[3.0, 1.0], [0.0, 0.0], [-2.0, 2.0]], np.float32)
+    free = planner.plan_batch(states, goals, seed=3)
+    banned = [int(r.chosen_index) for r in free]  # each state's own favourite is ruled out
+
+    def not_the_favourite(plans, actions):
+        allowed = torch.ones(plans.shape[:2], dtype=torch.bool)
+        allowed[torch.arange(len(banned)), torch.tensor(banned)] = False
+        return allowed
+
+    results = planner.plan_batch(states, goals, seed=3, admissible=not_the_favourite)
+    assert len(results) == 3
+    for b, (r, f) in enumerate(zip(results, free)):
+        np.testing.assert_array_equal(r.candidates[:, 0], np.repeat(states[b:b + 1], 5, 0))
+        np.testing.assert_array_equal(r.scores, f.scores)
+        assert r.best_scoring == int(np.argmax(r.scores)) == banned[b]
+        np.testing.assert_array_equal(r.admissible, np.arange(5) != banned[b])
+        assert r.chosen_index == int(np.argmax(np.where(r.admissible, r.scores, -np.inf)))
+        np.testing.assert_array_equal(r.action, r.candidate_actions[r.chosen_index])
+        np.testing.assert_array_equal(r.plan, r.candidates[r.chosen_index])
+        assert isinstance(r.chosen_index, int) and isinstance(r.best_scoring, int)
+        assert r.expected_return == pytest.approx(float(r.quantiles.mean()))
+    with pytest.raises(ValueError, match="got 1.5"):  # a bad alpha is refused wherever it stands among the states
+        planner.plan_batch(states, goals, alpha=[0.1, 0.1, 1.5])

@@ -175,17 +175,24 @@ class Controller:
         return Command.stopped(StopReason.GOAL_REACHED,
                                f"goal reached ({distance:.2f} m <= {self.settings.goal_tolerance_m:g} m)")
 
-    def plan_request(self, state: np.ndarray) -> _PlanRequest:
+    def plan_request(self, state: np.ndarray, maps: tuple | None = None) -> _PlanRequest:
+        """Stage 3's input. `maps`: this controller's `plan_maps()` when the caller already has them."""
         s, goal = self.settings, self.goal
         distance = math.hypot(float(state[0] - goal[0]), float(state[1] - goal[1]))
         limit = approach_speed_limit(distance, s.max_linear_speed, s.approach_slowdown_m, s.min_approach_speed)
+        return _PlanRequest(state, goal, limit, *(self.plan_maps() if maps is None else maps))
+
+    def plan_maps(self) -> tuple[Costmap | None, ClearanceMap | None, PlanningMap | None]:
+        """(costmap, clearance, map_input) the planner and the collision check use: they depend only on the planner,
+        the settings, the costmap and the risk layer, so robots sharing those share them (step_all asks once)."""
+        s = self.settings
         costmap = _inflated(self.grid, s.costmap_inflation_m, s.unknown_is_obstacle) if s.use_costmap else None
         clearance = _clearance_map(self.grid, s.unknown_is_obstacle, self.planner.device) if s.collision_check else None
         map_input = None
         if getattr(self.planner, "map_conditioned", False):
             map_input = _planning_map(self.grid, self.risk_map, s.unknown_is_obstacle, self.planner.device,
                                       self.planner.config.model.map_safe_distance)
-        return _PlanRequest(state, goal, limit, costmap, clearance, map_input)
+        return costmap, clearance, map_input
 
     def select_safe(self, result: PlanResult) -> tuple[PlanResult | None, tuple[str, ...]]:
         """Stage 4: the planner already chose the best-scoring candidate the collision check admits (see
@@ -209,7 +216,7 @@ class Controller:
 
     def shape_command(self, result: PlanResult, request: _PlanRequest, events: tuple[str, ...] = ()) -> Command:
         """Stage 5: the chosen plan's first action, within the velocity limits; a non-finite one stops the robot."""
-        v, omega = float(result.action[0]), float(result.action[1])
+        v, omega = result.action.tolist()  # Python floats, as float() of each would give
         if not (math.isfinite(v) and math.isfinite(omega)):
             return Command.stopped(StopReason.PLAN_FAILED, f"planner action is not finite (v={v}, omega={omega})")
         limit, w = request.speed_limit, self.settings.max_angular_speed
@@ -223,17 +230,35 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
     """
     commands: list[Command | None] = [None] * len(controllers)
     groups: dict[tuple, list[tuple[int, _PlanRequest]]] = {}
+    # What the maps give (plan_maps) and the robot's group, found once per (planner, settings, costmap, risk layer)
+    # this tick rather than once per robot: an evaluation ticks a thousand robots on one map. The objects are
+    # held by the controllers for the whole tick, so their ids stay theirs.
+    shared: dict[tuple, tuple] = {}
     for i, c in enumerate(controllers):
         stop, state = c.check_inputs(now_s)
         commands[i] = stop or c.goal_reached(state)
         if commands[i] is None:
-            try:  # building what the planner needs from the maps (a risk map that does not fit the costmap, ...)
-                request = c.plan_request(state)
+            inputs = (id(c.planner), id(c.settings), id(c.grid), id(c.risk_map))
+            if inputs not in shared:
+                try:  # building what the planner needs from the maps (a risk map that does not fit the costmap, ...)
+                    maps = c.plan_maps()
+                    key = (id(c.planner), c.settings, id(maps[0]), id(maps[2]))  # model_sampling is the planner's
+                    shared[inputs] = maps, key, []
+                except Exception as error:  # every robot on these inputs stops for the same reason
+                    shared[inputs] = None, f"{type(error).__name__}: {error}", None
+            maps, key, members = shared[inputs]
+            if maps is None:  # they could not be built: `key` says why
+                commands[i] = Command.stopped(StopReason.PLAN_FAILED, key)
+                continue
+            try:
+                request = c.plan_request(state, maps)
             except Exception as error:
                 commands[i] = Command.stopped(StopReason.PLAN_FAILED, f"{type(error).__name__}: {error}")
                 continue
-            key = (id(c.planner), c.settings, id(request.costmap), id(request.map_input))  # model_sampling is the planner's
-            groups.setdefault(key, []).append((i, request))
+            if not members:  # the first robot of these inputs to plan: its group joins (or is) the groups' order here
+                members = groups.setdefault(key, members)
+                shared[inputs] = maps, key, members
+            members.append((i, request))
     for members in groups.values():
         first = controllers[members[0][0]]
         s = first.settings
@@ -271,7 +296,7 @@ def _plan_and_select(controllers, members, commands, seed, candidates, events) -
                                     admissible=_admissible(s, r0.clearance, members), map_input=r0.map_input)
     unsafe = []
     for (i, request), result in zip(members, results):
-        if not np.isfinite(result.action).all():  # a diverged model: no candidate is to be trusted
+        if not all(map(math.isfinite, result.action.tolist())):  # a diverged model: no candidate is to be trusted
             commands[i] = controllers[i].shape_command(result, request)
             continue
         safe, picked = controllers[i].select_safe(result)

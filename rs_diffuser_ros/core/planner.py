@@ -166,8 +166,8 @@ class RiskSensitivePlanner:
         if alpha_np.shape not in ((), (1,), (batch,)):
             raise ValueError(f"alpha must be a float or one per state ({batch}), got shape {alpha_np.shape}")
         alpha_np = np.broadcast_to(alpha_np, (batch,)).copy()
-        for a in alpha_np:
-            check_alpha(float(a))
+        for a in dict.fromkeys(alpha_np.tolist()):  # each distinct value once, in order (not once per state)
+            check_alpha(a)
         check_risk_mode(risk_mode)
         if costmap is not None and not isinstance(costmap, Costmap):
             raise TypeError(f"costmap must be a rs_diffuser_ros.core.costmap.Costmap, got {type(costmap).__name__}")
@@ -229,16 +229,16 @@ class RiskSensitivePlanner:
         actions_np = actions.view(batch, k, -1).cpu().numpy()
         scores_np = scores.view(batch, k).cpu().numpy()
         latency_ms = (time.perf_counter() - t_start) * 1e3
-        expected = q_np[np.arange(asked), chosen_np[:asked]].mean(-1)  # one numpy call, not one per state
-        results = []
-        for b in range(asked):
-            c = int(chosen_np[b])
-            results.append(PlanResult(
-                action=actions_np[b, c], plan=plans_np[b, c], candidates=plans_np[b], risk_values=risk_np[b],
-                quantiles=q_np[b, c], chosen_index=c, expected_return=float(expected[b]), latency_ms=latency_ms,
-                scores=scores_np[b], candidate_actions=actions_np[b],
-                admissible=None if allowed is None else allowed[b], best_scoring=int(best_np[b])))
-        return results
+        # Every field of every state's result sliced out in a few numpy calls, not ~10 indexings per state
+        # (an evaluation builds one result per robot and tick).
+        rows, chosen_np = np.arange(asked), chosen_np[:asked]
+        chosen_q = q_np[rows, chosen_np]
+        return [PlanResult(action, plan, candidates_b, risk, q, c, expected, scores_b, actions_b, latency_ms,
+                           allowed_b, best)
+                for action, plan, candidates_b, risk, q, c, expected, scores_b, actions_b, allowed_b, best in zip(
+                    actions_np[rows, chosen_np], plans_np[rows, chosen_np], plans_np[:asked], risk_np[:asked],
+                    chosen_q, chosen_np.tolist(), chosen_q.mean(-1).tolist(), scores_np[:asked], actions_np[:asked],
+                    [None] * asked if allowed is None else allowed, best_np[:asked].tolist())]
 
     # --- the replan as a tensor program (reference and fast path) -------------------------
     def set_execution(self, fast: bool = True, precision: str = "fp32", cuda_graphs: bool = True) -> None:

@@ -36,16 +36,18 @@ class _Episode:
         self.episode_return = 0.0
         self.length = self.collision_steps = self.risky_steps = self.violation_steps = self.risk_events = 0
 
-    def record(self, obs: np.ndarray, reward: float, info: dict) -> None:
+    def record(self, obs: np.ndarray, reward: float, collision, in_risky_region, risk_event) -> None:
+        """One step: the observation after it, its reward and the env's info flags."""
+        collision, in_risky_region, risk_event = bool(collision), bool(in_risky_region), bool(risk_event)
         self.path.append(obs[:2].copy())
         self.episode_return += float(reward)
         self.length += 1
-        self.collision_steps += bool(info["collision"])
-        self.risky_steps += bool(info["in_risky_region"])
-        self.violation_steps += bool(info["collision"] or info["in_risky_region"])
-        self.risk_events += bool(info["risk_event"])
-        self.events.append(bool(info["risk_event"]))
-        self.collisions.append(bool(info["collision"]))
+        self.collision_steps += collision
+        self.risky_steps += in_risky_region
+        self.violation_steps += collision or in_risky_region
+        self.risk_events += risk_event
+        self.events.append(risk_event)
+        self.collisions.append(collision)
 
     def outcome(self, setting: str, success: bool) -> EpisodeOutcome:
         return EpisodeOutcome(setting, self.episode, self.seed, self.episode_return, self.length, success,
@@ -95,10 +97,14 @@ def run_lockstep(envs, policy: BatchPolicy, setting: str, episodes: list[tuple[i
         clock["policy"] += t1 - t0
         clock["env"] += time.perf_counter() - t1
         finished = []
-        for row, slot in enumerate(slots):
-            obs[slot] = next_obs[row]
-            running[slot].record(obs[slot], rewards[row], {key: value[row] for key, value in infos.items()})
-            if terminated[row] or truncated[row]:
+        obs[slots] = next_obs
+        # Python scalars of the whole step at once, not numpy indexing per env and value.
+        columns = [np.asarray(a).tolist() for a in (rewards, infos["collision"], infos["in_risky_region"],
+                                                    infos["risk_event"])]
+        ends = np.logical_or(terminated, truncated).tolist()
+        for row, (slot, reward, collision, risky, event) in enumerate(zip(slots, *columns)):
+            running[slot].record(obs[slot], reward, collision, risky, event)
+            if ends[row]:
                 outcome = running.pop(slot).outcome(setting, success=bool(terminated[row]))
                 outcomes.append(outcome)
                 if on_episode is not None:

@@ -85,7 +85,8 @@ class ControllerPolicy:
         self.plan_calls += 1
         self.stops.update(c.stop.value for c in commands
                           if c.stop is not None and c.stop not in (StopReason.GOAL_REACHED, StopReason.NO_GOAL))
-        return np.stack([c.action for c in commands])
+        # One array from the commands' numbers (what stacking each Command.action gives, without one array per robot).
+        return np.array([(c.v, c.omega) for c in commands], dtype=np.float32).reshape(len(commands), 2)
 
 
 class LearnedBatchPolicy:
