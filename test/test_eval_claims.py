@@ -43,7 +43,7 @@ def test_every_claim_holds_on_results_that_satisfy_it():
         "neutral": summary(violation=0.10, cvar=(2.0, 1.0, 3.0), success=0.92),
         "seeking:0.1": summary(violation=0.30, cvar=(-1.0, -2.0, 0.0), success=0.90),   # 0.90: exactly the bar
         "unguided": summary(violation=0.5, cvar=(1.0, 0.0, 2.0), success=0.5),           # a baseline may fail
-        "bc": summary(violation=0.6, cvar=(4.9, 3.0, 6.5), success=0.4),
+        "bc": summary(violation=0.6, cvar=(3.5, 3.0, 3.9), success=0.4),            # its interval below ours
     })
     assert holds == {"half": True, "cvar_ci": True, "seeking": True, "success": True, "baselines": True}
 
@@ -75,7 +75,7 @@ def test_only_real_baselines_count_against_the_averse_planner():
         "averse:0.1": summary(cvar=(3.0, 2.0, 4.0)),
         "averse:0.05": summary(cvar=(9.0, 8.0, 10.0)),
         "scripted:detour": summary(cvar=(9.0, 8.0, 10.0)),
-        "neutral": summary(cvar=(1.0, 0.0, 2.0)),
+        "neutral": summary(cvar=(1.0, 0.0, 1.9)),
     })
     assert holds["baselines"] is True
     assert "neutral" in claims["baselines"].detail and "scripted" not in claims["baselines"].detail
@@ -95,3 +95,17 @@ def test_claims_without_the_settings_they_need_are_not_checked():
 def test_a_neutral_planner_that_never_violates_leaves_no_room(averse, neutral, expected):
     holds, _ = verdicts({"averse:0.1": summary(violation=averse), "neutral": summary(violation=neutral)})
     assert holds["half"] is expected
+
+
+def test_a_higher_mean_with_overlapping_intervals_does_not_beat_a_baseline():
+    # issue 16: "higher CVaR_0.1 than CODAC and O-RAAC (CIs not overlapping)"; touching intervals overlap
+    common = {"neutral": summary(cvar=(-30.0, -35.0, -25.0))}
+    holds, claims = verdicts({"averse:0.1": summary(cvar=(-5.9, -13.5, 0.1)), "oraac": summary(cvar=(-9.0, -10.0, -7.7)),
+                              **common})
+    assert holds["baselines"] is False and "oraac -9.00 [-10.00, -7.70]" in claims["baselines"].detail
+    holds, _ = verdicts({"averse:0.1": summary(cvar=(-5.0, -7.7, -2.0)), "oraac": summary(cvar=(-9.0, -10.0, -7.7)),
+                         **common})
+    assert holds["baselines"] is False
+    holds, _ = verdicts({"averse:0.1": summary(cvar=(-5.0, -7.6, -2.0)), "oraac": summary(cvar=(-9.0, -10.0, -7.7)),
+                         **common})
+    assert holds["baselines"] is True

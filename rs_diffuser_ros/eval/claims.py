@@ -69,11 +69,13 @@ def check_claims(settings: list, summaries: dict[str, dict[str, Estimate]]) -> l
     else:
         claims.append(_missing(text, "averse:ALPHA / seeking:ALPHA / neutral"))
 
-    text = "RS-Diffuser (averse alpha=0.1): CVaR_0.1 of return above every baseline's"
+    # Issue 16's bar: above each baseline with the intervals apart (a higher mean alone, as before, let an
+    # interval of [-13.5, 0.1] "beat" one of [-10.0, -7.7]).
+    text = "RS-Diffuser (averse alpha=0.1): CVaR_0.1 of return above every baseline's, its interval above theirs"
     baselines = [s.name for s in settings if s.is_baseline or s.name == NEUTRAL]
     if AVERSE in have and baselines:
         ours = summaries[AVERSE]["cvar_return"]
-        below = [b for b in baselines if not ours.value > summaries[b]["cvar_return"].value]
+        below = [b for b in baselines if not ours.low > summaries[b]["cvar_return"].high]
         detail = f"{AVERSE} {_fmt(ours)}; " + "; ".join(f"{b} {_fmt(summaries[b]['cvar_return'])}" for b in baselines)
         claims.append(Claim(text, not below, detail))
     else:
