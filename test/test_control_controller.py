@@ -323,3 +323,26 @@ def test_only_the_first_collision_horizon_s_of_a_plan_is_checked(planner, monkey
         command = near_wall(planner, collision_horizon_s=horizon).step(0.0)
         assert (command.plan.chosen_index == 0) == admitted, horizon
         monkeypatch.undo()
+
+
+def test_carry_plan_offers_last_ticks_executed_plan_one_step_on_and_forgets_it_with_the_goal(planner, monkeypatch):
+    c = ready(planner, carry_plan=True)
+    real, seen = planner.plan_batch, []
+    monkeypatch.setattr(planner, "plan_batch", lambda *a, **k: seen.append(k.get("carried")) or real(*a, **k))
+    first = c.step(0.0)
+    assert first.stop is None and seen[-1] is None  # nothing executed yet: nothing carried
+    executed = first.plan.plan
+    state = executed[1] + np.float32(0.01)  # the robot moved about one plan step
+    c.on_odometry(state, 0.1)
+    c.step(0.1)
+    carried = seen[-1][0]
+    np.testing.assert_array_equal(carried[0], state)
+    np.testing.assert_array_equal(carried[1:-1], executed[2:])
+    np.testing.assert_array_equal(carried[-1], executed[-1])  # the last state is held
+    c.set_goal(c.goal + 0.5)
+    c.step(0.1)
+    assert seen[-1] is None  # a new goal drops the old commitment
+    off = ready(planner)  # the default: off
+    off.step(0.0)
+    off.step(0.0)
+    assert seen[-1] is None

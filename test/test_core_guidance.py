@@ -242,3 +242,30 @@ def test_each_state_of_a_batch_gets_its_own_rows_of_every_result_field():
         assert r.expected_return == pytest.approx(float(r.quantiles.mean()))
     with pytest.raises(ValueError, match="got 1.5"):  # a bad alpha is refused wherever it stands among the states
         planner.plan_batch(states, goals, alpha=[0.1, 0.1, 1.5])
+
+
+def test_a_carried_plan_replaces_the_last_candidate_and_is_judged_like_a_fresh_one():
+    """Commitment over replans: a plan from an earlier replan takes each state's last candidate row, gets the score
+    it would get as a fresh candidate, and is chosen exactly when it scores best; a state with none keeps its own."""
+    planner = RiskSensitivePlanner.from_config(tiny_config(), device="cpu", seed=0)
+    planner.configure(candidates=6)
+    states = np.array([[1.0, 1.0, 0.0, 1.0, 0.0, 0.0], [2.0, -1.0, 0.0, 1.0, 0.0, 0.0]], np.float32)
+    goals = np.array([[3.0, 1.0], [0.0, 0.0]], np.float32)
+    earlier = planner.plan_batch(states, goals, seed=1)
+    worst = int(np.argmin(earlier[0].scores))
+    for pick, expect_chosen in ((earlier[0].best_scoring, True), (worst, False)):
+        carried = np.stack([earlier[0].candidates[pick], np.full_like(earlier[1].plan, np.nan)])
+        fresh = planner.plan_batch(states, goals, seed=2)
+        now = planner.plan_batch(states, goals, seed=2, carried=carried)
+        np.testing.assert_allclose(now[0].candidates[-1], carried[0], atol=1e-5)
+        assert now[0].scores[-1] == pytest.approx(earlier[0].scores[pick], abs=1e-4)
+        np.testing.assert_array_equal(now[0].candidates[:-1], fresh[0].candidates[:-1])  # the fresh ones are untouched
+        np.testing.assert_array_equal(now[1].candidates, fresh[1].candidates)            # NaN: nothing carried
+        carried_wins = earlier[0].scores[pick] > fresh[0].scores[:-1].max()
+        assert (now[0].chosen_index == 5) == carried_wins
+        if expect_chosen:
+            assert now[0].scores.max() >= earlier[0].scores[pick] - 1e-4
+        else:
+            assert now[0].chosen_index != 5
+    with pytest.raises(ValueError, match=r"carried must be \[B, H, D\]"):
+        planner.plan_batch(states, goals, carried=carried[:, :3])

@@ -85,6 +85,7 @@ class _PlanRequest:
     costmap: Costmap | None
     clearance: ClearanceMap | None  # None: the collision check is off
     map_input: PlanningMap | None = None  # what a map-conditioned model plans on (None for a per-map model)
+    carried: np.ndarray | None = None  # last tick's executed plan moved on one step (settings.carry_plan), or None
 
 
 class Controller:
@@ -99,12 +100,14 @@ class Controller:
         self.grid_received_at = -math.inf
         self.risk_map: Grid | None = None  # the last risk layer received (hazard 0..100): a map model's risk input
         self.risk_map_received_at = -math.inf
+        self.last_plan: np.ndarray | None = None  # the plan executed last tick [H, D] (world), for carry_plan
         self.set_planner(planner)
 
     # --- inputs -------------------------------------------------------------------------
     def set_planner(self, planner) -> None:
         """Use another model (a checkpoint swap); its own sampling settings back the MODEL_OWN sentinels."""
         self.planner = planner
+        self.last_plan = None  # another model's horizon and state layout may differ
         self.model_sampling = {name: getattr(planner.config.planner, name) for name in MODEL_OWN}
 
     def set_settings(self, settings: ControllerSettings) -> None:
@@ -112,6 +115,7 @@ class Controller:
 
     def set_goal(self, goal) -> None:
         self.goal = None if goal is None else np.asarray(goal, dtype=np.float32).reshape(2)
+        self.last_plan = None  # a plan towards the old goal is no commitment worth keeping
 
     def on_odometry(self, state, now_s: float, stamp_s: float = 0.0, clock_now_s: float | None = None) -> str | None:
         """A valid state [6] arrived at `now_s` (receiver's monotonic clock), stamped `stamp_s` (0: unstamped),
@@ -180,7 +184,17 @@ class Controller:
         s, goal = self.settings, self.goal
         distance = math.hypot(float(state[0] - goal[0]), float(state[1] - goal[1]))
         limit = approach_speed_limit(distance, s.max_linear_speed, s.approach_slowdown_m, s.min_approach_speed)
-        return _PlanRequest(state, goal, limit, *(self.plan_maps() if maps is None else maps))
+        return _PlanRequest(state, goal, limit, *(self.plan_maps() if maps is None else maps), self.carried_plan(state))
+
+    def carried_plan(self, state: np.ndarray) -> np.ndarray | None:
+        """With settings.carry_plan: the plan executed last tick, one step on (a tick is one plan step, 0.1 s),
+        starting exactly at `state`; its last state is held. None when off or when nothing was executed."""
+        last = self.last_plan
+        if not self.settings.carry_plan or last is None:
+            return None
+        carried = np.concatenate([last[1:], last[-1:]])
+        carried[0] = state
+        return carried
 
     def plan_maps(self) -> tuple[Costmap | None, ClearanceMap | None, PlanningMap | None]:
         """(costmap, clearance, map_input) the planner and the collision check use: they depend only on the planner,
@@ -280,6 +294,8 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
             continue
         for i, request, result in unsafe:
             commands[i] = controllers[i].no_valid_control(request, result)
+    for c, command in zip(controllers, commands):  # what carry_plan keeps: only a plan that is being executed
+        c.last_plan = command.plan.plan if command.plan is not None and command.stop is None else None
     return commands
 
 
@@ -293,7 +309,8 @@ def _plan_and_select(controllers, members, commands, seed, candidates, events) -
     s = c0.settings
     results = c0.planner.plan_batch(np.stack([r.state for _, r in members]), np.stack([r.goal for _, r in members]),
                                     s.alpha, s.risk_mode, r0.costmap, seed=seed, candidates=candidates,
-                                    admissible=_admissible(s, r0.clearance, members), map_input=r0.map_input)
+                                    admissible=_admissible(s, r0.clearance, members), map_input=r0.map_input,
+                                    carried=_carried(members))
     unsafe = []
     for (i, request), result in zip(members, results):
         if not all(map(math.isfinite, result.action.tolist())):  # a diverged model: no candidate is to be trusted
@@ -305,6 +322,15 @@ def _plan_and_select(controllers, members, commands, seed, candidates, events) -
         else:
             commands[i] = controllers[i].shape_command(safe, request, events + picked)
     return unsafe
+
+
+def _carried(members) -> np.ndarray | None:
+    """The members' carried plans [B, H, D] for plan_batch (NaN for a robot with none), or None if no robot has one."""
+    plans = [r.carried for _, r in members]
+    known = next((p for p in plans if p is not None), None)
+    if known is None:
+        return None
+    return np.stack([np.full_like(known, np.nan) if p is None else p for p in plans])
 
 
 def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members):

@@ -32,6 +32,9 @@ class ControllerSettings:
                            help="Candidate plans sampled per replan, the best by rho_alpha executed; 0 = the model's own.")
     ddim_steps: int = like(PlannerConfig, "ddim_steps", MODEL_OWN["ddim_steps"], low=0,
                            help="Denoising steps per replan (at most the model's diffusion steps); 0 = the model's own.")
+    carry_plan: bool = setting(False, "Keep the plan executed last tick, moved on one step, as one of the candidates: the "
+                               "critic keeps choosing it while nothing fresh scores higher (commitment over replans, as "
+                               "MPPI's warm start).")
     seed: int = setting(-1, "Noise seed for every replan (same state -> same plan); -1: the planner's own stream.",
                         low=-1, high=2**31 - 1)
     # Command limits.

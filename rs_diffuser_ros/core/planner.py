@@ -141,7 +141,7 @@ class RiskSensitivePlanner:
     def plan_batch(self, states, goals, alpha=None, risk_mode: str | None = None,
                    costmap: Costmap | None = None, seed: int | None = None, candidates: int | None = None,
                    admissible: Callable[[Tensor, Tensor], Tensor] | None = None,
-                   map_input: PlanningMap | None = None) -> list[PlanResult]:
+                   map_input: PlanningMap | None = None, carried: np.ndarray | None = None) -> list[PlanResult]:
         """states [B, D], goals [B, G] (model.state_dim, model.goal_dim); alpha a float or [B] floats; one costmap
         shared by all; `candidates` overrides the configured K for this call (a controller's resampling) without
         touching the config.
@@ -151,6 +151,10 @@ class RiskSensitivePlanner:
         `admissible(plans [B, K, H, D] in world coordinates, actions [B, K, 2]) -> bool [B, K]` (on the
         planner's device) restricts the choice: each state gets its best-scoring admissible candidate
         (a hard collision check, say), computed where the candidates are, before anything is copied.
+
+        `carried` [B, H, D] (world coordinates, row 0 = the state; a plan with a NaN: none for that state) takes
+        the place of each state's last candidate: a plan kept from an earlier replan, scored and checked with
+        the fresh ones (commitment over replans, as MPPI's warm start; see `_carry_over`).
         """
         t_start = time.perf_counter()
         p = self.config.planner
@@ -179,6 +183,11 @@ class RiskSensitivePlanner:
                              f"{self.config.model.map_safe_distance}: build the PlanningMap with the model's setting")
         if not self.map_conditioned and map_input is not None:
             raise ValueError("this model is a per-map model (model.map_patch_cells = 0): it reads no map_input")
+        if carried is not None:
+            carried = np.asarray(carried, dtype=np.float32)
+            if carried.shape != (states.shape[0], self.horizon, d):
+                raise ValueError(f"carried must be [B, H, D] = [{states.shape[0]}, {self.horizon}, {d}] "
+                                 f"(one plan, or NaN, per state), got {carried.shape}")
 
         dev = self.device
         generator = torch.Generator(dev).manual_seed(seed) if seed is not None else self._generator
@@ -192,11 +201,15 @@ class RiskSensitivePlanner:
             pad = batch - asked
             states, goals = (np.concatenate([a, np.repeat(a[:1], pad, 0)]) for a in (states, goals))
             alpha_np = np.concatenate([alpha_np, np.repeat(alpha_np[:1], pad)])
+            if carried is not None:
+                carried = np.concatenate([carried, np.full((pad, *carried.shape[1:]), np.nan, np.float32)])
         inputs = {
             "states": torch.as_tensor(states, device=dev).repeat_interleave(k, 0),
             "goals": torch.as_tensor(goals, device=dev).repeat_interleave(k, 0),
             "alpha_rows": torch.as_tensor(alpha_np, dtype=torch.float32, device=dev).repeat_interleave(k, 0),
         }
+        if carried is not None:
+            inputs["carried"] = torch.as_tensor(carried, device=dev)
         if map_input is not None:  # one patch per state, not per candidate: encoded once in the program
             m = self.config.model
             inputs["patches"] = map_input.to(dev).patches(torch.as_tensor(states[:, :2], device=dev),
@@ -253,7 +266,7 @@ class RiskSensitivePlanner:
         # Captured graphs are keyed by precision and stay valid: switching back and forth costs nothing.
         self.fast_path, self.precision, self.cuda_graphs = bool(fast), precision, bool(cuda_graphs)
 
-    def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, patches=None, *,
+    def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, patches=None, carried=None, *,
                         batch: int, k: int, risk_mode: str, costmap: Costmap | None, generator=None) -> dict[str, torch.Tensor]:
         """Guided sampling, selection and inverse dynamics on [B*K] rows; no host sync (capturable).
         With initial_noise given it takes the fast path's steps, else the reference's, drawing from `generator`.
@@ -280,6 +293,8 @@ class RiskSensitivePlanner:
                 shape = (len(start), self.horizon, self.state_dim)
                 steps = reference_steps(self.denoiser, self.schedule, context, guidance, shape, generator)
             x = ddim_loop(self.schedule, start, steps)
+        if carried is not None:
+            x = _carry_over(x, carried, states, batch, k, norm)
 
         # Select on the clean plans: critic at noise level 0, in standardised return units.
         q_norm = objective.risk.quantiles(x, context, torch.zeros(x.shape[0], device=dev))
@@ -327,6 +342,21 @@ class RiskSensitivePlanner:
             inputs = {**inputs, "costmap_cost": costmap.cost}
         return captured(**inputs)
 
+
+
+def _carry_over(x: Tensor, carried: Tensor, states: Tensor, batch: int, k: int, norm: Normalizers) -> Tensor:
+    """x [B*K, H, D] normalised plan-frame candidates with each state's last one replaced by its carried world plan
+    (carried [B, H, D]; a state whose plan holds a NaN keeps its sampled candidate). The carried plan is not
+    denoised or guided again (it was, when it was chosen); the critic scores it like any other candidate, so it
+    is executed only while nothing fresh scores higher."""
+    rows = torch.arange(batch, device=x.device) * k  # each state's first row in [B*K]
+    own = carried.clone()
+    own[..., :2] = carried[..., :2] - states[rows, None, :2]
+    own = norm.plan.normalize(own)
+    keep = torch.isfinite(own).flatten(1).all(1)  # [B]
+    x = x.view(batch, k, *x.shape[1:]).clone()
+    x[:, -1] = torch.where(keep[:, None, None], torch.nan_to_num(own), x[:, -1])
+    return x.view(batch * k, *x.shape[2:])
 
 
 _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
