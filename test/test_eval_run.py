@@ -254,3 +254,27 @@ def test_workers_share_out_the_gpus(monkeypatch):
     assert worker_device("cuda:1", 0) == "cuda:1" and worker_device("cpu", 3) == "cpu"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert worker_device("cuda", 3) == "cuda"
+
+
+def test_the_start_up_is_reported_apart_from_the_rate_after_it(tmp_path, short_layout, monkeypatch):
+    # Issue 13: a GPU run's spawn, env creation and model load are a fixed cost; the meta gives it and the rate
+    # once every worker steps. A slow env start-up (0.4 s here) must land in startup_s, not after it.
+    import time as time_module
+
+    from rs_diffuser_ros.eval import runner
+    real = runner.make_env_batch
+
+    def slow_envs(*args, **kwargs):
+        time_module.sleep(0.4)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "make_env_batch", slow_envs)
+    out = tmp_path / "eval"
+    assert main(["--layout", str(short_layout), "--settings", "scripted:detour", "scripted:shortcut", "--episodes", "3",
+                 "--workers", "1", "--envs-per-worker", "3", "--out", str(out), "--no-progress"]) == 0
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    assert 0.4 <= meta["startup_s"] < meta["wall_s"]
+    after = meta["wall_s"] - meta["startup_s"]  # both rounded to 0.01 s: the rate is bounded, not exact
+    assert 6 / (after + 0.011) * 60 <= meta["episodes_per_minute_after_startup"] <= 6 / max(after - 0.011, 1e-3) * 60
+    assert meta["episodes_per_minute_after_startup"] > meta["episodes_per_minute"]  # the 0.4 s is out of it
+    assert "Start-up" in (out / "results.md").read_text()

@@ -34,6 +34,10 @@ def build_results(run: EvalRun) -> dict:
         "env_workers": cfg.env_workers,
         "wall_s": round(run.wall_s, 2),
         "episodes_per_minute": round(run.episodes_per_minute, 2),
+        # Start-up (spawning, envs, model load) apart: what a longer run of the same kind would approach.
+        "startup_s": None if run.startup_s is None else round(run.startup_s, 2),
+        "episodes_per_minute_after_startup": (None if run.episodes_per_minute_after_startup is None
+                                              else round(run.episodes_per_minute_after_startup, 2)),
         "env_steps_per_s": round(run.total_steps / max(run.wall_s, 1e-9), 1),
         "time_split_s": {part: round(seconds, 2) for part, seconds in run.timings.items()},
         "git_commit": _git_commit(),
@@ -114,7 +118,10 @@ def markdown_report(results: dict) -> str:
     split = ", ".join(f"{part} {seconds:.1f} s" for part, seconds in m.get("time_split_s", {}).items())
     lines += ["", f"{m['workers']} worker(s) x {m['envs_per_worker']} envs in lockstep ({m.get('env_workers', 0)} env "
                   f"processes each): {m['wall_s']:.0f} s, {m['episodes_per_minute']:.1f} episodes/min, "
-                  f"{m['env_steps_per_s']:.0f} env steps/s; time in the workers: {split or 'not recorded'}.", ""]
+                  f"{m['env_steps_per_s']:.0f} env steps/s; time in the workers: {split or 'not recorded'}."
+                  + (f" Start-up {m['startup_s']:.1f} s (until every worker stepped), "
+                     f"{m['episodes_per_minute_after_startup']:.1f} episodes/min after it."
+                     if m.get("startup_s") is not None else ""), ""]
     return "\n".join(lines)
 
 

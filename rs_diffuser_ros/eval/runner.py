@@ -110,6 +110,7 @@ class EvalRun:
     plan_calls: dict[str, int]
     stops: dict[str, dict[str, int]] = field(default_factory=dict)  # setting -> controller stop reason -> commands
     timings: dict[str, float] = field(default_factory=dict)  # lockstep's policy / env / bookkeeping seconds, all workers
+    startup_s: float | None = None  # from the start until every worker stepped its envs (spawn, envs, model load)
 
     @property
     def total_episodes(self) -> int:
@@ -122,6 +123,13 @@ class EvalRun:
     @property
     def episodes_per_minute(self) -> float:
         return self.total_episodes / max(self.wall_s, 1e-9) * 60
+
+    @property
+    def episodes_per_minute_after_startup(self) -> float | None:
+        """The rate once every worker was stepping (the tail is in it, the start-up is not)."""
+        if self.startup_s is None:
+            return None
+        return self.total_episodes / max(self.wall_s - self.startup_s, 1e-9) * 60
 
 
 def split_tasks(config: EvalConfig) -> list[list[tuple[int, list[int]]]]:
@@ -136,8 +144,9 @@ def split_tasks(config: EvalConfig) -> list[list[tuple[int, list[int]]]]:
 
 
 def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode=None,
-              worker_index: int = 0) -> tuple[list[EpisodeOutcome], dict[str, float], dict[str, int], dict[str, dict]]:
-    """Run a worker's share of the evaluation in this process."""
+              worker_index: int = 0, on_ready=None) -> tuple[list[EpisodeOutcome], dict[str, float], dict[str, int], dict[str, dict]]:
+    """Run a worker's share of the evaluation in this process; `on_ready()` is called once, when its envs and
+    first policy exist and stepping begins (what came before is the run's start-up)."""
     n_envs = min(config.batch_envs, max(len(eps) for _, eps in tasks))
     layout = load_layout(config.layout)
     envs = make_env_batch(n_envs, workers=config.env_workers, layout=layout)
@@ -152,6 +161,9 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
             # Distinct, reproducible noise for every (setting, worker) pair.
             shared.stream = int(np.random.SeedSequence([config.seed, setting_index, worker_index]).generate_state(1)[0])
             policy = setting.make_policy(shared)
+            if on_ready is not None:
+                on_ready()
+                on_ready = None
             jobs = [(e, config.seed + e) for e in episodes]
             outcomes += run_lockstep(envs, policy, setting.name, jobs, on_episode, timings)
             plan_seconds[setting.name] = getattr(policy, "plan_seconds", 0.0)
@@ -173,7 +185,8 @@ def _worker_main(config: EvalConfig, tasks, worker_index: int, messages, parent_
         messages.put(("episode", outcome.setting))
 
     try:
-        result = run_tasks(config, tasks, on_episode=report, worker_index=worker_index)
+        result = run_tasks(config, tasks, on_episode=report, worker_index=worker_index,
+                           on_ready=lambda: messages.put(("ready", worker_index)))
         messages.put(("done", worker_index, result))
     except BaseException:  # noqa: BLE001 - the parent re-raises it with the worker's traceback
         messages.put(("error", worker_index, traceback.format_exc()))
@@ -185,17 +198,18 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
     total = config.episodes * len(config.settings)
     bar = tqdm(total=total, unit="ep", desc="evaluating", disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
-    results = []
+    results, ready = [], []  # ready: when each worker began stepping
     try:
         if len(worker_tasks) == 1:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # as in a worker process (see _worker_main)
             try:
-                results.append(run_tasks(config, worker_tasks[0], on_episode=lambda o: bar.update(1)))
+                results.append(run_tasks(config, worker_tasks[0], on_episode=lambda o: bar.update(1),
+                                         on_ready=lambda: ready.append(time.perf_counter())))
             finally:
                 torch.set_num_threads(threads)
         else:
-            results = _run_in_processes(config, worker_tasks, bar)
+            results = _run_in_processes(config, worker_tasks, bar, ready)
     finally:
         bar.close()
     wall = time.perf_counter() - t0
@@ -216,10 +230,11 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
                 stops[name][reason] = stops[name].get(reason, 0) + count
     for name in outcomes:
         outcomes[name].sort(key=lambda o: o.episode)
-    return EvalRun(config, outcomes, wall, plan_seconds, plan_calls, stops, timings)
+    startup = max(ready) - t0 if len(ready) == len(worker_tasks) else None
+    return EvalRun(config, outcomes, wall, plan_seconds, plan_calls, stops, timings, startup)
 
 
-def _run_in_processes(config: EvalConfig, worker_tasks, bar) -> list:
+def _run_in_processes(config: EvalConfig, worker_tasks, bar, ready: list) -> list:
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.Queue()
     # Not daemonic: a worker starts env processes of its own (--env-workers), which daemons may not. Workers
@@ -243,6 +258,8 @@ def _run_in_processes(config: EvalConfig, worker_tasks, bar) -> list:
                 continue
             if message[0] == "episode":
                 bar.update(1)
+            elif message[0] == "ready":
+                ready.append(time.perf_counter())
             elif message[0] == "done":
                 results[message[1]] = message[2]
                 finished += 1
