@@ -19,7 +19,7 @@ import torch
 
 from rs_diffuser_ros.core.map_input import PlanningMap
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
-from rs_diffuser_ros.diagnostics.route_choice import goes_round
+from rs_diffuser_ros.diagnostics.route_choice import goes_round, layout_start
 from rs_diffuser_ros.shipped import resolve_model
 
 
@@ -33,21 +33,11 @@ def critic_values(planner: RiskSensitivePlanner, state, goal, plans: np.ndarray,
 
 
 def effect_at_start(planner, layout: str, seed: int, candidates: int, alpha: float, margin_m: float) -> dict:
-    from risky_nav.env import RiskyNavEnv  # the sim gives the start state and the maps
-    from risky_nav.occupancy import occupancy_grid, risk_grid
-
-    env = RiskyNavEnv(layout)
-    obs, _ = env.reset(seed=seed)
-    env.close()
-    d = planner.state_dim
-    state, goal = obs[:d], obs[d:d + 2]
-    occupancy, risk = occupancy_grid(env.layout), risk_grid(env.layout)
-    empty = dataclasses.replace(risk, data=np.zeros_like(risk.data))
-    safe = planner.config.model.map_safe_distance
-    maps = {"risk": PlanningMap.from_grids(occupancy, risk, safe_distance=safe),
-            "none": PlanningMap.from_grids(occupancy, empty, safe_distance=safe)}
-    split_map = PlanningMap.from_grids(occupancy, risk, safe_distance=True)
-    fields = split_map.distance_fields(torch.as_tensor(goal[None], dtype=torch.float32))[0]
+    start = layout_start(layout, seed, planner.state_dim)
+    state, goal = start.state, start.goal
+    empty = dataclasses.replace(start.risk, data=np.zeros_like(start.risk.data))
+    maps = {"risk": start.model_map(planner),
+            "none": PlanningMap.from_grids(start.occupancy, empty, safe_distance=planner.config.model.map_safe_distance)}
     scale = planner.config.planner.guidance_scale
     planner.configure(guidance_scale=0.0)  # proposals from the model alone, scored below
     try:
@@ -59,7 +49,7 @@ def effect_at_start(planner, layout: str, seed: int, candidates: int, alpha: flo
     if not np.allclose(values["risk"], proposed.risk_values, atol=1e-3):  # the carried row must score as sampled
         raise RuntimeError("carried plans scored differently from the same plans sampled: "
                            f"max difference {np.abs(values['risk'] - proposed.risk_values).max():.3g}")
-    round_ = goes_round(proposed.candidates, fields, split_map, margin_m)
+    round_ = goes_round(proposed.candidates, start.fields, start.split_map, margin_m)
     drop = values["risk"] - values["none"]
     mean = lambda v, mask: float(v[mask].mean()) if mask.any() else float("nan")  # noqa: E731
     return {"seed": seed, "start": state[:2], "round_share": float(round_.mean()),

@@ -17,6 +17,7 @@ docs/method_choices.md ("Why the general models take the short cut") reads these
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,6 +40,39 @@ def goes_round(plans: np.ndarray, fields: torch.Tensor, planning_map: PlanningMa
     return gain[1] - gain[0] > margin_m
 
 
+@dataclass
+class LayoutStart:
+    """A layout's start (the env reset with `seed`), its maps, and what the route split needs."""
+
+    state: np.ndarray
+    goal: np.ndarray
+    occupancy: object  # risky_nav OccupancyGrid of the walls
+    risk: object  # ... and of the hazard levels
+    split_map: PlanningMap  # both goal distance fields (safe_distance=True), for goes_round
+    fields: torch.Tensor  # [2, h, w] plain and safe goal distance to `goal`
+
+    def model_map(self, planner: RiskSensitivePlanner) -> PlanningMap | None:
+        """What `planner` plans on here: None for a per-map model, else the map with the model's own setting."""
+        if not planner.map_conditioned:
+            return None
+        return self.split_map if planner.config.model.map_safe_distance else PlanningMap(self.split_map.layers,
+                                                                                       safe_distance=False)
+
+
+def layout_start(layout: str, seed: int, state_dim: int) -> LayoutStart:
+    from risky_nav.env import RiskyNavEnv  # the sim is only needed for the start state and the maps
+    from risky_nav.occupancy import occupancy_grid, risk_grid
+
+    env = RiskyNavEnv(layout)
+    obs, _ = env.reset(seed=seed)
+    env.close()
+    state, goal = obs[:state_dim], obs[state_dim:state_dim + 2]
+    occupancy, risk = occupancy_grid(env.layout), risk_grid(env.layout)
+    split_map = PlanningMap.from_grids(occupancy, risk, safe_distance=True)
+    fields = split_map.distance_fields(torch.as_tensor(goal[None], dtype=torch.float32))[0]
+    return LayoutStart(state, goal, occupancy, risk, split_map, fields)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.diagnostics.route_choice", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=resolve_model, default=resolve_model(""), help="model file or shipped name")
@@ -48,23 +82,10 @@ def main(argv=None) -> int:
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.1, 1.0], help="averse alphas of the guided settings")
     ap.add_argument("--margin-m", type=float, default=0.5, help="metres more gained on the safe distance to count as round")
     args = ap.parse_args(argv)
-    from risky_nav.env import RiskyNavEnv  # the sim is only needed for the start state and the maps
-    from risky_nav.occupancy import occupancy_grid, risk_grid
-
     torch.set_num_threads(1)
-    env = RiskyNavEnv(args.layout)
-    obs, _ = env.reset(seed=args.seed)
-    env.close()
     planner = RiskSensitivePlanner.from_checkpoint(args.checkpoint, device="cpu")
-    d = planner.state_dim
-    state, goal = obs[:d], obs[d:d + 2]
-    # The split needs both goal distance fields; a map model reads the same layers with its own setting.
-    planning_map = PlanningMap.from_grids(occupancy_grid(env.layout), risk_grid(env.layout), safe_distance=True)
-    fields = planning_map.distance_fields(torch.as_tensor(goal[None], dtype=torch.float32))[0]
-    map_input = None
-    if planner.map_conditioned:
-        safe = planner.config.model.map_safe_distance
-        map_input = planning_map if safe else PlanningMap(planning_map.layers, safe_distance=False)
+    start = layout_start(args.layout, args.seed, planner.state_dim)
+    state, goal, map_input = start.state, start.goal, start.model_map(planner)
     print(f"{args.checkpoint} on {args.layout}, start {np.round(state[:2], 2).tolist()} -> goal {np.round(goal, 2).tolist()}, "
           f"K = {args.candidates}")
     print("| setting | share going round | risk value: round / short cut | of the best %d by score: round |" % TOP)
@@ -74,7 +95,7 @@ def main(argv=None) -> int:
         planner.configure(guidance_scale=guidance)
         r = planner.plan_batch(state[None], goal[None], alpha=alpha, candidates=args.candidates, seed=args.seed,
                                map_input=map_input)[0]
-        round_ = goes_round(r.candidates, fields, planning_map, args.margin_m)
+        round_ = goes_round(r.candidates, start.fields, start.split_map, args.margin_m)
         mean = lambda mask: f"{r.risk_values[mask].mean():.2f}" if mask.any() else "-"  # noqa: E731
         best = np.argsort(-r.scores)[:TOP]
         print(f"| {label} | {round_.mean() * 100:.1f} % | {mean(round_)} / {mean(~round_)} | {int(round_[best].sum())} of {TOP} |")
