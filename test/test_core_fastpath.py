@@ -16,7 +16,7 @@ from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.config import CoreConfig
 from rs_diffuser_ros.core.costmap import Costmap
-from rs_diffuser_ros.core.planner import RiskSensitivePlanner
+from rs_diffuser_ros.core.planner import _MAX_GRAPHS, RiskSensitivePlanner, padded_batch_size
 from rs_diffuser_ros.core.risk import risk_measure
 from rs_diffuser_ros.core.sampling.critic_gradient import CriticTailGradient
 from rs_diffuser_ros.core.sampling.cuda_graph import CapturedProgram
@@ -130,6 +130,38 @@ def test_bad_execution_settings_are_named():
         p.set_execution(fast=False, precision="bf16")
 
 
+# --- the batch sizes CUDA graphs are captured for (pure arithmetic: runs on CPU) ---
+
+def test_padded_batch_sizes_are_powers_of_two_up_to_64_then_four_per_doubling():
+    ladder = sorted({padded_batch_size(n) for n in range(1, 1025)})
+    assert ladder == [1, 2, 4, 8, 16, 32, 64, 80, 96, 112, 128, 160, 192, 224, 256,
+                      320, 384, 448, 512, 640, 768, 896, 1024]
+    assert padded_batch_size(520) == 640  # the evaluation's tail case: was 1024
+    assert [padded_batch_size(n) for n in (1025, 1280, 1281, 2049)] == [1280, 1280, 1536, 2560]
+
+
+def test_padded_batch_size_is_monotone_covering_idempotent_and_wastes_under_a_quarter_above_64():
+    sizes = [padded_batch_size(n) for n in range(1, 5000)]
+    assert all(a <= b for a, b in zip(sizes, sizes[1:]))
+    for n, padded in enumerate(sizes, start=1):
+        assert n <= padded
+        assert padded_batch_size(padded) == padded
+        if n > 64:
+            assert padded < 1.25 * n, (n, padded)
+    assert padded_batch_size(np.int64(70)) == 80  # numpy integers (an array's shape, a sum) are batch sizes too
+
+
+def test_a_batch_shrinking_from_1024_to_1_keeps_all_its_graphs():
+    """Every padded size of an evaluation's shrinking batch stays captured: none evicted and captured again."""
+    assert len({padded_batch_size(n) for n in range(1, 1025)}) <= _MAX_GRAPHS
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.0, True, None])
+def test_padded_batch_size_names_a_bad_size(bad):
+    with pytest.raises(ValueError, match="batch size must be an integer >= 1"):
+        padded_batch_size(bad)
+
+
 # --- CUDA: graph capture and reduced precision (run on the GPU machine by tools/gpu_bench.sh) ---
 
 @cuda
@@ -150,7 +182,7 @@ def test_cuda_graph_replan_matches_the_reference_and_refills_its_inputs():
 
 
 @cuda
-def test_cuda_graph_batches_are_padded_to_powers_of_two_and_the_padding_dropped():
+def test_cuda_graph_batches_are_padded_and_the_padding_dropped():
     """A batch that shrinks one robot at a time reuses a few graphs; what comes back is only what was asked."""
     p = planner_of_default_size("cuda", candidates=16)
     states = np.stack([STATE + np.array([0.3 * i, 0, 0, 0, 0, 0], np.float32) for i in range(5)])

@@ -194,10 +194,10 @@ class RiskSensitivePlanner:
         asked = batch
         graphs = self.fast_path and self._use_cuda_graphs() and candidates is None  # one-off sizes run eagerly
         if graphs:
-            # A graph is captured per batch size: pad to the next power of two, so a batch that shrinks
-            # one robot at a time (an evaluation's last episodes) reuses a few graphs instead of capturing
-            # one per size. The padding rows repeat the first state; their results are dropped.
-            batch = 1 << (batch - 1).bit_length()
+            # A graph is captured per batch size: pad up the ladder of `padded_batch_size`, so a batch that
+            # shrinks one robot at a time (an evaluation's last episodes) reuses a few graphs instead of
+            # capturing one per size. The padding rows repeat the first state; their results are dropped.
+            batch = padded_batch_size(batch)
             pad = batch - asked
             states, goals = (np.concatenate([a, np.repeat(a[:1], pad, 0)]) for a in (states, goals))
             alpha_np = np.concatenate([alpha_np, np.repeat(alpha_np[:1], pad)])
@@ -360,7 +360,30 @@ def _carry_over(x: Tensor, carried: Tensor, states: Tensor, batch: int, k: int, 
 
 
 _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-_MAX_GRAPHS = 16  # captured shapes kept per planner (each holds its own activation memory)
+# Captured shapes kept per planner (oldest evicted). Each holds its own memory pool, about proportional to
+# its batch x K rows. 24 covers the 23 sizes of `padded_batch_size` that a batch shrinking from 1024 to 1
+# passes through, so an evaluation's tail never evicts and recaptures a graph it still needs (a capture
+# costs about three eager replans). The price is memory: those 23 sizes add up to ~3x the rows of the 11
+# power-of-two sizes used before (6,367 vs 2,047 batch rows). Not measured on a GPU yet; on an H200
+# (~139 GiB) it should be small. If it is not, _PAD_STEPS_PER_DOUBLING = 2 gives 15 sizes (waste < 50 %).
+_MAX_GRAPHS = 24
+_PAD_POWERS_OF_TWO_UP_TO = 64  # below this, padding at most doubles a batch that is cheap anyway
+_PAD_STEPS_PER_DOUBLING = 4
+
+
+def padded_batch_size(n: int) -> int:
+    """The batch size a CUDA-graph replan of `n` states runs as (the captured graph's size): the next power of
+    two up to 64, then 4 steps per doubling (80, 96, 112, 128, 160, 192, 224, 256, 320, ..., 1024, 1280, ...),
+    so above 64 padded < 1.25 n (powers of two all the way ran 520 robots as 1024, now 640: up to 2x the GPU
+    work in an evaluation's tail). Ladder sizes map to themselves. A batch shrinking from 1024 to 1 passes
+    through 23 sizes (7 up to 64, 16 above), all kept by `_MAX_GRAPHS`."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"batch size must be an integer >= 1, got {n!r}")
+    n = int(n)
+    if n <= _PAD_POWERS_OF_TWO_UP_TO:
+        return 1 << (n - 1).bit_length()
+    step = (1 << ((n - 1).bit_length() - 1)) // _PAD_STEPS_PER_DOUBLING  # the power of two below n, split in steps
+    return -(-n // step) * step
 
 
 def _autocast(device: torch.device, precision: str):
