@@ -169,3 +169,13 @@ def test_multi_map_collection_records_each_episodes_map(tmp_path):
     assert {k: v["maps"] for k, v in stats["by_kind"].items()} == {k: kinds.count(k) for k in set(kinds)}
     events = np.mean([ep["risk_events"].any() for ep in episodes])
     assert math.isclose(stats["risk_event_share"], round(float(events), 4))
+
+
+def test_collect_generates_the_same_maps_in_the_same_order_with_workers():
+    from risky_nav.collect import _generate
+
+    seeds = range(40, 46)
+    serial = _generate(seeds, workers=1)
+    parallel = _generate(seeds, workers=2)
+    assert [text for _, text in parallel] == [text for _, text in serial]
+    assert [text for _, text in serial] == [generate_map(s).yaml_text() for s in seeds]
