@@ -34,3 +34,11 @@ def test_plans_scored_as_carried_rows_get_the_values_they_got_when_sampled_and_t
 def test_a_per_map_model_is_refused_by_name():
     with pytest.raises(SystemExit, match="per-map model"):
         risk_layer_effect.main(["--checkpoint", "default", "--seeds", "1"])
+
+
+def test_a_placed_start_is_where_it_was_asked_facing_the_heading_at_rest_and_is_what_gets_scored():
+    state = risk_layer_effect.placed(np.array([1.5, 4.0, 0.3, 0.95, 0.8, 0.2], np.float32), (3.0, 4.5), np.pi / 2)
+    np.testing.assert_allclose(state, [3.0, 4.5, 1.0, 0.0, 0.0, 0.0], atol=1e-6)
+    planner = RiskSensitivePlanner.from_checkpoint(resolve_model("general"), device="cpu")
+    row = risk_layer_effect.effect_at_start(planner, "default", 1000, 8, 0.1, 0.5, start_xy=(3.0, 4.0))
+    np.testing.assert_allclose(row["start"], [3.0, 4.0])

@@ -32,9 +32,21 @@ def critic_values(planner: RiskSensitivePlanner, state, goal, plans: np.ndarray,
     return np.array([o.risk_values[0] for o in out])
 
 
-def effect_at_start(planner, layout: str, seed: int, candidates: int, alpha: float, margin_m: float) -> dict:
+def placed(state: np.ndarray, xy, heading: float) -> np.ndarray:
+    """`state` moved to xy (metres), facing `heading` (radians), at rest: a start the env's reset would not give."""
+    out = np.array(state, dtype=np.float32)
+    out[:2] = xy
+    out[2:4] = np.sin(heading), np.cos(heading)
+    out[4:] = 0.0
+    return out
+
+
+def effect_at_start(planner, layout: str, seed: int, candidates: int, alpha: float, margin_m: float,
+                    start_xy=None, heading: float = 0.0) -> dict:
     start = layout_start(layout, seed, planner.state_dim)
     state, goal = start.state, start.goal
+    if start_xy is not None:
+        state = placed(state, start_xy, heading)
     empty = dataclasses.replace(start.risk, data=np.zeros_like(start.risk.data))
     maps = {"risk": start.model_map(planner),
             "none": PlanningMap.from_grids(start.occupancy, empty, safe_distance=planner.config.model.map_safe_distance)}
@@ -67,6 +79,10 @@ def main(argv=None) -> int:
     ap.add_argument("--candidates", type=int, default=256)
     ap.add_argument("--alpha", type=float, default=0.1, help="CVaR level of the critic's values")
     ap.add_argument("--margin-m", type=float, default=0.5, help="as route_choice: metres more gained on the safe distance")
+    ap.add_argument("--start", type=float, nargs=2, metavar=("X", "Y"), default=None,
+                    help="start every seed here (metres, at rest) instead of the env's reset: e.g. just before a risky "
+                         "region, so the short cut's tail lies inside the critic's window; the seed still sets the goal")
+    ap.add_argument("--heading", type=float, default=0.0, help="with --start: the heading in radians (0 = +x)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     planner = RiskSensitivePlanner.from_checkpoint(args.checkpoint, device="cpu")
@@ -77,7 +93,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|")
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        r = effect_at_start(planner, args.layout, seed, args.candidates, args.alpha, args.margin_m)
+        r = effect_at_start(planner, args.layout, seed, args.candidates, args.alpha, args.margin_m, args.start, args.heading)
         rows.append(r)
         print(f"| {seed} | {100 * r['round_share']:.1f} % | {r['drop_short']:+.2f} / {r['drop_round']:+.2f} | "
               f"{r['value_short']:.2f} / {r['value_round']:.2f} |", flush=True)
