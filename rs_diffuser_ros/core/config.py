@@ -20,6 +20,9 @@ from .setting_spec import check_fields, setting
 ACTION_DIM = 2  # the robot's [v, omega]; the point mass's [dx, dy]
 
 
+CRITIC_KINDS = ("flat", "per_step")
+
+
 class ConfigError(ValueError):
     """A config file or dict has a missing, unknown or out-of-range field."""
 
@@ -47,6 +50,11 @@ class ModelConfig:
     map_embedding: int = 64
     map_safe_distance: bool = False  # a fifth patch channel: the goal distance that avoids risk where it can
     map_route_channels: bool = False  # two more (needs the fifth): route length and detour length, in metres
+    # The map critic's reading of a window (models/): "flat" = one MLP on the flattened window (critic.py),
+    # "per_step" = one small network per state, pooled (per_step_critic.py); and whether its context holds
+    # the map embedding or the relative goal alone (it still reads every map channel along the window).
+    critic_kind: str = "flat"
+    critic_reads_map_embedding: bool = True
 
     @property
     def context_dim(self) -> int:
@@ -77,6 +85,13 @@ class ModelConfig:
                               f"got {self.map_patch_cells}")
         if not self.map_patch_m > 0:
             raise ConfigError(f"{where}: model.map_patch_m must be > 0, got {self.map_patch_m}")
+        if self.critic_kind not in CRITIC_KINDS:
+            raise ConfigError(f"{where}: model.critic_kind must be one of {list(CRITIC_KINDS)}, got {self.critic_kind!r}")
+        if not self.map_conditioned and (self.critic_kind != "flat" or not self.critic_reads_map_embedding):
+            raise ConfigError(f"{where}: model.critic_kind {self.critic_kind!r} and critic_reads_map_embedding "
+                              f"{self.critic_reads_map_embedding} need a map-conditioned model (map_patch_cells > 0)")
+        if not self.critic_reads_map_embedding and self.critic_kind != "per_step":
+            raise ConfigError(f"{where}: model.critic_reads_map_embedding: false is built for critic_kind per_step only")
         if self.map_route_channels and not self.map_safe_distance:
             raise ConfigError(f"{where}: model.map_route_channels needs model.map_safe_distance: true (the detour "
                               "channel is the safe distance minus the plain one)")

@@ -12,6 +12,7 @@ from ..config import ACTION_DIM, ModelConfig
 from .critic import MapQuantileCritic, QuantileCritic
 from .inverse_dynamics import InverseDynamics
 from .map_encoder import MapEncoder, NoMapEncoder
+from .per_step_critic import PerStepMapCritic
 from .temporal_unet import TemporalUnet
 
 NETWORK_NAMES = ("denoiser", "critic", "inverse_dynamics", "map_encoder")
@@ -27,9 +28,15 @@ def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
             "map_encoder": NoMapEncoder(),
         }
     channels = cfg.map_channels
+    if cfg.critic_kind == "per_step":
+        read = None if cfg.critic_reads_map_embedding else cfg.goal_dim  # the context starts with the relative goal
+        critic = PerStepMapCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden,
+                                  read_context=read)
+    else:
+        critic = MapQuantileCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden)
     return {
         "denoiser": TemporalUnet(cfg.horizon, state, context, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
-        "critic": MapQuantileCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden),
+        "critic": critic,
         "inverse_dynamics": InverseDynamics(state, ACTION_DIM, cfg.idm_hidden),
         "map_encoder": MapEncoder(channels, cfg.map_patch_cells, cfg.map_embedding),
     }

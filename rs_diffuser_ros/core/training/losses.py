@@ -28,8 +28,11 @@ from .map_batches import TrainingMaps
 
 class TrainingObjective(nn.Module):
     def __init__(self, networks: dict[str, nn.Module], schedule: DiffusionSchedule, normalizers: Normalizers,
-                 cfg: TrainingConfig, maps: TrainingMaps | None = None):
+                 cfg: TrainingConfig, maps: TrainingMaps | None = None, critic_only: bool = False):
+        """critic_only: the denoiser, inverse dynamics and map encoder are frozen (train --train-only critic): their
+        losses are not computed (reported as 0) and the context is computed without gradient."""
         super().__init__()
+        self.critic_only = critic_only
         self.map_encoder = networks["map_encoder"]
         self.maps = maps
         self.denoiser = networks["denoiser"]
@@ -44,15 +47,16 @@ class TrainingObjective(nn.Module):
         windows = batch["windows"]
         x0 = norm.plan.normalize(to_plan_frame(windows))
         patches = None if self.maps is None else self.maps.patches(windows[:, 0, :2], batch["episode"])
-        context = model_context(norm, self.map_encoder, windows[:, 0], batch["goal"], patches)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.critic_only):
+            context = model_context(norm, self.map_encoder, windows[:, 0], batch["goal"], patches)
         b = x0.shape[0]
 
         t = torch.randint(0, sched.n_train_steps, (b,), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = sched.q_sample(x0, t, noise)
         x_t[:, 0] = x0[:, 0]
-        x0_pred = self.denoiser(x_t, t, context)
-        diffusion = F.mse_loss(x0_pred[:, 1:], x0[:, 1:])
+        zero = x0.new_zeros(())
+        diffusion = zero if self.critic_only else F.mse_loss(self.denoiser(x_t, t, context)[:, 1:], x0[:, 1:])
 
         clean = torch.rand(b, device=x0.device) < self.cfg.critic_clean_fraction
         noise_level = torch.where(clean, torch.zeros_like(x0[:, 0, 0]), sched.noise_level(t))
@@ -64,6 +68,8 @@ class TrainingObjective(nn.Module):
             quantiles = self.critic(critic_in, context, noise_level, along)
         critic = quantile_huber_loss(quantiles, norm.returns.normalize(batch["return"]), self.cfg.huber_kappa)
 
+        if self.critic_only:
+            return {"diffusion": zero, "critic": critic, "inverse_dynamics": zero}
         # The IDM reads what the planner will give it: the first two states of a plan-frame window.
         action = self.inverse_dynamics(x0[:, 0], x0[:, 1])
         inverse_dynamics = F.mse_loss(action, norm.action.normalize(batch["action"]))

@@ -56,16 +56,22 @@ DEADLINE_CHECK_STEPS = 20
 
 def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, device: str = "auto",
           resume: bool = False, progress: bool = True, dataset_name: str = "", maps: dict | None = None,
-          deadline_s: float = 0.0, init_from: str | Path | None = None) -> dict:
+          deadline_s: float = 0.0, init_from: str | Path | None = None, train_only: str | None = None) -> dict:
     """Train all networks; returns the run summary (also written to summary.json).
 
     maps: {name: (occupancy grid, hazard grid)} of every map the episodes were driven on (their `layout`);
     required for a map-conditioned model (model.map_patch_cells > 0). deadline_s > 0: stop once that many
     seconds have passed since this call began, loading included (the step count reached is in the summary),
     and save as at the end. init_from: start from a trained model's weights and normalisers (a fine-tune);
-    a map model trained with fewer map channels grows into this config's (`grow_from` of its networks)."""
+    a map model trained with fewer map channels grows into this config's (`grow_from` of its networks).
+    train_only="critic": a new critic (this config's, e.g. another critic_kind) on init_from's frozen denoiser,
+    inverse dynamics and map encoder, which are loaded as they are; only the critic's loss is trained."""
     called = time.perf_counter()
     cfg = config.training
+    if train_only not in (None, "critic"):
+        raise ValueError(f"train_only must be None or 'critic', got {train_only!r}")
+    if train_only and not (init_from or resume):
+        raise ValueError("--train-only critic trains a critic on another model's networks: give --init-from")
     out = Path(out_dir)
     ctx = DistributedContext.setup(device)
     state_path = out / "train_state.pt"
@@ -103,10 +109,15 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     torch.manual_seed(seed + ctx.rank)
     networks = build_networks(config.model)
     if start:
-        load_grown(networks, start[1], init_from)
+        load_grown(networks, start[1], init_from, skip=("critic",) if train_only else ())
+    if train_only:
+        for name in NETWORK_NAMES:
+            networks[name].requires_grad_(name == "critic")
     schedule = DiffusionSchedule(config.model.diffusion_steps, config.planner.ddim_steps, device=ctx.device)
-    objective = TrainingObjective(networks, schedule, normalizers.to(ctx.device), cfg, training_maps).to(ctx.device)
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    objective = TrainingObjective(networks, schedule, normalizers.to(ctx.device), cfg, training_maps,
+                                  critic_only=bool(train_only)).to(ctx.device)
+    trained = [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     emas = {name: EMA(networks[name], cfg.ema_decay) for name in NETWORK_NAMES}
     generator = torch.Generator(ctx.device).manual_seed(seed * 1000 + ctx.rank)
     step = 0
@@ -160,7 +171,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
         total = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         total.backward()
-        torch.nn.utils.clip_grad_norm_(objective.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(trained, cfg.grad_clip)
         optimizer.step()
         step += 1
         for name in NETWORK_NAMES:
@@ -201,10 +212,13 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     return summary
 
 
-def load_grown(networks: dict, state_dicts: dict, source: str | Path) -> None:
+def load_grown(networks: dict, state_dicts: dict, source: str | Path, skip: tuple[str, ...] = ()) -> None:
     """Load a trained model's weights into `networks` (a warm start): strictly (load_weights names what differs),
-    except that a network with `grow_from` (map encoder, map critic) also takes one that read fewer map channels."""
+    except that a network with `grow_from` (map encoder, map critic) also takes one that read fewer map channels.
+    Networks named in `skip` keep their fresh weights."""
     for name in NETWORK_NAMES:
+        if name in skip:
+            continue
         net = networks[name]
         if hasattr(net, "grow_from"):
             net.grow_from(state_dicts[name])
@@ -285,6 +299,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "with fewer map channels grows into --config's)")
     ap.add_argument("--deadline-s", type=float, default=0.0, help="stop training this many seconds after the run began, "
                     "loading included, and save (0: no limit)")
+    ap.add_argument("--train-only", choices=["critic"], help="train a fresh critic (--config's critic_kind) on "
+                    "--init-from's frozen denoiser, inverse dynamics and map encoder")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap.parse_args(argv)
 
@@ -308,7 +324,7 @@ def main(argv=None) -> int:
     deadline_s = max(args.deadline_s - (time.perf_counter() - started), 1e-3) if args.deadline_s > 0 else 0.0
     summary = train(config, episodes, args.out, seed=args.seed, device=args.device, resume=args.resume,
                     progress=not args.no_progress, dataset_name=args.dataset, maps=maps, deadline_s=deadline_s,
-                    init_from=args.init_from)
+                    init_from=args.init_from, train_only=args.train_only)
     if summary:
         print(json.dumps(summary, indent=2))
     return 0

@@ -42,8 +42,12 @@ def plot_losses(csv_path: Path, png_path: Path, title: str = "") -> None:
     steps = [r["step"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, name in zip(axes, LOSS_NAMES):
-        ax.plot(steps, [r[name] for r in rows])
-        ax.set_yscale("log")
+        values = [r[name] for r in rows]
+        ax.plot(steps, values)
+        if min(values) > 0:
+            ax.set_yscale("log")
+        else:  # a network frozen in this run (train --train-only critic) logs 0
+            ax.text(0.5, 0.5, "not trained in this run", transform=ax.transAxes, ha="center")
         ax.set_xlabel("step")
         ax.set_title({"diffusion": "denoiser (x0 MSE)", "critic": "critic (quantile Huber)",
                       "inverse_dynamics": "inverse dynamics (MSE)"}[name])
