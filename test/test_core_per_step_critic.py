@@ -83,3 +83,34 @@ def test_train_only_critic_keeps_the_other_networks_and_the_new_critic_plans(tmp
     with pytest.raises(ValueError, match="init-from"):
         train(step_config(steps=2), _map_episodes(), tmp_path / "x", device="cpu", progress=False, maps=maps,
               train_only="critic")
+
+
+def test_a_few_stuck_episodes_do_not_set_the_return_scale():
+    from rs_diffuser_ros.core.normalizer import StandardNormalizer
+
+    rng = np.random.default_rng(0)
+    returns = torch.as_tensor(np.concatenate([rng.normal(8.0, 2.5, 9950), np.full(50, -500.0)]))  # 0.5 % stuck
+    plain, trimmed = StandardNormalizer.fit(returns), StandardNormalizer.fit(returns, trim=0.01)
+    assert plain.std > 30  # the stuck windows alone make it wide
+    assert abs(trimmed.std - 2.5) < 0.3 and abs(trimmed.mean - 8.0) < 0.2
+    assert StandardNormalizer.fit(returns[:9950], trim=0.0).std == pytest.approx(2.5, abs=0.1)
+    with pytest.raises(ValueError, match="trim"):
+        StandardNormalizer.fit(returns, trim=0.5)
+
+
+def test_train_only_critic_fits_its_own_return_scale_and_keeps_the_other_normalisers(tmp_path):
+    from rs_diffuser_ros.core.checkpoint import read_checkpoint
+
+    occ = grid_with([(0.5, 2.2, 0.7, 3.0)])
+    maps = {"m0": (occ, level_grid(occ, [])), "m1": (occ, level_grid(occ, [(-1.0, -0.5, 1.0, 0.5)]))}
+    train(map_config(steps=2, checkpoint_every=100), _map_episodes(), tmp_path / "base", seed=0, device="cpu",
+          progress=False, maps=maps)
+    shifted = _map_episodes()
+    for e in shifted:
+        e["rewards"] = np.asarray(e["rewards"]) * 3.0  # every return-to-go x 3
+    train(step_config(steps=2, checkpoint_every=100), shifted, tmp_path / "new", seed=1, device="cpu", progress=False,
+          maps=maps, init_from=tmp_path / "base" / "model.safetensors", train_only="critic")
+    _, base, _, _ = read_checkpoint(tmp_path / "base" / "model.safetensors")
+    _, new, _, _ = read_checkpoint(tmp_path / "new" / "model.safetensors")
+    assert new.returns.std == pytest.approx(3.0 * base.returns.std, rel=0.05)
+    assert torch.equal(new.plan.low, base.plan.low) and torch.equal(new.action.high, base.action.high)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -58,8 +59,16 @@ class StandardNormalizer:
     std: float
 
     @classmethod
-    def fit(cls, data: Tensor) -> "StandardNormalizer":
-        data = torch.as_tensor(data, dtype=torch.float32)
+    def fit(cls, data: Tensor, trim: float = 0.0) -> "StandardNormalizer":
+        """Mean and std of `data`; trim > 0: of the values between its trim and 1 - trim quantiles only, so that
+        a few extreme values do not set the scale (they are still normalised, just not used to fit)."""
+        if not 0.0 <= trim < 0.5:
+            raise ValueError(f"trim must be in [0, 0.5), got {trim}")
+        data = torch.as_tensor(data, dtype=torch.float32).flatten()
+        if trim > 0 and data.numel() > 2:
+            values = data.double().cpu().numpy()
+            low, high = np.quantile(values, [trim, 1.0 - trim])
+            data = data[torch.as_tensor((values >= low) & (values <= high))]
         return cls(float(data.mean()), max(float(data.std()) if data.numel() > 1 else 1.0, 1e-6))
 
     def normalize(self, x: Tensor) -> Tensor:
