@@ -1,0 +1,221 @@
+"""Does a map critic fit the return's tail on its own training data? Its CVaR_alpha against the empirical CVaR_alpha.
+
+    python -m rs_diffuser_ros.diagnostics.critic_fit --checkpoint runs/route7x50/model.safetensors \
+        --dataset datasets/riskynav/maps200x50clean-v0 [--maps 20] [--alpha 0.1]
+
+A critic that predicts the tail of the return too light on the very windows it was trained on cannot trade
+risk: the short cut through a risky region looks nearly as good as the way round at any alpha. This check took
+that apart from everything downstream of the critic (guidance, selection, the controller), and
+docs/method_choices.md ("What brought the trade-off on the default layout") used it to find the return scale
+that had pushed the risk events into the quantile-Huber loss's quadratic zone.
+
+The dataset is one collected over generated maps (python -m risky_nav.collect --generate ..., layouts/ beside
+data/). Every window of the first --maps trade-off maps (name contains "tradeoff") is built as training builds
+it (WindowDataset, TrainingMaps) and grouped by where it starts relative to the risk (group_rows). Per group and
+map, the critic's CVaR_alpha at noise level 0 (clean windows, as selection reads them; return units) is averaged
+and set against the empirical CVaR_alpha of the same windows' Monte-Carlo returns; then the means. The table is
+the average over the maps with at least MIN_WINDOWS windows in the group.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rs_diffuser_ros.core.checkpoint import CheckpointError, load_weights, read_checkpoint
+from rs_diffuser_ros.core.conditioning import MapView, model_context
+from rs_diffuser_ros.core.config import CoreConfig
+from rs_diffuser_ros.core.map_input import MapLayers
+from rs_diffuser_ros.core.models.networks import NETWORK_NAMES, build_networks
+from rs_diffuser_ros.core.normalizer import Normalizers
+from rs_diffuser_ros.core.plan_frame import to_plan_frame
+from rs_diffuser_ros.core.risk import check_alpha, tail_weights
+from rs_diffuser_ros.core.training.map_batches import TrainingMaps
+from rs_diffuser_ros.core.training.train import load_dataset_episodes, load_dataset_maps
+from rs_diffuser_ros.core.training.windows import WindowDataset
+from rs_diffuser_ros.shipped import resolve_model
+
+GROUPS = ("about_to_cross", "inside", "keepout_early", "cross_early")
+LEAD_STEPS = 15  # about_to_cross: the window starts within this many steps (1.5 s) before the first risky step
+EARLY_STEPS = 10  # keepout_early / cross_early: the first steps (1 s) of an episode
+MIN_WINDOWS = 20  # a map with fewer windows in a group is left out of that group's averages
+BATCH = 2048
+
+
+def group_rows(episodes, lead: int = LEAD_STEPS, early: int = EARLY_STEPS) -> dict[str, np.ndarray]:
+    """Window rows of each group (GROUPS): row t of an episode is its window starting at observation t, rows
+    numbered over the episodes in order as WindowDataset numbers them (one per reward).
+
+    Episodes are dicts with `rewards` [T] and `in_risky_region` [T] (bool, of step t). An episode *crosses* when
+    any flag is set; `first` is its first flagged step.
+      about_to_cross  a crossing episode's rows first - lead .. first - 1 (those >= 0)
+      inside          the rows whose flag is set
+      keepout_early   the first `early` rows of an episode that never crosses
+      cross_early     the first `early` rows of a crossing episode
+    """
+    rows: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}
+    offset = 0
+    for i, ep in enumerate(episodes):
+        t = len(ep["rewards"])
+        flags = np.asarray(ep["in_risky_region"], dtype=bool)
+        if flags.shape != (t,):
+            raise ValueError(f"episode {i}: in_risky_region must be [{t}] (one flag per reward), got {flags.shape}")
+        crosses = bool(flags.any())
+        if crosses:
+            first = int(np.argmax(flags))
+            rows["about_to_cross"].append(offset + np.arange(max(0, first - lead), first))
+            rows["inside"].append(offset + np.flatnonzero(flags))
+        rows["cross_early" if crosses else "keepout_early"].append(offset + np.arange(min(early, t)))
+        offset += t
+    return {g: np.concatenate(r).astype(np.int64) if r else np.zeros(0, np.int64) for g, r in rows.items()}
+
+
+def empirical_cvar(returns, alpha: float) -> float:
+    """Lower-tail CVaR_alpha of samples: the mean of the lowest ceil(alpha * n) of them (at least one)."""
+    x = np.sort(np.asarray(returns, dtype=np.float64))
+    if x.size == 0:
+        raise ValueError("empirical_cvar of no samples")
+    k = max(1, math.ceil(alpha * x.size - 1e-9))  # 0.1 * 30 is 3.0000000000000004 in floats: still 3
+    return float(x[:k].mean())
+
+
+@dataclass
+class FitData:
+    """A map model and the windows and maps of the trade-off maps it is checked on."""
+
+    config: CoreConfig
+    normalizers: Normalizers
+    networks: dict
+    data: WindowDataset
+    training_maps: TrainingMaps
+    map_names: list[str]
+    episodes: list[dict]
+
+
+def load_model(checkpoint) -> tuple[CoreConfig, Normalizers, dict]:
+    """(config, normalizers, networks in eval mode) of a map-conditioned checkpoint; SystemExit otherwise."""
+    try:
+        config, normalizers, state_dicts, _ = read_checkpoint(checkpoint)
+    except CheckpointError as e:
+        raise SystemExit(str(e))
+    if not config.model.map_conditioned:
+        raise SystemExit(f"{checkpoint} is a per-map model (model.map_patch_cells == 0): it reads no map, and "
+                         f"critic_fit checks a map critic on the maps of its training data")
+    networks = build_networks(config.model)
+    for name in NETWORK_NAMES:
+        load_weights(networks[name], state_dicts[name], checkpoint, name)
+        networks[name].eval().requires_grad_(False)
+    return config, normalizers, networks
+
+
+def tradeoff_maps(names, n_maps: int, dataset) -> list[str]:
+    """The first n_maps (sorted) map names that contain "tradeoff"; SystemExit when there are none."""
+    chosen = sorted(n for n in names if "tradeoff" in n)[:n_maps]
+    if not chosen:
+        raise SystemExit(f"{dataset}: no trade-off maps (layouts/*tradeoff*.yaml); critic_fit needs a dataset "
+                         f"collected over generated maps (python -m risky_nav.collect --generate N ...)")
+    return chosen
+
+
+def prepare(checkpoint, dataset, n_maps: int = 20) -> FitData:
+    """The model, and the windows and training maps of the dataset's first n_maps trade-off maps (as train.py
+    builds them, with the checkpoint's gamma)."""
+    config, normalizers, networks = load_model(checkpoint)
+    maps = load_dataset_maps(str(dataset))
+    names = tradeoff_maps(maps, n_maps, dataset)
+    episodes = [e for e in load_dataset_episodes(str(dataset)) if e["layout"] in names]
+    if not episodes:
+        raise SystemExit(f"{dataset}: no episodes on the trade-off maps {names[0]} .. {names[-1]}")
+    m = config.model
+    data = WindowDataset.from_episodes(episodes, m.horizon, config.training.gamma, source=str(dataset), map_names=names,
+                                       state_dim=m.state_dim, goal_dim=m.goal_dim)
+    layers = MapLayers.stack([MapLayers.from_grids(occ.data, occ.resolution, occ.origin_x, occ.origin_y, hazard.data)
+                              for occ, hazard in (maps[n] for n in names)])
+    training_maps = TrainingMaps(layers, data.episode_map, data.episode_goal, m.map_patch_cells, m.map_patch_m,
+                                 m.map_safe_distance, m.map_channels)
+    return FitData(config, normalizers, networks, data, training_maps, names, episodes)
+
+
+@torch.no_grad()
+def predict(fit: FitData, rows: np.ndarray, alpha: float) -> np.ndarray:
+    """[len(rows), 2]: the critic's CVaR_alpha and mean of each window at noise level 0, in return units."""
+    norm, nets, data = fit.normalizers, fit.networks, fit.data
+    weights = tail_weights(torch.tensor([alpha]), fit.config.model.n_quantiles)[0]
+    out = []
+    for chunk in torch.as_tensor(rows, dtype=torch.long).split(BATCH):
+        b = data.batch(chunk)
+        x0 = norm.plan.normalize(to_plan_frame(b["windows"]))
+        patches = fit.training_maps.patches(b["windows"][:, 0, :2], b["episode"])
+        context = model_context(norm, nets["map_encoder"], b["windows"][:, 0], b["goal"], patches)
+        along = MapView(patches, fit.training_maps.extent_m, norm.plan).along(x0)
+        q = nets["critic"](x0, context, x0.new_zeros(len(chunk)), along)
+        q = norm.returns.unnormalize(q).sort(-1).values  # tail_weights weigh ascending quantiles
+        out.append(torch.stack([(q * weights).sum(-1), q.mean(-1)], -1))
+    return torch.cat(out).double().numpy()
+
+
+def fit_rows(fit: FitData, alpha: float = 0.1) -> list[dict]:
+    """One dict per group (GROUPS order): group, windows (all maps), maps (those with >= MIN_WINDOWS windows in the
+    group), and over those maps the mean of predicted_cvar, empirical_cvar, predicted_mean, empirical_mean
+    (NaN when no map has enough windows)."""
+    check_alpha(alpha)
+    data = fit.data
+    out = []
+    for group, rows in group_rows(fit.episodes).items():
+        per_map = []
+        if len(rows):
+            pred = predict(fit, rows, alpha)
+            idx = torch.as_tensor(rows, dtype=torch.long)
+            returns = data.returns[data.starts[idx]].double().numpy()
+            map_of = data.episode_map[data.episode[idx]].numpy()
+            for j in np.unique(map_of):
+                s = map_of == j
+                if s.sum() < MIN_WINDOWS:
+                    continue
+                per_map.append((pred[s, 0].mean(), empirical_cvar(returns[s], alpha), pred[s, 1].mean(),
+                                returns[s].mean()))
+        means = np.mean(per_map, 0) if per_map else np.full(4, np.nan)
+        out.append({"group": group, "windows": int(len(rows)), "maps": len(per_map),
+                    **dict(zip(("predicted_cvar", "empirical_cvar", "predicted_mean", "empirical_mean"),
+                               map(float, means)))})
+    return out
+
+
+def markdown_table(rows: list[dict], alpha: float) -> str:
+    cell = lambda v: "-" if math.isnan(v) else f"{v:.2f}"  # noqa: E731
+    lines = [f"| group | windows (maps) | predicted CVaR_{alpha:g} | empirical CVaR_{alpha:g} | predicted mean | "
+             "empirical mean |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['group']} | {r['windows']} ({r['maps']} maps) | {cell(r['predicted_cvar'])} | "
+                     f"{cell(r['empirical_cvar'])} | {cell(r['predicted_mean'])} | {cell(r['empirical_mean'])} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.diagnostics.critic_fit",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", type=resolve_model, required=True,
+                    help="a map-conditioned model: file or shipped name")
+    ap.add_argument("--dataset", required=True, help="a dataset collected over generated maps (layouts/ beside data/)")
+    ap.add_argument("--maps", type=int, default=20, help="the first N trade-off maps (sorted by name)")
+    ap.add_argument("--alpha", type=float, default=0.1, help="CVaR level, predicted and empirical")
+    args = ap.parse_args(argv)
+    if args.maps < 1:
+        ap.error("--maps must be at least 1")
+    try:
+        check_alpha(args.alpha)
+    except ValueError as e:
+        ap.error(str(e))
+    torch.set_num_threads(1)
+    fit = prepare(args.checkpoint, args.dataset, args.maps)
+    print(f"{args.checkpoint} on {len(fit.map_names)} trade-off maps of {args.dataset}: critic at noise level 0 vs "
+          f"the windows' Monte-Carlo returns, per map (>= {MIN_WINDOWS} windows), averaged over maps")
+    print(markdown_table(fit_rows(fit, args.alpha), args.alpha))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
