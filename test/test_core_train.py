@@ -119,6 +119,7 @@ def test_shipped_config_file_is_the_documented_default_with_map_conditioning():
     shipped = CoreConfig.from_yaml(os.path.join(os.path.dirname(__file__), "..", "config", "model.yaml"))
     expected = CoreConfig()
     expected.model.map_patch_cells, expected.model.map_safe_distance, expected.training.lr = 32, True, 3e-4
+    expected.model.map_route_channels, expected.model.critic_kind = True, "per_step"
     assert shipped == expected
     assert not CoreConfig().model.map_conditioned
 
