@@ -25,13 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rs_diffuser_ros.core.checkpoint import CheckpointError, load_weights, read_checkpoint
+from rs_diffuser_ros.core.checkpoint import CheckpointError
 from rs_diffuser_ros.core.conditioning import MapView, model_context
 from rs_diffuser_ros.core.config import CoreConfig
-from rs_diffuser_ros.core.map_input import MapLayers
-from rs_diffuser_ros.core.models.networks import NETWORK_NAMES, build_networks
 from rs_diffuser_ros.core.normalizer import Normalizers
 from rs_diffuser_ros.core.plan_frame import to_plan_frame
+from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.risk import check_alpha, tail_weights
 from rs_diffuser_ros.core.training.map_batches import TrainingMaps
 from rs_diffuser_ros.core.training.train import load_dataset_episodes, load_dataset_maps
@@ -96,19 +95,16 @@ class FitData:
 
 
 def load_model(checkpoint) -> tuple[CoreConfig, Normalizers, dict]:
-    """(config, normalizers, networks in eval mode) of a map-conditioned checkpoint; SystemExit otherwise."""
+    """(config, normalizers, networks: in eval mode, without gradients) of a map-conditioned checkpoint, loaded by
+    the planner (on the CPU); SystemExit otherwise."""
     try:
-        config, normalizers, state_dicts, _ = read_checkpoint(checkpoint)
+        planner = RiskSensitivePlanner.from_checkpoint(checkpoint, device="cpu")
     except CheckpointError as e:
         raise SystemExit(str(e))
-    if not config.model.map_conditioned:
+    if not planner.map_conditioned:
         raise SystemExit(f"{checkpoint} is a per-map model (model.map_patch_cells == 0): it reads no map, and "
                          f"critic_fit checks a map critic on the maps of its training data")
-    networks = build_networks(config.model)
-    for name in NETWORK_NAMES:
-        load_weights(networks[name], state_dicts[name], checkpoint, name)
-        networks[name].eval().requires_grad_(False)
-    return config, normalizers, networks
+    return planner.config, planner.normalizers, planner.networks
 
 
 def tradeoff_maps(names, n_maps: int, dataset) -> list[str]:
@@ -132,10 +128,7 @@ def prepare(checkpoint, dataset, n_maps: int = 20) -> FitData:
     m = config.model
     data = WindowDataset.from_episodes(episodes, m.horizon, config.training.gamma, source=str(dataset), map_names=names,
                                        state_dim=m.state_dim, goal_dim=m.goal_dim)
-    layers = MapLayers.stack([MapLayers.from_grids(occ.data, occ.resolution, occ.origin_x, occ.origin_y, hazard.data)
-                              for occ, hazard in (maps[n] for n in names)])
-    training_maps = TrainingMaps(layers, data.episode_map, data.episode_goal, m.map_patch_cells, m.map_patch_m,
-                                 m.map_safe_distance, m.map_channels)
+    training_maps = TrainingMaps.from_grids([maps[n] for n in names], data.episode_map, data.episode_goal, m)
     return FitData(config, normalizers, networks, data, training_maps, names, episodes)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..config import ModelConfig
 from ..map_input import MapLayers
 
 
@@ -21,6 +22,16 @@ class TrainingMaps:
         # Half precision: a field's values are metres up to ~40 (0.02 m steps there) or UNREACHABLE.
         self.distance = layers.goal_distance(episode_goal.to(layers.layers.device), self.episode_map,
                                              safe=safe_distance).half()
+
+    @classmethod
+    def from_grids(cls, grids, episode_map: Tensor, episode_goal: Tensor, model: ModelConfig,
+                   device="cpu") -> "TrainingMaps":
+        """The training maps of `model` from each map's (occupancy grid, hazard grid) (risky_nav's grids, in the
+        order episode_map indexes them), built on `device`."""
+        layers = MapLayers.stack([MapLayers.from_grids(occ.data, occ.resolution, occ.origin_x, occ.origin_y, hazard.data,
+                                                       device=device) for occ, hazard in grids])
+        return cls(layers, episode_map, episode_goal, model.map_patch_cells, model.map_patch_m, model.map_safe_distance,
+                   model.map_channels)
 
     def patches(self, centres: Tensor, episode: Tensor) -> Tensor:
         """Patches [B, channels, P, P] (PATCH_CHANNELS) around centres [B, 2] of windows from episodes [B]."""

@@ -30,7 +30,6 @@ from .losses import TrainingObjective
 from ..models.networks import NETWORK_NAMES, build_networks
 from ..normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
 from ..plan_frame import fit_limits_over_windows, relative_goal
-from ..map_input import MapLayers
 from ..schedule import DiffusionSchedule
 from .map_batches import TrainingMaps
 from .training_log import LOSS_NAMES, LossLog, plot_losses
@@ -47,13 +46,20 @@ def fit_normalizers(data: WindowDataset) -> Normalizers:
         goal=LimitsNormalizer.fit(relative_goal(data.goals[data.starts], starts)),
         position=LimitsNormalizer.fit(starts[:, :2]),
         action=LimitsNormalizer.fit(data.transition_actions()),
-        returns=StandardNormalizer.fit(data.window_returns(), trim=RETURN_TRIM),
+        returns=fit_return_scale(data),
     )
+
+
+def fit_return_scale(data: WindowDataset) -> StandardNormalizer:
+    """The critic's return normaliser: mean and std of the window returns without the extreme RETURN_TRIM at each end."""
+    return StandardNormalizer.fit(data.window_returns(), trim=RETURN_TRIM)
+
 
 # The return scale is fitted without the lowest and highest 0.5 % of window returns. Generated-map data holds a few
 # episodes stuck on a wall until the time limit (about 0.2 %, returns down to -700, each giving hundreds of windows):
 # with them the std was 22 where the returns otherwise spread 2.7, so a risk event of 8 was 0.4 std, inside the
-# quantile-Huber loss's quadratic zone (kappa = 1 std), where it fits expectiles, not quantiles, of the tail.
+# quantile-Huber loss's quadratic zone (kappa = 1 std), where a low quantile is pulled by the error's size rather than
+# its sign and the stuck windows outweighed the risk events (docs/method_choices.md).
 RETURN_TRIM = 0.005
 
 # Under torchrun the ranks agree on the deadline every this many steps: a rank that stopped alone would
@@ -77,14 +83,14 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     cfg = config.training
     if train_only not in (None, "critic"):
         raise ValueError(f"train_only must be None or 'critic', got {train_only!r}")
-    if train_only and not (init_from or resume):
-        raise ValueError("--train-only critic trains a critic on another model's networks: give --init-from")
     out = Path(out_dir)
     ctx = DistributedContext.setup(device)
     state_path = out / "train_state.pt"
     resumed = _read_train_state(state_path, config) if resume and state_path.exists() else None
     if resume and resumed is None and ctx.is_main:
         print(f"[train] --resume: no {state_path}, starting from scratch", file=sys.stderr)
+    if train_only and not resumed and not init_from:
+        raise ValueError("--train-only critic trains a critic on another model's networks: give --init-from")
 
     m = config.model
     if m.map_conditioned and not maps:
@@ -100,17 +106,15 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     if resumed:
         normalizers = Normalizers.from_dict(json.loads(resumed["normalizers"]))
     elif train_only:  # a fresh critic: its return scale is fitted on this data; the frozen networks keep theirs
-        normalizers = dataclasses.replace(start[0], returns=StandardNormalizer.fit(data.window_returns(), trim=RETURN_TRIM))
+        normalizers = dataclasses.replace(start[0], returns=fit_return_scale(data))
     else:
         normalizers = start[0] if start else fit_normalizers(data)
     data = data.to(ctx.device)
     training_maps = None
     if m.map_conditioned:
-        layers = MapLayers.stack([MapLayers.from_grids(occ.data, occ.resolution, occ.origin_x, occ.origin_y, hazard.data,
-                                                       device=ctx.device) for occ, hazard in (maps[n] for n in names)])
         t_fields = time.perf_counter()
-        training_maps = TrainingMaps(layers, data.episode_map, data.episode_goal, m.map_patch_cells, m.map_patch_m,
-                                     m.map_safe_distance, m.map_channels)
+        training_maps = TrainingMaps.from_grids([maps[n] for n in names], data.episode_map, data.episode_goal, m,
+                                                device=ctx.device)
         if ctx.is_main:
             print(f"[train] {len(names)} maps, {len(data.episode_map)} goal distance fields in "
                   f"{time.perf_counter() - t_fields:.1f} s", file=sys.stderr)
