@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from .conditioning import MapView
 from .costmap import Costmap
 from .normalizer import LimitsNormalizer
-from .risk import risk_measure, risk_of_sorted
+from .risk import check_risk_mode, risk_of_sorted, tail_weights
 
 
 @dataclass
@@ -27,17 +27,26 @@ class RiskTerm:
     quantiles_sorted: bool = False  # the critic's outputs are ascending: skip risk_measure's sort (CUDA graphs)
     map_view: MapView | None = None  # a map-conditioned critic reads the map patch along each window
 
+    def __post_init__(self):
+        check_risk_mode(self.risk_mode)
+        self._weights: dict[int, Tensor] = {}
+
     def quantiles(self, window: Tensor, context: Tensor, noise_level: Tensor) -> Tensor:
         """The critic's return quantiles [M, N] of windows [M, H, D] at noise levels [M] (0: clean)."""
         if self.map_view is not None:
             return self.critic(window, context, noise_level, self.map_view.along(window))
         return self.critic(window, context, noise_level)
 
+    def tail_weights(self, n_quantiles: int) -> Tensor:
+        """tail_weights of alpha [M, N], made once per term (alpha is fixed for a replan), not per step."""
+        if n_quantiles not in self._weights:
+            self._weights[n_quantiles] = tail_weights(self.alpha, n_quantiles)
+        return self._weights[n_quantiles]
+
     def score(self, quantiles: Tensor) -> Tensor:
-        """rho_alpha per plan, in the units of `quantiles` (standardised or return units alike)."""
-        if self.quantiles_sorted:
-            return risk_of_sorted(quantiles, self.alpha, self.risk_mode)
-        return risk_measure(quantiles, self.alpha, self.risk_mode)
+        """rho_alpha per plan, in the units of `quantiles` (standardised or return units alike): risk_measure."""
+        q = quantiles if self.quantiles_sorted else quantiles.sort(dim=-1).values
+        return risk_of_sorted(q, self.alpha, self.risk_mode, self.tail_weights(q.shape[-1]).to(q.dtype))
 
 
 @dataclass
