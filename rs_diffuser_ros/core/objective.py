@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from .conditioning import MapView
-from .costmap import Costmap
+from .costmap import Costmap, safe_grid
 from .normalizer import LimitsNormalizer
 from .risk import check_risk_mode, risk_of_sorted, tail_weights
 
@@ -56,10 +57,22 @@ class CostmapTerm:
     plan_normalizer: LimitsNormalizer  # to look normalised plans up in the costmap's world units ...
     start_xy: Tensor  # [M, 2] ... with each plan's frame origin (plans live in the plan frame)
 
+    def __post_init__(self):
+        # Normalised plan position -> costmap grid coordinate in one multiply-add, made once per replan:
+        # grid = (xy * scale + centre + start) * costmap.grid_scale + costmap.grid_offset.
+        scale, centre = self.plan_normalizer.scale[:2], self.plan_normalizer.centre[:2]
+        grid_scale = self.costmap.grid_scale.to(self.start_xy.device)
+        self.grid_scale = scale * grid_scale  # [2]
+        self.grid_offset = torch.addcmul(self.costmap.grid_offset.to(self.start_xy.device),
+                                         self.start_xy + centre, grid_scale)[:, None, :]  # [M, 1, 2]
+
+    def grid(self, plans: Tensor) -> Tensor:
+        """The costmap's grid_sample coordinates [M, H, 2] of normalised plans [M, H, D] (Costmap.grid)."""
+        return safe_grid(torch.addcmul(self.grid_offset, plans[..., :2], self.grid_scale))
+
     def cost(self, plans: Tensor) -> Tensor:
         """Mean costmap cost along normalised plans [M, H, D] -> [M]."""
-        xy = self.plan_normalizer.unnormalize(plans)[..., :2] + self.start_xy[:, None, :]
-        return self.costmap.lookup(xy).mean(-1)
+        return self.costmap.sample(self.grid(plans)).mean(-1)
 
     def score(self, plans: Tensor) -> Tensor:
         return -(self.weight * self.cost(plans))
