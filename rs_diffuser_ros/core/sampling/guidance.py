@@ -16,6 +16,7 @@ step because x0 guidance must run the denoiser inside its own autograd.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -35,12 +36,17 @@ class RiskGuidance:
     grad_clip: float  # RMS limit per plan element, in normalised units
     on: str = "noisy"  # "noisy" | "x0"
 
-    def clip(self, grad: Tensor) -> Tensor:
-        grad = grad.clone()
+    def clip(self, grad: Tensor, owned: bool = False) -> Tensor:
+        """The gradient a guide step returns, clipped. owned: `grad` is the guide's own fresh tensor, edited in
+        place (a copy is one more kernel per step); autograd's may share memory (an expanded gradient)."""
+        if not owned:
+            grad = grad.clone()
         grad[:, 0] = 0  # the current state is inpainted, never moved
-        # Clip the root-mean-square per plan element, so the limit means the same for any horizon.
-        rms = grad.flatten(1).pow(2).mean(1).sqrt().clamp(min=1e-12)
-        return grad * (self.grad_clip / rms).clamp(max=1.0)[:, None, None]
+        # Clip the root-mean-square per plan element, so the limit means the same for any horizon:
+        # rms <= grad_clip  <=>  norm <= limit = grad_clip * sqrt(H * D).
+        limit = self.grad_clip * math.sqrt(grad[0].numel())
+        norm = torch.linalg.vector_norm(grad, dim=(1, 2))
+        return grad * limit / norm.clamp(min=max(limit, 1e-12))[:, None, None]
 
 
 class Unguided:
@@ -83,7 +89,7 @@ class AnalyticNoisyGuide:
                 and critic_gradient.supports(guidance.objective.risk.critic))
 
     def __call__(self, x: Tensor, step: int, denoise: Denoise) -> tuple[Tensor, Tensor]:
-        return denoise(x, step), self.guidance.clip(self.tail_gradient(x, step))
+        return denoise(x, step), self.guidance.clip(self.tail_gradient(x, step), owned=True)
 
 
 class X0Guide:
