@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..objective import PlanObjective
-from . import critic_gradient
+from . import critic_gradient, lookup_gradient, per_step_gradient
 
 Denoise = Callable[[Tensor, int], Tensor]  # (x_t, step) -> x0_hat
 
@@ -75,21 +75,33 @@ class NoisyGuide:
 
 
 class AnalyticNoisyGuide:
-    """NoisyGuide's gradient for the MLP QuantileCritic without a costmap term, written out by hand
-    (critic_gradient.py): no autograd graph per step, what does not depend on x_t computed once."""
+    """NoisyGuide's gradient written out by hand: the critic's (critic_gradient.py for the MLP QuantileCritic,
+    per_step_gradient.py for the PerStepMapCritic) plus the costmap term's (lookup_gradient.py). No autograd
+    graph per step; what does not depend on x_t computed once."""
 
     def __init__(self, guidance: RiskGuidance, context: Tensor, noise_levels: Tensor):
-        risk = guidance.objective.risk
+        risk, costmap = guidance.objective.risk, guidance.objective.costmap
         self.guidance, self.scale = guidance, guidance.scale
-        self.tail_gradient = critic_gradient.CriticTailGradient(risk.critic, context, noise_levels, risk.alpha, risk.risk_mode)
+        if risk.map_view is None:
+            self.tail_gradient = critic_gradient.CriticTailGradient(risk.critic, context, noise_levels, risk.alpha,
+                                                                    risk.risk_mode)
+        else:
+            self.tail_gradient = per_step_gradient.PerStepTailGradient(risk, context, noise_levels)
+        self.costmap_gradient = None if costmap is None else lookup_gradient.CostmapGradient(costmap)
 
     @staticmethod
     def applies(guidance: RiskGuidance) -> bool:
-        return (guidance.on == "noisy" and guidance.objective.costmap is None
-                and critic_gradient.supports(guidance.objective.risk.critic))
+        risk = guidance.objective.risk
+        written_out = (per_step_gradient.supports(risk.critic) if risk.map_view is not None
+                       else critic_gradient.supports(risk.critic))
+        return guidance.on == "noisy" and written_out
 
     def __call__(self, x: Tensor, step: int, denoise: Denoise) -> tuple[Tensor, Tensor]:
-        return denoise(x, step), self.guidance.clip(self.tail_gradient(x, step), owned=True)
+        x0 = denoise(x, step)
+        grad = self.tail_gradient(x, step)
+        if self.costmap_gradient is not None:  # read on the clean estimate, moved rigidly with x_t (as NoisyGuide)
+            grad = self.costmap_gradient.add_to(grad, x0)
+        return x0, self.guidance.clip(grad, owned=True)
 
 
 class X0Guide:
@@ -106,6 +118,11 @@ class X0Guide:
             quantiles = objective.risk.quantiles(x0, self.context, x0.new_zeros(x.shape[0]))
             (grad,) = torch.autograd.grad(objective.score(quantiles, x0).sum(), xg)
         return x0.detach(), self.guidance.clip(grad)
+
+
+def has_hand_written_gradient(critic) -> bool:
+    """The critic's gradient is written out by hand (its quantiles are then ascending by construction)."""
+    return critic_gradient.supports(critic) or per_step_gradient.supports(critic)
 
 
 def choose_guide(guidance: RiskGuidance | None, context: Tensor, noise_levels: Tensor, hand_written_gradient: bool):
