@@ -24,6 +24,7 @@ Nothing here knows absolute map coordinates beyond the lookup itself.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -158,9 +159,7 @@ class MapLayers:
         row's map (None: all on map 0). C: `channels` (a model's map_channels), else all the fields allow (4 or 7)."""
         b, dev = len(centres), centres.device
         half = extent_m / 2
-        offsets = (torch.arange(cells, device=dev, dtype=torch.float32) + 0.5) / cells * extent_m - half  # [P]
-        oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
-        world = centres[:, None, None, :] + torch.stack([ox, oy], -1)[None]  # [B, P, P, 2], row = y
+        world = centres[:, None, None, :] + _patch_offsets(cells, float(extent_m), dev)[None]  # [B, P, P, 2], row = y
         h, w = self.layers.shape[-2:]
         origin = (self.origin[0] if index is None else self.origin[index][:, None, None, :]).to(world.dtype)
         size = torch.tensor([w * self.resolution, h * self.resolution], device=dev)
@@ -189,6 +188,15 @@ class MapLayers:
             detour = ((dist[:, 1] - dist[:, 0]) / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
             out.append(torch.stack([route, detour], 1))
         return torch.cat(out, 1)[:, :channels]
+
+
+@functools.lru_cache(maxsize=16)
+def _patch_offsets(cells: int, extent_m: float, device: torch.device) -> Tensor:
+    """[P, P, 2]: each patch cell's centre (x, y) in metres from the patch's centre, row = y. Made once per patch
+    size and device, not per replan (6 small kernels; never changed in place by a caller)."""
+    offsets = (torch.arange(cells, device=device, dtype=torch.float32) + 0.5) / cells * extent_m - extent_m / 2
+    oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
+    return torch.stack([ox, oy], -1)
 
 
 def sample_along(patches: Tensor, xy: Tensor, extent_m: float) -> Tensor:
