@@ -4,8 +4,8 @@ the costmap term's (objective.CostmapTerm) and the map critic's patch channels a
 Both lookups are grid_sample (bilinear, border padding, align_corners=False) at coordinates from one
 multiply-add of the normalised plan, then costmap.safe_grid. Their gradient is grid_sample's own backward
 kernel asked for the coordinates only (no gradient of the map), times the multiply-add's scale. safe_grid's
-nan_to_num and clamp pass the gradient unchanged at finite coordinates inside +-1.5, and beyond +-1 border
-padding's gradient is already zero, so they need no factor. Tested against autograd in test/test_core_fastpath.py.
+nan_to_num passes the gradient unchanged at finite coordinates (beyond +-1 border padding's gradient is zero
+anyway), so it needs no factor. Tested against autograd in test/test_core_fastpath.py.
 """
 from __future__ import annotations
 
