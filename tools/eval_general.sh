@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Zero-shot evaluation of one map-conditioned model (issue 15's must-show), on any machine:
-#   the four shipped layouts (EPISODES a setting, seeds from SEED; bc = each layout's own specialist
-#   behaviour-cloning policy), and the generated test maps (maps/test: seeds 1,000,000..1,000,049,
-#   never trained on; MAP_EPISODES a setting), pooled into one table per map kind.
+#   the four shipped layouts (EPISODES a setting, seeds from SEED), and the generated test maps (maps/test:
+#   seeds 1,000,000..1,000,049, never trained on; MAP_EPISODES a setting), pooled into one table per map kind.
+#   bc: with BC=<a map-conditioned behaviour-cloning policy> (python -m rs_diffuser_ros.baselines.behaviour_cloning
+#   --map-conditioned ..., docs/training.md) that one policy on every layout and test map, as the general model;
+#   without it each shipped layout's own specialist behaviour-cloning policy, and no bc on the test maps (a
+#   per-layout policy knows only its own layout's coordinates).
 #
-#   tools/eval_general.sh MODEL OUT            (env: EPISODES=200 MAP_EPISODES=20 SEED=1000 WORKERS=<cores>)
+#   tools/eval_general.sh MODEL OUT     (env: EPISODES=200 MAP_EPISODES=20 SEED=1000 WORKERS=<cores> BC=<policy>)
 #
 # Writes OUT/shipped/<layout>/, OUT/shipped/summary.md, OUT/test_maps/<map>/, OUT/test_maps/pooled/results.md.
 set -euo pipefail
@@ -15,15 +18,16 @@ M=rs_diffuser_ros/models
 runs=(); bc=()
 for layout in default two_risks narrow_corridor risk_near_goal; do
   runs+=("$layout=$model")
-  bc+=("$layout=$M/behaviour_cloning$([[ $layout == default ]] || echo _$layout).safetensors")
+  bc+=("$layout=${BC:-$M/behaviour_cloning$([[ $layout == default ]] || echo _$layout).safetensors}")
 done
+map_bc=(); [[ -n "${BC:-}" ]] && map_bc=(bc --bc-checkpoint "$BC")
 start=$SECONDS
 python -m rs_diffuser_ros.eval.suite --runs "${runs[@]}" --bc-runs "${bc[@]}" --settings averse:0.1 neutral \
   seeking:0.1 unguided bc --episodes "$episodes" --seed "$seed" --workers "$workers" --out "$out/shipped" --no-progress
 echo "shipped layouts: $((SECONDS - start)) s"
 start=$SECONDS
 maps=(); for f in maps/test/*.yaml; do maps+=("$f=$model"); done
-python -m rs_diffuser_ros.eval.suite --runs "${maps[@]}" --settings averse:0.1 neutral seeking:0.1 unguided \
+python -m rs_diffuser_ros.eval.suite --runs "${maps[@]}" --settings averse:0.1 neutral seeking:0.1 unguided "${map_bc[@]}" \
   --episodes "$map_episodes" --seed "$seed" --workers "$workers" --max-paths 10 --out "$out/test_maps" --no-progress >/dev/null
 python -m rs_diffuser_ros.eval.pooled "$out"/test_maps/gen*/ --group-by-kind --out "$out/test_maps/pooled"
 echo "test maps: $((SECONDS - start)) s"

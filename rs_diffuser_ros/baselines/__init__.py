@@ -1,6 +1,8 @@
 """Baselines evaluated by the same command as RS-Diffuser (`python -m rs_diffuser_ros.eval`).
 
-- behaviour cloning: an MLP policy obs -> action trained on the same dataset (behaviour_cloning.py);
+- behaviour cloning: an MLP policy obs -> action trained on the same dataset (behaviour_cloning.py), or,
+  for the general model, one map-conditioned policy for any map (map_behaviour_cloning.py:
+  `act(obs, map_input)`, the egocentric map patch the general model reads);
 - diffusion planner without guidance, Decision-Diffuser style, and
 - risk-neutral value guidance (alpha = 1), Diffuser style: the same checkpoint as RS-Diffuser,
   configured as in diffusion_variants.py.

@@ -16,6 +16,7 @@ from risky_nav.env import CONTROL_PERIOD
 from risky_nav.policies import make_policy
 
 from rs_diffuser_ros.control import Controller, ControllerSettings, Grid, StopReason, step_all
+from rs_diffuser_ros.core.device import resolve_device
 
 
 @dataclass
@@ -29,6 +30,7 @@ class PolicyContext:
     risk_grid: Grid  # the layout's risk layer, as the sim node publishes it on /risk_map
     stream: int  # this (setting, worker)'s noise seed
     load_planner: Callable[[], object]
+    device: str = "cpu"  # the worker's torch device (the planner's; a map-conditioned learned policy's too)
     _planner: object = field(default=None, repr=False)
 
     def planner(self):
@@ -90,15 +92,29 @@ class ControllerPolicy:
 
 
 class LearnedBatchPolicy:
-    """A learned policy with act(observations [B, obs_dim]) -> actions [B, 2] (behaviour cloning, ...)."""
+    """A learned policy with act(observations [B, obs_dim]) -> actions [B, 2] (behaviour cloning, ...), one call
+    for all environments per step. A map-conditioned one (`policy.map_conditioned`, e.g. map-conditioned behaviour
+    cloning) is given the map as a map-conditioned planner is: the costmap and the risk layer the sim node
+    publishes, as a PlanningMap (`policy.planning_map(grid, risk_grid)`, built once; goal distance fields cached
+    per goal), `act(observations, map_input)`."""
 
-    def __init__(self, policy):
-        self.policy = policy
+    def __init__(self, policy, map_input=None):
+        self.policy, self.map_input = policy, map_input
+
+    @classmethod
+    def in_context(cls, policy, context: PolicyContext) -> "LearnedBatchPolicy":
+        """`policy` in a worker: a map-conditioned one on the worker's device with the layout's map."""
+        if not getattr(policy, "map_conditioned", False):
+            return cls(policy)
+        policy = policy.to(resolve_device(context.device))
+        return cls(policy, policy.planning_map(context.grid, context.risk_grid))
 
     def reset(self, slot: int, obs: np.ndarray) -> None:
         pass
 
     def act(self, obs: np.ndarray, slots: list[int]) -> np.ndarray:
+        if self.map_input is not None:
+            return self.policy.act(obs, self.map_input)
         return self.policy.act(obs)
 
 

@@ -154,8 +154,9 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
     try:
         grid = Grid(*dataclasses.astuple(occupancy_grid(layout)))  # what the sim node publishes on /costmap
         risk = Grid(*dataclasses.astuple(risk_grid(layout)))  # ... and on /risk_map
-        shared = PolicyContext(config, envs, layout, grid, risk, 0, lambda: RiskSensitivePlanner.from_checkpoint(
-            config.checkpoint, device=worker_device(config.device, worker_index)))
+        device = worker_device(config.device, worker_index)
+        shared = PolicyContext(config, envs, layout, grid, risk, 0,
+                               lambda: RiskSensitivePlanner.from_checkpoint(config.checkpoint, device=device), device)
         for setting_index, episodes in tasks:
             setting = config.settings[setting_index]
             # Distinct, reproducible noise for every (setting, worker) pair.

@@ -4,7 +4,8 @@
     seeking:0.1    RS-Diffuser, mean of the upper 10% tail (risk-seeking)
     neutral        RS-Diffuser at alpha = 1 (Diffuser-style value guidance); `neutral:1.0` too
     unguided       the same checkpoint, one sample, no guidance (Decision-Diffuser style)
-    bc             behaviour cloning (--bc-checkpoint), or bc:PATH for another checkpoint
+    bc             behaviour cloning (--bc-checkpoint), or bc:PATH for another checkpoint; a per-layout policy
+                   (obs in the map's coordinates) or a map-conditioned one (any map: it reads the costmap and risk layer)
     codac, oraac   the risk-averse offline RL baselines (--codac-checkpoint, --oraac-checkpoint), or codac:PATH ...
     scripted:NAME  a scripted risky_nav policy (shortcut, detour, ...): what the dataset was made of
 
@@ -92,7 +93,7 @@ class LearnedPolicySetting:
         self.load(path)
 
     def make_policy(self, context: PolicyContext) -> LearnedBatchPolicy:
-        return LearnedBatchPolicy(self.load(self.path(context.config)))
+        return LearnedBatchPolicy.in_context(self.load(self.path(context.config)), context)
 
     def describe(self) -> dict:
         return {"checkpoint": str(self.checkpoint) if self.checkpoint else None}
