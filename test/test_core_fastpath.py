@@ -7,7 +7,6 @@ risk values spread over ~0.4: fp16 1e-2, bf16 6e-2 (7 mantissa bits; on CPU it m
 Whether a precision is good enough for the trained model is read off the benchmark's difference
 columns (docs/performance.md), not decided here. The CUDA tests run in tools/gpu_bench.sh.
 """
-import copy
 import warnings
 
 import numpy as np
@@ -15,17 +14,12 @@ import pytest
 import torch
 from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
-from rs_diffuser_ros.core.conditioning import MapView, model_context
 from rs_diffuser_ros.core.config import CoreConfig
 from rs_diffuser_ros.core.costmap import Costmap
-from rs_diffuser_ros.core.objective import CostmapTerm, PlanObjective, RiskTerm
 from rs_diffuser_ros.core.planner import _MAX_GRAPHS, RiskSensitivePlanner, padded_batch_size
 from rs_diffuser_ros.core.risk import risk_measure
 from rs_diffuser_ros.core.sampling.critic_gradient import CriticTailGradient
 from rs_diffuser_ros.core.sampling.cuda_graph import CapturedProgram
-from rs_diffuser_ros.core.sampling.guidance import AnalyticNoisyGuide, NoisyGuide, RiskGuidance
-from rs_diffuser_ros.diagnostics import benchmark
-from rs_diffuser_ros.shipped import GENERAL_MODEL, model_path
 
 STATE = np.array([1.5, 4.0, 0.3, 0.95, 0.4, 0.1], np.float32)
 GOAL = np.array([10.5, 4.0], np.float32)
@@ -76,74 +70,6 @@ def test_hand_written_critic_gradient_equals_autograd(mode, alpha):
         value = risk_measure(p.critic(xg, context, levels[step].expand(m)), alphas, mode)
         (expected,) = torch.autograd.grad(value.sum(), xg)
         torch.testing.assert_close(analytic(x, step), expected, atol=1e-5, rtol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def general_planner() -> RiskSensitivePlanner:
-    """The shipped map-conditioned model (per-step critic) with the benchmark's map and costmap."""
-    p = RiskSensitivePlanner.from_checkpoint(model_path(GENERAL_MODEL), device="cpu")
-    assert p.config.model.critic_kind == "per_step"
-    return p
-
-
-def per_step_guides(p: RiskSensitivePlanner, alpha: float, mode: str, with_costmap: bool, dtype, k: int = 12):
-    """The reference (autograd) and the hand-written guide step for the general model on the benchmark's map,
-    in `dtype`, with the clip out of the way (the same function on both sides), and a state and x0 to read."""
-    inputs, m = benchmark.plan_inputs(p), p.config.model
-    state, goal = torch.as_tensor(benchmark.STATE[None]), torch.as_tensor(benchmark.GOAL[None])
-    patches = inputs["map_input"].patches(state[:, :2], goal, m.map_patch_cells, m.map_patch_m, channels=m.map_channels)
-    context = model_context(p.normalizers, p.map_encoder, state, goal, patches).repeat_interleave(k, 0).to(dtype)
-    critic = copy.deepcopy(p.critic).to(dtype)
-    risk = RiskTerm(critic, torch.full((k,), alpha), mode, map_view=MapView(patches.to(dtype), m.map_patch_m,
-                                                                              p.normalizers.plan))
-    costmap = CostmapTerm(inputs["costmap"], p.config.planner.costmap_weight, p.normalizers.plan,
-                          state[:, :2].repeat(k, 1).to(dtype)) if with_costmap else None
-    guidance = RiskGuidance(PlanObjective(risk, costmap), 1.0, grad_clip=1e6)
-    levels = p.schedule.sqrt_one_minus_ab.to(dtype)
-    assert AnalyticNoisyGuide.applies(guidance)
-    return NoisyGuide(guidance, context, levels), AnalyticNoisyGuide(guidance, context, levels), risk, context, levels
-
-
-@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
-@pytest.mark.parametrize("with_costmap", [False, True])
-@pytest.mark.parametrize("mode,alpha", [("averse", 0.05), ("averse", 0.3), ("averse", 1.0), ("seeking", 0.2)])
-def test_hand_written_per_step_critic_gradient_equals_autograd(general_planner, mode, alpha, with_costmap, dtype, rtol):
-    """PerStepMapCritic's guidance gradient (per_step_gradient.py, the patch lookup's and the costmap's from
-    lookup_gradient.py) against NoisyGuide's autograd, relative to the gradient's largest element."""
-    reference, analytic, risk, context, levels = per_step_guides(general_planner, alpha, mode, with_costmap, dtype)
-    torch.manual_seed(1)
-    # Noisy windows around the start (normalised units, positions within ~1.5 m) and a cleaner estimate.
-    x, x0 = (torch.randn(len(context), general_planner.horizon, 6, dtype=dtype) * s for s in (0.5, 0.3))
-    for step in (0, len(levels) - 1):
-        _, expected = reference(x, step, lambda *_: x0)
-        _, got = analytic(x, step, lambda *_: x0)
-        scale = expected.abs().max()
-        torch.testing.assert_close(got, expected, atol=rtol * scale, rtol=0)
-    # Guards: the parts that could be left out do move the gradient (the patch read along x, the costmap term).
-    xg = x.clone().requires_grad_(True)
-    quantiles = risk.critic(xg, context, levels[step].expand(len(x)), risk.map_view.along(x))  # along held fixed
-    (without_along,) = torch.autograd.grad(risk.score(quantiles).sum(), xg)
-    without_along[:, 0] = 0
-    assert (without_along - expected).abs().max() > 0.01 * scale
-    if with_costmap:
-        _, without_costmap = per_step_guides(general_planner, alpha, mode, False, dtype)[0](x, step, lambda *_: x0)
-        assert (without_costmap - expected).abs().max() > 0.01 * scale
-
-
-@pytest.mark.parametrize("mode,alpha,seed", [("averse", 0.1, 0), ("averse", 1.0, 1), ("seeking", 0.3, 2)])
-def test_fast_path_picks_the_reference_plan_on_the_shipped_general_model(general_planner, mode, alpha, seed):
-    """The shipped model with its costmap term on: the hand-written gradient (the critic read once, for
-    selection) gives the reference's candidates, risk values and choice."""
-    p, inputs = general_planner, benchmark.plan_inputs(general_planner)
-    calls = []
-    hook = p.critic.register_forward_hook(lambda *_: calls.append(1))
-    try:
-        ref, fast = reference_and_fast(p, states=benchmark.STATE[None], goals=benchmark.GOAL[None], alpha=alpha,
-                                       risk_mode=mode, seed=seed, **inputs)
-    finally:
-        hook.remove()
-    assert len(calls) == p.config.planner.ddim_steps + 1 + 1  # reference: each step and selection; fast: selection
-    assert_same_plans(ref, fast, FP32_TOL)
 
 
 @pytest.mark.parametrize("settings", [

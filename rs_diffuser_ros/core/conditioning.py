@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .costmap import safe_grid
-from .map_input import sample_patches
+from .map_input import sample_along
 from .normalizer import LimitsNormalizer, Normalizers
 from .plan_frame import relative_goal
 
@@ -28,19 +27,10 @@ class MapView:
     extent_m: float
     plan: LimitsNormalizer  # the plan-frame normaliser: normalised windows -> metres from the robot
 
-    def __post_init__(self):
-        # Normalised plan position -> patch grid coordinate in one multiply-add (metres / half the patch's side),
-        # made once per batch: the critic reads the patch at every guidance step.
-        half = self.extent_m / 2
-        self.grid_scale, self.grid_offset = self.plan.scale[:2] / half, self.plan.centre[:2] / half
-
-    def grid(self, windows: Tensor) -> Tensor:
-        """Normalised plan-frame windows [B*K, H, D] -> grid_sample coordinates of their positions [B*K, H, 2]."""
-        return safe_grid(torch.addcmul(self.grid_offset, windows[..., :2], self.grid_scale))
-
     def along(self, windows: Tensor) -> Tensor:
         """Normalised plan-frame windows [B*K, H, D] -> the patch channels at their positions [B*K, H, C]."""
-        return sample_patches(self.patches, self.grid(windows))
+        xy = self.plan.select(slice(0, 2)).unnormalize(windows[..., :2])
+        return sample_along(self.patches, xy, self.extent_m)
 
 
 def model_context(normalizers: Normalizers, map_encoder: nn.Module, starts: Tensor, goals: Tensor,

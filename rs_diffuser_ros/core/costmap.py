@@ -30,14 +30,6 @@ class Costmap:
             raise ValueError("Costmap.cost has non-finite values")
         if not self.resolution > 0:
             raise ValueError(f"Costmap.resolution must be > 0 m/cell, got {self.resolution}")
-        # grid_sample with align_corners=False maps -1/+1 to the outer edges of the border cells, which is exactly
-        # the OccupancyGrid's extent [origin, origin + size * resolution]: grid = xy * grid_scale + grid_offset.
-        # Kept as tensors made here, on the grid's device (not per lookup: a CUDA graph could not make them).
-        height, width = self.cost.shape
-        scale = [2 / (width * self.resolution), 2 / (height * self.resolution)]
-        self.grid_scale = torch.tensor(scale, device=self.cost.device)
-        self.grid_offset = torch.tensor([-self.origin_x * scale[0] - 1, -self.origin_y * scale[1] - 1],
-                                        device=self.cost.device)
 
     @classmethod
     def from_occupancy(cls, data, resolution: float, origin_x: float, origin_y: float,
@@ -71,32 +63,20 @@ class Costmap:
                                   unknown_is_obstacle)
 
     def to(self, device) -> "Costmap":
-        """This costmap on `device`: itself when already there (no copy, no second finiteness check)."""
-        if torch.empty(0, device=device).device == self.cost.device:
-            return self
         return Costmap(self.cost.to(device), self.resolution, self.origin_x, self.origin_y)
-
-    def grid(self, xy: Tensor) -> Tensor:
-        """World positions xy [..., 2] -> grid_sample coordinates [..., 2] of `cost`, NaN-safe (see safe_grid)."""
-        offset, scale = (t.to(device=xy.device, dtype=xy.dtype) for t in (self.grid_offset, self.grid_scale))
-        return safe_grid(torch.addcmul(offset, xy, scale))
-
-    def sample(self, grid: Tensor) -> Tensor:
-        """Bilinear cost at grid coordinates [..., 2] (from `grid`) -> [...]; outside the map: the edge value."""
-        cost = self.cost.to(device=grid.device, dtype=grid.dtype)
-        # As an image of the last two leading dimensions ([M, H, 2] plans: M x H): a view whatever the strides.
-        columns = grid.shape[-2] if grid.dim() > 1 else 1
-        out = F.grid_sample(cost[None, None], grid.reshape(1, -1, columns, 2), mode="bilinear", padding_mode="border",
-                            align_corners=False)
-        return out.reshape(grid.shape[:-1])
 
     def lookup(self, xy: Tensor) -> Tensor:
         """Bilinear cost at world positions xy [..., 2] -> [...]; outside the grid: the edge value."""
-        return self.sample(self.grid(xy))
-
-
-def safe_grid(grid: Tensor) -> Tensor:
-    """grid_sample coordinates that cannot crash it: grid_sample's CPU backward crashes the process (SIGSEGV) on a
-    NaN coordinate, which a diverged model produces; NaN and infinities become +-1.5. Beyond +-1 border padding
-    already gives the edge value and zero gradient, so finite coordinates are left as they are (one kernel)."""
-    return torch.nan_to_num(grid, nan=1.5, posinf=1.5, neginf=-1.5)
+        height, width = self.cost.shape
+        cost = self.cost.to(device=xy.device, dtype=xy.dtype)
+        # grid_sample with align_corners=False maps -1/+1 to the outer edges of the border cells,
+        # which is exactly the OccupancyGrid's extent [origin, origin + size * resolution].
+        u = (xy[..., 0] - self.origin_x) / (width * self.resolution) * 2 - 1
+        v = (xy[..., 1] - self.origin_y) / (height * self.resolution) * 2 - 1
+        # grid_sample's CPU backward crashes the process (SIGSEGV) on a NaN coordinate, which a
+        # diverged model produces. Beyond +-1 the border padding already gives the edge value
+        # and zero gradient, so clamping there changes nothing for finite positions.
+        u, v = (torch.nan_to_num(c, nan=1.5).clamp(-1.5, 1.5) for c in (u, v))
+        grid = torch.stack([u, v], -1).reshape(1, -1, 1, 2)
+        out = F.grid_sample(cost[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return out.reshape(xy.shape[:-1])

@@ -24,7 +24,6 @@ Nothing here knows absolute map coordinates beyond the lookup itself.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .costmap import Costmap, safe_grid
+from .costmap import Costmap
 
 FEATURE_RESOLUTION = 0.1  # metres per cell of the map layers and the goal distance field
 MAP_INFLATION_M = 0.5  # the obstacle layer's inflation: part of what a model was trained to read, not a setting
@@ -159,7 +158,9 @@ class MapLayers:
         row's map (None: all on map 0). C: `channels` (a model's map_channels), else all the fields allow (4 or 7)."""
         b, dev = len(centres), centres.device
         half = extent_m / 2
-        world = centres[:, None, None, :] + _patch_offsets(cells, float(extent_m), dev)[None]  # [B, P, P, 2], row = y
+        offsets = (torch.arange(cells, device=dev, dtype=torch.float32) + 0.5) / cells * extent_m - half  # [P]
+        oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
+        world = centres[:, None, None, :] + torch.stack([ox, oy], -1)[None]  # [B, P, P, 2], row = y
         h, w = self.layers.shape[-2:]
         origin = (self.origin[0] if index is None else self.origin[index][:, None, None, :]).to(world.dtype)
         size = torch.tensor([w * self.resolution, h * self.resolution], device=dev)
@@ -190,32 +191,18 @@ class MapLayers:
         return torch.cat(out, 1)[:, :channels]
 
 
-@functools.lru_cache(maxsize=16)
-def _patch_offsets(cells: int, extent_m: float, device: torch.device) -> Tensor:
-    """[P, P, 2]: each patch cell's centre (x, y) in metres from the patch's centre, row = y. Made once per patch
-    size and device, not per replan (6 small kernels; never changed in place by a caller)."""
-    offsets = (torch.arange(cells, device=device, dtype=torch.float32) + 0.5) / cells * extent_m - extent_m / 2
-    oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
-    return torch.stack([ox, oy], -1)
-
-
 def sample_along(patches: Tensor, xy: Tensor, extent_m: float) -> Tensor:
     """Patch channels at plan positions: patches [B, C, P, P], xy [B*K, H, 2] metres from each patch's
     centre (rows b*K .. b*K+K-1 belong to patch b) -> [B*K, H, C]. Bilinear, so differentiable in xy
     (the guidance gradient flows through it); beyond the patch the edge value."""
-    return sample_patches(patches, safe_grid(xy / (extent_m / 2)))
-
-
-def sample_patches(patches: Tensor, grid: Tensor) -> Tensor:
-    """sample_along at grid coordinates [B*K, H, 2] (-1 .. 1 across a patch; from costmap.safe_grid, which a
-    NaN coordinate would crash grid_sample's CPU backward without) -> [B*K, H, C]."""
     b, c = patches.shape[:2]
-    m, horizon = grid.shape[:2]
-    # Sampled as a K x H image per patch: [B*K, H, 2] -> [B, K, H, 2] is a view whatever the strides (the plans
-    # the loop makes are laid out [M, D, H] in memory, so flattening K and H would copy).
-    grid = grid.reshape(b, m // b, horizon, 2).to(patches.dtype)
-    out = F.grid_sample(patches, grid, mode="bilinear", padding_mode="border", align_corners=False)  # [B, C, K, H]
-    return out.permute(0, 2, 3, 1).reshape(m, horizon, c)
+    m, horizon = xy.shape[:2]
+    # grid_sample's CPU backward crashes the process on a NaN coordinate (a diverged model's plans): as in
+    # Costmap.lookup, beyond +-1 the border padding already gives the edge value and zero gradient.
+    grid = torch.nan_to_num(xy / (extent_m / 2), nan=1.5).clamp(-1.5, 1.5)
+    grid = grid.reshape(b, (m // b) * horizon, 1, 2).to(patches.dtype)
+    out = F.grid_sample(patches, grid, mode="bilinear", padding_mode="border", align_corners=False)  # [B, C, K*H, 1]
+    return out[..., 0].permute(0, 2, 1).reshape(m, horizon, c)
 
 
 def _to_feature_grid(stacked: Tensor, resolution: float) -> Tensor:

@@ -7,7 +7,7 @@ those units and turned back into returns for reporting.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,31 +17,27 @@ from .config import ModelConfig
 from .plan_frame import relative_goal
 
 
-@dataclass(frozen=True)
+@dataclass
 class LimitsNormalizer:
-    low: Tensor  # [D]; never changed in place: scale and centre are derived from it once
+    low: Tensor  # [D]
     high: Tensor  # [D]
-    # Derived once, not on every call: the replan (un)normalises ~14 times, each recomputing them cost 5 small
-    # kernels (on a GPU the fast path's time is its kernel count).
-    scale: Tensor = field(init=False, repr=False, compare=False)
-    centre: Tensor = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        # A constant dimension (e.g. v when the data set never moves) gets unit range, not 0/0.
-        span = self.high - self.low
-        object.__setattr__(self, "scale", torch.where(span > 1e-6, span, torch.ones_like(span)) / 2)
-        object.__setattr__(self, "centre", (self.low + self.high) / 2)
 
     @classmethod
     def fit(cls, data: Tensor) -> "LimitsNormalizer":
         data = torch.as_tensor(data, dtype=torch.float32).reshape(-1, data.shape[-1])
         return cls(data.min(0).values, data.max(0).values)
 
+    @property
+    def scale(self) -> Tensor:
+        # A constant dimension (e.g. v when the data set never moves) gets unit range, not 0/0.
+        span = self.high - self.low
+        return torch.where(span > 1e-6, span, torch.ones_like(span)) / 2
+
     def normalize(self, x: Tensor) -> Tensor:
-        return (x - self.centre) / self.scale
+        return (x - (self.low + self.high) / 2) / self.scale
 
     def unnormalize(self, x: Tensor) -> Tensor:
-        return x * self.scale + self.centre
+        return x * self.scale + (self.low + self.high) / 2
 
     def select(self, dims: slice) -> "LimitsNormalizer":
         return LimitsNormalizer(self.low[dims], self.high[dims])

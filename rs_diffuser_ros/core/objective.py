@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from .conditioning import MapView
-from .costmap import Costmap, safe_grid
+from .costmap import Costmap
 from .normalizer import LimitsNormalizer
-from .risk import check_risk_mode, risk_of_sorted, tail_weights
+from .risk import risk_measure, risk_of_sorted
 
 
 @dataclass
@@ -28,26 +27,17 @@ class RiskTerm:
     quantiles_sorted: bool = False  # the critic's outputs are ascending: skip risk_measure's sort (CUDA graphs)
     map_view: MapView | None = None  # a map-conditioned critic reads the map patch along each window
 
-    def __post_init__(self):
-        check_risk_mode(self.risk_mode)
-        self._weights: dict[int, Tensor] = {}
-
     def quantiles(self, window: Tensor, context: Tensor, noise_level: Tensor) -> Tensor:
         """The critic's return quantiles [M, N] of windows [M, H, D] at noise levels [M] (0: clean)."""
         if self.map_view is not None:
             return self.critic(window, context, noise_level, self.map_view.along(window))
         return self.critic(window, context, noise_level)
 
-    def tail_weights(self, n_quantiles: int) -> Tensor:
-        """tail_weights of alpha [M, N], made once per term (alpha is fixed for a replan), not per step."""
-        if n_quantiles not in self._weights:
-            self._weights[n_quantiles] = tail_weights(self.alpha, n_quantiles)
-        return self._weights[n_quantiles]
-
     def score(self, quantiles: Tensor) -> Tensor:
-        """rho_alpha per plan, in the units of `quantiles` (standardised or return units alike): risk_measure."""
-        q = quantiles if self.quantiles_sorted else quantiles.sort(dim=-1).values
-        return risk_of_sorted(q, self.alpha, self.risk_mode, self.tail_weights(q.shape[-1]).to(q.dtype))
+        """rho_alpha per plan, in the units of `quantiles` (standardised or return units alike)."""
+        if self.quantiles_sorted:
+            return risk_of_sorted(quantiles, self.alpha, self.risk_mode)
+        return risk_measure(quantiles, self.alpha, self.risk_mode)
 
 
 @dataclass
@@ -57,22 +47,10 @@ class CostmapTerm:
     plan_normalizer: LimitsNormalizer  # to look normalised plans up in the costmap's world units ...
     start_xy: Tensor  # [M, 2] ... with each plan's frame origin (plans live in the plan frame)
 
-    def __post_init__(self):
-        # Normalised plan position -> costmap grid coordinate in one multiply-add, made once per replan:
-        # grid = (xy * scale + centre + start) * costmap.grid_scale + costmap.grid_offset.
-        scale, centre = self.plan_normalizer.scale[:2], self.plan_normalizer.centre[:2]
-        grid_scale = self.costmap.grid_scale.to(self.start_xy.device)
-        self.grid_scale = scale * grid_scale  # [2]
-        self.grid_offset = torch.addcmul(self.costmap.grid_offset.to(self.start_xy.device),
-                                         self.start_xy + centre, grid_scale)[:, None, :]  # [M, 1, 2]
-
-    def grid(self, plans: Tensor) -> Tensor:
-        """The costmap's grid_sample coordinates [M, H, 2] of normalised plans [M, H, D] (Costmap.grid)."""
-        return safe_grid(torch.addcmul(self.grid_offset, plans[..., :2], self.grid_scale))
-
     def cost(self, plans: Tensor) -> Tensor:
         """Mean costmap cost along normalised plans [M, H, D] -> [M]."""
-        return self.costmap.sample(self.grid(plans)).mean(-1)
+        xy = self.plan_normalizer.unnormalize(plans)[..., :2] + self.start_xy[:, None, :]
+        return self.costmap.lookup(xy).mean(-1)
 
     def score(self, plans: Tensor) -> Tensor:
         return -(self.weight * self.cost(plans))

@@ -33,7 +33,8 @@ from .normalizer import Normalizers
 from .objective import CostmapTerm, PlanObjective, RiskTerm
 from .plan_frame import start_in_plan_frame, to_world
 from .risk import check_alpha, check_risk_mode
-from .sampling.guidance import RiskGuidance, has_hand_written_gradient
+from .sampling import critic_gradient
+from .sampling.guidance import RiskGuidance
 from .sampling.noise import draw_noise
 from .sampling.sampler import ddim_loop, fast_steps, reference_steps
 from .schedule import DiffusionSchedule
@@ -281,7 +282,7 @@ class RiskSensitivePlanner:
         fast = initial_noise is not None
         # One objective for guidance and selection, so the sampler pushes towards what selection picks.
         objective = PlanObjective(
-            RiskTerm(self.critic, alpha_rows, risk_mode, quantiles_sorted=fast and has_hand_written_gradient(self.critic),
+            RiskTerm(self.critic, alpha_rows, risk_mode, quantiles_sorted=fast and critic_gradient.supports(self.critic),
                      map_view=map_view),
             CostmapTerm(costmap, p.costmap_weight, norm.plan, states[:, :2]) if costmap is not None and p.costmap_weight > 0 else None)
         guidance = RiskGuidance(objective, p.guidance_scale, p.guidance_grad_clip, p.guidance_on)

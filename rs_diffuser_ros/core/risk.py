@@ -47,14 +47,11 @@ def risk_measure(quantiles: Tensor, alpha, risk_mode: str = "averse") -> Tensor:
     return risk_of_sorted(q, torch.as_tensor(alpha, dtype=q.dtype, device=q.device), risk_mode)
 
 
-def risk_of_sorted(quantiles: Tensor, alpha: Tensor, risk_mode: str, weights: Tensor | None = None) -> Tensor:
+def risk_of_sorted(quantiles: Tensor, alpha: Tensor, risk_mode: str) -> Tensor:
     """risk_measure for quantiles known to be ascending (QuantileCritic's are, by construction):
-    the same value without the sort, which a CUDA graph may fail to capture. `weights`: tail_weights(alpha, N)
-    when the caller has them already (alpha fixed over a replan)."""
+    the same value without the sort, which a CUDA graph may fail to capture."""
     q = quantiles.flip(-1) if risk_mode == "seeking" else quantiles
-    if weights is None:
-        weights = tail_weights(alpha, q.shape[-1]).to(q.dtype)
-    return (q * weights).sum(-1)
+    return (q * tail_weights(alpha, q.shape[-1]).to(q.dtype)).sum(-1)
 
 
 def quantile_levels(n_quantiles: int, device=None) -> Tensor:

@@ -37,13 +37,11 @@ class DiffusionSchedule:
         ab_prev = torch.cat([alphas_cumprod[ts[1:]], torch.ones(1, dtype=torch.float64)])
         sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).sqrt()
         self.timesteps = ts.to(device)  # [S]
+        self.sqrt_ab = ab.sqrt().float().to(device)
         self.sqrt_one_minus_ab = (1 - ab).sqrt().float().to(device)  # also the critic's noise level
+        self.sqrt_ab_prev = ab_prev.sqrt().float().to(device)
+        self.dir_coef = (1 - ab_prev - sigma**2).clamp(min=0).sqrt().float().to(device)
         self.sigma = sigma.float().to(device)
-        # The DDIM step x_prev = sqrt(ab_prev) x0 + dir eps, eps = (x - sqrt(ab) x0) / sqrt(1 - ab), as two
-        # coefficients, x_prev = x_coef x + x0_coef x0 (computed in float64): two kernels a step instead of six.
-        dir_coef = (1 - ab_prev - sigma**2).clamp(min=0).sqrt()
-        self.x_coef = (dir_coef / (1 - ab).sqrt()).float().to(device)
-        self.x0_coef = (ab_prev.sqrt() - dir_coef * ab.sqrt() / (1 - ab).sqrt()).float().to(device)
         # DDPM posterior variance of the jump t -> t_prev: the Sigma of the guided mean shift.
         self.guide_var = ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).float().to(device)
         self.stochastic = eta > 0

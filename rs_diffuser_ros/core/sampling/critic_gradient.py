@@ -26,17 +26,6 @@ def supports(critic: nn.Module) -> bool:
             and all(isinstance(m, nn.SiLU) for m in layers[1::2]))
 
 
-def head_output_weights(weights: Tensor, risk_mode: str) -> tuple[Tensor, Tensor]:
-    """d rho / d (the non-crossing head's output) for the tail weights [M, N] of alpha (risk.tail_weights):
-    ([M, 1] for the base, [M, N-1] per gap, the latter still to be multiplied by softplus'(gap) = sigmoid(gap)).
-    Shared by the critics written out by hand."""
-    # rho = sum_i w_i q_i over ascending quantiles (averse) or descending ones (seeking).
-    if risk_mode == "seeking":
-        weights = weights.flip(-1)
-    # d rho / d base = sum_i w_i = 1;  d rho / d gap_j = softplus'(gap_j) * sum_{i >= j} w_i.
-    return weights.sum(-1, keepdim=True), weights.flip(-1).cumsum(-1).flip(-1)[:, 1:]
-
-
 class CriticTailGradient:
     def __init__(self, critic: QuantileCritic, context: Tensor, noise_levels: Tensor, alpha: Tensor, risk_mode: str):
         """context [M, C], noise_levels [S] (one per sampler step), alpha [M]."""
@@ -49,8 +38,13 @@ class CriticTailGradient:
         self.first_bias = ((context @ w_context.T + first.bias)[None]
                            + noise_levels[:, None, None] * w_noise[None, None])
         self.hidden = linears[1:]
+        # rho = sum_i w_i q_i over ascending quantiles (averse) or descending ones (seeking).
         weights = tail_weights(alpha, critic.n_quantiles).to(context.dtype)
-        self.weight_sum, self.tail_sums = head_output_weights(weights, risk_mode)
+        if risk_mode == "seeking":
+            weights = weights.flip(-1)
+        # d rho / d base = sum_i w_i = 1;  d rho / d gap_j = softplus'(gap_j) * sum_{i >= j} w_i.
+        self.weight_sum = weights.sum(-1, keepdim=True)  # [M, 1]
+        self.tail_sums = weights.flip(-1).cumsum(-1).flip(-1)[:, 1:]  # [M, N-1]
 
     def __call__(self, x: Tensor, step: int) -> Tensor:
         """x [M, H, D] at sampler step `step` -> d rho / d x [M, H, D] (unclipped)."""

@@ -16,7 +16,6 @@ step because x0 guidance must run the denoiser inside its own autograd.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..objective import PlanObjective
-from . import critic_gradient, lookup_gradient, per_step_gradient
+from . import critic_gradient
 
 Denoise = Callable[[Tensor, int], Tensor]  # (x_t, step) -> x0_hat
 
@@ -36,17 +35,12 @@ class RiskGuidance:
     grad_clip: float  # RMS limit per plan element, in normalised units
     on: str = "noisy"  # "noisy" | "x0"
 
-    def clip(self, grad: Tensor, owned: bool = False) -> Tensor:
-        """The gradient a guide step returns, clipped. owned: `grad` is the guide's own fresh tensor, edited in
-        place (a copy is one more kernel per step); autograd's may share memory (an expanded gradient)."""
-        if not owned:
-            grad = grad.clone()
+    def clip(self, grad: Tensor) -> Tensor:
+        grad = grad.clone()
         grad[:, 0] = 0  # the current state is inpainted, never moved
-        # Clip the root-mean-square per plan element, so the limit means the same for any horizon:
-        # rms <= grad_clip  <=>  norm <= limit = grad_clip * sqrt(H * D).
-        limit = self.grad_clip * math.sqrt(grad[0].numel())
-        norm = torch.linalg.vector_norm(grad, dim=(1, 2))
-        return grad * limit / norm.clamp(min=max(limit, 1e-12))[:, None, None]
+        # Clip the root-mean-square per plan element, so the limit means the same for any horizon.
+        rms = grad.flatten(1).pow(2).mean(1).sqrt().clamp(min=1e-12)
+        return grad * (self.grad_clip / rms).clamp(max=1.0)[:, None, None]
 
 
 class Unguided:
@@ -75,33 +69,21 @@ class NoisyGuide:
 
 
 class AnalyticNoisyGuide:
-    """NoisyGuide's gradient written out by hand: the critic's (critic_gradient.py for the MLP QuantileCritic,
-    per_step_gradient.py for the PerStepMapCritic) plus the costmap term's (lookup_gradient.py). No autograd
-    graph per step; what does not depend on x_t computed once."""
+    """NoisyGuide's gradient for the MLP QuantileCritic without a costmap term, written out by hand
+    (critic_gradient.py): no autograd graph per step, what does not depend on x_t computed once."""
 
     def __init__(self, guidance: RiskGuidance, context: Tensor, noise_levels: Tensor):
-        risk, costmap = guidance.objective.risk, guidance.objective.costmap
+        risk = guidance.objective.risk
         self.guidance, self.scale = guidance, guidance.scale
-        if risk.map_view is None:
-            self.tail_gradient = critic_gradient.CriticTailGradient(risk.critic, context, noise_levels, risk.alpha,
-                                                                    risk.risk_mode)
-        else:
-            self.tail_gradient = per_step_gradient.PerStepTailGradient(risk, context, noise_levels)
-        self.costmap_gradient = None if costmap is None else lookup_gradient.CostmapGradient(costmap)
+        self.tail_gradient = critic_gradient.CriticTailGradient(risk.critic, context, noise_levels, risk.alpha, risk.risk_mode)
 
     @staticmethod
     def applies(guidance: RiskGuidance) -> bool:
-        risk = guidance.objective.risk
-        written_out = (per_step_gradient.supports(risk.critic) if risk.map_view is not None
-                       else critic_gradient.supports(risk.critic))
-        return guidance.on == "noisy" and written_out
+        return (guidance.on == "noisy" and guidance.objective.costmap is None
+                and critic_gradient.supports(guidance.objective.risk.critic))
 
     def __call__(self, x: Tensor, step: int, denoise: Denoise) -> tuple[Tensor, Tensor]:
-        x0 = denoise(x, step)
-        grad = self.tail_gradient(x, step)
-        if self.costmap_gradient is not None:  # read on the clean estimate, moved rigidly with x_t (as NoisyGuide)
-            grad = self.costmap_gradient.add_to(grad, x0)
-        return x0, self.guidance.clip(grad, owned=True)
+        return denoise(x, step), self.guidance.clip(self.tail_gradient(x, step))
 
 
 class X0Guide:
@@ -118,11 +100,6 @@ class X0Guide:
             quantiles = objective.risk.quantiles(x0, self.context, x0.new_zeros(x.shape[0]))
             (grad,) = torch.autograd.grad(objective.score(quantiles, x0).sum(), xg)
         return x0.detach(), self.guidance.clip(grad)
-
-
-def has_hand_written_gradient(critic) -> bool:
-    """The critic's gradient is written out by hand (its quantiles are then ascending by construction)."""
-    return critic_gradient.supports(critic) or per_step_gradient.supports(critic)
 
 
 def choose_guide(guidance: RiskGuidance | None, context: Tensor, noise_levels: Tensor, hand_written_gradient: bool):

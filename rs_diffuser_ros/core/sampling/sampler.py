@@ -49,19 +49,18 @@ def ddim_loop(schedule: DiffusionSchedule, start: Tensor, steps: SamplingSteps,
               on_step: Callable[[int, Tensor], None] | None = None) -> Tensor:
     """start [M, D] normalised current states -> sampled windows [M, H, D]; on_step sees x after every step."""
     x = inpaint(steps.noise.initial(), start)
-    guide_coef = steps.guide.scale * schedule.guide_var  # [S]
     for i in range(schedule.n_sample_steps):
         x0, grad = steps.guide(x, i, steps.denoise)
-        # Clip the clean estimate to the data range (Diffuser's clip_denoised) and take the DDIM step on it, epsilon
-        # derived from the clipped estimate: x_coef x + x0_coef x0 (schedule.py). x0's first state needs no
-        # inpainting: the step is per element, and x's first state is inpainted after it.
-        x0 = x0.float().clamp(-1, 1)  # float(): under autocast the U-Net returns bf16/fp16
-        x = torch.addcmul(schedule.x_coef[i] * x, schedule.x0_coef[i], x0)
+        # Clip the clean estimate to the data range (Diffuser's clip_denoised), keep the start exact,
+        # and derive epsilon from it so the DDIM step is consistent with the clipped estimate.
+        x0 = inpaint(x0.float().clamp(-1, 1), start)  # float(): under autocast the U-Net returns bf16/fp16
+        eps = (x - schedule.sqrt_ab[i] * x0) / schedule.sqrt_one_minus_ab[i]
+        x = schedule.sqrt_ab_prev[i] * x0 + schedule.dir_coef[i] * eps
         if grad is not None:
-            x = torch.addcmul(x, guide_coef[i], grad.float())
+            x = x + steps.guide.scale * schedule.guide_var[i] * grad.float()
         noise = steps.noise.step(i)
         if noise is not None:
-            x = torch.addcmul(x, schedule.sigma[i], noise)
+            x = x + schedule.sigma[i] * noise
         x = inpaint(x, start)
         if on_step is not None:
             on_step(i, x)
