@@ -2,10 +2,10 @@
 # Zero-shot evaluation of one map-conditioned model (issue 15's must-show), on any machine:
 #   the four shipped layouts (EPISODES a setting, seeds from SEED), and the generated test maps (maps/test:
 #   seeds 1,000,000..1,000,049, never trained on; MAP_EPISODES a setting), pooled into one table per map kind.
-#   bc: with BC=<a map-conditioned behaviour-cloning policy> (python -m rs_diffuser_ros.baselines.behaviour_cloning
-#   --map-conditioned ..., docs/training.md) that one policy on every layout and test map, as the general model;
-#   without it each shipped layout's own specialist behaviour-cloning policy, and no bc on the test maps (a
-#   per-layout policy knows only its own layout's coordinates).
+#   bc: one map-conditioned behaviour-cloning policy on every layout and test map, as the general model: BC=<policy>
+#   (python -m rs_diffuser_ros.baselines.behaviour_cloning --map-conditioned ..., docs/training.md), by default the
+#   shipped rs_diffuser_ros/models/behaviour_cloning_general.safetensors; BC=specialists gives each shipped layout
+#   its own per-layout policy instead and the test maps no bc (a per-layout policy knows only its own layout).
 #
 #   tools/eval_general.sh MODEL OUT     (env: EPISODES=200 MAP_EPISODES=20 SEED=1000 WORKERS=<cores> BC=<policy>)
 #
@@ -15,6 +15,7 @@ model="$1"; out="$2"
 episodes=${EPISODES:-200}; map_episodes=${MAP_EPISODES:-20}; seed=${SEED:-1000}; workers=${WORKERS:-$(nproc)}
 M=rs_diffuser_ros/models
 [[ -d maps/test ]] || python -m risky_nav.generate --split test --out maps/test
+BC=${BC:-$M/behaviour_cloning_general.safetensors}; [[ $BC == specialists ]] && BC=
 runs=(); bc=()
 for layout in default two_risks narrow_corridor risk_near_goal; do
   runs+=("$layout=$model")
