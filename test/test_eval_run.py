@@ -278,3 +278,23 @@ def test_the_start_up_is_reported_apart_from_the_rate_after_it(tmp_path, short_l
     assert 6 / (after + 0.011) * 60 <= meta["episodes_per_minute_after_startup"] <= 6 / max(after - 0.011, 1e-3) * 60
     assert meta["episodes_per_minute_after_startup"] > meta["episodes_per_minute"]  # the 0.4 s is out of it
     assert "Start-up" in (out / "results.md").read_text()
+
+
+def test_a_failing_planner_is_reported_with_its_own_words(tmp_path, short_layout, tiny_checkpoint, monkeypatch):
+    """A planner that raises stops the robot (plan_failed) and the report quotes the exception once per setting, so a
+    failure seen only on another machine (a GPU) can be read from its results, not just counted."""
+    from rs_diffuser_ros.core.planner import RiskSensitivePlanner
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("captured graph returned garbage (test)")
+
+    monkeypatch.setattr(RiskSensitivePlanner, "plan_batch", broken)
+    out = tmp_path / "eval"
+    rc = main(["--checkpoint", str(tiny_checkpoint), "--layout", str(short_layout), "--settings", "seeking:0.1",
+               "--episodes", "2", "--workers", "1", "--envs-per-worker", "2", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    s = json.loads((out / "results.json").read_text())["settings"]["seeking:0.1"]
+    assert s["controller_stops"]["plan_failed"] >= 2  # every command of both robots
+    assert "captured graph returned garbage (test)" in s["controller_stop_examples"]["plan_failed"]
+    md = (out / "results.md").read_text()
+    assert "First `plan_failed` of `seeking:0.1`: RuntimeError: captured graph returned garbage (test)" in md

@@ -59,6 +59,8 @@ class ControllerPolicy:
         self.plan_calls = 0
         self.plan_seconds = 0.0
         self.stops: Counter[str] = Counter()  # stop reason -> commands (goal_reached and no_goal not counted)
+        # stop reason -> the first such command's sentence: a failed plan's exception stays readable in the report
+        self.stop_whys: dict[str, str] = {}
 
     def _fresh(self) -> Controller:
         return Controller(self.planner, self.settings)
@@ -85,8 +87,10 @@ class ControllerPolicy:
         commands = step_all(controllers, now, seed=seed)
         self.plan_seconds += time.perf_counter() - t0
         self.plan_calls += 1
-        self.stops.update(c.stop.value for c in commands
-                          if c.stop is not None and c.stop not in (StopReason.GOAL_REACHED, StopReason.NO_GOAL))
+        stopped = [c for c in commands if c.stop is not None and c.stop not in (StopReason.GOAL_REACHED, StopReason.NO_GOAL)]
+        self.stops.update(c.stop.value for c in stopped)
+        for c in stopped:
+            self.stop_whys.setdefault(c.stop.value, c.why)
         # One array from the commands' numbers (what stacking each Command.action gives, without one array per robot).
         return np.array([(c.v, c.omega) for c in commands], dtype=np.float32).reshape(len(commands), 2)
 

@@ -8,9 +8,15 @@ import subprocess
 import time
 from pathlib import Path
 
+from rs_diffuser_ros.control import StopReason
 from rs_diffuser_ros.eval.claims import check_claims
 from rs_diffuser_ros.eval.metrics import METRICS, Estimate, summarize
 from rs_diffuser_ros.eval.runner import EvalRun
+
+# Stops that mean something failed, whose first sentence the report quotes; no_valid_control (every candidate would
+# collide: the robot waits, turning to free space) is the collision check doing its job and is only counted.
+_EXPLAINED_STOPS = {r.value for r in (StopReason.PLAN_FAILED, StopReason.ODOMETRY, StopReason.NO_COSTMAP,
+                                      StopReason.COSTMAP_STALE, StopReason.OUTSIDE_MAP)}
 
 RESULTS_JSON, RESULTS_MD = "results.json", "results.md"
 
@@ -53,6 +59,7 @@ def build_results(run: EvalRun) -> dict:
             "episodes": len(run.outcomes[s.name]),
             "plan_ms_per_call": round(1e3 * run.plan_seconds.get(s.name, 0.0) / calls, 2) if calls else None,
             "controller_stops": run.stops.get(s.name) or {},
+            "controller_stop_examples": run.stop_whys.get(s.name) or {},
             "metrics": {k: v.to_dict() for k, v in summaries[s.name].items()},
         }
     claims = check_claims(cfg.settings, summaries)
@@ -115,6 +122,10 @@ def markdown_report(results: dict) -> str:
         lines += ["", "Controller stops (commands, not episodes): " + "; ".join(
             f"`{name}` " + ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items()))
             for name, counts in stops.items())]
+        # A failure's own words (an exception, a non-finite action), once per setting and reason: the counts alone
+        # left a GPU-only plan failure unexplained (docs/evaluation.md, "At the size").
+        lines += [f"First `{reason}` of `{name}`: {why}" for name, s in results["settings"].items()
+                  for reason, why in sorted(s.get("controller_stop_examples", {}).items()) if reason in _EXPLAINED_STOPS]
     split = ", ".join(f"{part} {seconds:.1f} s" for part, seconds in m.get("time_split_s", {}).items())
     lines += ["", f"{m['workers']} worker(s) x {m['envs_per_worker']} envs in lockstep ({m.get('env_workers', 0)} env "
                   f"processes each): {m['wall_s']:.0f} s, {m['episodes_per_minute']:.1f} episodes/min, "

@@ -111,6 +111,7 @@ class EvalRun:
     stops: dict[str, dict[str, int]] = field(default_factory=dict)  # setting -> controller stop reason -> commands
     timings: dict[str, float] = field(default_factory=dict)  # lockstep's policy / env / bookkeeping seconds, all workers
     startup_s: float | None = None  # from the start until every worker stepped its envs (spawn, envs, model load)
+    stop_whys: dict[str, dict[str, str]] = field(default_factory=dict)  # setting -> stop reason -> its first sentence
 
     @property
     def total_episodes(self) -> int:
@@ -150,7 +151,7 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
     n_envs = min(config.batch_envs, max(len(eps) for _, eps in tasks))
     layout = load_layout(config.layout)
     envs = make_env_batch(n_envs, workers=config.env_workers, layout=layout)
-    outcomes, plan_seconds, plan_calls, stops, timings = [], {}, {}, {}, {}
+    outcomes, plan_seconds, plan_calls, stops, whys, timings = [], {}, {}, {}, {}, {}
     try:
         grid = Grid(*dataclasses.astuple(occupancy_grid(layout)))  # what the sim node publishes on /costmap
         risk = Grid(*dataclasses.astuple(risk_grid(layout)))  # ... and on /risk_map
@@ -170,9 +171,10 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
             plan_seconds[setting.name] = getattr(policy, "plan_seconds", 0.0)
             plan_calls[setting.name] = getattr(policy, "plan_calls", 0)
             stops[setting.name] = dict(getattr(policy, "stops", {}))
+            whys[setting.name] = dict(getattr(policy, "stop_whys", {}))
     finally:
         envs.close()
-    return outcomes, plan_seconds, plan_calls, stops, timings
+    return outcomes, plan_seconds, plan_calls, stops, whys, timings
 
 
 def _worker_main(config: EvalConfig, tasks, worker_index: int, messages, parent_pid: int) -> None:
@@ -218,8 +220,9 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
     plan_seconds = {s.name: 0.0 for s in config.settings}
     plan_calls = {s.name: 0 for s in config.settings}
     stops = {s.name: {} for s in config.settings}
+    whys: dict[str, dict[str, str]] = {s.name: {} for s in config.settings}
     timings: dict[str, float] = {}
-    for worker_outcomes, seconds, calls, worker_stops, worker_timings in results:
+    for worker_outcomes, seconds, calls, worker_stops, worker_whys, worker_timings in results:
         for part, value in worker_timings.items():
             timings[part] = timings.get(part, 0.0) + value
         for o in worker_outcomes:
@@ -229,10 +232,12 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalRun:
             plan_calls[name] += calls[name]
             for reason, count in worker_stops[name].items():
                 stops[name][reason] = stops[name].get(reason, 0) + count
+            for reason, why in worker_whys[name].items():
+                whys[name].setdefault(reason, why)
     for name in outcomes:
         outcomes[name].sort(key=lambda o: o.episode)
     startup = max(ready) - t0 if len(ready) == len(worker_tasks) else None
-    return EvalRun(config, outcomes, wall, plan_seconds, plan_calls, stops, timings, startup)
+    return EvalRun(config, outcomes, wall, plan_seconds, plan_calls, stops, timings, startup, whys)
 
 
 def _run_in_processes(config: EvalConfig, worker_tasks, bar, ready: list) -> list:
