@@ -143,6 +143,9 @@ class TrainingConfig:
     gamma: float = 1.0  # discount of the Monte-Carlo return the critic learns (undiscounted: see docs/method_choices.md)
     critic_clean_fraction: float = 0.25  # share of critic samples seen at noise level 0
     huber_kappa: float = 1.0
+    # Re-draw each sampled window's risk events from its recorded path's exposure (training/risk_relabel.py): the
+    # critic then learns a map's tail from p and C, not from which few crossings happened to meet an event.
+    relabel_risk_events: bool = False
     log_every: int = 100
     checkpoint_every: int = 5000
 

@@ -32,6 +32,7 @@ from ..normalizer import LimitsNormalizer, Normalizers, StandardNormalizer
 from ..plan_frame import fit_limits_over_windows, relative_goal
 from ..schedule import DiffusionSchedule
 from .map_batches import TrainingMaps
+from .risk_relabel import RiskEventRelabel
 from .training_log import LOSS_NAMES, LossLog, plot_losses
 from .windows import WindowDataset
 
@@ -69,7 +70,8 @@ DEADLINE_CHECK_STEPS = 20
 
 def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, device: str = "auto",
           resume: bool = False, progress: bool = True, dataset_name: str = "", maps: dict | None = None,
-          deadline_s: float = 0.0, init_from: str | Path | None = None, train_only: str | None = None) -> dict:
+          deadline_s: float = 0.0, init_from: str | Path | None = None, train_only: str | None = None,
+          risk_exposure: list | None = None) -> dict:
     """Train all networks; returns the run summary (also written to summary.json).
 
     maps: {name: (occupancy grid, hazard grid)} of every map the episodes were driven on (their `layout`);
@@ -78,7 +80,9 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     and save as at the end. init_from: start from a trained model's weights and normalisers (a fine-tune);
     a map model trained with fewer map channels grows into this config's (`grow_from` of its networks).
     train_only="critic": a new critic (this config's, e.g. another critic_kind) on init_from's frozen denoiser,
-    inverse dynamics and map encoder, which are loaded as they are; only the critic's loss is trained."""
+    inverse dynamics and map encoder, which are loaded as they are; only the critic's loss is trained.
+    risk_exposure: per episode (p, penalty, observed) (load_dataset_risk_exposure); required when
+    training.relabel_risk_events is set, which re-draws the critic's return events every batch (risk_relabel.py)."""
     called = time.perf_counter()
     cfg = config.training
     if train_only not in (None, "critic"):
@@ -99,6 +103,12 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     names = sorted(maps) if m.map_conditioned else None
     data = WindowDataset.from_episodes(episodes, m.horizon, cfg.gamma, source=dataset_name or "episodes", map_names=names,
                                        state_dim=m.state_dim, goal_dim=m.goal_dim)
+    relabel = None
+    if cfg.relabel_risk_events:
+        if risk_exposure is None:
+            raise ValueError("training.relabel_risk_events re-draws the risk events of each episode's path: give "
+                             "risk_exposure (load_dataset_risk_exposure of a dataset with layouts/ beside its data)")
+        relabel = RiskEventRelabel.from_exposure(data, risk_exposure)
     start = None  # (normalisers, weights) of the model a fine-tune starts from
     if init_from and not resumed:
         _, start_normalizers, start_weights, _ = read_checkpoint(init_from)
@@ -110,6 +120,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     else:
         normalizers = start[0] if start else fit_normalizers(data)
     data = data.to(ctx.device)
+    relabel = relabel.to(ctx.device) if relabel is not None else None
     training_maps = None
     if m.map_conditioned:
         t_fields = time.perf_counter()
@@ -180,7 +191,10 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     stop = deadline < math.inf and ctx.any_rank(time.perf_counter() >= deadline)  # agreed from the first step on
     while step < cfg.steps and not stop:
         rows = torch.randint(len(data), (cfg.batch_size,), device=ctx.device, generator=generator)
-        losses = model(data.batch(rows))
+        batch = data.batch(rows)
+        if relabel is not None:
+            batch["return"] = relabel.returns(data, rows, generator)
+        losses = model(batch)
         total = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -296,6 +310,38 @@ def load_dataset_maps(dataset: str) -> dict:
     return maps
 
 
+def load_dataset_risk_exposure(dataset: str, episodes) -> list:
+    """Per episode (p [T, R], penalty [T, R], observed penalty [T]) of its map's risky regions along its recorded
+    path (risky_nav.risk_exposure), for training.relabel_risk_events; maps from the dataset's layouts/ folder."""
+    try:
+        from risky_nav.dataset import resolve_data_file
+        from risky_nav.layout import load_layout
+        from risky_nav.risk_exposure import observed_penalties, region_exposure
+    except ImportError as e:
+        raise SystemExit(f"cannot import risky_nav ({e}); is the package installed / sourced?")
+    folder = resolve_data_file(dataset).parents[1] / "layouts"
+    layouts, out = {}, []
+    for i, ep in enumerate(episodes):
+        name = ep.get("layout", "")
+        if name not in layouts:
+            path = folder / f"{name}.yaml"
+            if not name or not path.exists():
+                raise SystemExit(f"{dataset}: episode {i} names map {name!r}, not in {folder}: relabelling risk events "
+                                 f"needs each episode's layout (a dataset collected with python -m risky_nav.collect)")
+            layouts[name] = load_layout(str(path))
+        # The env checks the position after each step; recorded float32 positions may sit a hair outside a box the
+        # float64 one was in, so the boxes grow by 1 mm and the recorded in-region flags decide.
+        p, c = region_exposure(layouts[name], ep["observations"][1:, :2], margin=1e-3)
+        outside = ~ep["in_risky_region"]
+        p[outside], c[outside] = 0.0, 0.0
+        try:
+            observed = observed_penalties(layouts[name], ep, p, c)
+        except ValueError as e:
+            raise SystemExit(f"{dataset}: episode {i}: {e}")
+        out.append((p, c, observed))
+    return out
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.core.training.train", description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", required=True, help="dataset path or id for risky_nav.dataset.load_episodes")
@@ -334,10 +380,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     episodes = load_dataset_episodes(args.dataset)
     maps = load_dataset_maps(args.dataset) if config.model.map_conditioned else None
+    exposure = load_dataset_risk_exposure(args.dataset, episodes) if config.training.relabel_risk_events else None
     deadline_s = max(args.deadline_s - (time.perf_counter() - started), 1e-3) if args.deadline_s > 0 else 0.0
     summary = train(config, episodes, args.out, seed=args.seed, device=args.device, resume=args.resume,
                     progress=not args.no_progress, dataset_name=args.dataset, maps=maps, deadline_s=deadline_s,
-                    init_from=args.init_from, train_only=args.train_only)
+                    init_from=args.init_from, train_only=args.train_only, risk_exposure=exposure)
     if summary:
         print(json.dumps(summary, indent=2))
     return 0
