@@ -15,6 +15,14 @@ it (WindowDataset, TrainingMaps) and grouped by where it starts relative to the 
 map, the critic's CVaR_alpha at noise level 0 (clean windows, as selection reads them; return units) is averaged
 and set against the empirical CVaR_alpha of the same windows' Monte-Carlo returns; then the means. The table is
 the average over the maps with at least MIN_WINDOWS windows in the group.
+
+The recorded returns hold one draw of each crossing's rare events (40 episodes of a map: a handful of events),
+so the empirical CVaR of a group swings by several return units with which crossings happened to meet one. Two
+more columns take that draw away (core/training/risk_relabel.py re-draws each recorded path's events
+REDRAWS times from its regions' p and C): the same pooled CVaR over the re-drawn returns, and the mean over the
+group's windows of each window's own CVaR (its path's future known, only its events random). A critic reads
+only the window, not the rest of the path, so it cannot reach the last column where the future route is
+uncertain; it should reach the pooled one.
 """
 from __future__ import annotations
 
@@ -33,15 +41,18 @@ from rs_diffuser_ros.core.plan_frame import to_plan_frame
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.risk import check_alpha, tail_weights
 from rs_diffuser_ros.core.training.map_batches import TrainingMaps
-from rs_diffuser_ros.core.training.train import load_dataset_episodes, load_dataset_maps
+from rs_diffuser_ros.core.training.risk_relabel import RiskEventRelabel
+from rs_diffuser_ros.core.training.train import load_dataset_episodes, load_dataset_maps, load_dataset_risk_exposure
 from rs_diffuser_ros.core.training.windows import WindowDataset
 from rs_diffuser_ros.shipped import resolve_model
 
 GROUPS = ("about_to_cross", "inside", "keepout_early", "cross_early")
+COLUMNS = ("predicted_cvar", "empirical_cvar", "redrawn_cvar", "path_cvar", "predicted_mean", "empirical_mean")
 LEAD_STEPS = 15  # about_to_cross: the window starts within this many steps (1.5 s) before the first risky step
 EARLY_STEPS = 10  # keepout_early / cross_early: the first steps (1 s) of an episode
 MIN_WINDOWS = 20  # a map with fewer windows in a group is left out of that group's averages
 BATCH = 2048
+REDRAWS = 100  # re-drawn event sets per window (the re-drawn columns): 10 in the lowest 10 % of each window
 
 
 def group_rows(episodes, lead: int = LEAD_STEPS, early: int = EARLY_STEPS) -> dict[str, np.ndarray]:
@@ -92,6 +103,7 @@ class FitData:
     training_maps: TrainingMaps
     map_names: list[str]
     episodes: list[dict]
+    relabel: RiskEventRelabel
 
 
 def load_model(checkpoint) -> tuple[CoreConfig, Normalizers, dict]:
@@ -129,7 +141,15 @@ def prepare(checkpoint, dataset, n_maps: int = 20) -> FitData:
     data = WindowDataset.from_episodes(episodes, m.horizon, config.training.gamma, source=str(dataset), map_names=names,
                                        state_dim=m.state_dim, goal_dim=m.goal_dim)
     training_maps = TrainingMaps.from_grids([maps[n] for n in names], data.episode_map, data.episode_goal, m)
-    return FitData(config, normalizers, networks, data, training_maps, names, episodes)
+    relabel = RiskEventRelabel.from_exposure(data, load_dataset_risk_exposure(str(dataset), episodes))
+    return FitData(config, normalizers, networks, data, training_maps, names, episodes, relabel)
+
+
+def redrawn_returns(fit: FitData, rows: np.ndarray, draws: int = REDRAWS, seed: int = 0) -> np.ndarray:
+    """[len(rows), draws]: each window's return with its path's risk events re-drawn `draws` times."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.as_tensor(rows, dtype=torch.long)
+    return torch.stack([fit.relabel.returns(fit.data, idx, g) for _ in range(draws)], 1).double().numpy()
 
 
 @torch.no_grad()
@@ -152,8 +172,9 @@ def predict(fit: FitData, rows: np.ndarray, alpha: float) -> np.ndarray:
 
 def fit_rows(fit: FitData, alpha: float = 0.1) -> list[dict]:
     """One dict per group (GROUPS order): group, windows (all maps), maps (those with >= MIN_WINDOWS windows in the
-    group), and over those maps the mean of predicted_cvar, empirical_cvar, predicted_mean, empirical_mean
-    (NaN when no map has enough windows)."""
+    group), and over those maps the mean of predicted_cvar, empirical_cvar, redrawn_cvar (pooled, events re-drawn),
+    path_cvar (each window's own, events re-drawn), predicted_mean, empirical_mean (NaN when no map has enough
+    windows)."""
     check_alpha(alpha)
     data = fit.data
     out = []
@@ -163,27 +184,32 @@ def fit_rows(fit: FitData, alpha: float = 0.1) -> list[dict]:
             pred = predict(fit, rows, alpha)
             idx = torch.as_tensor(rows, dtype=torch.long)
             returns = data.returns[data.starts[idx]].double().numpy()
+            redrawn = redrawn_returns(fit, rows)
+            k = max(1, math.ceil(alpha * redrawn.shape[1] - 1e-9))
+            path_cvar = np.sort(redrawn, 1)[:, :k].mean(1)
             map_of = data.episode_map[data.episode[idx]].numpy()
             for j in np.unique(map_of):
                 s = map_of == j
                 if s.sum() < MIN_WINDOWS:
                     continue
-                per_map.append((pred[s, 0].mean(), empirical_cvar(returns[s], alpha), pred[s, 1].mean(),
+                per_map.append((pred[s, 0].mean(), empirical_cvar(returns[s], alpha),
+                                empirical_cvar(redrawn[s].ravel(), alpha), path_cvar[s].mean(), pred[s, 1].mean(),
                                 returns[s].mean()))
-        means = np.mean(per_map, 0) if per_map else np.full(4, np.nan)
+        means = np.mean(per_map, 0) if per_map else np.full(len(COLUMNS), np.nan)
         out.append({"group": group, "windows": int(len(rows)), "maps": len(per_map),
-                    **dict(zip(("predicted_cvar", "empirical_cvar", "predicted_mean", "empirical_mean"),
-                               map(float, means)))})
+                    **dict(zip(COLUMNS, map(float, means)))})
     return out
 
 
 def markdown_table(rows: list[dict], alpha: float) -> str:
     cell = lambda v: "-" if math.isnan(v) else f"{v:.2f}"  # noqa: E731
-    lines = [f"| group | windows (maps) | predicted CVaR_{alpha:g} | empirical CVaR_{alpha:g} | predicted mean | "
-             "empirical mean |", "|---|---|---|---|---|---|"]
+    a = f"CVaR_{alpha:g}"
+    lines = [f"| group | windows (maps) | predicted {a} | empirical {a} | empirical {a}, events re-drawn | "
+             f"each window's own {a}, events re-drawn | predicted mean | empirical mean |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['group']} | {r['windows']} ({r['maps']} maps) | {cell(r['predicted_cvar'])} | "
-                     f"{cell(r['empirical_cvar'])} | {cell(r['predicted_mean'])} | {cell(r['empirical_mean'])} |")
+        lines.append(f"| {r['group']} | {r['windows']} ({r['maps']} maps) | "
+                     + " | ".join(cell(r[c]) for c in COLUMNS) + " |")
     return "\n".join(lines)
 
 
