@@ -53,7 +53,7 @@ def test_a_patch_is_world_aligned_and_centred_on_the_robot():
     risk = level_grid(occ, [(-3.0, 0.8, 3.0, 1.6)])  # a risky band 0.8-1.6 m north
     pm = PlanningMap.from_grids(occ, risk)
     patch = pm.patches(torch.tensor([[0.0, 0.0]]), torch.tensor([[-3.0, 0.0]]), 32, 6.4)[0]
-    assert patch.shape == (7, 32, 32)  # PATCH_CHANNELS; a model reads its first model.map_channels
+    assert patch.shape == (8, 32, 32)  # PATCH_CHANNELS; a model reads its first model.map_channels
     # Cell (row, col) has its centre at (-3.1 + 0.2 col, -3.1 + 0.2 row) from the robot: row = y, col = x.
     assert patch[0, 16, 21] > 0.9 and patch[0, 16, 10] == 0  # wall at x = +1.1 m, open floor at x = -1.1 m
     assert patch[1, 21, 16] == 1 and patch[1, 10, 16] == 0  # risk at y = +1.1 m, none at y = -1.1 m
@@ -112,6 +112,24 @@ def test_the_route_channels_give_the_route_length_and_the_detour_round_risk_in_m
     assert float(no_risk[6].abs().max()) == 0.0
 
 
+def test_the_route_risk_sums_the_hazard_met_along_the_plain_route_to_the_goal():
+    occ = grid_with()
+    band = [(-1.0, -3.0, 1.0, 1.5)]  # 2 m of level 50 across the straight route, free round its north end
+    goal = torch.tensor([[3.0, 0.0]])
+    pm = PlanningMap.from_grids(occ, level_grid(occ, band, level=50))
+    before = pm.patches(torch.tensor([[-3.0, 0.0]]), goal, 32, 6.4)[0, 7]
+    assert float(before[15:17, 15:17].mean()) == pytest.approx(0.5 * 2.0, abs=0.12)  # level/100 x metres crossed
+    past = pm.patches(torch.tensor([[2.0, 0.0]]), goal, 32, 6.4)[0, 7]
+    assert float(past[15:17, 15:17].abs().max()) == 0.0  # the route from beyond the band meets no risk
+    # Twice the hazard, twice the route risk; no risk, none; and the cell's route, not the cell's own hazard: from
+    # above the band's free north end the plain route goes round it.
+    double = PlanningMap.from_grids(occ, level_grid(occ, band, level=100)).patches(torch.tensor([[-3.0, 0.0]]), goal, 32, 6.4)
+    assert float(double[0, 7, 15:17, 15:17].mean()) == pytest.approx(2 * float(before[15:17, 15:17].mean()), rel=0.02)
+    assert float(PlanningMap.from_grids(occ).patches(torch.tensor([[-3.0, 0.0]]), goal, 32, 6.4)[0, 7].abs().max()) == 0.0
+    above = pm.patches(torch.tensor([[0.0, 2.8]]), goal, 32, 6.4)[0, 7]
+    assert float(above[15:17, 15:17].abs().max()) == 0.0
+
+
 def test_a_map_cuts_only_the_channels_a_model_reads_and_refuses_ones_its_fields_cannot_give():
     occ = grid_with()
     band = [(-1.0, -3.0, 1.0, 1.5)]
@@ -146,7 +164,7 @@ def test_a_planning_map_caches_one_field_pair_per_goal_cell():
     pm = PlanningMap.from_grids(grid_with([(1.0, -3.0, 1.2, 2.0)]))
     goals = torch.tensor([[3.0, 0.0], [3.01, 0.01], [-3.0, 1.0]])  # the first two share a 0.1 m cell
     fields = pm.distance_fields(goals)
-    assert fields.shape[:2] == (3, 2) and len(pm._fields) == 2
+    assert fields.shape[:2] == (3, 3) and len(pm._fields) == 2  # plain and safe distance, route risk
     assert torch.equal(fields[0], fields[1]) and not torch.equal(fields[0], fields[2])
     assert pm.to("cpu") is pm and pm.to(torch.device("cpu")) is pm  # already there: the cache goes with it
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .map_input import BASE_CHANNELS, PATCH_CHANNELS, SAFE_CHANNELS
+from .map_input import BASE_CHANNELS, PATCH_CHANNELS, ROUTE_CHANNELS, SAFE_CHANNELS
 from .risk import RISK_MODES
 from .setting_spec import check_fields, setting
 
@@ -50,6 +50,7 @@ class ModelConfig:
     map_embedding: int = 64
     map_safe_distance: bool = False  # a fifth patch channel: the goal distance that avoids risk where it can
     map_route_channels: bool = False  # two more (needs the fifth): route length and detour length, in metres
+    map_route_risk: bool = False  # one more (needs the route channels): the hazard along the plain route to the goal
     # The map critic's reading of a window (models/): "flat" = one MLP on the flattened window (critic.py),
     # "per_step" = one small network per state, pooled (per_step_critic.py); and whether its context holds
     # the map embedding or the relative goal alone (it still reads every map channel along the window).
@@ -65,8 +66,10 @@ class ModelConfig:
     @property
     def map_channels(self) -> int:
         """The first this many of map_input.PATCH_CHANNELS are what the model reads."""
-        if self.map_route_channels:
+        if self.map_route_risk:
             return len(PATCH_CHANNELS)
+        if self.map_route_channels:
+            return ROUTE_CHANNELS
         return SAFE_CHANNELS if self.map_safe_distance else BASE_CHANNELS
 
     @property
@@ -92,6 +95,9 @@ class ModelConfig:
                               f"{self.critic_reads_map_embedding} need a map-conditioned model (map_patch_cells > 0)")
         if not self.critic_reads_map_embedding and self.critic_kind != "per_step":
             raise ConfigError(f"{where}: model.critic_reads_map_embedding: false is built for critic_kind per_step only")
+        if self.map_route_risk and not self.map_route_channels:
+            raise ConfigError(f"{where}: model.map_route_risk needs model.map_route_channels: true (it is the eighth "
+                              "channel, after the route channels)")
         if self.map_route_channels and not self.map_safe_distance:
             raise ConfigError(f"{where}: model.map_route_channels needs model.map_safe_distance: true (the detour "
                               "channel is the safe distance minus the plain one)")

@@ -20,6 +20,11 @@ the shortest way to the goal from each cell, and `detour`, how much longer the w
 (safe minus plain distance). A return-to-go scales with the first, and whether a short cut through risk
 is worth its tail depends on the second; relative channels lose both, so a critic reading only them
 cannot tell a 1 m detour from a 10 m one (docs/method_choices.md, "Map conditioning").
+A model with `map_route_risk` reads an eighth channel, `route_risk`: the hazard met along the plain shortest
+route from each cell to the goal, the sum of (hazard level / 100) x metres over its cells (proportional to the
+route's expected risk penalty, 0 on a route that meets none). Where the risk ahead lies beyond the patch, it is
+the only thing that says how dangerous the short cut is; how that turns into a tail stays the critic's to learn
+(docs/method_choices.md, "What lies ahead").
 Nothing here knows absolute map coordinates beyond the lookup itself.
 """
 from __future__ import annotations
@@ -37,14 +42,16 @@ from .costmap import Costmap
 FEATURE_RESOLUTION = 0.1  # metres per cell of the map layers and the goal distance field
 MAP_INFLATION_M = 0.5  # the obstacle layer's inflation: part of what a model was trained to read, not a setting
 LAYER_NAMES = ("obstacle", "risk", "hazard", "valid")
-PATCH_CHANNELS = ("obstacle", "risk", "hazard", "goal_distance", "safe_distance", "route_length", "detour")
+PATCH_CHANNELS = ("obstacle", "risk", "hazard", "goal_distance", "safe_distance", "route_length", "detour", "route_risk")
 BASE_CHANNELS = 4  # a model without the safe_distance channel reads the first four
-SAFE_CHANNELS = 5  # ... with it, the first five; a model with the route channels reads all seven
+SAFE_CHANNELS = 5  # ... with it, the first five; a model with the route channels the first seven ...
+ROUTE_CHANNELS = 7  # ... and one with the route risk all eight
 SAFE_DETOUR_WEIGHT = 5.0  # a metre inside a risky region counts this much in the safe distance
 UNREACHABLE = 1.0e4  # metres: the distance of cells the goal cannot be reached from
 _DISTANCE_CLIP = 2.0  # patch half-widths: the relative distance channel lies in [-clip, clip]
 ROUTE_SCALE_M = 10.0  # the route channels' unit: 1.0 = 10 m ...
 _ROUTE_CLIP = 4.0  # ... clipped at 40 m (longer than any route the generated maps hold)
+_ROUTE_RISK_CLIP = 4.0  # route_risk: 4 = a whole-scale hazard (level 100) over 4 m; beyond it reads the same
 
 
 @dataclass
@@ -109,8 +116,9 @@ class MapLayers:
     @torch.no_grad()
     def goal_distance(self, goals: Tensor, index: Tensor | None = None, chunk: int | None = None, safe: bool = False) -> Tensor:
         """Geodesic distance (m) to each goal over passable cells, 8-connected: goals [G, 2] on maps `index`
-        [G] (None: map 0) -> [G, 1, h, w], or [G, 2, h, w] with the safe distance (risk weighted) as well;
-        UNREACHABLE where the goal cannot be reached from."""
+        [G] (None: map 0) -> [G, 1, h, w], or with `safe` [G, 3, h, w]: the plain distance, the safe distance
+        (risk weighted) and the route risk (the hazard summed along the plain distance's route, module doc);
+        the distances are UNREACHABLE where the goal cannot be reached from (the route risk is 0 there)."""
         goals = torch.as_tensor(goals, dtype=torch.float32, device=self.layers.device).reshape(-1, 2)
         if index is None:
             index = torch.zeros(len(goals), dtype=torch.long, device=goals.device)
@@ -119,14 +127,20 @@ class MapLayers:
         out = []
         for i in range(0, len(goals), chunk):
             g, idx = goals[i:i + chunk], index[i:i + chunk]
-            fields = [self._distance_chunk(g, idx, None)]
             if safe:
-                fields.append(self._distance_chunk(g, idx, 1 + (SAFE_DETOUR_WEIGHT - 1) * self.layers[idx, 1]))
+                level = torch.expm1(self.layers[idx, 2] * math.log(101.0)) / 100.0  # the hazard channel's inverse
+                plain, route_risk = self._distance_chunk(g, idx, None, carry=level)
+                fields = [plain, self._distance_chunk(g, idx, 1 + (SAFE_DETOUR_WEIGHT - 1) * self.layers[idx, 1]),
+                          route_risk]
+            else:
+                fields = [self._distance_chunk(g, idx, None)]
             out.append(torch.stack(fields, 1))
-        return torch.cat(out) if out else self.layers.new_zeros((0, 1 + safe, *self.layers.shape[-2:]))
+        return torch.cat(out) if out else self.layers.new_zeros((0, 1 + 2 * safe, *self.layers.shape[-2:]))
 
-    def _distance_chunk(self, goals: Tensor, index: Tensor, weight: Tensor | None) -> Tensor:
-        """weight [G, h, w]: the cost of a metre entering each cell (None: 1 everywhere)."""
+    def _distance_chunk(self, goals: Tensor, index: Tensor, weight: Tensor | None, carry: Tensor | None = None):
+        """weight [G, h, w]: the cost of a metre entering each cell (None: 1 everywhere). carry [G, h, w]: a
+        quantity per metre summed along each cell's shortest route as well (returned second): a cell takes its
+        route's sum from the neighbour its distance came through, so the sum follows the route found."""
         g, (h, w) = len(goals), self.layers.shape[-2:]
         passable = self.passable[index].clone()
         rc = self.cells_of(goals, index)
@@ -136,26 +150,37 @@ class MapLayers:
         inf = torch.tensor(math.inf, device=goals.device)
         dist = torch.full((g, h, w), math.inf, device=goals.device)
         dist[arange, rows, cols] = 0.0
+        total = None if carry is None else torch.zeros_like(dist)
         r, d = self.resolution, self.resolution * math.sqrt(2.0)
         shifts = [(dy, dx, r if dy == 0 or dx == 0 else d) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
-        # Bellman-Ford relaxation, all cells at once: one ring per iteration, stop when nothing changes.
+        # Bellman-Ford relaxation, all cells at once: one ring per iteration, stop when nothing changes. A cell's
+        # distance is final one iteration after its route's next cell's, so the carried sum is final with it.
         for iteration in range(2 * (h + w) * 4):
             padded = F.pad(dist, (1, 1, 1, 1), value=math.inf)
-            best = dist
+            padded_total = None if total is None else F.pad(total, (1, 1, 1, 1))
+            best, best_total = dist, total
             for dy, dx, step in shifts:
                 move = step if weight is None else step * weight
-                best = torch.minimum(best, padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] + move)
+                through = padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] + move
+                if total is not None:
+                    better = through < best
+                    best_total = torch.where(better, padded_total[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                                             + step * carry, best_total)
+                best = torch.minimum(best, through)
             best = torch.where(passable, best, inf)
             if iteration % 8 == 7 and torch.equal(best, dist):
                 break
-            dist = best
-        return torch.nan_to_num(dist, posinf=UNREACHABLE)
+            dist, total = best, best_total
+        dist = torch.nan_to_num(dist, posinf=UNREACHABLE)
+        if total is None:
+            return dist
+        return dist, torch.where(dist < UNREACHABLE, total, torch.zeros_like(total))
 
     def patches(self, centres: Tensor, distance: Tensor, cells: int, extent_m: float,
                 index: Tensor | None = None, channels: int | None = None) -> Tensor:
         """Egocentric patches [B, C, cells, cells] (the first C of PATCH_CHANNELS) of side extent_m around centres
         [B, 2], with each row's F goal distance fields distance [B, F, h, w] (goal_distance); index [B] picks each
-        row's map (None: all on map 0). C: `channels` (a model's map_channels), else all the fields allow (4 or 7)."""
+        row's map (None: all on map 0). C: `channels` (a model's map_channels), else all the fields allow (4 or 8)."""
         b, dev = len(centres), centres.device
         half = extent_m / 2
         offsets = (torch.arange(cells, device=dev, dtype=torch.float32) + 0.5) / cells * extent_m - half  # [P]
@@ -176,9 +201,10 @@ class MapLayers:
         dist = F.grid_sample(distance.float(), grid, mode="nearest", padding_mode="border", align_corners=False)
         dist = torch.where(valid[:, None] > 0.5, dist, torch.full_like(dist, UNREACHABLE))
         c = cells // 2
-        own = dist[:, :, c - 1:c + 1, c - 1:c + 1].amin((2, 3))  # the robot's cell(s) at the patch centre
-        relative = ((dist - own[:, :, None, None]) / half).clamp(-_DISTANCE_CLIP, _DISTANCE_CLIP)
-        available = BASE_CHANNELS if dist.shape[1] == 1 else len(PATCH_CHANNELS)
+        distances = dist[:, :2]  # the plain and the safe distance (the third field, when there, is the route risk)
+        own = distances[:, :, c - 1:c + 1, c - 1:c + 1].amin((2, 3))  # the robot's cell(s) at the patch centre
+        relative = ((distances - own[:, :, None, None]) / half).clamp(-_DISTANCE_CLIP, _DISTANCE_CLIP)
+        available = {1: BASE_CHANNELS, 2: ROUTE_CHANNELS}.get(dist.shape[1], len(PATCH_CHANNELS))
         channels = available if channels is None else channels
         if channels > available:
             raise ValueError(f"{channels} patch channels asked for, the {dist.shape[1]} goal distance field(s) give "
@@ -188,6 +214,8 @@ class MapLayers:
             route = (dist[:, 0] / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
             detour = ((dist[:, 1] - dist[:, 0]) / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
             out.append(torch.stack([route, detour], 1))
+        if channels > ROUTE_CHANNELS:  # off the map: no route, no route risk
+            out.append(torch.where(valid > 0.5, dist[:, 2], torch.zeros_like(dist[:, 2])).clamp(0, _ROUTE_RISK_CLIP)[:, None])
         return torch.cat(out, 1)[:, :channels]
 
 
