@@ -130,6 +130,20 @@ def test_the_route_risk_sums_the_hazard_met_along_the_plain_route_to_the_goal():
     assert float(above[15:17, 15:17].abs().max()) == 0.0
 
 
+def test_the_route_risk_field_is_computed_only_for_a_model_that_reads_it():
+    occ = grid_with()
+    pm = PlanningMap.from_grids(occ, level_grid(occ, [(-1.0, -3.0, 1.0, 1.5)]))
+    start, goal = torch.tensor([[-3.0, 0.0]]), torch.tensor([[3.0, 0.0]])
+    seven = pm.patches(start, goal, 32, 6.4, channels=7)
+    assert seven.shape[1] == 7 and {c[2] for c in pm._fields} == {False}  # only the two distance fields
+    eight = pm.patches(start, goal, 32, 6.4, channels=8)
+    assert torch.equal(eight[:, :7], seven) and {c[2] for c in pm._fields} == {False, True}
+    with pytest.raises(ValueError, match="route risk comes with the safe distance"):
+        pm.layers.goal_distance(goal, route_risk=True)
+    with pytest.raises(ValueError, match="8 patch channels asked for"):
+        pm.layers.patches(start, pm.distance_fields(goal), 32, 6.4, channels=8)
+
+
 def test_a_map_cuts_only_the_channels_a_model_reads_and_refuses_ones_its_fields_cannot_give():
     occ = grid_with()
     band = [(-1.0, -3.0, 1.0, 1.5)]
@@ -164,7 +178,7 @@ def test_a_planning_map_caches_one_field_pair_per_goal_cell():
     pm = PlanningMap.from_grids(grid_with([(1.0, -3.0, 1.2, 2.0)]))
     goals = torch.tensor([[3.0, 0.0], [3.01, 0.01], [-3.0, 1.0]])  # the first two share a 0.1 m cell
     fields = pm.distance_fields(goals)
-    assert fields.shape[:2] == (3, 3) and len(pm._fields) == 2  # plain and safe distance, route risk
+    assert fields.shape[:2] == (3, 2) and len(pm._fields) == 2  # plain and safe distance (no model here reads the route risk)
     assert torch.equal(fields[0], fields[1]) and not torch.equal(fields[0], fields[2])
     assert pm.to("cpu") is pm and pm.to(torch.device("cpu")) is pm  # already there: the cache goes with it
 

@@ -114,11 +114,16 @@ class MapLayers:
         return col_row.flip(-1)
 
     @torch.no_grad()
-    def goal_distance(self, goals: Tensor, index: Tensor | None = None, chunk: int | None = None, safe: bool = False) -> Tensor:
+    def goal_distance(self, goals: Tensor, index: Tensor | None = None, chunk: int | None = None, safe: bool = False,
+                      route_risk: bool = False) -> Tensor:
         """Geodesic distance (m) to each goal over passable cells, 8-connected: goals [G, 2] on maps `index`
-        [G] (None: map 0) -> [G, 1, h, w], or with `safe` [G, 3, h, w]: the plain distance, the safe distance
-        (risk weighted) and the route risk (the hazard summed along the plain distance's route, module doc);
+        [G] (None: map 0) -> [G, 1, h, w], or with `safe` [G, 2, h, w]: the plain and the safe distance (risk
+        weighted), and with `route_risk` as well [G, 3, h, w]: the route risk (the hazard summed along the plain
+        distance's route, module doc; it doubles the plain field's cost, so only a model that reads it asks);
         the distances are UNREACHABLE where the goal cannot be reached from (the route risk is 0 there)."""
+        if route_risk and not safe:
+            raise ValueError("the route risk comes with the safe distance (the eighth channel follows the seventh): "
+                             "ask for safe=True as well")
         goals = torch.as_tensor(goals, dtype=torch.float32, device=self.layers.device).reshape(-1, 2)
         if index is None:
             index = torch.zeros(len(goals), dtype=torch.long, device=goals.device)
@@ -127,15 +132,15 @@ class MapLayers:
         out = []
         for i in range(0, len(goals), chunk):
             g, idx = goals[i:i + chunk], index[i:i + chunk]
-            if safe:
+            if route_risk:
                 level = torch.expm1(self.layers[idx, 2] * math.log(101.0)) / 100.0  # the hazard channel's inverse
-                plain, route_risk = self._distance_chunk(g, idx, None, carry=level)
-                fields = [plain, self._distance_chunk(g, idx, 1 + (SAFE_DETOUR_WEIGHT - 1) * self.layers[idx, 1]),
-                          route_risk]
+                fields = list(self._distance_chunk(g, idx, None, carry=level))
             else:
                 fields = [self._distance_chunk(g, idx, None)]
+            if safe:
+                fields.insert(1, self._distance_chunk(g, idx, 1 + (SAFE_DETOUR_WEIGHT - 1) * self.layers[idx, 1]))
             out.append(torch.stack(fields, 1))
-        return torch.cat(out) if out else self.layers.new_zeros((0, 1 + 2 * safe, *self.layers.shape[-2:]))
+        return torch.cat(out) if out else self.layers.new_zeros((0, 1 + safe + route_risk, *self.layers.shape[-2:]))
 
     def _distance_chunk(self, goals: Tensor, index: Tensor, weight: Tensor | None, carry: Tensor | None = None):
         """weight [G, h, w]: the cost of a metre entering each cell (None: 1 everywhere). carry [G, h, w]: a
@@ -208,7 +213,8 @@ class MapLayers:
         channels = available if channels is None else channels
         if channels > available:
             raise ValueError(f"{channels} patch channels asked for, the {dist.shape[1]} goal distance field(s) give "
-                             f"{available}: a model with the safe distance channel needs a map with safe_distance=True")
+                             f"{available}: a model with the safe distance channel needs a map with safe_distance=True, "
+                             f"one with the route risk its field as well (goal_distance(..., route_risk=True))")
         out = [torch.stack([obstacle + (1 - valid), risk, hazard], 1), relative]
         if channels > SAFE_CHANNELS:  # the route channels, only for a model that reads them (an unreachable cell: no detour)
             route = (dist[:, 0] / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
@@ -254,7 +260,7 @@ class PlanningMap:
         if len(layers) != 1:
             raise ValueError(f"a PlanningMap holds one map, got {len(layers)}")
         self.layers, self.safe_distance = layers, safe_distance
-        self._fields: dict[tuple[int, int], Tensor] = {}
+        self._fields: dict[tuple[int, int, bool], Tensor] = {}  # (row, col, with the route risk) -> fields
 
     @classmethod
     def from_grids(cls, occupancy_grid, hazard_grid=None, inflation_radius: float = MAP_INFLATION_M,
@@ -283,21 +289,26 @@ class PlanningMap:
             return self
         return PlanningMap(self.layers.to(device), self.safe_distance)
 
-    def distance_fields(self, goals: Tensor) -> Tensor:
-        """[B, F, h, w] goal distance fields of goals [B, 2], computing only the ones not cached."""
-        cells = [tuple(rc) for rc in self.layers.cells_of(goals).tolist()]
+    def distance_fields(self, goals: Tensor, route_risk: bool = False) -> Tensor:
+        """[B, F, h, w] goal distance fields of goals [B, 2] (MapLayers.goal_distance: plain, safe with
+        safe_distance, route risk when asked as well), computing only the ones not cached."""
+        route_risk = route_risk and self.safe_distance
+        cells = [(*rc, route_risk) for rc in self.layers.cells_of(goals).tolist()]
         missing = sorted({c for c in cells if c not in self._fields})
         if missing:
             if len(self._fields) + len(missing) > self.MAX_FIELDS:
                 self._fields.clear()
             # The field of a cell is computed from the cell's centre: every goal in it shares it.
-            centres = (torch.tensor(missing, dtype=torch.float32, device=goals.device).flip(-1) + 0.5) \
+            centres = (torch.tensor([c[:2] for c in missing], dtype=torch.float32, device=goals.device).flip(-1) + 0.5) \
                 * self.layers.resolution + self.layers.origin[0]
-            for cell, field in zip(missing, self.layers.goal_distance(centres, safe=self.safe_distance)):
+            for cell, field in zip(missing, self.layers.goal_distance(centres, safe=self.safe_distance,
+                                                                      route_risk=route_risk)):
                 self._fields[cell] = field
         return torch.stack([self._fields[c] for c in cells])
 
     def patches(self, centres: Tensor, goals: Tensor, cells: int, extent_m: float, channels: int | None = None) -> Tensor:
         """Patches [B, C, cells, cells] around centres [B, 2] for goals [B, 2]: the first `channels` of
-        PATCH_CHANNELS (a model's map_channels), else all this map gives (MapLayers.patches)."""
-        return self.layers.patches(centres, self.distance_fields(goals), cells, extent_m, channels=channels)
+        PATCH_CHANNELS (a model's map_channels), else all this map gives (MapLayers.patches). The route risk field
+        is computed only for a model that reads it (channels None or above ROUTE_CHANNELS)."""
+        route_risk = channels is None or channels > ROUTE_CHANNELS
+        return self.layers.patches(centres, self.distance_fields(goals, route_risk), cells, extent_m, channels=channels)

@@ -15,13 +15,13 @@ from ..map_input import MapLayers
 
 class TrainingMaps:
     def __init__(self, layers: MapLayers, episode_map: Tensor, episode_goal: Tensor, cells: int, extent_m: float,
-                 safe_distance: bool = False, channels: int | None = None):
+                 safe_distance: bool = False, channels: int | None = None, route_risk: bool = False):
         """channels: the model's map_channels (None: all the fields give); only those are cut per batch."""
         self.layers, self.cells, self.extent_m, self.channels = layers, cells, extent_m, channels
         self.episode_map = episode_map.to(layers.layers.device)
         # Half precision: a field's values are metres up to ~40 (0.02 m steps there) or UNREACHABLE.
         self.distance = layers.goal_distance(episode_goal.to(layers.layers.device), self.episode_map,
-                                             safe=safe_distance).half()
+                                             safe=safe_distance, route_risk=route_risk).half()
 
     @classmethod
     def from_grids(cls, grids, episode_map: Tensor, episode_goal: Tensor, model: ModelConfig,
@@ -31,7 +31,7 @@ class TrainingMaps:
         layers = MapLayers.stack([MapLayers.from_grids(occ.data, occ.resolution, occ.origin_x, occ.origin_y, hazard.data,
                                                        device=device) for occ, hazard in grids])
         return cls(layers, episode_map, episode_goal, model.map_patch_cells, model.map_patch_m, model.map_safe_distance,
-                   model.map_channels)
+                   model.map_channels, model.map_route_risk)
 
     def patches(self, centres: Tensor, episode: Tensor) -> Tensor:
         """Patches [B, channels, P, P] (PATCH_CHANNELS) around centres [B, 2] of windows from episodes [B]."""
