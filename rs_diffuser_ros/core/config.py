@@ -51,6 +51,10 @@ class ModelConfig:
     map_safe_distance: bool = False  # a fifth patch channel: the goal distance that avoids risk where it can
     map_route_channels: bool = False  # two more (needs the fifth): route length and detour length, in metres
     map_route_risk: bool = False  # one more (needs the route channels): the hazard along the plain route to the goal
+    # The denoiser also reads a route label: 1 if the window's episode goes on into a risky region, 0 if it stays out;
+    # the planner asks half its candidates for each and the critic (which never reads the label) chooses
+    # (docs/method_choices.md, "A route label for the proposals"). Needs a map-conditioned model.
+    route_label: bool = False
     # The map critic's reading of a window (models/): "flat" = one MLP on the flattened window (critic.py),
     # "per_step" = one small network per state, pooled (per_step_critic.py); and whether its context holds
     # the map embedding or the relative goal alone (it still reads every map channel along the window).
@@ -62,6 +66,11 @@ class ModelConfig:
         """Conditioning of denoiser and critic: the goal relative to the start, then the absolute start
         position (a per-map model) or the map embedding (conditioning.py)."""
         return self.goal_dim + (self.map_embedding if self.map_conditioned else 2)
+
+    @property
+    def denoiser_context_dim(self) -> int:
+        """The denoiser's context: the shared one, and the route label where the model has one."""
+        return self.context_dim + int(self.route_label)
 
     @property
     def map_channels(self) -> int:
@@ -95,6 +104,9 @@ class ModelConfig:
                               f"{self.critic_reads_map_embedding} need a map-conditioned model (map_patch_cells > 0)")
         if not self.critic_reads_map_embedding and self.critic_kind != "per_step":
             raise ConfigError(f"{where}: model.critic_reads_map_embedding: false is built for critic_kind per_step only")
+        if self.route_label and not self.map_conditioned:
+            raise ConfigError(f"{where}: model.route_label needs a map-conditioned model (map_patch_cells > 0): the "
+                              "label says whether a plan goes into the map's risky regions")
         if self.map_route_risk and not self.map_route_channels:
             raise ConfigError(f"{where}: model.map_route_risk needs model.map_route_channels: true (it is the eighth "
                               "channel, after the route channels)")

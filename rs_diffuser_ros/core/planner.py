@@ -279,6 +279,10 @@ class RiskSensitivePlanner:
             rows = torch.arange(batch, device=dev) * k  # each state's first candidate row
             context = model_context(norm, self.map_encoder, states[rows], goals[rows], patches).repeat_interleave(k, 0)
             map_view = MapView(patches, self.config.model.map_patch_m, norm.plan)
+        denoiser_context = None
+        if self.config.model.route_label:  # the last k // 2 candidates of each state are asked to go through risk
+            label = (torch.arange(batch * k, device=dev) % k >= k - k // 2).to(context.dtype)[:, None]
+            denoiser_context = torch.cat([context, label], -1)
         fast = initial_noise is not None
         # One objective for guidance and selection, so the sampler pushes towards what selection picks.
         objective = PlanObjective(
@@ -288,10 +292,12 @@ class RiskSensitivePlanner:
         guidance = RiskGuidance(objective, p.guidance_scale, p.guidance_grad_clip, p.guidance_on)
         with _autocast(dev, self.precision):  # no autocast on the reference path: set_execution keeps it fp32
             if fast:
-                steps = fast_steps(self.denoiser, self.schedule, context, guidance, initial_noise, step_noise)
+                steps = fast_steps(self.denoiser, self.schedule, context, guidance, initial_noise, step_noise,
+                                   denoiser_context=denoiser_context)
             else:
                 shape = (len(start), self.horizon, self.state_dim)
-                steps = reference_steps(self.denoiser, self.schedule, context, guidance, shape, generator)
+                steps = reference_steps(self.denoiser, self.schedule, context, guidance, shape, generator,
+                                        denoiser_context=denoiser_context)
             x = ddim_loop(self.schedule, start, steps)
         if carried is not None:
             x = _carry_over(x, carried, states, batch, k, norm)

@@ -35,7 +35,7 @@ def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
     else:
         critic = MapQuantileCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden)
     return {
-        "denoiser": TemporalUnet(cfg.horizon, state, context, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
+        "denoiser": TemporalUnet(cfg.horizon, state, cfg.denoiser_context_dim, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
         "critic": critic,
         "inverse_dynamics": InverseDynamics(state, ACTION_DIM, cfg.idm_hidden),
         "map_encoder": MapEncoder(channels, cfg.map_patch_cells, cfg.map_embedding),

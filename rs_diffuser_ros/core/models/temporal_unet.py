@@ -76,6 +76,16 @@ class TemporalUnet(nn.Module):
             ]))
         self.final = nn.Sequential(Conv1dBlock(dim, dim, 5), nn.Conv1d(dim, state_dim, 1))
 
+    @torch.no_grad()
+    def grow_from(self, old: dict[str, Tensor]) -> None:
+        """Load a trained U-Net whose context was shorter (a model grown a route label): the old context inputs keep
+        their weights, the new ones start at zero, so it denoises exactly as before until it learns to read them."""
+        state = self.state_dict()
+        key = "context_mlp.0.weight"
+        grown = torch.zeros_like(state[key])
+        grown[:, :old[key].shape[1]] = old[key]
+        self.load_state_dict({**old, key: grown})
+
     def forward(self, x: Tensor, t: Tensor, context: Tensor) -> Tensor:
         """x [B, H, D] noisy plan, t [B] diffusion step index, context [B, C] -> clean plan x0 [B, H, D]."""
         return self.forward_biased(x, self.block_biases(self.time_mlp(t) + self.context_mlp(context)))

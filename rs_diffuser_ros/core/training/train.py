@@ -138,8 +138,11 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
         for name in NETWORK_NAMES:
             networks[name].requires_grad_(name == "critic")
     schedule = DiffusionSchedule(config.model.diffusion_steps, config.planner.ddim_steps, device=ctx.device)
+    if m.route_label and data.goes_into_risk is None:
+        raise ValueError("model.route_label trains the denoiser on whether each episode goes into a risky region: the "
+                         "episodes need their in_risky_region flags (a dataset collected by risky_nav.collect)")
     objective = TrainingObjective(networks, schedule, normalizers.to(ctx.device), cfg, training_maps,
-                                  critic_only=bool(train_only)).to(ctx.device)
+                                  critic_only=bool(train_only), route_label=m.route_label).to(ctx.device)
     trained = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     emas = {name: EMA(networks[name], cfg.ema_decay) for name in NETWORK_NAMES}

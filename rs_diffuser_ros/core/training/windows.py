@@ -49,6 +49,8 @@ class WindowDataset:
     episode_map: Tensor | None = None  # [E] index into `map_names` of each episode's map
     episode_goal: Tensor | None = None  # [E, 2] each episode's goal position
     map_names: tuple[str, ...] = ()
+    goes_into_risk: Tensor | None = None  # [W] 1.0 when the window's episode enters a risky region at or after its start
+
 
     @classmethod
     def from_episodes(cls, episodes: Sequence[Any], horizon: int, gamma: float, source: str = "dataset",
@@ -61,6 +63,7 @@ class WindowDataset:
         if len(episodes) == 0:
             raise ValueError(f"{source}: no episodes")
         states, goals, actions, returns, starts, last = [], [], [], [], [], []
+        into_risk = []  # per window, from the episodes' in_risky_region flags (None once an episode has none)
         window_episode, episode_map, episode_goal = [], [], []
         map_of = {name: i for i, name in enumerate(map_names or ())}
         offset = 0
@@ -93,6 +96,11 @@ class WindowDataset:
             goals.append(obs[:, state_dim:])
             actions.append(np.concatenate([act, np.zeros((1, ACTION_DIM), np.float32)]))
             returns.append(np.concatenate([discounted_returns(rew, gamma), [0.0]]))
+            flags = ep.get("in_risky_region") if isinstance(ep, dict) else getattr(ep, "in_risky_region", None)
+            if flags is None or into_risk is None:
+                into_risk = None
+            else:  # does the episode enter a risky region at this step or later: a reversed running "or"
+                into_risk.append(np.logical_or.accumulate(np.asarray(flags, bool)[::-1])[::-1].astype(np.float32))
             starts.append(offset + np.arange(t))
             last.append(np.full(t, offset + t))
             offset += t + 1
@@ -101,6 +109,8 @@ class WindowDataset:
         if map_names is not None:
             maps = dict(episode=cat(window_episode, torch.long), episode_map=torch.as_tensor(episode_map, dtype=torch.long),
                         episode_goal=torch.as_tensor(np.stack(episode_goal), dtype=torch.float32), map_names=tuple(map_names))
+        if into_risk is not None:
+            maps["goes_into_risk"] = cat(into_risk, torch.float32)
         return cls(cat(states, torch.float32), cat(goals, torch.float32), cat(actions, torch.float32),
                    cat(returns, torch.float32), cat(starts, torch.long), cat(last, torch.long), horizon, gamma, **maps)
 
@@ -111,7 +121,7 @@ class WindowDataset:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return WindowDataset(move(self.states), move(self.goals), move(self.actions), move(self.returns),
                              move(self.starts), move(self.last), self.horizon, self.gamma, move(self.episode),
-                             move(self.episode_map), move(self.episode_goal), self.map_names)
+                             move(self.episode_map), move(self.episode_goal), self.map_names, move(self.goes_into_risk))
 
     def window_indices(self, rows: Tensor) -> Tensor:
         """Flat observation indices [B, H] of windows `rows`, clamped at the episode's last state."""
@@ -126,6 +136,8 @@ class WindowDataset:
                "state": self.states[s], "next_state": self.states[s + 1], "action": self.actions[s]}
         if self.episode is not None:
             out["episode"] = self.episode[rows]
+        if self.goes_into_risk is not None:
+            out["goes_into_risk"] = self.goes_into_risk[rows]
         return out
 
     def transition_actions(self) -> Tensor:
