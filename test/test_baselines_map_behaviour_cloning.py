@@ -84,8 +84,9 @@ def fitted_policy(model=None, seed=0, **sizes) -> mbc.MapBehaviourCloningPolicy:
 def test_the_policy_reads_the_general_models_map_input_and_keeps_actions_in_the_datasets_limits():
     model = CoreConfig.from_yaml(DEFAULT_CONFIG).model  # what the general diffusion model reads
     policy = fitted_policy(model, hidden=32, layers=2)
-    assert (policy.map_channels, policy.map_patch_cells, policy.map_patch_m) == (len(PATCH_CHANNELS), 32, 6.4)
-    assert policy.map_safe_distance and policy.map_encoder.channels == len(PATCH_CHANNELS)
+    assert (policy.map_channels, policy.map_patch_cells, policy.map_patch_m) == (model.map_channels, 32, 6.4)
+    assert model.map_channels == len(PATCH_CHANNELS) - 1  # all but the route risk, which the general model does not read
+    assert policy.map_safe_distance and policy.map_encoder.channels == model.map_channels
     pm = policy.planning_map(*grids(risky=True))
     obs = observations(np.random.default_rng(1), 5)
     assert policy.patches(torch.as_tensor(obs), pm).shape == (5, 7, 32, 32)
