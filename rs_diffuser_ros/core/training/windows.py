@@ -51,7 +51,6 @@ class WindowDataset:
     map_names: tuple[str, ...] = ()
     goes_into_risk: Tensor | None = None  # [W] 1.0 when the window's episode enters a risky region at or after its start
 
-
     @classmethod
     def from_episodes(cls, episodes: Sequence[Any], horizon: int, gamma: float, source: str = "dataset",
                       map_names: Sequence[str] | None = None, state_dim: int = ModelConfig.state_dim,
@@ -105,14 +104,14 @@ class WindowDataset:
             last.append(np.full(t, offset + t))
             offset += t + 1
         cat = lambda xs, dtype: torch.as_tensor(np.concatenate(xs), dtype=dtype)  # noqa: E731
-        maps = {}
+        extra = {}  # the optional fields
         if map_names is not None:
-            maps = dict(episode=cat(window_episode, torch.long), episode_map=torch.as_tensor(episode_map, dtype=torch.long),
+            extra = dict(episode=cat(window_episode, torch.long), episode_map=torch.as_tensor(episode_map, dtype=torch.long),
                         episode_goal=torch.as_tensor(np.stack(episode_goal), dtype=torch.float32), map_names=tuple(map_names))
         if into_risk is not None:
-            maps["goes_into_risk"] = cat(into_risk, torch.float32)
+            extra["goes_into_risk"] = cat(into_risk, torch.float32)
         return cls(cat(states, torch.float32), cat(goals, torch.float32), cat(actions, torch.float32),
-                   cat(returns, torch.float32), cat(starts, torch.long), cat(last, torch.long), horizon, gamma, **maps)
+                   cat(returns, torch.float32), cat(starts, torch.long), cat(last, torch.long), horizon, gamma, **extra)
 
     def __len__(self) -> int:
         return len(self.starts)
