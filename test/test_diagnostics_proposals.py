@@ -76,3 +76,14 @@ def test_the_probe_counts_entering_candidates_their_risk_values_and_the_picks():
             assert (r["entering"], r["cvar_entering"], r["cvar_out"], r["picked_out"]) == (0.5, 1.0, 3.0, out)
     table = proposals.markdown_table([{**rows[0], "cvar_out": math.nan}], 0.1)
     assert "| crossing episodes, 1 s before they entered | 2 | 50 % | 1.00 / - | 100 % |" in table
+    assert math.isnan(rows[0]["entering_label0"]) and "label 0" not in table  # no route label: no split
+
+
+def test_a_route_label_models_candidates_are_split_as_the_planner_asks_them():
+    """Candidate 0 (the first half: label 0, asked to stay out) runs into the passage, candidate 1 (label 1) north."""
+    labelled = _TwoRoutePlanner(chosen=1)
+    labelled.config = SimpleNamespace(model=SimpleNamespace(route_label=True))
+    crossing = _episode(np.stack([np.linspace(1.5, 9.0, 76), np.full(76, 4.0)], 1))
+    rows = proposals.probe(labelled, None, LAYOUT, [crossing], leads=(10,), times=())
+    assert (rows[0]["entering_label0"], rows[0]["entering_label1"]) == (1.0, 0.0)
+    assert "| 50 % | 1.00 / 3.00 | 100 % | 100 % / 0 % |" in proposals.markdown_table(rows, 0.1)

@@ -8,7 +8,9 @@ From each crossing episode's state LEAD steps before its first step in a risky r
 episode's state at step T, the planner samples K candidates (guided at --alpha, as the controller plans) on the
 map's costmap and risk layer. A candidate *enters* when any of its states lies in a risky region of the layout. Per
 row: the share of candidates that enter, the critic's mean CVaR_alpha of those that enter and of those that stay out,
-and how often the chosen candidate stays out. A model that can trade risk proposes staying out where the keep-out
+and how often the chosen candidate stays out; for a model with a route label (model.route_label), also the share
+entering among the candidates asked to stay out (label 0) and among those asked to go through (label 1). A model that
+can trade risk proposes staying out where the keep-out
 episodes did, and its critic picks it at a low alpha from the crossing episodes' states before the routes part
 (docs/method_choices.md, "Risk-event relabelling and the route risk").
 """
@@ -40,8 +42,12 @@ def enters_risk(plans: np.ndarray, layout) -> np.ndarray:
 def probe(planner: RiskSensitivePlanner, planning_map: PlanningMap, layout, episodes, alpha: float = 0.1,
           candidates: int = 32, seed: int = 0, leads=LEADS, times=TIMES) -> list[dict]:
     """One dict per row: kind ("crossing" or "keep-out"), step (LEAD before entering, or T in), states, entering
-    (share of candidates), cvar_entering, cvar_out (NaN when none), picked_out (share of states whose pick stays out)."""
+    (share of candidates), cvar_entering, cvar_out (NaN when none), picked_out (share of states whose pick stays out),
+    entering_label0 / entering_label1 (a model with a route label: the share among the first K - K // 2 candidates,
+    asked to stay out, and the last K // 2; NaN otherwise)."""
     d = planner.state_dim
+    config = getattr(planner, "config", None)
+    labelled = bool(config is not None and config.model.route_label)
     rows = []
     for kind, offsets in (("crossing", leads), ("keep-out", times)):
         for offset in offsets:
@@ -58,28 +64,35 @@ def probe(planner: RiskSensitivePlanner, planning_map: PlanningMap, layout, epis
             obs = np.asarray(starts, np.float32)
             results = planner.plan_batch(obs[:, :d], obs[:, d:d + 2], alpha=alpha, candidates=candidates, seed=seed,
                                          map_input=planning_map)
-            share, inside, outside, picked_out = [], [], [], []
+            share, inside, outside, picked_out, by_label = [], [], [], [], []
             for r in results:
                 enter = enters_risk(r.candidates, layout)
                 share.append(enter.mean())
+                half = len(enter) - len(enter) // 2  # the planner's split: the last K // 2 are asked to go through
+                by_label.append((enter[:half].mean(), enter[half:].mean()))
                 inside += r.risk_values[enter].tolist()
                 outside += r.risk_values[~enter].tolist()
                 picked_out.append(not enter[r.chosen_index])
             mean = lambda xs: float(np.mean(xs)) if xs else math.nan  # noqa: E731
+            label0, label1 = (mean([b[i] for b in by_label]) if labelled else math.nan for i in (0, 1))
             rows.append({"kind": kind, "step": offset, "states": len(results), "entering": mean(share),
-                         "cvar_entering": mean(inside), "cvar_out": mean(outside), "picked_out": mean(picked_out)})
+                         "cvar_entering": mean(inside), "cvar_out": mean(outside), "picked_out": mean(picked_out),
+                         "entering_label0": label0, "entering_label1": label1})
     return rows
 
 
 def markdown_table(rows: list[dict], alpha: float) -> str:
     cell = lambda v: "-" if math.isnan(v) else f"{v:.2f}"  # noqa: E731
-    lines = [f"| from | states | candidates entering risk | CVaR_{alpha:g}: entering / staying out | pick stays out |",
-             "|---|---|---|---|---|"]
+    share = lambda v: "-" if math.isnan(v) else f"{v * 100:.0f} %"  # noqa: E731
+    labelled = any(not math.isnan(r["entering_label0"]) for r in rows)
+    lines = [f"| from | states | candidates entering risk | CVaR_{alpha:g}: entering / staying out | pick stays out |"
+             + (" entering: label 0 / label 1 |" if labelled else ""), "|---|---|---|---|---|" + ("---|" if labelled else "")]
     for r in rows:
         where = (f"crossing episodes, {r['step'] / 10:g} s before they entered" if r["kind"] == "crossing"
                  else f"keep-out episodes, {r['step'] / 10:g} s in")
         lines.append(f"| {where} | {r['states']} | {r['entering'] * 100:.0f} % | {cell(r['cvar_entering'])} / "
-                     f"{cell(r['cvar_out'])} | {r['picked_out'] * 100:.0f} % |")
+                     f"{cell(r['cvar_out'])} | {r['picked_out'] * 100:.0f} % |"
+                     + (f" {share(r['entering_label0'])} / {share(r['entering_label1'])} |" if labelled else ""))
     return "\n".join(lines)
 
 
