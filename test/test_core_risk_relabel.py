@@ -137,3 +137,25 @@ def test_training_with_relabelling_needs_the_exposure(tmp_path):
     config.training.relabel_risk_events = True
     with pytest.raises(ValueError, match="relabel_risk_events .* give risk_exposure"):
         train(config, synthetic_episodes(n=2), tmp_path / "run", device="cpu", progress=False)
+
+
+def test_a_collected_dataset_reads_back_its_exposure_and_every_paid_penalty(tmp_path):
+    """Collected by the command line over generated maps: the exposure agrees with the recorded in-region flags, a
+    penalty is paid exactly at the recorded events, and the risk-free return is the recorded one plus what was paid."""
+    from risky_nav.collect import main as collect
+    from rs_diffuser_ros.core.training.train import load_dataset_episodes, load_dataset_risk_exposure
+
+    dataset = tmp_path / "riskynav" / "tiny-v0"
+    assert collect(["--generate", "3", "--generate-seed", "21", "--episodes-per-map", "12", "--mix", "shortcut=1",
+                    "--seed", "3", "--out", str(dataset)]) == 0
+    episodes = load_dataset_episodes(str(dataset))
+    exposure = load_dataset_risk_exposure(str(dataset), episodes)
+    assert sum(int(e["risk_events"].sum()) for e in episodes) >= 2  # this seed's shortcuts meet events
+    for ep, (p, c, paid) in zip(episodes, exposure):
+        np.testing.assert_array_equal((p > 0).any(1), ep["in_risky_region"])
+        np.testing.assert_array_equal(paid > 0, ep["risk_events"])
+    data = WindowDataset.from_episodes(episodes, horizon=8, gamma=1.0)
+    relabel = RiskEventRelabel.from_exposure(data, exposure)
+    firsts = data.starts[torch.as_tensor(np.cumsum([0] + [len(e["rewards"]) for e in episodes[:-1]]))]
+    torch.testing.assert_close(relabel.risk_free_returns[firsts] - data.returns[firsts],
+                               torch.tensor([float(o.sum()) for _, _, o in exposure]), atol=1e-3, rtol=0)
