@@ -42,7 +42,8 @@ from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.risk import check_alpha, tail_weights
 from rs_diffuser_ros.core.training.map_batches import TrainingMaps
 from rs_diffuser_ros.core.training.risk_relabel import RiskEventRelabel
-from rs_diffuser_ros.core.training.train import load_dataset_episodes, load_dataset_maps, load_dataset_risk_exposure
+from rs_diffuser_ros.core.training.train import (load_dataset_episodes, load_dataset_layouts, load_dataset_maps,
+                                                 load_dataset_risk_exposure)
 from rs_diffuser_ros.core.training.windows import WindowDataset
 from rs_diffuser_ros.shipped import resolve_model
 
@@ -132,8 +133,10 @@ def prepare(checkpoint, dataset, n_maps: int = 20) -> FitData:
     """The model, and the windows and training maps of the dataset's first n_maps trade-off maps (as train.py
     builds them, with the checkpoint's gamma)."""
     config, normalizers, networks = load_model(checkpoint)
-    maps = load_dataset_maps(str(dataset))
-    names = tradeoff_maps(maps, n_maps, dataset)
+    layouts = load_dataset_layouts(str(dataset))
+    names = tradeoff_maps(layouts, n_maps, dataset)
+    layouts = {n: layouts[n] for n in names}  # only the maps checked are rasterised
+    maps = load_dataset_maps(str(dataset), layouts)
     episodes = [e for e in load_dataset_episodes(str(dataset)) if e["layout"] in names]
     if not episodes:
         raise SystemExit(f"{dataset}: no episodes on the trade-off maps {names[0]} .. {names[-1]}")
@@ -141,7 +144,7 @@ def prepare(checkpoint, dataset, n_maps: int = 20) -> FitData:
     data = WindowDataset.from_episodes(episodes, m.horizon, config.training.gamma, source=str(dataset), map_names=names,
                                        state_dim=m.state_dim, goal_dim=m.goal_dim)
     training_maps = TrainingMaps.from_grids([maps[n] for n in names], data.episode_map, data.episode_goal, m)
-    relabel = RiskEventRelabel.from_exposure(data, load_dataset_risk_exposure(str(dataset), episodes))
+    relabel = RiskEventRelabel.from_exposure(data, load_dataset_risk_exposure(str(dataset), episodes, layouts))
     return FitData(config, normalizers, networks, data, training_maps, names, episodes, relabel)
 
 

@@ -24,6 +24,7 @@ import torch
 
 from rs_diffuser_ros.core.map_input import PlanningMap
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
+from rs_diffuser_ros.core.training.train import load_dataset_episodes, load_dataset_layouts
 from rs_diffuser_ros.shipped import resolve_model
 
 LEADS = (40, 30, 20, 10)  # steps (0.1 s) before a crossing episode entered
@@ -106,21 +107,19 @@ def main(argv=None) -> int:
     ap.add_argument("--episodes", type=int, default=40, help="at most this many of the map's episodes")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    from risky_nav.dataset import load_episodes, resolve_data_file
-    from risky_nav.layout import load_layout
     from risky_nav.occupancy import occupancy_grid, risk_grid
 
-    path = resolve_data_file(args.dataset).parents[1] / "layouts" / f"{args.map}.yaml"
-    if not path.exists():
-        ap.error(f"--map {args.map}: no {path}")
-    episodes = [e for e in load_episodes(args.dataset) if e["layout"] == args.map][:args.episodes]
+    layouts = load_dataset_layouts(args.dataset)
+    if args.map not in layouts:
+        ap.error(f"--map {args.map}: not among the dataset's maps (layouts/<name>.yaml)")
+    layout = layouts[args.map]
+    episodes = [e for e in load_dataset_episodes(args.dataset) if e["layout"] == args.map][:args.episodes]
     if not episodes:
         ap.error(f"--map {args.map}: the dataset holds no episode on it")
     torch.set_num_threads(1)
     planner = RiskSensitivePlanner.from_checkpoint(args.checkpoint, device="cpu")
     if not planner.map_conditioned:
         ap.error(f"{args.checkpoint} is a per-map model: it reads no map")
-    layout = load_layout(str(path))
     planning_map = PlanningMap.from_grids(occupancy_grid(layout), risk_grid(layout),
                                           safe_distance=planner.config.model.map_safe_distance)
     print(f"{args.checkpoint} on {args.map} ({len(episodes)} episodes of {args.dataset}), K = {args.candidates}, "

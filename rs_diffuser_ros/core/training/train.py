@@ -292,13 +292,11 @@ def load_dataset_episodes(dataset: str):
     return load_episodes(dataset)
 
 
-def load_dataset_maps(dataset: str) -> dict:
-    """{name: (occupancy grid, hazard grid)} of the maps in the dataset's layouts/ folder (collect_maps.py),
-    rasterised by risky_nav as the sim node publishes them on /costmap and /risk_map."""
+def load_dataset_layouts(dataset: str) -> dict:
+    """{name: risky_nav Layout} of the maps in the dataset's layouts/ folder (collect_maps.py)."""
     try:
         from risky_nav.dataset import resolve_data_file
         from risky_nav.layout import load_layout
-        from risky_nav.occupancy import occupancy_grid, risk_grid
     except ImportError as e:
         raise SystemExit(f"cannot import risky_nav ({e}); is the package installed / sourced?")
     folder = resolve_data_file(dataset).parents[1] / "layouts"
@@ -306,39 +304,39 @@ def load_dataset_maps(dataset: str) -> dict:
     if not files:
         raise SystemExit(f"{folder}: no map YAMLs; a map-conditioned model trains on a dataset collected over maps "
                          f"(python -m risky_nav.collect --generate N ...)")
-    maps = {}
-    for f in files:
-        layout = load_layout(str(f))
-        maps[f.stem] = (occupancy_grid(layout), risk_grid(layout))
-    return maps
+    return {f.stem: load_layout(str(f)) for f in files}
 
 
-def load_dataset_risk_exposure(dataset: str, episodes) -> list:
+def load_dataset_maps(dataset: str, layouts: dict | None = None) -> dict:
+    """{name: (occupancy grid, hazard grid)} of the dataset's maps (`layouts`: load_dataset_layouts's, read when None),
+    rasterised by risky_nav as the sim node publishes them on /costmap and /risk_map."""
+    from risky_nav.occupancy import occupancy_grid, risk_grid
+
+    layouts = load_dataset_layouts(dataset) if layouts is None else layouts
+    return {name: (occupancy_grid(layout), risk_grid(layout)) for name, layout in layouts.items()}
+
+
+def load_dataset_risk_exposure(dataset: str, episodes, layouts: dict | None = None) -> list:
     """Per episode (p [T, R], penalty [T, R], observed penalty [T]) of its map's risky regions along its recorded
-    path (risky_nav.risk_exposure), for training.relabel_risk_events; maps from the dataset's layouts/ folder."""
-    try:
-        from risky_nav.dataset import resolve_data_file
-        from risky_nav.layout import load_layout
-        from risky_nav.risk_exposure import observed_penalties, region_exposure
-    except ImportError as e:
-        raise SystemExit(f"cannot import risky_nav ({e}); is the package installed / sourced?")
-    folder = resolve_data_file(dataset).parents[1] / "layouts"
-    layouts, out = {}, []
+    path (risky_nav.risk_exposure), for training.relabel_risk_events; `layouts`: load_dataset_layouts's (read when
+    None)."""
+    from risky_nav.risk_exposure import observed_penalties, region_exposure
+
+    layouts = load_dataset_layouts(dataset) if layouts is None else layouts
+    out = []
     for i, ep in enumerate(episodes):
-        name = ep.get("layout", "")
-        if name not in layouts:
-            path = folder / f"{name}.yaml"
-            if not name or not path.exists():
-                raise SystemExit(f"{dataset}: episode {i} names map {name!r}, not in {folder}: relabelling risk events "
-                                 f"needs each episode's layout (a dataset collected with python -m risky_nav.collect)")
-            layouts[name] = load_layout(str(path))
+        layout = layouts.get(ep.get("layout", ""))
+        if layout is None:
+            raise SystemExit(f"{dataset}: episode {i} names map {ep.get('layout', '')!r}, not in its layouts/ folder: "
+                             f"relabelling risk events needs each episode's layout (a dataset collected with "
+                             f"python -m risky_nav.collect)")
         # The env checks the position after each step; recorded float32 positions may sit a hair outside a box the
         # float64 one was in, so the boxes grow by 1 mm and the recorded in-region flags decide.
-        p, c = region_exposure(layouts[name], ep["observations"][1:, :2], margin=1e-3)
+        p, c = region_exposure(layout, ep["observations"][1:, :2], margin=1e-3)
         outside = ~ep["in_risky_region"]
         p[outside], c[outside] = 0.0, 0.0
         try:
-            observed = observed_penalties(layouts[name], ep, p, c)
+            observed = observed_penalties(layout, ep, p, c)
         except ValueError as e:
             raise SystemExit(f"{dataset}: episode {i}: {e}")
         out.append((p, c, observed))
@@ -382,8 +380,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"config error: {e}")
     started = time.perf_counter()
     episodes = load_dataset_episodes(args.dataset)
-    maps = load_dataset_maps(args.dataset) if config.model.map_conditioned else None
-    exposure = load_dataset_risk_exposure(args.dataset, episodes) if config.training.relabel_risk_events else None
+    layouts = load_dataset_layouts(args.dataset) if config.model.map_conditioned or config.training.relabel_risk_events \
+        else None
+    maps = load_dataset_maps(args.dataset, layouts) if config.model.map_conditioned else None
+    exposure = load_dataset_risk_exposure(args.dataset, episodes, layouts) if config.training.relabel_risk_events else None
     deadline_s = max(args.deadline_s - (time.perf_counter() - started), 1e-3) if args.deadline_s > 0 else 0.0
     summary = train(config, episodes, args.out, seed=args.seed, device=args.device, resume=args.resume,
                     progress=not args.no_progress, dataset_name=args.dataset, maps=maps, deadline_s=deadline_s,
