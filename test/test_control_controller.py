@@ -325,6 +325,34 @@ def test_only_the_first_collision_horizon_s_of_a_plan_is_checked(planner, monkey
         monkeypatch.undo()
 
 
+def test_the_checked_part_of_a_plan_is_counted_in_seconds_whatever_the_plan_stride():
+    """A plan of a plan_stride-2 model holds a state every 0.2 s: collision_horizon_s = 1.5 s is its first 8 steps."""
+    from risky_nav.env import CONTROL_PERIOD
+    from rs_diffuser_ros.control.collision import DATA_PERIOD_S, ClearanceMap, plan_step_s, safe_candidates
+
+    assert DATA_PERIOD_S == CONTROL_PERIOD and plan_step_s(2) == pytest.approx(0.2)
+    state = np.array([[2.0, 4.0, 0.0, 1.0, 0.0, 0.0]], np.float32)
+    plan = np.repeat(state[:, None, None, :2], 32, 2)  # [1, 1, 32, 2] standing still ...
+    plan[0, 0, 10:, 0] = 4.9  # ... then in the wall (x = 5) from state 10: 1.0 s at stride 1, 2.0 s at stride 2
+    safe = {stride: bool(safe_candidates(ClearanceMap(WALL, True), *(torch.as_tensor(a) for a in (
+        state, plan, np.zeros((1, 1, 2), np.float32))), 0.25, 0.5, 1.5, plan_step_s(stride))[0, 0])
+        for stride in (1, 2)}
+    assert safe == {1: False, 2: True}
+
+
+def test_carry_plan_of_a_strided_model_moves_its_plan_on_by_one_control_period(planner, monkeypatch):
+    """A tick is half a plan step of a plan_stride-2 model: the carried plan lies halfway between its states."""
+    c = ready(planner, carry_plan=True)
+    monkeypatch.setattr(planner.config.model, "plan_stride", 2)
+    executed = np.arange(32 * 6, dtype=np.float32).reshape(32, 6)
+    c.last_plan = executed
+    state = executed[0] + np.float32(0.01)
+    carried = c.carried_plan(state)
+    np.testing.assert_array_equal(carried[0], state)
+    np.testing.assert_allclose(carried[1:-1], 0.5 * (executed[1:-1] + executed[2:]))
+    np.testing.assert_array_equal(carried[-1], executed[-1])  # the last state is held
+
+
 def test_carry_plan_offers_last_ticks_executed_plan_one_step_on_and_forgets_it_with_the_goal(planner, monkeypatch):
     c = ready(planner, carry_plan=True)
     real, seen = planner.plan_batch, []

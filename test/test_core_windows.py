@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from rs_diffuser_ros.core.config import ConfigError, CoreConfig
 from rs_diffuser_ros.core.training.windows import WindowDataset, discounted_returns
 from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
@@ -40,6 +41,24 @@ def test_returns_and_transitions_line_up():
     np.testing.assert_array_equal(b["state"][:, 0], [0, 1, 2])
     np.testing.assert_array_equal(b["next_state"][:, 0], [1, 2, 3])
     np.testing.assert_array_equal(b["action"][:, 0], [0, 1, 2])
+
+
+def test_a_plan_stride_takes_every_strideth_state_and_pairs_the_action_with_the_next_plan_state():
+    """model.plan_stride = 2: a 4-state window spans 6 control periods; the inverse dynamics' pair is (s_t, s_t+2)."""
+    data = WindowDataset.from_episodes([_episode(5), _episode(3, offset=100)], horizon=4, gamma=1.0, stride=2)
+    assert len(data) == 5 + 3  # still one window per step
+    b = data.batch(torch.arange(len(data)))
+    np.testing.assert_array_equal(b["windows"][0, :, 0], [0, 2, 4, 5])  # padded with the terminal state
+    np.testing.assert_array_equal(b["windows"][1, :, 0], [1, 3, 5, 5])
+    np.testing.assert_array_equal(b["windows"][5, :, 0], [100, 102, 103, 103])  # stays in its own episode
+    np.testing.assert_array_equal(b["next_state"][:, 0], [2, 3, 4, 5, 5, 102, 103, 103])
+    np.testing.assert_array_equal(b["next_state"][:, 0], b["windows"][:, 1, 0])  # what the IDM reads in training
+    np.testing.assert_allclose(b["return"][:5], [15, 14, 12, 9, 5])  # the return is still to the episode's end
+    assert data.to("cpu").stride == 2
+    with pytest.raises(ValueError, match="plan_stride"):
+        WindowDataset.from_episodes([_episode(3)], horizon=4, gamma=1.0, stride=0)
+    with pytest.raises(ConfigError, match="model.plan_stride must be a positive int, got 0"):
+        CoreConfig.from_dict({"model": {"plan_stride": 0}})
 
 
 def test_attribute_style_episodes_are_accepted():

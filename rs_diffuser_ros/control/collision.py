@@ -21,7 +21,9 @@ import torch
 from torch import Tensor
 
 CHECK_STEP_S = 0.05  # rollout resolution: at 1 m/s, 5 cm, one costmap cell
-PLAN_STEP_S = 0.1  # the models' plans hold one state per control period (risky_nav's 0.1 s; docs/method_choices.md)
+# The control period the models' training data were recorded at (risky_nav's CONTROL_PERIOD; a test holds them equal):
+# a model's plan holds one state every model.plan_stride of them.
+DATA_PERIOD_S = 0.1
 TOLERANCE_M = 1e-6
 
 
@@ -74,12 +76,17 @@ def unicycle_rollout(states: Tensor, actions: Tensor, duration_s: float) -> Tens
     return torch.stack([x0 + dx, y0 + dy], -1)
 
 
+def plan_step_s(plan_stride: int) -> float:
+    """Seconds between consecutive states of a plan from a model with this model.plan_stride."""
+    return plan_stride * DATA_PERIOD_S
+
+
 def safe_candidates(clearance: ClearanceMap, states: Tensor, plans_xy: Tensor, commands: Tensor, radius: float,
-                    lookahead_s: float, horizon_s: float) -> Tensor:
+                    lookahead_s: float, horizon_s: float, step_s: float = DATA_PERIOD_S) -> Tensor:
     """[B, K] True where candidate k of robot b is safe: its plan [B, K, H, 2] over its first horizon_s and its
     command [B, K, 2] held for lookahead_s from states [B, 6] both keep `radius` of clearance (or do not lose
-    any). Tensors on the clearance map's device."""
-    plans_xy = plans_xy[:, :, :int(round(horizon_s / PLAN_STEP_S)) + 1]
+    any); step_s: seconds between plan states (plan_step_s). Tensors on the clearance map's device."""
+    plans_xy = plans_xy[:, :, :int(math.ceil(horizon_s / step_s - 1e-9)) + 1]
     start = states[:, None, :2]  # [B, 1, 2]
     rollouts = unicycle_rollout(states, commands, lookahead_s)
     from_start = torch.cat([start[:, :, None].expand(*rollouts.shape[:2], 1, 2), rollouts], 2)

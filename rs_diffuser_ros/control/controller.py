@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from rs_diffuser_ros.control.collision import ClearanceMap, safe_candidates
+from rs_diffuser_ros.control.collision import ClearanceMap, plan_step_s, safe_candidates
 from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
@@ -187,12 +187,16 @@ class Controller:
         return _PlanRequest(state, goal, limit, *(self.plan_maps() if maps is None else maps), self.carried_plan(state))
 
     def carried_plan(self, state: np.ndarray) -> np.ndarray | None:
-        """With settings.carry_plan: the plan executed last tick, one step on (a tick is one plan step, 0.1 s),
-        starting exactly at `state`; its last state is held. None when off or when nothing was executed."""
+        """With settings.carry_plan: the plan executed last tick, one tick on (a tick is one control period: one plan
+        step, or 1 / model.plan_stride of one, read between its states), starting exactly at `state`; its last state
+        is held. None when off or when nothing was executed."""
         last = self.last_plan
         if not self.settings.carry_plan or last is None:
             return None
-        carried = np.concatenate([last[1:], last[-1:]])
+        at = np.arange(len(last)) + 1.0 / self.planner.config.model.plan_stride  # where each carried state lies
+        below = np.minimum(np.floor(at).astype(int), len(last) - 1)
+        above, frac = np.minimum(below + 1, len(last) - 1), (at - np.floor(at))[:, None].astype(last.dtype)
+        carried = last[below] * (1 - frac) + last[above] * frac
         carried[0] = state
         return carried
 
@@ -309,7 +313,8 @@ def _plan_and_select(controllers, members, commands, seed, candidates, events) -
     s = c0.settings
     results = c0.planner.plan_batch(np.stack([r.state for _, r in members]), np.stack([r.goal for _, r in members]),
                                     s.alpha, s.risk_mode, r0.costmap, seed=seed, candidates=candidates,
-                                    admissible=_admissible(s, r0.clearance, members), map_input=r0.map_input,
+                                    admissible=_admissible(s, r0.clearance, members, c0.planner.config.model.plan_stride),
+                                    map_input=r0.map_input,
                                     carried=_carried(members))
     unsafe = []
     for (i, request), result in zip(members, results):
@@ -333,7 +338,7 @@ def _carried(members) -> np.ndarray | None:
     return np.stack([np.full_like(known, np.nan) if p is None else p for p in plans])
 
 
-def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members):
+def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members, plan_stride: int = 1):
     """The collision check as plan_batch's `admissible` predicate (run on the planner's device, all robots of
     a group at once; a group shares its settings and costmap, hence its clearance map), or None when off."""
     if clearance is None:
@@ -348,7 +353,7 @@ def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members):
                                 actions[..., 1].clamp(-s.max_angular_speed, s.max_angular_speed)], -1)
         return safe_candidates(clearance, torch.as_tensor(states, device=device), plans[..., :2],
                                torch.nan_to_num(commands, nan=0.0), s.robot_radius_m + s.collision_margin_m,
-                               s.collision_lookahead_s, s.collision_horizon_s)
+                               s.collision_lookahead_s, s.collision_horizon_s, plan_step_s(plan_stride))
     return check
 
 

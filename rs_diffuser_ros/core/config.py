@@ -36,6 +36,11 @@ class ModelConfig:
     state_dim: int = 6
     goal_dim: int = 2
     horizon: int = 32  # states per plan window, the first being the current state
+    # Control periods between consecutive plan states: 1 = a plan state every 0.1 s (3.1 s ahead at horizon 32);
+    # 2 = every 0.2 s, so the same 32 states reach 6.2 s, far enough to see a risky region from where the routes
+    # part (docs/method_choices.md, "A longer plan: the plan stride"). The inverse dynamics then reads the state
+    # one plan step (stride control periods) ahead.
+    plan_stride: int = 1
     unet_dim: int = 16  # channels of the first U-Net level
     unet_dim_mults: tuple[int, ...] = (1, 2)
     diffusion_steps: int = 100  # DDPM training steps (the DDIM sampler uses a subset)
@@ -86,7 +91,7 @@ class ModelConfig:
         return self.map_patch_cells > 0
 
     def validate(self, where: str) -> None:
-        _positive(self, where, "state_dim", "goal_dim", "horizon", "unet_dim", "diffusion_steps", "n_quantiles",
+        _positive(self, where, "state_dim", "goal_dim", "horizon", "plan_stride", "unet_dim", "diffusion_steps", "n_quantiles",
                   "critic_hidden", "idm_hidden", "map_embedding")
         for name in ("state_dim", "goal_dim"):
             if getattr(self, name) < 2:

@@ -142,7 +142,7 @@ def prepare(checkpoint, dataset, n_maps: int = 20) -> FitData:
         raise SystemExit(f"{dataset}: no episodes on the trade-off maps {names[0]} .. {names[-1]}")
     m = config.model
     data = WindowDataset.from_episodes(episodes, m.horizon, config.training.gamma, source=str(dataset), map_names=names,
-                                       state_dim=m.state_dim, goal_dim=m.goal_dim)
+                                       state_dim=m.state_dim, goal_dim=m.goal_dim, stride=m.plan_stride)
     training_maps = TrainingMaps.from_grids([maps[n] for n in names], data.episode_map, data.episode_goal, m)
     relabel = RiskEventRelabel.from_exposure(data, load_dataset_risk_exposure(str(dataset), episodes, layouts))
     return FitData(config, normalizers, networks, data, training_maps, names, episodes, relabel)

@@ -102,7 +102,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
                          "name their maps (layouts/<name>.yaml beside the data): none were given")
     names = sorted(maps) if m.map_conditioned else None
     data = WindowDataset.from_episodes(episodes, m.horizon, cfg.gamma, source=dataset_name or "episodes", map_names=names,
-                                       state_dim=m.state_dim, goal_dim=m.goal_dim)
+                                       state_dim=m.state_dim, goal_dim=m.goal_dim, stride=m.plan_stride)
     relabel = None
     if cfg.relabel_risk_events:
         if risk_exposure is None:

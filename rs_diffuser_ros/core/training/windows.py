@@ -1,10 +1,10 @@
 """Training data from episodes: plan windows, transitions and discounted Monte-Carlo returns.
 
-Every step t of every episode starts one window: states t .. t+H-1, padded past the episode's
-end by repeating its last state (Diffuser does this), the goal at t, and the critic's target
-G_t = sum_{k >= t} gamma^(k-t) r_k up to the episode's end. A time-limit truncation simply
-ends the sum (no bootstrap: the critic is Monte-Carlo by design). The same t is a transition
-(s_t, a_t, s_{t+1}) for the inverse dynamics. Everything lives in flat tensors, so a batch is
+Every step t of every episode starts one window: states t, t+S, .. t+(H-1)S (S = model.plan_stride control
+periods between plan states), padded past the episode's end by repeating its last state (Diffuser does this),
+the goal at t, and the critic's target G_t = sum_{k >= t} gamma^(k-t) r_k up to the episode's end. A time-limit
+truncation simply ends the sum (no bootstrap: the critic is Monte-Carlo by design). The same t is a transition
+(s_t, a_t, s_{t+S}) for the inverse dynamics: the action taken at t towards the next plan state. Everything lives in flat tensors, so a batch is
 one gather (fast on GPU, no DataLoader).
 """
 from __future__ import annotations
@@ -50,15 +50,18 @@ class WindowDataset:
     episode_goal: Tensor | None = None  # [E, 2] each episode's goal position
     map_names: tuple[str, ...] = ()
     goes_into_risk: Tensor | None = None  # [W] 1.0 when the window's episode enters a risky region at or after its start
+    stride: int = 1  # observations between consecutive window states (model.plan_stride)
 
     @classmethod
     def from_episodes(cls, episodes: Sequence[Any], horizon: int, gamma: float, source: str = "dataset",
                       map_names: Sequence[str] | None = None, state_dim: int = ModelConfig.state_dim,
-                      goal_dim: int = ModelConfig.goal_dim) -> "WindowDataset":
+                      goal_dim: int = ModelConfig.goal_dim, stride: int = 1) -> "WindowDataset":
         """Observations are [state (state_dim), goal (goal_dim)], the model's layout (ModelConfig).
         map_names: the maps a map-conditioned model trains on; every episode's `layout` must be one of them
         and its goal must stay fixed (one goal distance field per episode). None: maps are not tracked."""
         obs_dim = state_dim + goal_dim
+        if not (isinstance(stride, int) and stride >= 1):
+            raise ValueError(f"{source}: the window stride (model.plan_stride) must be a positive int, got {stride!r}")
         if len(episodes) == 0:
             raise ValueError(f"{source}: no episodes")
         states, goals, actions, returns, starts, last = [], [], [], [], [], []
@@ -111,7 +114,8 @@ class WindowDataset:
         if into_risk is not None:
             extra["goes_into_risk"] = cat(into_risk, torch.float32)
         return cls(cat(states, torch.float32), cat(goals, torch.float32), cat(actions, torch.float32),
-                   cat(returns, torch.float32), cat(starts, torch.long), cat(last, torch.long), horizon, gamma, **extra)
+                   cat(returns, torch.float32), cat(starts, torch.long), cat(last, torch.long), horizon, gamma,
+                   stride=stride, **extra)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -120,11 +124,12 @@ class WindowDataset:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return WindowDataset(move(self.states), move(self.goals), move(self.actions), move(self.returns),
                              move(self.starts), move(self.last), self.horizon, self.gamma, move(self.episode),
-                             move(self.episode_map), move(self.episode_goal), self.map_names, move(self.goes_into_risk))
+                             move(self.episode_map), move(self.episode_goal), self.map_names, move(self.goes_into_risk),
+                             self.stride)
 
     def window_indices(self, rows: Tensor) -> Tensor:
-        """Flat observation indices [B, H] of windows `rows`, clamped at the episode's last state."""
-        steps = torch.arange(self.horizon, device=rows.device)
+        """Flat observation indices [B, H] of windows `rows` (every `stride`-th), clamped at the episode's last state."""
+        steps = torch.arange(self.horizon, device=rows.device) * self.stride
         return torch.minimum(self.starts[rows, None] + steps, self.last[rows, None])
 
     def batch(self, rows: Tensor) -> dict[str, Tensor]:
@@ -132,7 +137,7 @@ class WindowDataset:
         idx = self.window_indices(rows)
         s = self.starts[rows]
         out = {"windows": self.states[idx], "goal": self.goals[s], "return": self.returns[s],
-               "state": self.states[s], "next_state": self.states[s + 1], "action": self.actions[s]}
+               "state": self.states[s], "next_state": self.states[torch.minimum(s + self.stride, self.last[rows])], "action": self.actions[s]}
         if self.episode is not None:
             out["episode"] = self.episode[rows]
         if self.goes_into_risk is not None:
