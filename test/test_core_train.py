@@ -51,6 +51,24 @@ def test_training_writes_checkpoints_logs_and_a_loadable_model(tmp_path):
     assert planner.normalizers.plan.high[:2].max() <= 7 * 0.1 * 1.0 + 1e-5  # 7 steps of at most 1 m/s * 0.1 s
 
 
+def test_a_strided_model_trains_on_windows_that_reach_stride_times_as_far(tmp_path):
+    """model.plan_stride = 2: the plan normaliser is fitted on windows of every second state, so a plan reaches about
+    twice as far as a stride-1 model's (7 plan steps of 0.2 s); the checkpoint keeps the stride."""
+    import dataclasses
+
+    episodes = synthetic_episodes(6)
+    reach = {}
+    for stride in (1, 2):
+        config = tiny_config(steps=2)
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, plan_stride=stride))
+        train(config.validate(), episodes, tmp_path / str(stride), seed=0, device="cpu", progress=False)
+        planner = RiskSensitivePlanner.from_checkpoint(tmp_path / str(stride) / "model.safetensors", device="cpu")
+        assert planner.config.model.plan_stride == stride
+        reach[stride] = float(planner.normalizers.plan.high[0])
+    assert reach[1] <= 7 * 0.1 * 1.0 + 1e-5 < reach[2] <= 14 * 0.1 * 1.0 + 1e-5
+    assert reach[2] > 1.8 * reach[1]
+
+
 def test_losses_go_down(tmp_path):
     summary = train(tiny_config(steps=240, batch_size=64, log_every=20, checkpoint_every=1000, lr=2e-3),
                     synthetic_episodes(10), tmp_path, seed=0, device="cpu", progress=False)

@@ -91,8 +91,8 @@ class ModelConfig:
         return self.map_patch_cells > 0
 
     def validate(self, where: str) -> None:
-        _positive(self, where, "state_dim", "goal_dim", "horizon", "plan_stride", "unet_dim", "diffusion_steps", "n_quantiles",
-                  "critic_hidden", "idm_hidden", "map_embedding")
+        _positive(self, where, "state_dim", "goal_dim", "horizon", "plan_stride", "unet_dim", "diffusion_steps",
+                  "n_quantiles", "critic_hidden", "idm_hidden", "map_embedding")
         for name in ("state_dim", "goal_dim"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"{where}: model.{name} must be >= 2 (its first two numbers are a position [x, y]), "
