@@ -74,8 +74,9 @@ def test_the_probe_counts_entering_candidates_their_risk_values_and_the_picks():
         assert [(r["kind"], r["step"], r["states"]) for r in rows] == [("crossing", 10, 2), ("crossing", 20, 2)]
         for r in rows:  # no keep-out episode: no keep-out row
             assert (r["entering"], r["cvar_entering"], r["cvar_out"], r["picked_out"]) == (0.5, 1.0, 3.0, out)
+            assert (r["both"], r["prefers_out"]) == (2, 1.0)  # the north candidate (3.0) outscores the passage (1.0)
     table = proposals.markdown_table([{**rows[0], "cvar_out": math.nan}], 0.1)
-    assert "| crossing episodes, 1 s before they entered | 2 | 50 % | 1.00 / - | 100 % |" in table
+    assert "| crossing episodes, 1 s before they entered | 2 | 50 % | 1.00 / - | 100 % | 2: 100 % |" in table
     assert math.isnan(rows[0]["entering_label0"]) and "label 0" not in table  # no route label: no split
 
 
@@ -86,4 +87,4 @@ def test_a_route_label_models_candidates_are_split_as_the_planner_asks_them():
     crossing = _episode(np.stack([np.linspace(1.5, 9.0, 76), np.full(76, 4.0)], 1))
     rows = proposals.probe(labelled, None, LAYOUT, [crossing], leads=(10,), times=())
     assert (rows[0]["entering_label0"], rows[0]["entering_label1"]) == (1.0, 0.0)
-    assert "| 50 % | 1.00 / 3.00 | 100 % | 100 % / 0 % |" in proposals.markdown_table(rows, 0.1)
+    assert "| 50 % | 1.00 / 3.00 | 100 % | 1: 100 % | 100 % / 0 % |" in proposals.markdown_table(rows, 0.1)

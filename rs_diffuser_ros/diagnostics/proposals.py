@@ -44,6 +44,8 @@ def probe(planner: RiskSensitivePlanner, planning_map: PlanningMap, layout, epis
           candidates: int = 32, seed: int = 0, leads=LEADS, times=TIMES) -> list[dict]:
     """One dict per row: kind ("crossing" or "keep-out"), step (LEAD before entering, or T in), states, entering
     (share of candidates), cvar_entering, cvar_out (NaN when none), picked_out (share of states whose pick stays out),
+    both (states offering both kinds), prefers_out (among those, the share whose best candidate staying out scores
+    above the best entering one: the critic's choice where it has one; the pooled means above mix states),
     entering_label0 / entering_label1 (a model with a route label: the share among the first K - K // 2 candidates,
     asked to stay out, and the last K // 2; NaN otherwise)."""
     d = planner.state_dim
@@ -65,9 +67,11 @@ def probe(planner: RiskSensitivePlanner, planning_map: PlanningMap, layout, epis
             obs = np.asarray(starts, np.float32)
             results = planner.plan_batch(obs[:, :d], obs[:, d:d + 2], alpha=alpha, candidates=candidates, seed=seed,
                                          map_input=planning_map)
-            share, inside, outside, picked_out, by_label = [], [], [], [], []
+            share, inside, outside, picked_out, by_label, prefers_out = [], [], [], [], [], []
             for r in results:
                 enter = enters_risk(r.candidates, layout)
+                if 0 < enter.sum() < len(enter):
+                    prefers_out.append(r.risk_values[~enter].max() > r.risk_values[enter].max())
                 share.append(enter.mean())
                 half = len(enter) - len(enter) // 2  # the planner's split: the last K // 2 are asked to go through
                 by_label.append((enter[:half].mean(), enter[half:].mean()))
@@ -78,6 +82,7 @@ def probe(planner: RiskSensitivePlanner, planning_map: PlanningMap, layout, epis
             label0, label1 = (mean([b[i] for b in by_label]) if labelled else math.nan for i in (0, 1))
             rows.append({"kind": kind, "step": offset, "states": len(results), "entering": mean(share),
                          "cvar_entering": mean(inside), "cvar_out": mean(outside), "picked_out": mean(picked_out),
+                         "both": len(prefers_out), "prefers_out": mean(prefers_out),
                          "entering_label0": label0, "entering_label1": label1})
     return rows
 
@@ -87,12 +92,13 @@ def markdown_table(rows: list[dict], alpha: float) -> str:
     share = lambda v: "-" if math.isnan(v) else f"{v * 100:.0f} %"  # noqa: E731
     labelled = any(not math.isnan(r["entering_label0"]) for r in rows)
     lines = [f"| from | states | candidates entering risk | CVaR_{alpha:g}: entering / staying out | pick stays out |"
-             + (" entering: label 0 / label 1 |" if labelled else ""), "|---|---|---|---|---|" + ("---|" if labelled else "")]
+             " states with both kinds: best stays out |"
+             + (" entering: label 0 / label 1 |" if labelled else ""), "|---|---|---|---|---|---|" + ("---|" if labelled else "")]
     for r in rows:
         where = (f"crossing episodes, {r['step'] / 10:g} s before they entered" if r["kind"] == "crossing"
                  else f"keep-out episodes, {r['step'] / 10:g} s in")
         lines.append(f"| {where} | {r['states']} | {r['entering'] * 100:.0f} % | {cell(r['cvar_entering'])} / "
-                     f"{cell(r['cvar_out'])} | {r['picked_out'] * 100:.0f} % |"
+                     f"{cell(r['cvar_out'])} | {r['picked_out'] * 100:.0f} % | {r['both']}: {share(r['prefers_out'])} |"
                      + (f" {share(r['entering_label0'])} / {share(r['entering_label1'])} |" if labelled else ""))
     return "\n".join(lines)
 
