@@ -4,8 +4,8 @@ Every step t of every episode starts one window: states t, t+S, .. t+(H-1)S (S =
 periods between plan states), padded past the episode's end by repeating its last state (Diffuser does this),
 the goal at t, and the critic's target G_t = sum_{k >= t} gamma^(k-t) r_k up to the episode's end. A time-limit
 truncation simply ends the sum (no bootstrap: the critic is Monte-Carlo by design). The same t is a transition
-(s_t, a_t, s_{t+S}) for the inverse dynamics: the action taken at t towards the next plan state. Everything lives in flat tensors, so a batch is
-one gather (fast on GPU, no DataLoader).
+(s_t, a_t, s_{t+S}) for the inverse dynamics: the action taken at t towards the next plan state. Everything
+lives in flat tensors, so a batch is one gather (fast on GPU, no DataLoader).
 """
 from __future__ import annotations
 
@@ -136,8 +136,9 @@ class WindowDataset:
         """World-unit batch: windows [B, H, D], goal [B, G], return [B], state/next_state/action [B, ...]."""
         idx = self.window_indices(rows)
         s = self.starts[rows]
+        next_state = self.states[torch.minimum(s + self.stride, self.last[rows])]  # one plan step on
         out = {"windows": self.states[idx], "goal": self.goals[s], "return": self.returns[s],
-               "state": self.states[s], "next_state": self.states[torch.minimum(s + self.stride, self.last[rows])], "action": self.actions[s]}
+               "state": self.states[s], "next_state": next_state, "action": self.actions[s]}
         if self.episode is not None:
             out["episode"] = self.episode[rows]
         if self.goes_into_risk is not None:
