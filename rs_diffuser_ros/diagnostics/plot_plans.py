@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
-from rs_diffuser_ros.diagnostics.proposals import enters_risk
+from rs_diffuser_ros.diagnostics.proposals import enters_risk, layout_planning_map
 from rs_diffuser_ros.shipped import resolve_model
 
 
@@ -45,12 +45,7 @@ def main(argv=None) -> int:
     if planner.map_conditioned:
         if layout is None:
             ap.error(f"{args.checkpoint} is map-conditioned: give --layout, the map it plans on")
-        from risky_nav.occupancy import occupancy_grid, risk_grid
-
-        from rs_diffuser_ros.core.map_input import PlanningMap
-
-        planning_map = PlanningMap.from_grids(occupancy_grid(layout), risk_grid(layout),
-                                              safe_distance=planner.config.model.map_safe_distance)
+        planning_map = layout_planning_map(planner, layout)
     x, y, yaw = args.state
     state = np.array([x, y, np.sin(yaw), np.cos(yaw), 0.0, 0.0], np.float32)
     results = {a: planner.plan(state, args.goal, a, args.risk_mode, seed=args.seed, map_input=planning_map)
@@ -60,9 +55,10 @@ def main(argv=None) -> int:
           " candidates entering risk | best rho_alpha: entering / staying out |")
     print("|---:|---|---:|---:|---|---|---:|---|")
     best = lambda values: f"{values.max():.2f}" if values.size else "-"  # noqa: E731
+    # per alpha, which candidates enter a risky region (None without a layout)
+    entering = {a: None if layout is None else enters_risk(r.candidates, layout) for a, r in results.items()}
     for a, r in results.items():
-        ends = r.candidates[:, -1, :2]
-        into = enters_risk(r.candidates, layout) if layout is not None else None
+        ends, into = r.candidates[:, -1, :2], entering[a]
         risk = "-" if into is None else f"{into.sum()} of {len(into)}"
         split = "-" if into is None else f"{best(r.risk_values[into])} / {best(r.risk_values[~into])}"
         print(f"| {a:g} | ({r.plan[-1, 0]:.2f}, {r.plan[-1, 1]:.2f}) | {r.expected_return:.2f} | "
@@ -88,9 +84,9 @@ def main(argv=None) -> int:
             for region in layout.risky_regions:
                 b = region.box
                 ax.add_patch(plt.Rectangle((b.x_min, b.y_min), b.x_max - b.x_min, b.y_max - b.y_min, color="tab:red", alpha=0.2))
-        entering = enters_risk(r.candidates, layout) if layout is not None else np.zeros(len(r.candidates), bool)
-        for c, into in zip(r.candidates, entering):  # candidates that enter a risky region in red
-            ax.plot(c[:, 0], c[:, 1], color="tab:red" if into else "0.5", lw=0.6, alpha=0.6)
+        into = entering[a] if entering[a] is not None else np.zeros(len(r.candidates), bool)
+        for c, enters in zip(r.candidates, into):  # candidates that enter a risky region in red
+            ax.plot(c[:, 0], c[:, 1], color="tab:red" if enters else "0.5", lw=0.6, alpha=0.6)
         ax.plot(r.plan[:, 0], r.plan[:, 1], color="tab:blue", lw=2.2)
         ax.plot(*args.goal, marker="*", color="tab:green", ms=12)
         ax.set_title(f"{args.risk_mode} alpha={a:g}: E={r.expected_return:.1f}, rho={r.risk_values[r.chosen_index]:.1f}")

@@ -40,6 +40,14 @@ def enters_risk(plans: np.ndarray, layout) -> np.ndarray:
     return (p > 0).any(1).reshape(k, h).any(1)
 
 
+def layout_planning_map(planner: RiskSensitivePlanner, layout) -> PlanningMap:
+    """The costmap and risk layer a map model plans on for a risky_nav layout, as the sim node publishes them."""
+    from risky_nav.occupancy import occupancy_grid, risk_grid
+
+    return PlanningMap.from_grids(occupancy_grid(layout), risk_grid(layout),
+                                  safe_distance=planner.config.model.map_safe_distance)
+
+
 def probe(planner: RiskSensitivePlanner, planning_map: PlanningMap, layout, episodes, alpha: float = 0.1,
           candidates: int = 32, seed: int = 0, leads=LEADS, times=TIMES) -> list[dict]:
     """One dict per row: kind ("crossing" or "keep-out"), step (LEAD before entering, or T in), states, entering
@@ -113,8 +121,6 @@ def main(argv=None) -> int:
     ap.add_argument("--episodes", type=int, default=40, help="at most this many of the map's episodes")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    from risky_nav.occupancy import occupancy_grid, risk_grid
-
     layouts = load_dataset_layouts(args.dataset)
     if args.map not in layouts:
         ap.error(f"--map {args.map}: not among the dataset's maps (layouts/<name>.yaml)")
@@ -126,8 +132,7 @@ def main(argv=None) -> int:
     planner = RiskSensitivePlanner.from_checkpoint(args.checkpoint, device="cpu")
     if not planner.map_conditioned:
         ap.error(f"{args.checkpoint} is a per-map model: it reads no map")
-    planning_map = PlanningMap.from_grids(occupancy_grid(layout), risk_grid(layout),
-                                          safe_distance=planner.config.model.map_safe_distance)
+    planning_map = layout_planning_map(planner, layout)
     print(f"{args.checkpoint} on {args.map} ({len(episodes)} episodes of {args.dataset}), K = {args.candidates}, "
           f"averse alpha {args.alpha:g}")
     print(markdown_table(probe(planner, planning_map, layout, episodes, args.alpha, args.candidates, args.seed),
