@@ -65,6 +65,10 @@ class ModelConfig:
     # the map embedding or the relative goal alone (it still reads every map channel along the window).
     critic_kind: str = "flat"
     critic_reads_map_embedding: bool = True
+    # The denoiser also reads the patch's channels at each state of the window it denoises (as the critic does),
+    # not only the map embedding: one 64-number vector cannot say where a 0.4 m block lies, and plans ran through
+    # such blocks (docs/method_choices.md, "The denoiser reads the map along its plan"). Needs a map model.
+    denoiser_reads_map: bool = False
 
     @property
     def context_dim(self) -> int:
@@ -112,6 +116,9 @@ class ModelConfig:
         if self.route_label and not self.map_conditioned:
             raise ConfigError(f"{where}: model.route_label needs a map-conditioned model (map_patch_cells > 0): the "
                               "label says whether a plan goes into the map's risky regions")
+        if self.denoiser_reads_map and not self.map_conditioned:
+            raise ConfigError(f"{where}: model.denoiser_reads_map needs a map-conditioned model (map_patch_cells > 0): "
+                              "it reads the map patch along the plan")
         if self.map_route_risk and not self.map_route_channels:
             raise ConfigError(f"{where}: model.map_route_risk needs model.map_route_channels: true (it is the eighth "
                               "channel, after the route channels)")

@@ -283,6 +283,7 @@ class RiskSensitivePlanner:
         if self.config.model.route_label:  # the last k // 2 candidates of each state are asked to go through risk
             label = (torch.arange(batch * k, device=dev) % k >= k - k // 2).to(context.dtype)[:, None]
             denoiser_context = torch.cat([context, label], -1)
+        denoiser_map = map_view if self.config.model.denoiser_reads_map else None
         fast = initial_noise is not None
         # One objective for guidance and selection, so the sampler pushes towards what selection picks.
         objective = PlanObjective(
@@ -293,11 +294,11 @@ class RiskSensitivePlanner:
         with _autocast(dev, self.precision):  # no autocast on the reference path: set_execution keeps it fp32
             if fast:
                 steps = fast_steps(self.denoiser, self.schedule, context, guidance, initial_noise, step_noise,
-                                   denoiser_context=denoiser_context)
+                                   denoiser_context=denoiser_context, denoiser_map=denoiser_map)
             else:
                 shape = (len(start), self.horizon, self.state_dim)
                 steps = reference_steps(self.denoiser, self.schedule, context, guidance, shape, generator,
-                                        denoiser_context=denoiser_context)
+                                        denoiser_context=denoiser_context, denoiser_map=denoiser_map)
             x = ddim_loop(self.schedule, start, steps)
         if carried is not None:
             x = _carry_over(x, carried, states, batch, k, norm)

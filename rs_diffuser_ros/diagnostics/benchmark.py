@@ -159,7 +159,7 @@ def training_throughput(device: torch.device, steps: int, batch_size: int | None
         maps = TrainingMaps(layers, torch.zeros(1, dtype=torch.long), torch.tensor([[10.5, 4.0]]), cfg.model.map_patch_cells,
                             cfg.model.map_patch_m, cfg.model.map_safe_distance, cfg.model.map_channels)
     objective = TrainingObjective(networks, schedule, Normalizers.untrained_defaults().to(device), cfg.training,
-                                  maps).to(device)
+                                  maps, denoiser_reads_map=cfg.model.denoiser_reads_map).to(device)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.training.lr)
     emas = {name: EMA(networks[name], cfg.training.ema_decay) for name in NETWORK_NAMES}
     h = cfg.model.horizon

@@ -35,7 +35,8 @@ def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
     else:
         critic = MapQuantileCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden)
     return {
-        "denoiser": TemporalUnet(cfg.horizon, state, cfg.denoiser_context_dim, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
+        "denoiser": TemporalUnet(cfg.horizon, state, cfg.denoiser_context_dim, cfg.unet_dim, tuple(cfg.unet_dim_mults),
+                                 map_channels=channels if cfg.denoiser_reads_map else 0),
         "critic": critic,
         "inverse_dynamics": InverseDynamics(state, ACTION_DIM, cfg.idm_hidden),
         "map_encoder": MapEncoder(channels, cfg.map_patch_cells, cfg.map_embedding),

@@ -2,7 +2,8 @@
 
 Convolutions run along the plan's time axis; every residual block is told the diffusion
 step and the context (relative goal, start position) through an additive per-channel bias. Input and output: [B, H, state_dim];
-the output is the predicted clean window x0. SiLU instead of Diffuser's Mish: same shape of
+the output is the predicted clean window x0. A U-Net built with map_channels > 0 also takes, per state, the map
+patch's channels read at that state's position ([B, H, map_channels], appended to the state's numbers). SiLU instead of Diffuser's Mish: same shape of
 curve, 8x cheaper on CPU, where it was a fifth of the replanning time.
 """
 from __future__ import annotations
@@ -47,11 +48,13 @@ class ResidualTemporalBlock(nn.Module):
 
 
 class TemporalUnet(nn.Module):
-    def __init__(self, horizon: int, state_dim: int, context_dim: int, dim: int = 16, dim_mults=(1, 2, 4)):
+    def __init__(self, horizon: int, state_dim: int, context_dim: int, dim: int = 16, dim_mults=(1, 2, 4),
+                 map_channels: int = 0):
         super().__init__()
         if horizon % 2 ** (len(dim_mults) - 1):
             raise ValueError(f"horizon {horizon} must be divisible by {2 ** (len(dim_mults) - 1)}")
-        dims = [state_dim] + [dim * m for m in dim_mults]
+        self.map_channels = map_channels
+        dims = [state_dim + map_channels] + [dim * m for m in dim_mults]
         cond_dim = 4 * dim
         self.time_mlp = nn.Sequential(SinusoidalEmbedding(dim), nn.Linear(dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
         self.context_mlp = nn.Sequential(nn.Linear(context_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
@@ -78,17 +81,25 @@ class TemporalUnet(nn.Module):
 
     @torch.no_grad()
     def grow_from(self, old: dict[str, Tensor]) -> None:
-        """Load a trained U-Net whose context was shorter (a model grown a route label): the old context inputs keep
-        their weights, the new ones start at zero, so it denoises exactly as before until it learns to read them."""
+        """Load a trained U-Net that read fewer inputs: a shorter context (a model grown a route label) or no map
+        channels along the plan (grown denoiser_reads_map). The old inputs keep their weights, the new ones start at
+        zero, so it denoises exactly as before until it learns to read them. Any other difference is an error."""
         state = self.state_dict()
-        key = "context_mlp.0.weight"
-        grown = torch.zeros_like(state[key])
-        grown[:, :old[key].shape[1]] = old[key]
-        self.load_state_dict({**old, key: grown})
+        grown = {}
+        for key, value in old.items():
+            want = state.get(key)
+            if want is not None and want.shape != value.shape and want.dim() == value.dim() >= 2 \
+                    and want.shape[0] == value.shape[0] and want.shape[2:] == value.shape[2:] \
+                    and want.shape[1] > value.shape[1]:  # input columns added at the end (Linear / Conv1d weights)
+                value = torch.cat([value, value.new_zeros((value.shape[0], want.shape[1] - value.shape[1],
+                                                            *value.shape[2:]))], 1)
+            grown[key] = value
+        self.load_state_dict(grown)
 
-    def forward(self, x: Tensor, t: Tensor, context: Tensor) -> Tensor:
-        """x [B, H, D] noisy plan, t [B] diffusion step index, context [B, C] -> clean plan x0 [B, H, D]."""
-        return self.forward_biased(x, self.block_biases(self.time_mlp(t) + self.context_mlp(context)))
+    def forward(self, x: Tensor, t: Tensor, context: Tensor, map_along: Tensor | None = None) -> Tensor:
+        """x [B, H, D] noisy plan, t [B] diffusion step index, context [B, C], map_along [B, H, map_channels] (a U-Net
+        that reads the map; else None) -> clean plan x0 [B, H, D]."""
+        return self.forward_biased(x, self.block_biases(self.time_mlp(t) + self.context_mlp(context)), map_along)
 
     def residual_blocks(self) -> list[ResidualTemporalBlock]:
         """In the order forward_biased consumes their biases."""
@@ -100,9 +111,12 @@ class TemporalUnet(nn.Module):
         and the context, not on x, so a sampler can compute them for all steps before its loop."""
         return [block.cond(cond)[:, :, None] for block in self.residual_blocks()]
 
-    def forward_biased(self, x: Tensor, biases: list[Tensor]) -> Tensor:
+    def forward_biased(self, x: Tensor, biases: list[Tensor], map_along: Tensor | None = None) -> Tensor:
+        if (map_along is None) != (self.map_channels == 0):
+            raise ValueError(f"this U-Net reads {self.map_channels} map channels along the plan; "
+                             f"got {'none' if map_along is None else tuple(map_along.shape)}")
         biases = iter(biases)
-        h = x.transpose(1, 2)
+        h = (x if map_along is None else torch.cat([x, map_along.to(x.dtype)], -1)).transpose(1, 2)
         skips = []
         for block1, block2, down in self.downs:
             h = block2.forward_biased(block1.forward_biased(h, next(biases)), next(biases))

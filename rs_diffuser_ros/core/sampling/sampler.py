@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from ..conditioning import MapView
 from ..models.temporal_unet import TemporalUnet
 from ..schedule import DiffusionSchedule
 from .denoise import Denoise, HoistedUnetDenoise
@@ -69,24 +70,27 @@ def ddim_loop(schedule: DiffusionSchedule, start: Tensor, steps: SamplingSteps,
 
 def reference_steps(denoiser: nn.Module, schedule: DiffusionSchedule, context: Tensor, guidance: RiskGuidance | None,
                     shape: tuple[int, int, int], generator: torch.Generator | None = None,
-                    denoiser_context: Tensor | None = None) -> SamplingSteps:
+                    denoiser_context: Tensor | None = None, denoiser_map: MapView | None = None) -> SamplingSteps:
     """context [M, C] normalised conditioning (the critic's, and the denoiser's unless denoiser_context is given: a
-    model with a route label); shape (M, H, D) of the windows."""
+    model with a route label); shape (M, H, D) of the windows; denoiser_map: the patches a denoiser that reads the
+    map along its plan reads (model.denoiser_reads_map), else None."""
     guide = choose_guide(guidance, context, schedule.sqrt_one_minus_ab, hand_written_gradient=False)
-    denoise = Denoise(denoiser, schedule, context if denoiser_context is None else denoiser_context)
+    denoise = Denoise(denoiser, schedule, context if denoiser_context is None else denoiser_context, denoiser_map)
     return SamplingSteps(denoise, guide, DrawnNoise(schedule, shape, context.device, generator))
 
 
 @torch.no_grad()
 def fast_steps(denoiser: nn.Module, schedule: DiffusionSchedule, context: Tensor, guidance: RiskGuidance | None,
-               initial_noise: Tensor, step_noise: Tensor | None = None, denoiser_context: Tensor | None = None) -> SamplingSteps:
+               initial_noise: Tensor, step_noise: Tensor | None = None, denoiser_context: Tensor | None = None,
+               denoiser_map: MapView | None = None) -> SamplingSteps:
     """initial_noise [M, H, D] and step_noise [S, M, H, D] (eta > 0) from noise.draw_noise. Build it under
     the autocast the loop runs in: the hoisted pieces are computed here."""
     guide = choose_guide(guidance, context, schedule.sqrt_one_minus_ab, hand_written_gradient=True)
     # x0 guidance backprops through the U-Net: it keeps the plain forward.
     hoist = isinstance(denoiser, TemporalUnet) and not isinstance(guide, X0Guide)
     own = context if denoiser_context is None else denoiser_context
-    denoise = HoistedUnetDenoise(denoiser, schedule, own) if hoist else Denoise(denoiser, schedule, own)
+    denoise = (HoistedUnetDenoise(denoiser, schedule, own, denoiser_map) if hoist
+               else Denoise(denoiser, schedule, own, denoiser_map))
     return SamplingSteps(denoise, guide, PreDrawnNoise(initial_noise, step_noise))
 
 

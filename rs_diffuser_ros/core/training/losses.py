@@ -29,11 +29,11 @@ from .map_batches import TrainingMaps
 class TrainingObjective(nn.Module):
     def __init__(self, networks: dict[str, nn.Module], schedule: DiffusionSchedule, normalizers: Normalizers,
                  cfg: TrainingConfig, maps: TrainingMaps | None = None, critic_only: bool = False,
-                 route_label: bool = False):
+                 route_label: bool = False, denoiser_reads_map: bool = False):
         """critic_only: the denoiser, inverse dynamics and map encoder are frozen (train --train-only critic): their
         losses are not computed (reported as 0) and the context is computed without gradient."""
         super().__init__()
-        self.critic_only, self.route_label = critic_only, route_label
+        self.critic_only, self.route_label, self.denoiser_reads_map = critic_only, route_label, denoiser_reads_map
         self.map_encoder = networks["map_encoder"]
         self.maps = maps
         self.denoiser = networks["denoiser"]
@@ -59,7 +59,11 @@ class TrainingObjective(nn.Module):
         zero = x0.new_zeros(())
         # A route label (model.route_label) is the denoiser's alone: the critic must judge a plan by where it goes.
         denoiser_context = torch.cat([context, batch["goes_into_risk"][:, None]], -1) if self.route_label else context
-        diffusion = zero if self.critic_only else F.mse_loss(self.denoiser(x_t, t, denoiser_context)[:, 1:], x0[:, 1:])
+        diffusion = zero
+        if not self.critic_only:
+            # A denoiser that reads the map along its plan reads it where x_t's states lie, as in sampling.
+            along = MapView(patches, self.maps.extent_m, norm.plan).along(x_t) if self.denoiser_reads_map else None
+            diffusion = F.mse_loss(self.denoiser(x_t, t, denoiser_context, along)[:, 1:], x0[:, 1:])
 
         clean = torch.rand(b, device=x0.device) < self.cfg.critic_clean_fraction
         noise_level = torch.where(clean, torch.zeros_like(x0[:, 0, 0]), sched.noise_level(t))
