@@ -61,6 +61,7 @@ class ControllerPolicy:
         self.stops: Counter[str] = Counter()  # stop reason -> commands (goal_reached and no_goal not counted)
         # stop reason -> the first such command's sentence: a failed plan's exception stays readable in the report
         self.stop_whys: dict[str, str] = {}
+        self.last_commands: list = []  # the last act's Commands (with their plans): what diagnostics.episode_trace reads
 
     def _fresh(self) -> Controller:
         return Controller(self.planner, self.settings)
@@ -87,6 +88,7 @@ class ControllerPolicy:
         commands = step_all(controllers, now, seed=seed)
         self.plan_seconds += time.perf_counter() - t0
         self.plan_calls += 1
+        self.last_commands = commands
         stopped = [c for c in commands if c.stop is not None and c.stop not in (StopReason.GOAL_REACHED, StopReason.NO_GOAL)]
         self.stops.update(c.stop.value for c in stopped)
         for c in stopped:
