@@ -57,3 +57,28 @@ def test_unknown_policy_is_rejected():
     with pytest.raises(ValueError, match="unknown policy"):
         make_policy("teleport", env.layout)
     env.close()
+
+
+def test_a_late_detour_follows_the_short_cut_towards_the_region_and_turns_for_the_detour_before_it():
+    env = RiskyNavEnv("default")  # the short cut runs east through the passage (x 4-8); the detour goes round north
+    passage = env.layout.risky_regions[0].box
+    closest, driven = [], []
+    for seed in range(8):
+        shortcut = run_episode(env, make_policy("shortcut", env.layout), seed=seed)
+        policy = make_policy("late_detour", env.layout, np.random.default_rng(seed))
+        result = run_episode(env, policy, seed=seed)
+        assert result.success and not result.collisions.any(), seed
+        assert policy.entry is not None and passage.contains(*policy.entry, margin=1e-6)
+        # Until it turned it drove exactly as the short cut did; then it kept out of the region.
+        k = policy.steps_before_turn
+        assert k is not None and policy.active is policy.detour
+        np.testing.assert_array_equal(result.actions[:k], shortcut.actions[:k])
+        assert not result.in_risky_region.any(), seed
+        closest.append(min(passage.distance(x, y) for x, y in result.observations[:, :2]))
+        driven.append(k)
+    # The turns spread over the approach (draws of 0.5-6 m before the entry, on a ~2.5 m approach here): some at
+    # the start, some right before the region.
+    assert min(driven) == 0 and max(driven) >= 15
+    latest, earliest = int(np.argmax(driven)), int(np.argmin(driven))
+    assert closest[latest] < closest[earliest] - 0.2  # the later it turned, the nearer the region it came
+    env.close()

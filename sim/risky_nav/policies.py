@@ -4,6 +4,8 @@
 - `detour`:   the shortest route that keeps out of every risky region.
 - `noisy_*`:  the same with Gaussian noise on (v, omega).
 - `random_*`: the same, but now and then a uniformly random action held for a few steps.
+- `late_detour`: the short cut until 0.5-6 m (along its route) before it would enter a risky region, then
+  the detour from there: keep-out episodes from the states on the short cut's approach.
 
 A policy is called as `policy.reset(obs)` at the start of an episode (it plans its route to
 the goal in obs[6:8]) and then `action = policy(obs)` every step. Observations follow the env
@@ -122,7 +124,53 @@ class PartlyRandomPolicy:
         return action
 
 
-POLICY_NAMES = ("shortcut", "detour", "noisy_shortcut", "noisy_detour", "random_shortcut", "random_detour")
+class LateDetourPolicy:
+    """The short cut until a random point SWITCH_BEFORE_M (drawn per episode, metres along its route) before the route
+    first enters a risky region, then the detour planned from where the robot is. The other policies part at the
+    start, so no episode stays out from a state on the short cut's approach; a planner that drifted there found no
+    way round in its data (docs/method_choices.md, "Why, tick by tick"). A route that never enters risk is driven
+    to the end as the short cut."""
+
+    SWITCH_BEFORE_M = (0.5, 6.0)
+    ROUTE_STEP_M = 0.05  # the route is walked at this spacing to find where it first enters a region
+
+    def __init__(self, layout: Layout, rng: np.random.Generator):
+        self.layout, self.rng = layout, rng
+        self.name = "late_detour"
+        self.shortcut = WaypointPolicy(layout, avoid_risk=False)
+        self.detour = WaypointPolicy(layout, avoid_risk=True)
+        self.active = self.shortcut
+        self.entry: np.ndarray | None = None  # where the short cut's route first enters a risky region
+        self.turn: np.ndarray | None = None  # the point on that route where the robot turns for the detour
+        self.turn_before_m = 0.0
+        self.steps_before_turn: int | None = None  # how many steps it drove the short cut (None: not turned)
+        self._steps = 0
+
+    def reset(self, obs: np.ndarray) -> None:
+        self.shortcut.reset(obs)
+        self.active = self.shortcut
+        self.steps_before_turn, self._steps = None, 0
+        self.turn_before_m = float(self.rng.uniform(*self.SWITCH_BEFORE_M))
+        points, arc = _walk(self.shortcut.route, self.ROUTE_STEP_M)
+        inside = [i for i, (x, y) in enumerate(points) if any(r.box.contains(x, y) for r in self.layout.risky_regions)]
+        self.entry = self.turn = None
+        if inside:
+            self.entry = points[inside[0]]
+            self.turn = points[int(np.searchsorted(arc, max(arc[inside[0]] - self.turn_before_m, 0.0)))]
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if self.active is self.shortcut and self.entry is not None:
+            position = np.asarray(obs[:2], dtype=np.float64)
+            if (np.linalg.norm(position - self.turn) <= LOOKAHEAD
+                    or np.linalg.norm(position - self.entry) <= self.turn_before_m):
+                self.detour.reset(obs)  # the detour from here
+                self.active, self.steps_before_turn = self.detour, self._steps
+        self._steps += 1
+        return self.active(obs)
+
+
+POLICY_NAMES = ("shortcut", "detour", "noisy_shortcut", "noisy_detour", "random_shortcut", "random_detour",
+                "late_detour")
 
 
 def make_policy(name: str, layout: Layout, rng: np.random.Generator | None = None):
@@ -130,12 +178,28 @@ def make_policy(name: str, layout: Layout, rng: np.random.Generator | None = Non
     if name not in POLICY_NAMES:
         raise ValueError(f"unknown policy {name!r}; choose from {POLICY_NAMES}")
     rng = rng if rng is not None else np.random.default_rng()
+    if name == "late_detour":
+        return LateDetourPolicy(layout, rng)
     base = WaypointPolicy(layout, avoid_risk=name.endswith("detour"))
     if name.startswith("noisy_"):
         return NoisyPolicy(base, rng)
     if name.startswith("random_"):
         return PartlyRandomPolicy(base, rng)
     return base
+
+
+def _walk(route: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points every `step` metres along a polyline route [N, 2] (its ends included) and their arc lengths."""
+    points, arcs, done = [route[0]], [0.0], 0.0
+    for a, b in zip(route[:-1], route[1:]):
+        length = float(np.linalg.norm(b - a))
+        for t in np.arange(step, length, step):
+            points.append(a + (b - a) * (t / length))
+            arcs.append(done + t)
+        done += length
+        points.append(b)
+        arcs.append(done)
+    return np.asarray(points, dtype=np.float64), np.asarray(arcs)
 
 
 def _wrap(angle: float) -> float:
