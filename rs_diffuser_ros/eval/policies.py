@@ -61,7 +61,7 @@ class ControllerPolicy:
         self.stops: Counter[str] = Counter()  # stop reason -> commands (goal_reached and no_goal not counted)
         # stop reason -> the first such command's sentence: a failed plan's exception stays readable in the report
         self.stop_whys: dict[str, str] = {}
-        self.last_commands: list = []  # the last act's Commands (with their plans): what diagnostics.episode_trace reads
+        self.last_commands: list = []  # the last act's Commands (with their plans): what eval.episode_trace reads
 
     def _fresh(self) -> Controller:
         return Controller(self.planner, self.settings)

@@ -1,7 +1,7 @@
 """Tick by tick through one closed-loop episode: where the robot is, what its candidates do, what the critic
 prefers and what the controller executed. Answers "the critic prefers staying out, so why did the robot go in?".
 
-    python -m rs_diffuser_ros.diagnostics.episode_trace --checkpoint general \
+    python -m rs_diffuser_ros.eval.episode_trace --checkpoint general \
         --layout maps/val/gen0009003-outdoor-tradeoff.yaml --setting averse:0.1 [--episode 0] [--seed 7000]
 
 The episode runs as the evaluation runs it: the same setting parser, controller settings (config/planner.yaml and
@@ -137,7 +137,7 @@ def _score(value: float) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.diagnostics.episode_trace",
+    ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.eval.episode_trace",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", required=True, help="a model file or a shipped name")
     ap.add_argument("--layout", required=True, help="shipped layout name or path to a layout YAML")

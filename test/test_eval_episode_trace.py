@@ -1,4 +1,4 @@
-"""diagnostics/episode_trace.py: each tick of a closed-loop episode says which candidates enter risk, which kind
+"""eval/episode_trace.py: each tick of a closed-loop episode says which candidates enter risk, which kind
 scores best and whether the collision check refused the best; the tally counts the ticks the critic lost."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from risky_nav import load_layout
 
 from rs_diffuser_ros.control.controller import Command
 from rs_diffuser_ros.core.planner import PlanResult
-from rs_diffuser_ros.diagnostics import episode_trace
-from rs_diffuser_ros.diagnostics.episode_trace import Tick, tally, tick_of
+from rs_diffuser_ros.eval import episode_trace
+from rs_diffuser_ros.eval.episode_trace import Tick, tally, tick_of
 from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 
