@@ -8,8 +8,9 @@
   first two states, in the plan frame as the planner hands them over).
 Windows are denoised in the plan frame (positions relative to the first state, plan_frame.py),
 conditioned on the relative goal and the absolute start position (a per-map model) or the egocentric
-map patch's embedding (a map-conditioned model, whose critic also reads the patch along the window and
-whose map encoder learns from both the denoiser's and the critic's loss; conditioning.py).
+map patch's embedding (a map-conditioned model, whose critic also reads the patch along the window, as its
+denoiser does with model.denoiser_reads_map, and whose map encoder learns from both the denoiser's and the critic's
+loss; conditioning.py).
 """
 from __future__ import annotations
 
