@@ -48,16 +48,14 @@ class Tick:
 
 def tick_of(command, t: float, layout) -> Tick | None:
     """A Tick from one controller Command (None when no plan ran: a stop)."""
-    from risky_nav.risk_exposure import region_exposure
-
     r = command.plan
     if r is None:
         return None
     enters = enters_risk(r.candidates, layout)
     scores = np.asarray(r.scores, dtype=float)
     best = lambda mask: float(scores[mask].max()) if mask.any() else float("nan")  # noqa: E731
-    p, _ = region_exposure(layout, r.plan[:1, :2])
-    return Tick(t, (float(r.plan[0, 0]), float(r.plan[0, 1])), bool(p.max() > 0), len(enters), int(enters.sum()),
+    inside = bool(enters_risk(r.plan[None, :1], layout)[0])  # the plan's first state is the robot's
+    return Tick(t, (float(r.plan[0, 0]), float(r.plan[0, 1])), inside, len(enters), int(enters.sum()),
                 best(enters), best(~enters), bool(enters[r.chosen_index]), r.chosen_index != r.best_scoring)
 
 

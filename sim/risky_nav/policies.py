@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from risky_nav.layout import Layout
+from risky_nav.map_analysis import densify, inside_boxes
 from risky_nav.path_planner import GridPathPlanner
 
 LOOKAHEAD = 0.5          # metres ahead on the route that pure pursuit steers towards
@@ -132,7 +133,7 @@ class LateDetourPolicy:
     to the end as the short cut."""
 
     SWITCH_BEFORE_M = (0.5, 6.0)
-    ROUTE_STEP_M = 0.05  # the route is walked at this spacing to find where it first enters a region
+    ROUTE_STEP_M = 0.05  # the route is checked at this spacing for where it first enters a region
 
     def __init__(self, layout: Layout, rng: np.random.Generator):
         self.layout, self.rng = layout, rng
@@ -151,10 +152,11 @@ class LateDetourPolicy:
         self.active = self.shortcut
         self.steps_before_turn, self._steps = None, 0
         self.turn_before_m = float(self.rng.uniform(*self.SWITCH_BEFORE_M))
-        points, arc = _walk(self.shortcut.route, self.ROUTE_STEP_M)
-        inside = [i for i, (x, y) in enumerate(points) if any(r.box.contains(x, y) for r in self.layout.risky_regions)]
+        points = densify(self.shortcut.route, self.ROUTE_STEP_M)
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+        inside = np.flatnonzero(inside_boxes(points, [r.box for r in self.layout.risky_regions]))
         self.entry = self.turn = None
-        if inside:
+        if len(inside):
             self.entry = points[inside[0]]
             self.turn = points[int(np.searchsorted(arc, max(arc[inside[0]] - self.turn_before_m, 0.0)))]
 
@@ -186,20 +188,6 @@ def make_policy(name: str, layout: Layout, rng: np.random.Generator | None = Non
     if name.startswith("random_"):
         return PartlyRandomPolicy(base, rng)
     return base
-
-
-def _walk(route: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Points every `step` metres along a polyline route [N, 2] (its ends included) and their arc lengths."""
-    points, arcs, done = [route[0]], [0.0], 0.0
-    for a, b in zip(route[:-1], route[1:]):
-        length = float(np.linalg.norm(b - a))
-        for t in np.arange(step, length, step):
-            points.append(a + (b - a) * (t / length))
-            arcs.append(done + t)
-        done += length
-        points.append(b)
-        arcs.append(done)
-    return np.asarray(points, dtype=np.float64), np.asarray(arcs)
 
 
 def _wrap(angle: float) -> float:
