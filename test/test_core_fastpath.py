@@ -128,6 +128,35 @@ def test_bad_execution_settings_are_named():
         p.set_execution(precision="int8")
     with pytest.raises(ValueError, match="reference path is fp32"):
         p.set_execution(fast=False, precision="bf16")
+    with pytest.raises(ValueError, match="reference path runs eagerly"):
+        p.set_execution(fast=False, compiled=True)
+    with pytest.raises(TypeError, match="compiled must be a bool or a torch.compile backend name, got int"):
+        p.set_execution(compiled=1)
+
+
+def test_the_compiled_fast_path_plans_as_the_eager_one_and_compiles_once():
+    """set_execution(compiled=...) puts the whole replan program through torch.compile. Here with the aot_eager
+    backend (dynamo traces the program, the same ATen ops run; inductor's fused kernels need a compiler and ~100 s
+    on this CPU): if the replan could not be traced, or traced into something else, the plans would differ."""
+    p = planner_of_default_size()
+    calls = [dict(states=STATE[None], goals=GOAL[None], alpha=0.1, seed=1),
+             dict(states=(STATE + np.array([1.0, -0.5, 0, 0, 0.2, 0], np.float32))[None], goals=GOAL[None] + 1,
+                  alpha=0.5, seed=2)]
+    p.set_execution(fast=True)
+    eager = [p.plan_batch(**c)[0] for c in calls]
+    p.set_execution(fast=True, compiled="aot_eager")
+    compiled = [p.plan_batch(**c)[0] for c in calls]
+    program = p._compiled[1]
+    assert p._compiled[0] == "aot_eager"
+    for e, c in zip(eager, compiled):
+        np.testing.assert_allclose(c.candidates, e.candidates, atol=1e-5)
+        np.testing.assert_allclose(c.risk_values, e.risk_values, atol=1e-5)
+        assert c.chosen_index == e.chosen_index
+    p.set_execution(fast=True)
+    assert p.plan_batch(**calls[0])[0].chosen_index == eager[0].chosen_index  # back to the eager program
+    p.set_execution(fast=True, compiled="aot_eager")
+    p.plan_batch(**calls[1])
+    assert p._compiled[1] is program  # switching back does not compile again
 
 
 # --- the batch sizes CUDA graphs are captured for (pure arithmetic: runs on CPU) ---

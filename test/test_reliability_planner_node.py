@@ -317,6 +317,24 @@ def test_start_up_type_error_names_the_parameter(checkpoints):
         rclpy.try_shutdown(context=context)
 
 
+def test_torch_compile_at_start_up_reaches_the_planner_and_every_model_swapped_in(checkpoints):
+    """Not planned with here: a compile of the replan takes ~100 s on this CPU (docs/performance.md)."""
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=random.randint(120, 230))
+    try:
+        node = PlannerNode(context=context, parameter_overrides=[
+            Parameter("checkpoint", value=str(checkpoints["good"])), Parameter("device", value="cpu"),
+            Parameter("torch_compile", value=True)])
+        first = node.planner
+        assert first.compile_backend == "inductor"
+        assert node.set_parameters([Parameter("checkpoint", value=str(checkpoints["diverged"]))])[0].successful
+        assert node.planner is not first and node.planner.compile_backend == "inductor"
+        assert not node.set_parameters([Parameter("torch_compile", value=False)])[0].successful  # start-up only
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
 # --- faults in the planning step ---------------------------------------------------------------
 
 def test_a_diverged_model_stops_the_robot_every_tick_and_a_good_one_resumes(node, checkpoints, capfd):

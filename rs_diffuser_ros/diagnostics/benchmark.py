@@ -3,11 +3,12 @@
 A replan is one full `plan_batch` call: guided sampling of K candidates, selection by the critic,
 inverse dynamics, and the copy of the results to the host. For every (K, DDIM steps, guidance)
 the reference path (plain Python loop, autograd guidance, fp32, no graph) is timed in the same
-run as the fast path, and the fast path's plans are compared with the reference's from the same
+run as the fast path (and the fast path through torch.compile, path `compiled`; its first replan compiles,
+outside the timing), and the fast path's plans are compared with the reference's from the same
 seed: the largest difference of the K risk values (return units) and whether it picks the same plan.
 
     python -m rs_diffuser_ros.diagnostics.benchmark [--checkpoint runs/x/model.safetensors] [--device auto]
-        [--candidates 16 32 64] [--ddim-steps 8] [--guidance on off] [--paths reference fast]
+        [--candidates 16 32 64] [--ddim-steps 8] [--guidance on off] [--paths reference fast compiled]
         [--precision fp32 bf16] [--threads 1] [--repeats 50] [--time-budget 300] [--out table.md]
     python -m rs_diffuser_ros.diagnostics.benchmark --train-steps 50 [--device cuda]   # training throughput
 
@@ -73,20 +74,28 @@ def device_name(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"
 
 
-def measure(planner: RiskSensitivePlanner, variants: list[tuple[bool, str]], repeats: int, warmup: int = 3):
+PATHS = ("reference", "fast", "compiled")
+
+
+def execute(planner: RiskSensitivePlanner, path: str, precision: str) -> None:
+    """Set the planner to compute along `path` (one of PATHS) at `precision`."""
+    planner.set_execution(fast=path != "reference", precision=precision, compiled=path == "compiled")
+
+
+def measure(planner: RiskSensitivePlanner, variants: list[tuple[str, str]], repeats: int, warmup: int = 3):
     """Latencies [variants, repeats] in ms of plan() (it ends with a device->host copy, so it is synchronised)
     and the peak memory per variant in MB (CUDA: allocated during its calls; CPU: the process's peak RSS).
     The variants take turns call by call, so load from other processes on a shared machine hits all alike."""
-    for fast, precision in variants:  # the fast path captures its CUDA graph in its first call
-        planner.set_execution(fast=fast, precision=precision)
+    for path, precision in variants:  # the fast path captures its CUDA graph (and compiles) in its first call
+        execute(planner, path, precision)
         for _ in range(warmup):
             planner.plan(STATE, GOAL, ALPHA, **PLAN_INPUTS)
     cuda = planner.device.type == "cuda"
     times = np.zeros((len(variants), repeats))
     peaks = np.zeros(len(variants))
     for r in range(repeats):
-        for v, (fast, precision) in enumerate(variants):
-            planner.set_execution(fast=fast, precision=precision)
+        for v, (path, precision) in enumerate(variants):
+            execute(planner, path, precision)
             if cuda:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats(planner.device)
@@ -100,12 +109,12 @@ def measure(planner: RiskSensitivePlanner, variants: list[tuple[bool, str]], rep
     return times, peaks
 
 
-def plan_difference(planner: RiskSensitivePlanner, fast: bool, precision: str, seed: int = 11) -> tuple[float, float, bool]:
+def plan_difference(planner: RiskSensitivePlanner, path: str, precision: str, seed: int = 11) -> tuple[float, float, bool]:
     """Same seed on the reference and on this path: max |risk value difference| (return units),
     max candidate position difference (m), and whether both choose the same candidate."""
     planner.set_execution(fast=False)
     ref = planner.plan(STATE, GOAL, ALPHA, seed=seed, **PLAN_INPUTS)
-    planner.set_execution(fast=fast, precision=precision)
+    execute(planner, path, precision)
     out = planner.plan(STATE, GOAL, ALPHA, seed=seed, **PLAN_INPUTS)
     return (float(np.abs(ref.risk_values - out.risk_values).max()),
             float(np.abs(ref.candidates[..., :2] - out.candidates[..., :2]).max()),
@@ -119,24 +128,24 @@ def latency_table(planner: RiskSensitivePlanner, candidates, steps_list, guidanc
     emit("|--:|--:|:--|:--|:--|--:|--:|--:|--:|--:|--:|--:|:--|")
     scale = planner.config.planner.guidance_scale or 1.0
     t_begin = time.perf_counter()
-    variants = [(p == "fast", q) for p in paths for q in precisions if p == "fast" or q == "fp32"]
+    variants = [(p, q) for p in paths for q in precisions if p != "reference" or q == "fp32"]
     for k, steps, guided in itertools.product(candidates, steps_list, guidance):
-        labels = [f"| {k} | {steps} | {guided} | {'fast' if fast else 'reference'} | {precision} |"
-                  for fast, precision in variants]
+        labels = [f"| {k} | {steps} | {guided} | {path} | {precision} |" for path, precision in variants]
         if time.perf_counter() - t_begin > time_budget:
             for label in labels:
                 emit(f"{label} skipped: time budget {time_budget:.0f} s spent | | | | | | | |")
             continue
         try:
             planner.configure(candidates=k, ddim_steps=steps, guidance_scale=scale if guided == "on" else 0.0)
-            diffs = [plan_difference(planner, fast, precision) if fast else None for fast, precision in variants]
+            diffs = [plan_difference(planner, path, precision) if path != "reference" else None
+                     for path, precision in variants]
             times, peaks = measure(planner, variants, repeats)
         except Exception as e:  # one failing configuration must not lose the rest of the table
             traceback.print_exc()
             for label in labels:
                 emit(f"{label} FAILED: {type(e).__name__}: {str(e).splitlines()[0][:120]} | | | | | | | |")
             continue
-        ref_p50 = np.percentile(times[variants.index((False, "fp32"))], 50) if (False, "fp32") in variants else None
+        ref_p50 = np.percentile(times[variants.index(("reference", "fp32"))], 50) if ("reference", "fp32") in variants else None
         for label, t, peak, diff in zip(labels, times, peaks, diffs):
             p50, p99 = np.percentile(t, 50), np.percentile(t, 99)
             speedup = f"{ref_p50 / p50:.1f}x" if ref_p50 else "-"
@@ -199,7 +208,7 @@ def main(argv=None) -> int:
     ap.add_argument("--guidance", nargs="+", default=["on"], choices=["on", "off"])
     ap.add_argument("--guidance-on", nargs="+", default=None, choices=["noisy", "x0"],
                     help="where guidance reads the critic; one table each (default: the model's setting)")
-    ap.add_argument("--paths", nargs="+", default=["reference", "fast"], choices=["reference", "fast"])
+    ap.add_argument("--paths", nargs="+", default=["reference", "fast"], choices=PATHS)
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     ap.add_argument("--repeats", type=int, default=50)

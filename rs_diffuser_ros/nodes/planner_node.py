@@ -117,7 +117,9 @@ class PlannerNode(Node):
         path = resolve_checkpoint(value)
         try:
             device = self.get_parameter("device").value
-            self._loaded = {value: RiskSensitivePlanner.from_checkpoint(path, device=device)}
+            planner = RiskSensitivePlanner.from_checkpoint(path, device=device)
+            planner.set_execution(compiled=self.get_parameter("torch_compile").value)
+            self._loaded = {value: planner}
         except Exception as error:  # CheckpointError, ConfigError, torch errors: all mean "refuse"
             what = "the default model" if not value else "checkpoint"
             return f"{what} {path} could not be loaded: {error}"
