@@ -254,3 +254,15 @@ def test_reduced_precision_graph_stays_within_the_stated_tolerance(settings, pre
         warnings.simplefilter("error")  # the autocast replan must capture too
         ref, fast = reference_and_fast(p, precision=precision, states=STATE[None], goals=GOAL[None], alpha=0.1, seed=3)
     np.testing.assert_allclose(fast[0].risk_values, ref[0].risk_values, atol=REDUCED_TOL[precision], rtol=0)
+
+
+def test_results_come_to_the_host_in_one_copy_with_their_shapes_types_and_values():
+    from rs_diffuser_ros.core.planner import to_host
+    tensors = {"plans": torch.randn(2, 3, 4, 6), "index": torch.tensor([5, 2**20 + 1]),
+               "allowed": torch.tensor([[True, False, True]]), "empty": torch.zeros(0, 2)}
+    host = to_host(tensors)
+    for name, t in tensors.items():
+        assert host[name].shape == tuple(t.shape)
+    np.testing.assert_array_equal(host["plans"], tensors["plans"].numpy())
+    assert host["index"].dtype == np.int64 and host["index"].tolist() == [5, 2**20 + 1]
+    assert host["allowed"].dtype == bool and host["allowed"].tolist() == [[True, False, True]]

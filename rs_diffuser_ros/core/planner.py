@@ -232,16 +232,15 @@ class RiskSensitivePlanner:
             allowed = admissible(plans.view(batch, k, self.horizon, d)[:asked], actions.view(batch, k, -1)[:asked])
             best_allowed = torch.where(allowed, scores.view(batch, k)[:asked], -torch.inf).argmax(1)
             chosen = torch.where(allowed.any(1), best_allowed, chosen[:asked])
-            allowed = allowed.cpu().numpy()
 
-        # One transfer to the host for everything.
-        plans_np = plans.view(batch, k, self.horizon, d).cpu().numpy()
-        q_np = quantiles.view(batch, k, -1).cpu().numpy()
-        risk_np = risk_values.view(batch, k).cpu().numpy()
-        chosen_np = chosen.cpu().numpy()
-        best_np = scores.view(batch, k).argmax(1).cpu().numpy()
-        actions_np = actions.view(batch, k, -1).cpu().numpy()
-        scores_np = scores.view(batch, k).cpu().numpy()
+        # One transfer to the host for everything: each copy of a CUDA tensor waits for the device.
+        host = to_host({"plans": plans.view(batch, k, self.horizon, d), "quantiles": quantiles.view(batch, k, -1),
+                        "risk": risk_values.view(batch, k), "chosen": chosen, "best": scores.view(batch, k).argmax(1),
+                        "actions": actions.view(batch, k, -1), "scores": scores.view(batch, k),
+                        **({} if allowed is None else {"allowed": allowed})})
+        plans_np, q_np, risk_np, chosen_np, best_np, actions_np, scores_np = (
+            host[name] for name in ("plans", "quantiles", "risk", "chosen", "best", "actions", "scores"))
+        allowed = host.get("allowed")
         latency_ms = (time.perf_counter() - t_start) * 1e3
         # Every field of every state's result sliced out in a few numpy calls, not ~10 indexings per state
         # (an evaluation builds one result per robot and tick).
@@ -372,6 +371,22 @@ class RiskSensitivePlanner:
             inputs = {**inputs, "costmap_cost": costmap.cost}
         return captured(**inputs)
 
+
+
+def to_host(tensors: dict[str, Tensor]) -> dict[str, np.ndarray]:
+    """Tensors on one device -> numpy arrays of the same shapes, in one device-to-host copy. They travel as float32:
+    floats keep their values (the planner's outputs are float32), integers (indices < 2**24) and booleans are exact."""
+    flat = torch.cat([t.reshape(-1).float() for t in tensors.values()]).cpu().numpy()
+    out, at = {}, 0
+    for name, t in tensors.items():
+        values = flat[at:at + t.numel()].reshape(t.shape)
+        at += t.numel()
+        if t.dtype == torch.bool:
+            values = values > 0.5
+        elif not t.is_floating_point():
+            values = values.astype(np.int64)
+        out[name] = values
+    return out
 
 
 def _carry_over(x: Tensor, carried: Tensor, states: Tensor, batch: int, k: int, norm: Normalizers) -> Tensor:
