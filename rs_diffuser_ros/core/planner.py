@@ -359,14 +359,14 @@ class RiskSensitivePlanner:
                 return replan(**tensors, batch=batch, k=k, risk_mode=risk_mode, costmap=static_costmap)
             try:
                 captured = CapturedProgram(program, static)
-            except RuntimeError as e:  # never lose a replan to a capture problem: run it eagerly
+            except RuntimeError as e:  # never lose a replan to a capture (or compile) problem: run it eagerly
                 warnings.warn(f"CUDA graph capture failed ({e}); this shape runs without a graph", stacklevel=3)
                 captured = False
             if len(self._graphs) >= _MAX_GRAPHS:
                 self._graphs.pop(next(iter(self._graphs)))
             self._graphs[key] = captured
-        if captured is False:
-            return self._program()(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap)
+        if captured is False:  # the plain program: a failed capture may have been a failed compile
+            return self._replan_program(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap)
         if costmap is not None:
             inputs = {**inputs, "costmap_cost": costmap.cost}
         return captured(**inputs)
