@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from rs_diffuser_ros.eval.pooled import main, map_kind, pool
+from rs_diffuser_ros.eval.pooled import main, map_kind, per_map_table, pool
 
 
 def episode(setting, i, ret, success=True, risky=0, collision=0):
@@ -56,3 +56,23 @@ def test_map_kinds_come_from_generated_names_and_the_command_writes_both_files(t
     assert "Map kind `tradeoff` (2 maps)" in (tmp_path / "pooled" / "results.md").read_text()
     with pytest.raises(SystemExit, match="no-such"):
         main([str(tmp_path / "no-such"), "--out", str(tmp_path / "x")])
+
+
+def test_the_per_map_table_shows_where_the_alphas_split_and_where_nobody_arrives(tmp_path):
+    split = run("maps/val/gen0009003-outdoor-tradeoff.yaml", [episode("averse:0.1", i, 5.0) for i in range(3)],
+                [episode("neutral", i, 6.0, risky=2) for i in range(3)])
+    stuck = run("maps/val/gen0009004-rooms-tradeoff.yaml",
+                [episode("averse:0.1", i, -1.0, success=False, collision=int(i == 0)) for i in range(3)],
+                [episode("neutral", i, 6.0, risky=1, success=i < 1) for i in range(3)])
+    lines = per_map_table([split, stuck])
+    assert lines[2] == "| map | averse:0.1 | neutral |"
+    assert lines[4] == "| gen0009003-outdoor-tradeoff | 0 / 3 of 3 | 3 / 3 of 3 |"
+    assert lines[5] == "| gen0009004-rooms-tradeoff | 0 / 0 of 3, 1 collided | 3 / 1 of 3 |"
+    for r, layout in ((split, "gen0009003-outdoor-tradeoff"), (stuck, "gen0009004-rooms-tradeoff")):
+        (tmp_path / layout).mkdir()
+        (tmp_path / layout / "results.json").write_text(json.dumps(r))
+    assert main([str(tmp_path / "gen0009003-outdoor-tradeoff"), str(tmp_path / "gen0009004-rooms-tradeoff"),
+                 "--per-map", "--out", str(tmp_path / "pooled")]) == 0
+    result = json.loads((tmp_path / "pooled" / "results.json").read_text())
+    assert result["per_map"]["gen0009004-rooms-tradeoff"]["neutral"] == {"episodes": 3, "entered": 3, "arrived": 1,
+                                                                         "collided": 0}

@@ -1,11 +1,13 @@
 """Pool the episodes of many evaluation runs (one per map) into one table with 95% CIs and the claims.
 
-    python -m rs_diffuser_ros.eval.pooled OUT/gen*/ --out OUT/pooled [--group-by-kind]
+    python -m rs_diffuser_ros.eval.pooled OUT/gen*/ --out OUT/pooled [--group-by-kind] [--per-map]
 
 Each folder is what `python -m rs_diffuser_ros.eval` (or the suite) wrote there: results.json with every
 episode. Pooling treats the maps' episodes as one sample (each map contributes its episodes equally when
 the runs had equal --episodes). --group-by-kind adds one pooled table per map kind, read from the map's
-file name (`gen<seed>-<style>-<kind>`, risky_nav.generate). Writes OUT/pooled/results.md and results.json.
+file name (`gen<seed>-<style>-<kind>`, risky_nav.generate). --per-map adds one row per map: episodes entering a
+risky region / reaching the goal per setting, so a map where the alphas split (or nobody arrives) shows. Writes
+OUT/pooled/results.md and results.json.
 """
 from __future__ import annotations
 
@@ -53,6 +55,30 @@ def pool(runs: list[dict]) -> dict:
     return {"settings": settings, "claims": claims}
 
 
+def per_map_counts(run: dict) -> dict[str, dict[str, int]]:
+    """{setting: {"episodes", "entered", "arrived", "collided"}} of one map's run."""
+    return {name: {"episodes": len(episodes), "entered": sum(bool(e["entered_risky_region"]) for e in episodes),
+                   "arrived": sum(bool(e["success"]) for e in episodes),
+                   "collided": sum(bool(e["collided"]) for e in episodes)}
+            for name, episodes in run["episodes"].items()}
+
+
+def per_map_table(runs: list[dict]) -> list[str]:
+    """One row per map: entered a risky region / reached the goal (of N), collisions where there were any."""
+    names = list(dict.fromkeys(name for run in runs for name in run["episodes"]))
+    lines = ["## Per map: episodes entering a risky region / reaching the goal", "",
+             "| map | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for run in runs:
+        counts = per_map_counts(run)
+        cells = []
+        for name in names:
+            c = counts.get(name)
+            cells.append("-" if c is None else f"{c['entered']} / {c['arrived']} of {c['episodes']}"
+                         + (f", {c['collided']} collided" if c["collided"] else ""))
+        lines.append(f"| {Path(run['meta']['layout']).stem} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def markdown(title: str, pooled: dict) -> list[str]:
     return [f"## {title}", "", markdown_table(pooled, counts=("maps", "episodes")), "",
             *claims_table(pooled["claims"]), ""]
@@ -63,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folders", nargs="+", type=Path, help="evaluation output folders (each with results.json)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--group-by-kind", action="store_true", help="also one pooled table per map kind")
+    ap.add_argument("--per-map", action="store_true", help="also one row per map: entered risk / reached the goal")
     args = ap.parse_args(argv)
     runs = [read_run(f) for f in args.folders]
     layouts = [r["meta"]["layout"] for r in runs]
@@ -77,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         for kind, members in sorted(kinds.items()):
             result[kind] = pool(members)
             lines += markdown(f"Map kind `{kind}` ({len(members)} maps)", result[kind])
+    if args.per_map:
+        result["per_map"] = {Path(layout).stem: per_map_counts(run) for run, layout in zip(runs, layouts)}
+        lines += per_map_table(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text("\n".join(lines))
     (args.out / RESULTS_JSON).write_text(json.dumps(result, indent=1))
