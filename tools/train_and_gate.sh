@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One device call: (collect,) train, and gate the model closed loop on maps it never trained on, all inside the
+# call's time. A general model has so far been judged on the 10 val maps on the 2-core CPU (~25 min a candidate);
+# on the GPU that gate takes about a minute, so a call can train and say whether the model is worth more.
+#
+#   DATASET=datasets/riskynav/maps1000ld-v0 OUT=runs/m3 INIT=runs/m2/model.safetensors BUDGET_S=560 \
+#       tools/train_and_gate.sh
+#
+# env (defaults in brackets):
+#   DATASET   the training set; collected first when it has no dataset_stats.json, from COLLECT (the arguments of
+#             `python -m risky_nav.collect` after --out, e.g. "--generate 1000 --generate-seed 19000
+#             --episodes-per-map 20 --seed 112 --mix shortcut=0.2,...")
+#   CONFIG    [config/experiments/stride_mapread.yaml]   INIT  model to start from (--init-from) [none]
+#   OUT       run folder; its model.safetensors is copied on as training goes, so a cut call keeps the last one
+#   BUDGET_S  seconds for everything [560]; the gate keeps GATE_S [100] of them
+#   GATE_MAPS [maps/val/*.yaml: carry maps/val, it is not in git]  GATE_EPISODES [20]  GATE_SETTINGS ["averse:0.1 neutral"]
+#   BATCH [1024 a GPU]  STEPS [400000: the deadline ends it]
+# Writes OUT/train.log, OUT/gate/<map>/ and OUT/gate/pooled/results.md (pooled, per map kind, one row per map).
+# Carry .wheels312/ on a machine without pybullet/minari (tools/gpu_eval.sh installs them the same way).
+set -uo pipefail
+: "${DATASET:?DATASET is required}" "${OUT:?OUT is required}"
+deadline=$(( $(date +%s) + ${BUDGET_S:-560} ))
+config=${CONFIG:-config/experiments/stride_mapread.yaml}; gate_s=${GATE_S:-100}
+mkdir -p "$OUT/gate"
+if [[ -d .wheels312 ]] && ! python3 -c "import pybullet, gymnasium, minari" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .wheels312/*.whl >"$OUT/pip.log" 2>&1 \
+    || { tail -5 "$OUT/pip.log"; exit 1; }
+  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+fi
+export PYTHONPATH="$PWD:$PWD/sim:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # KINDS.md: no NVLink multicast
+gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
+device=$([[ $gpus -gt 0 ]] && echo cuda || echo cpu)
+start=$SECONDS
+
+if [[ ! -f "$DATASET/dataset_stats.json" ]]; then
+  : "${COLLECT:?$DATASET has no dataset_stats.json: give COLLECT (risky_nav.collect arguments) to collect it}"
+  # shellcheck disable=SC2086  # COLLECT is a list of arguments
+  python3 -m risky_nav.collect $COLLECT --workers $(( $(nproc) > 2 ? $(nproc) - 2 : 1 )) --out "$DATASET" \
+    >"$OUT/collect.log" 2>&1 || { tail -5 "$OUT/collect.log"; exit 1; }
+  echo "collected in $((SECONDS - start)) s"; tail -n 6 "$OUT/collect.log"
+fi
+
+train_s=$(( deadline - gate_s - $(date +%s) ))
+(( train_s > 30 )) || { echo "no time left to train (${train_s} s)"; exit 1; }
+launcher=(python3)
+[[ $gpus -gt 1 ]] && launcher=(python3 -m torch.distributed.run --nproc_per_node "$gpus")
+init=(); [[ -n "${INIT:-}" ]] && init=(--init-from "$INIT")
+"${launcher[@]}" -m rs_diffuser_ros.core.training.train --dataset "$DATASET" --config "$config" "${init[@]}" \
+  --out "$OUT/run" --steps "${STEPS:-400000}" --batch-size "${BATCH:-1024}" --deadline-s "$train_s" --device "$device" \
+  --log-every 250 --checkpoint-every 2000 --no-progress >"$OUT/train.log" 2>&1
+[[ -f "$OUT/run/model.safetensors" ]] || { echo "training wrote no model"; tail -20 "$OUT/train.log"; exit 1; }
+echo "trained in $((SECONDS - start)) s: $(grep -E '"steps"' "$OUT/train.log" | head -1 | tr -d ' ,')"
+tail -n 1 "$OUT/run/losses.csv"
+
+# The gate: every map at once, spread over the GPUs (one process a map; on a CPU, two at a time).
+parallel=$([[ $device == cuda ]] && echo 16 || echo 2)
+# shellcheck disable=SC2086  # GATE_MAPS is a glob, GATE_SETTINGS a list
+ls ${GATE_MAPS:-maps/val/*.yaml} | awk '{print NR - 1, $0}' | \
+  OUT="$OUT" DEVICE="$device" GPUS="$gpus" SETTINGS="${GATE_SETTINGS:-averse:0.1 neutral}" EPISODES="${GATE_EPISODES:-20}" \
+  xargs -P "$parallel" -n 2 bash -c 'map=$(basename "$1" .yaml); gpu=$(( GPUS > 0 ? $0 % GPUS : 0 ));
+    CUDA_VISIBLE_DEVICES=$gpu python3 -m rs_diffuser_ros.eval --checkpoint "$OUT/run/model.safetensors" --layout "$1" \
+      --settings $SETTINGS --episodes "$EPISODES" --seed 7000 --device "$DEVICE" --workers 1 \
+      --env-workers "$([[ $DEVICE == cuda ]] && echo 1 || echo 0)" --max-paths 10 --out "$OUT/gate/$map" --no-progress \
+      >"$OUT/gate/$map.log" 2>&1 || echo "gate run on $map failed: $OUT/gate/$map.log"'
+python3 -m rs_diffuser_ros.eval.pooled "$OUT"/gate/gen*/ --group-by-kind --per-map --out "$OUT/gate/pooled" >/dev/null \
+  && sed -n '/^## All/,/^## Map kind/p;/^## Per map/,$p' "$OUT/gate/pooled/results.md"
+echo "end: $((SECONDS - start)) s"
