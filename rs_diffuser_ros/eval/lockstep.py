@@ -58,11 +58,14 @@ class _Episode:
 
 def run_lockstep(envs, policy: BatchPolicy, setting: str, episodes: list[tuple[int, int]],
                  on_episode: Callable[[EpisodeOutcome], None] | None = None,
-                 timings: dict[str, float] | None = None) -> list[EpisodeOutcome]:
+                 timings: dict[str, float] | None = None,
+                 on_step: Callable[[int, np.ndarray, float, bool, bool, dict], None] | None = None) -> list[EpisodeOutcome]:
     """Run every (episode index, env seed) of `episodes` with `policy`, all envs at a time.
 
     `envs`: a list of envs, or a risky_nav.vector batch (SerialEnvBatch / ProcessEnvBatch). `timings`, when
-    given, accumulates seconds spent in "policy" (act), "env" (step and reset) and "bookkeeping" (the rest)."""
+    given, accumulates seconds spent in "policy" (act), "env" (step and reset) and "bookkeeping" (the rest).
+    `on_step(slot, obs after the step, reward, terminated, truncated, flags)` sees every environment step (flags:
+    collision, in_risky_region, risk_event), e.g. to record the episodes as a dataset (eval/handover.py)."""
     if not envs:
         raise ValueError("run_lockstep needs at least one environment")
     batch = SerialEnvBatch.from_envs(envs) if isinstance(envs, (list, tuple)) else envs
@@ -104,6 +107,9 @@ def run_lockstep(envs, policy: BatchPolicy, setting: str, episodes: list[tuple[i
         ends = np.logical_or(terminated, truncated).tolist()
         for row, (slot, reward, collision, risky, event) in enumerate(zip(slots, *columns)):
             running[slot].record(obs[slot], reward, collision, risky, event)
+            if on_step is not None:
+                on_step(slot, obs[slot], reward, bool(terminated[row]), bool(truncated[row]),
+                        {"collision": bool(collision), "in_risky_region": bool(risky), "risk_event": bool(event)})
             if ends[row]:
                 outcome = running.pop(slot).outcome(setting, success=bool(terminated[row]))
                 outcomes.append(outcome)

@@ -344,9 +344,28 @@ def load_dataset_risk_exposure(dataset: str, episodes, layouts: dict | None = No
     return out
 
 
+def load_datasets(datasets: list[str], with_layouts: bool, with_exposure: bool) -> tuple[list, dict | None, list | None]:
+    """Episodes, maps ({name: Layout}) and risk exposure (when asked) of one or several datasets, as one. A map name
+    found in two datasets must be the same map there (a handover set copies its scripted set's maps)."""
+    episodes, layouts, exposure = [], {} if with_layouts else None, [] if with_exposure else None
+    for dataset in datasets:
+        these = load_dataset_episodes(dataset)
+        own = load_dataset_layouts(dataset) if with_layouts else None
+        for name, layout in (own or {}).items():
+            if name in layouts and dataclasses.replace(layouts[name], source="") != dataclasses.replace(layout, source=""):
+                raise SystemExit(f"{dataset}: map {name!r} differs from the map of that name in an earlier dataset")
+            layouts[name] = layout
+        if with_exposure:
+            exposure += load_dataset_risk_exposure(dataset, these, own)
+        episodes += these
+    return episodes, layouts, exposure
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.core.training.train", description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", required=True, help="dataset path or id for risky_nav.dataset.load_episodes")
+    ap.add_argument("--dataset", required=True, nargs="+", help="dataset path(s) or id(s) for "
+                    "risky_nav.dataset.load_episodes; several train as one (e.g. scripted and handover episodes on the "
+                    "same maps; a map name must mean the same map in each)")
     ap.add_argument("--out", required=True, help="run directory (created)")
     ap.add_argument("--config", default=str(DEFAULT_CONFIG), help="hyper-parameters (default: config/model.yaml)")
     ap.add_argument("--steps", type=int, help="override training.steps")
@@ -380,14 +399,12 @@ def main(argv=None) -> int:
     except ConfigError as e:
         raise SystemExit(f"config error: {e}")
     started = time.perf_counter()
-    episodes = load_dataset_episodes(args.dataset)
-    layouts = load_dataset_layouts(args.dataset) if config.model.map_conditioned or config.training.relabel_risk_events \
-        else None
-    maps = load_dataset_maps(args.dataset, layouts) if config.model.map_conditioned else None
-    exposure = load_dataset_risk_exposure(args.dataset, episodes, layouts) if config.training.relabel_risk_events else None
+    episodes, layouts, exposure = load_datasets(args.dataset, config.model.map_conditioned or
+                                                config.training.relabel_risk_events, config.training.relabel_risk_events)
+    maps = load_dataset_maps(args.dataset[0], layouts) if config.model.map_conditioned else None
     deadline_s = max(args.deadline_s - (time.perf_counter() - started), 1e-3) if args.deadline_s > 0 else 0.0
     summary = train(config, episodes, args.out, seed=args.seed, device=args.device, resume=args.resume,
-                    progress=not args.no_progress, dataset_name=args.dataset, maps=maps, deadline_s=deadline_s,
+                    progress=not args.no_progress, dataset_name=" + ".join(args.dataset), maps=maps, deadline_s=deadline_s,
                     init_from=args.init_from, train_only=args.train_only, risk_exposure=exposure)
     if summary:
         print(json.dumps(summary, indent=2))

@@ -1,0 +1,224 @@
+"""Episodes from the states the planner reaches: the shipped controller drives, then the detour expert takes over.
+
+The scripted policies' episodes only visit the scripted routes' states. A general model that leaves them (on
+gen0009003 its stay-out plans run along the risky region's edge into a gap no route uses) finds no data there,
+and from there proposes only the short cut (docs/method_choices.md, "At GPU scale with late_detour"). This is one
+round of DAgger's data aggregation, with the detour as the expert: each episode runs the controller (the planner
+setting given, e.g. averse:0.1, exactly as the evaluation runs it) for a time drawn per episode, then the
+risk-free detour planned from wherever the robot is (risky_nav's WaypointPolicy) to the goal. The whole episode
+is recorded as a dataset episode (policy name `handover`): its windows after the handover are keep-out windows
+from the planner's own states, and its returns are the critic's targets as any episode's.
+
+    python -m rs_diffuser_ros.eval.handover --checkpoint M --layouts datasets/riskynav/<scripted set>/layouts \\
+        --episodes-per-map 10 --setting averse:0.1 --out datasets/riskynav/<name>-v0 [--device cuda]
+
+The maps are another dataset's (its layouts/ folder), so both train together: `core.training.train --dataset
+<scripted set> <handover set>`. Map m's episode j resets the env with seed + m * episodes_per_map + j.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import risky_nav
+from risky_nav.collect import dataset_id_for
+from risky_nav.collect_maps import STATS_FILE, dataset_statistics, format_statistics, load_map_files
+from risky_nav.dataset import DatasetWriter
+from risky_nav.env import CONTROL_PERIOD
+from risky_nav.map_analysis import NoPathError, analyse
+from risky_nav.occupancy import occupancy_grid, risk_grid
+from risky_nav.policies import WaypointPolicy
+from risky_nav.rollout import EpisodeRecord
+from risky_nav.vector import make_env_batch
+
+from rs_diffuser_ros.control import Grid, settings_from_yaml
+from rs_diffuser_ros.core.planner import RiskSensitivePlanner
+from rs_diffuser_ros.eval.lockstep import run_lockstep
+from rs_diffuser_ros.eval.policies import ControllerPolicy
+from rs_diffuser_ros.eval.settings import PlannerSetting, parse_settings
+
+POLICY_NAME = "handover"
+HANDOVER_S = (1.0, 12.0)  # the controller drives this long (drawn per episode) before the expert takes over
+
+
+class HandoverPolicy:
+    """BatchPolicy: the controller (one per slot, planning in one batch) until each episode's handover step, then that
+    slot's detour expert, planned afresh from the robot's state at the handover."""
+
+    def __init__(self, controller: ControllerPolicy, layout, n_slots: int, rng: np.random.Generator,
+                 handover_s: tuple[float, float] = HANDOVER_S):
+        if not 0.0 <= handover_s[0] <= handover_s[1]:
+            raise ValueError(f"handover_s must be (low, high) with 0 <= low <= high, got {handover_s}")
+        self.controller, self.rng, self.handover_s = controller, rng, handover_s
+        self.experts = [WaypointPolicy(layout, avoid_risk=True) for _ in range(n_slots)]
+        self.handover_step = [0] * n_slots
+        self.steps = [0] * n_slots
+
+    def reset(self, slot: int, obs: np.ndarray) -> None:
+        self.controller.reset(slot, obs)
+        self.handover_step[slot] = int(round(self.rng.uniform(*self.handover_s) / CONTROL_PERIOD))
+        self.steps[slot] = 0
+
+    def expert_drives(self, slot: int) -> bool:
+        return self.steps[slot] >= self.handover_step[slot]
+
+    def act(self, obs: np.ndarray, slots: list[int]) -> np.ndarray:
+        actions = np.zeros((len(slots), 2), dtype=np.float32)
+        planned = [row for row, slot in enumerate(slots) if not self.expert_drives(slot)]
+        if planned:
+            actions[planned] = self.controller.act(obs[planned], [slots[row] for row in planned])
+        for row, slot in enumerate(slots):
+            if self.expert_drives(slot):
+                if self.steps[slot] == self.handover_step[slot]:
+                    self.experts[slot].reset(obs[row])  # the detour from here
+                actions[row] = self.experts[slot](obs[row])
+            self.steps[slot] += 1
+        return actions
+
+
+class EpisodeRecorder:
+    """Keeps every slot's observations, actions, rewards and flags (run_lockstep's on_step, a policy wrapper for the
+    actions) and hands over each finished episode as a risky_nav EpisodeRecord, the datasets' episode format."""
+
+    def __init__(self, policy, name: str = POLICY_NAME):
+        self.policy, self.name = policy, name
+        self.buffers: dict[int, dict[str, list]] = {}
+        self.finished: list[tuple[int, EpisodeRecord]] = []  # (the env seed, the episode)
+        self._seeds: dict[int, int] = {}
+
+    def begin(self, slot: int, seed: int) -> None:
+        self._seeds[slot] = seed
+
+    def reset(self, slot: int, obs: np.ndarray) -> None:
+        self.buffers[slot] = {"observations": [np.array(obs, dtype=np.float32)], "actions": [], "rewards": [],
+                              "terminations": [], "truncations": [], "risk_events": [], "collisions": [],
+                              "in_risky_region": []}
+        self.policy.reset(slot, obs)
+
+    def act(self, obs: np.ndarray, slots: list[int]) -> np.ndarray:
+        actions = np.asarray(self.policy.act(obs, slots), dtype=np.float32)
+        for slot, action in zip(slots, actions):
+            self.buffers[slot]["actions"].append(action.copy())
+        return actions
+
+    def on_step(self, slot: int, obs: np.ndarray, reward: float, terminated: bool, truncated: bool, flags: dict) -> None:
+        b = self.buffers[slot]
+        b["observations"].append(np.array(obs, dtype=np.float32))
+        b["rewards"].append(reward)
+        b["terminations"].append(terminated)
+        b["truncations"].append(truncated)
+        b["risk_events"].append(flags["risk_event"])
+        b["collisions"].append(flags["collision"])
+        b["in_risky_region"].append(flags["in_risky_region"])
+        if terminated or truncated:
+            b = self.buffers.pop(slot)
+            self.finished.append((self._seeds.get(slot, -1), EpisodeRecord(
+                policy=self.name, observations=np.stack(b["observations"]), actions=np.stack(b["actions"]),
+                rewards=np.asarray(b["rewards"], np.float64),
+                **{k: np.asarray(b[k], bool) for k in ("terminations", "truncations", "risk_events", "collisions",
+                                                        "in_risky_region")})))
+
+
+def collect_map(planner: RiskSensitivePlanner, layout, setting: PlannerSetting, episodes: int, first_seed: int,
+                rng: np.random.Generator, handover_s=HANDOVER_S, env_workers: int = 0,
+                planner_yaml: Path | None = None) -> list[tuple[int, EpisodeRecord]]:
+    """`episodes` handover episodes on one map, all in lockstep; [(env seed, record)] in seed order."""
+    settings = settings_from_yaml(planner_yaml, alpha=setting.alpha, risk_mode=setting.risk_mode,
+                                  **setting.controller_overrides)
+    grid = Grid(*dataclasses.astuple(occupancy_grid(layout)))  # what the sim node publishes on /costmap
+    risk = Grid(*dataclasses.astuple(risk_grid(layout)))  # ... and on /risk_map
+    envs = make_env_batch(episodes, env_workers, layout)
+    try:
+        controller = ControllerPolicy(planner, settings, grid, episodes, seed=int(rng.integers(2**31 - 1)),
+                                      risk_grid=risk)
+        recorder = EpisodeRecorder(HandoverPolicy(controller, layout, episodes, rng, handover_s))
+        jobs = [(j, first_seed + j) for j in range(episodes)]
+        # The recorder learns each slot's seed as run_lockstep starts it: slots are filled in job order.
+        for slot, (_, seed) in enumerate(jobs):
+            recorder.begin(slot, seed)
+        run_lockstep(envs, recorder, setting.name, jobs, on_step=recorder.on_step)
+    finally:
+        envs.close()
+    return sorted(recorder.finished, key=lambda pair: pair[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.eval.handover", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", required=True, help="the map-conditioned model whose controller drives first")
+    ap.add_argument("--layouts", nargs="+", type=Path, required=True,
+                    help="map YAMLs or folders of them (another dataset's layouts/, to train with it)")
+    ap.add_argument("--episodes-per-map", type=int, default=10)
+    ap.add_argument("--setting", default="averse:0.1", help="the planner setting that drives before the handover")
+    ap.add_argument("--handover-s", type=float, nargs=2, default=HANDOVER_S, metavar=("LOW", "HIGH"),
+                    help="seconds the controller drives, drawn uniformly per episode")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--env-workers", type=int, default=0, help="processes stepping the envs (0: this one)")
+    ap.add_argument("--planner-yaml", type=Path, help="the controller's settings (default: config/planner.yaml)")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if args.episodes_per_map < 1:
+        ap.error(f"--episodes-per-map must be >= 1, got {args.episodes_per_map}")
+    try:
+        (setting,) = parse_settings([args.setting])
+    except ValueError as e:
+        ap.error(str(e))
+    if not isinstance(setting, PlannerSetting):
+        ap.error(f"--setting must be a planner setting (averse:ALPHA, seeking:ALPHA, neutral), got {args.setting!r}")
+    maps = load_map_files(args.layouts)
+    planner = RiskSensitivePlanner.from_checkpoint(args.checkpoint, device=args.device)
+    if not planner.map_conditioned:
+        ap.error(f"{args.checkpoint} is a per-map model: the handover data is for a map-conditioned one")
+
+    layout_dir = args.out / "layouts"
+    layout_dir.mkdir(parents=True, exist_ok=True)
+    for layout, text in maps:
+        (layout_dir / f"{layout.name}.yaml").write_text(text)
+    first = gym.make(risky_nav.ENV_ID, layout=str(layout_dir / f"{maps[0][0].name}.yaml"), disable_env_checker=True)
+    high = first.observation_space.high.copy()  # the observation bounds of the largest map, as collect_maps has them
+    high[[0, 6]] = max(lay.width for lay, _ in maps)
+    high[[1, 7]] = max(lay.height for lay, _ in maps)
+    writer = DatasetWriter(
+        args.out, dataset_id_for(args.out), first.spec,
+        gym.spaces.Box(first.observation_space.low, high, dtype=np.float32), first.action_space,
+        metadata=dict(author={"rs_diffuser_ros"}, algorithm_name=f"handover: {args.setting} controller, then the detour",
+                      description=f"RiskyNav, {len(maps)} maps x {args.episodes_per_map} episodes: the controller of "
+                                  f"{args.checkpoint} ({args.setting}) drives for {args.handover_s[0]}-"
+                                  f"{args.handover_s[1]} s, then the risk-free detour from where the robot is.",
+                      code_permalink="rs_diffuser_ros/eval/handover.py", layouts_dir="layouts",
+                      layouts=[lay.name for lay, _ in maps], episodes_per_map=args.episodes_per_map,
+                      policy_mix={POLICY_NAME: 1.0}, handover_s=list(args.handover_s), seed=args.seed,
+                      checkpoint=str(args.checkpoint), setting=args.setting))
+    first.close()
+    started, per_episode, kinds = time.perf_counter(), [], {}
+    for m, (layout, _) in enumerate(maps):
+        try:
+            kinds[layout.name] = analyse(layout).kind
+        except NoPathError:
+            kinds[layout.name] = "no_path"
+        pairs = collect_map(planner, layout, setting, args.episodes_per_map, args.seed + m * args.episodes_per_map,
+                            np.random.default_rng([args.seed, m]), tuple(args.handover_s), args.env_workers,
+                            args.planner_yaml)
+        seeds, records = [s for s, _ in pairs], [r for _, r in pairs]
+        writer.write(records, seeds, [None] * len(records), [layout.name] * len(records))
+        per_episode += [(kinds[layout.name], len(r), bool(r.risk_events.any()), bool(r.collisions.any()), r.success)
+                        for r in records]
+        print(f"{m + 1}/{len(maps)} {layout.name}: {sum(r.success for r in records)}/{len(records)} arrived, "
+              f"{sum(bool(r.in_risky_region.any()) for r in records)} entered risk, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+    stats = dataset_statistics(per_episode, kinds)
+    stats.update(wall_seconds=round(time.perf_counter() - started, 1), workers=1, episodes_per_map=args.episodes_per_map,
+                 seed=args.seed, map_kinds=kinds, checkpoint=str(args.checkpoint), setting=args.setting)
+    (args.out / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
+    print(format_statistics(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
