@@ -7,7 +7,8 @@
 #       tools/train_and_gate.sh
 #
 # env (defaults in brackets):
-#   DATASET   the training set; collected first when it has no dataset_stats.json, from COLLECT (the arguments of
+#   DATASET   the training set, or several separated by spaces (trained as one, e.g. a scripted set and its
+#             eval.handover set); the first is collected when it has no dataset_stats.json, from COLLECT (the arguments of
 #             `python -m risky_nav.collect` after --out, e.g. "--generate 1000 --generate-seed 19000
 #             --episodes-per-map 20 --seed 112 --mix shortcut=0.2,...")
 #   CONFIG    [config/experiments/stride_mapread.yaml]   INIT  model to start from (--init-from) [none]
@@ -32,11 +33,12 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 device=$([[ $gpus -gt 0 ]] && echo cuda || echo cpu)
 start=$SECONDS
+read -ra datasets <<<"$DATASET"
 
-if [[ ! -f "$DATASET/dataset_stats.json" ]]; then
-  : "${COLLECT:?$DATASET has no dataset_stats.json: give COLLECT (risky_nav.collect arguments) to collect it}"
+if [[ ! -f "${datasets[0]}/dataset_stats.json" ]]; then
+  : "${COLLECT:?${datasets[0]} has no dataset_stats.json: give COLLECT (risky_nav.collect arguments) to collect it}"
   # shellcheck disable=SC2086  # COLLECT is a list of arguments
-  python3 -m risky_nav.collect $COLLECT --workers $(( $(nproc) > 2 ? $(nproc) - 2 : 1 )) --out "$DATASET" \
+  python3 -m risky_nav.collect $COLLECT --workers $(( $(nproc) > 2 ? $(nproc) - 2 : 1 )) --out "${datasets[0]}" \
     >"$OUT/collect.log" 2>&1 || { tail -5 "$OUT/collect.log"; exit 1; }
   echo "collected in $((SECONDS - start)) s"; tail -n 6 "$OUT/collect.log"
 fi
@@ -46,7 +48,7 @@ train_s=$(( deadline - gate_s - $(date +%s) ))
 launcher=(python3)
 [[ $gpus -gt 1 ]] && launcher=(python3 -m torch.distributed.run --nproc_per_node "$gpus")
 init=(); [[ -n "${INIT:-}" ]] && init=(--init-from "$INIT")
-"${launcher[@]}" -m rs_diffuser_ros.core.training.train --dataset "$DATASET" --config "$config" "${init[@]}" \
+"${launcher[@]}" -m rs_diffuser_ros.core.training.train --dataset "${datasets[@]}" --config "$config" "${init[@]}" \
   --out "$OUT/run" --steps "${STEPS:-400000}" --batch-size "${BATCH:-1024}" --deadline-s "$train_s" --device "$device" \
   --log-every 250 --checkpoint-every 2000 --no-progress >"$OUT/train.log" 2>&1
 [[ -f "$OUT/run/model.safetensors" ]] || { echo "training wrote no model"; tail -20 "$OUT/train.log"; exit 1; }
