@@ -14,13 +14,7 @@
 set -uo pipefail
 out="$1"; shift
 mkdir -p "$out"
-# Only where they are missing: a machine with its own pybullet/minari (this repo's venv) keeps them.
-if [[ -d .wheels312 ]] && ! python3 -c "import pybullet, gymnasium, minari" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .wheels312/*.whl >"$out/pip.log" 2>&1 \
-    || { tail -5 "$out/pip.log"; exit 1; }
-  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
-fi
-export PYTHONPATH="$PWD:$PWD/sim:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+LOG_DIR="$out" source "$(dirname "$0")/device_python_env.sh"
 gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 cores=$(nproc)
 if [[ "$gpus" -gt 0 ]]; then

@@ -23,12 +23,7 @@ set -uo pipefail
 deadline=$(( $(date +%s) + ${BUDGET_S:-560} ))
 config=${CONFIG:-config/experiments/stride_mapread.yaml}; gate_s=${GATE_S:-100}
 mkdir -p "$OUT/gate"
-if [[ -d .wheels312 ]] && ! python3 -c "import pybullet, gymnasium, minari" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .wheels312/*.whl >"$OUT/pip.log" 2>&1 \
-    || { tail -5 "$OUT/pip.log"; exit 1; }
-  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
-fi
-export PYTHONPATH="$PWD:$PWD/sim:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+LOG_DIR="$OUT" source "$(dirname "$0")/device_python_env.sh"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # KINDS.md: no NVLink multicast
 gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 device=$([[ $gpus -gt 0 ]] && echo cuda || echo cpu)
