@@ -2,7 +2,6 @@
 actions inside the dataset's limits, learns a map-dependent mapping, saves and loads exactly, refuses files that
 are not its own, trains from a collected maps dataset through the command line and drives an evaluation on a
 generated map it never saw."""
-import dataclasses
 import json
 import types
 
@@ -20,7 +19,7 @@ from rs_diffuser_ros.control import Grid
 from rs_diffuser_ros.core.config import CoreConfig, ModelConfig
 from rs_diffuser_ros.core.map_input import PATCH_CHANNELS, PlanningMap
 from rs_diffuser_ros.core.training.train import DEFAULT_CONFIG
-from rs_diffuser_ros.eval.policies import LearnedBatchPolicy
+from rs_diffuser_ros.eval.policies import LearnedBatchPolicy, published_grids
 
 RES = 0.1
 
@@ -255,7 +254,6 @@ def test_the_shipped_general_bc_reads_the_general_model_map_input_and_drives_tow
     """The shipped file is a map-conditioned policy with the shipped general model's map settings (so the evaluation's
     map input is the one it was trained on), and on the default layout, which it never saw, it closes on the goal."""
     from risky_nav.env import RiskyNavEnv
-    from risky_nav.occupancy import occupancy_grid, risk_grid
 
     from rs_diffuser_ros.core.planner import RiskSensitivePlanner
     from rs_diffuser_ros.shipped import model_path
@@ -267,9 +265,8 @@ def test_the_shipped_general_bc_reads_the_general_model_map_input_and_drives_tow
         general.map_patch_cells, general.map_patch_m, general.map_channels, general.map_safe_distance)
     env = RiskyNavEnv("default")
     obs, _ = env.reset(seed=2)  # 8.45 m from the goal
-    # The grids as the evaluation hands them over (eval/runner.py): what the sim node publishes.
-    pm = policy.planning_map(Grid(*dataclasses.astuple(occupancy_grid(env.layout))),
-                             Grid(*dataclasses.astuple(risk_grid(env.layout))))
+    # The grids as the evaluation hands them over: what the sim node publishes.
+    pm = policy.planning_map(*published_grids(env.layout))
     start = np.linalg.norm(obs[:2] - obs[6:8])
     for _ in range(60):  # 6 s
         obs, *_ = env.step(policy.act(obs[None], pm)[0])

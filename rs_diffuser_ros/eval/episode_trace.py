@@ -73,17 +73,13 @@ def trace(checkpoint, layout_spec, setting_text: str, episode: int = 0, seed: in
           planner_yaml=None, max_ticks: int | None = None) -> tuple[list[Tick], object]:
     """Run the episode; (its ticks, its EpisodeOutcome, or None when max_ticks ended it early). checkpoint: a file
     or a shipped model's name."""
-    import dataclasses
-
     from risky_nav import load_layout
     from risky_nav.env import CONTROL_PERIOD
-    from risky_nav.occupancy import occupancy_grid, risk_grid
     from risky_nav.vector import SerialEnvBatch
 
-    from rs_diffuser_ros.control import Grid
     from rs_diffuser_ros.core.planner import RiskSensitivePlanner
     from rs_diffuser_ros.eval.lockstep import run_lockstep
-    from rs_diffuser_ros.eval.policies import ControllerPolicy, PolicyContext
+    from rs_diffuser_ros.eval.policies import ControllerPolicy, PolicyContext, published_grids
     from rs_diffuser_ros.eval.runner import EvalConfig
     from rs_diffuser_ros.eval.settings import parse_setting
     from rs_diffuser_ros.shipped import resolve_model
@@ -97,8 +93,7 @@ def trace(checkpoint, layout_spec, setting_text: str, episode: int = 0, seed: in
     layout = load_layout(config.layout)
     envs = SerialEnvBatch(1, layout)
     try:
-        context = PolicyContext(config, envs, layout, Grid(*dataclasses.astuple(occupancy_grid(layout))),
-                                Grid(*dataclasses.astuple(risk_grid(layout))), PLANNER_SEED_STREAM,
+        context = PolicyContext(config, envs, layout, *published_grids(layout), PLANNER_SEED_STREAM,
                                 lambda: RiskSensitivePlanner.from_checkpoint(config.checkpoint, device=device), device)
         policy = setting.make_policy(context)
         if not isinstance(policy, ControllerPolicy):

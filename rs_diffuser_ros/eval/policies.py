@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Callable
 
 import numpy as np
 from risky_nav.env import CONTROL_PERIOD
+from risky_nav.occupancy import occupancy_grid, risk_grid
 from risky_nav.policies import make_policy
 
 from rs_diffuser_ros.control import Controller, ControllerSettings, Grid, StopReason, step_all
 from rs_diffuser_ros.core.device import resolve_device
+
+
+def published_grids(layout) -> tuple[Grid, Grid]:
+    """The layout's occupancy and risk grids as the sim node publishes them on /costmap and /risk_map."""
+    return Grid(*astuple(occupancy_grid(layout))), Grid(*astuple(risk_grid(layout)))
 
 
 @dataclass

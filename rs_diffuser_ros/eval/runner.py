@@ -23,16 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from risky_nav import load_layout
-from risky_nav.occupancy import occupancy_grid, risk_grid
 from risky_nav.vector import make_env_batch
 from tqdm import tqdm
 
-from rs_diffuser_ros.control import ControllerSettings, Grid, settings_from_yaml
+from rs_diffuser_ros.control import ControllerSettings, settings_from_yaml
 from rs_diffuser_ros.core.checkpoint import read_checkpoint
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.eval.lockstep import run_lockstep
 from rs_diffuser_ros.eval.metrics import EpisodeOutcome
-from rs_diffuser_ros.eval.policies import PolicyContext
+from rs_diffuser_ros.eval.policies import PolicyContext, published_grids
 from rs_diffuser_ros.shipped import DEFAULT_BC_MODEL, model_path
 
 CPU_BATCH_ENVS = 16
@@ -153,8 +152,7 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
     envs = make_env_batch(n_envs, workers=config.env_workers, layout=layout)
     outcomes, plan_seconds, plan_calls, stops, whys, timings = [], {}, {}, {}, {}, {}
     try:
-        grid = Grid(*dataclasses.astuple(occupancy_grid(layout)))  # what the sim node publishes on /costmap
-        risk = Grid(*dataclasses.astuple(risk_grid(layout)))  # ... and on /risk_map
+        grid, risk = published_grids(layout)
         device = worker_device(config.device, worker_index)
         shared = PolicyContext(config, envs, layout, grid, risk, 0,
                                lambda: RiskSensitivePlanner.from_checkpoint(config.checkpoint, device=device), device)
