@@ -18,7 +18,6 @@ The maps are another dataset's (its layouts/ folder), so both train together: `c
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -32,15 +31,14 @@ from risky_nav.collect_maps import STATS_FILE, dataset_statistics, format_statis
 from risky_nav.dataset import DatasetWriter
 from risky_nav.env import CONTROL_PERIOD
 from risky_nav.map_analysis import NoPathError, analyse
-from risky_nav.occupancy import occupancy_grid, risk_grid
 from risky_nav.policies import WaypointPolicy
 from risky_nav.rollout import EpisodeRecord
 from risky_nav.vector import make_env_batch
 
-from rs_diffuser_ros.control import Grid, settings_from_yaml
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.eval.lockstep import run_lockstep
-from rs_diffuser_ros.eval.policies import ControllerPolicy
+from rs_diffuser_ros.eval.policies import ControllerPolicy, PolicyContext, published_grids
+from rs_diffuser_ros.eval.runner import EvalConfig
 from rs_diffuser_ros.eval.settings import PlannerSetting, parse_settings
 
 POLICY_NAME = "handover"
@@ -89,11 +87,7 @@ class EpisodeRecorder:
     def __init__(self, policy, name: str = POLICY_NAME):
         self.policy, self.name = policy, name
         self.buffers: dict[int, dict[str, list]] = {}
-        self.finished: list[tuple[int, EpisodeRecord]] = []  # (the env seed, the episode)
-        self._seeds: dict[int, int] = {}
-
-    def begin(self, slot: int, seed: int) -> None:
-        self._seeds[slot] = seed
+        self.finished: list[tuple[int, EpisodeRecord]] = []  # (the slot it ran in, the episode)
 
     def reset(self, slot: int, obs: np.ndarray) -> None:
         self.buffers[slot] = {"observations": [np.array(obs, dtype=np.float32)], "actions": [], "rewards": [],
@@ -118,34 +112,30 @@ class EpisodeRecorder:
         b["in_risky_region"].append(flags["in_risky_region"])
         if terminated or truncated:
             b = self.buffers.pop(slot)
-            self.finished.append((self._seeds.get(slot, -1), EpisodeRecord(
+            self.finished.append((slot, EpisodeRecord(
                 policy=self.name, observations=np.stack(b["observations"]), actions=np.stack(b["actions"]),
                 rewards=np.asarray(b["rewards"], np.float64),
                 **{k: np.asarray(b[k], bool) for k in ("terminations", "truncations", "risk_events", "collisions",
                                                         "in_risky_region")})))
 
 
-def collect_map(planner: RiskSensitivePlanner, layout, setting: PlannerSetting, episodes: int, first_seed: int,
-                rng: np.random.Generator, handover_s=HANDOVER_S, env_workers: int = 0,
-                planner_yaml: Path | None = None) -> list[tuple[int, EpisodeRecord]]:
-    """`episodes` handover episodes on one map, all in lockstep; [(env seed, record)] in seed order."""
-    settings = settings_from_yaml(planner_yaml, alpha=setting.alpha, risk_mode=setting.risk_mode,
-                                  **setting.controller_overrides)
-    grid = Grid(*dataclasses.astuple(occupancy_grid(layout)))  # what the sim node publishes on /costmap
-    risk = Grid(*dataclasses.astuple(risk_grid(layout)))  # ... and on /risk_map
+def collect_map(config: EvalConfig, planner: RiskSensitivePlanner, layout, setting: PlannerSetting, episodes: int,
+                first_seed: int, rng: np.random.Generator, handover_s=HANDOVER_S,
+                env_workers: int = 0) -> list[tuple[int, EpisodeRecord]]:
+    """`episodes` handover episodes on one map, all in lockstep; [(env seed, record)] in seed order. The controller
+    is built as the evaluation builds it (`config`'s controller settings for `setting`, the published grids)."""
     envs = make_env_batch(episodes, env_workers, layout)
     try:
-        controller = ControllerPolicy(planner, settings, grid, episodes, seed=int(rng.integers(2**31 - 1)),
-                                      risk_grid=risk)
+        context = PolicyContext(config, envs, layout, *published_grids(layout), int(rng.integers(2**31 - 1)),
+                                lambda: planner)
+        controller = setting.make_policy(context)
         recorder = EpisodeRecorder(HandoverPolicy(controller, layout, episodes, rng, handover_s))
-        jobs = [(j, first_seed + j) for j in range(episodes)]
-        # The recorder learns each slot's seed as run_lockstep starts it: slots are filled in job order.
-        for slot, (_, seed) in enumerate(jobs):
-            recorder.begin(slot, seed)
-        run_lockstep(envs, recorder, setting.name, jobs, on_step=recorder.on_step)
+        # One env per episode: run_lockstep starts episode j in slot j, and no slot is refilled.
+        run_lockstep(envs, recorder, setting.name, [(j, first_seed + j) for j in range(episodes)],
+                     on_step=recorder.on_step)
     finally:
         envs.close()
-    return sorted(recorder.finished, key=lambda pair: pair[0])
+    return [(first_seed + slot, record) for slot, record in sorted(recorder.finished, key=lambda pair: pair[0])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(setting, PlannerSetting):
         ap.error(f"--setting must be a planner setting (averse:ALPHA, seeking:ALPHA, neutral), got {args.setting!r}")
     maps = load_map_files(args.layouts)
+    config = EvalConfig([setting], checkpoint=args.checkpoint, device=args.device, planner_yaml=args.planner_yaml)
+    try:
+        config.controller_settings(setting)  # a bad planner YAML or setting fails here, not on the first map
+    except ValueError as e:
+        ap.error(str(e))
     planner = RiskSensitivePlanner.from_checkpoint(args.checkpoint, device=args.device)
     if not planner.map_conditioned:
         ap.error(f"{args.checkpoint} is a per-map model: the handover data is for a map-conditioned one")
@@ -202,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             kinds[layout.name] = analyse(layout).kind
         except NoPathError:
             kinds[layout.name] = "no_path"
-        pairs = collect_map(planner, layout, setting, args.episodes_per_map, args.seed + m * args.episodes_per_map,
-                            np.random.default_rng([args.seed, m]), tuple(args.handover_s), args.env_workers,
-                            args.planner_yaml)
+        pairs = collect_map(config, planner, layout, setting, args.episodes_per_map,
+                            args.seed + m * args.episodes_per_map, np.random.default_rng([args.seed, m]),
+                            tuple(args.handover_s), args.env_workers)
         seeds, records = [s for s, _ in pairs], [r for _, r in pairs]
         writer.write(records, seeds, [None] * len(records), [layout.name] * len(records))
         per_episode += [(kinds[layout.name], len(r), bool(r.risk_events.any()), bool(r.collisions.any()), r.success)
