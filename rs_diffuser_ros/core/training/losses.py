@@ -49,6 +49,8 @@ class TrainingObjective(nn.Module):
         windows = batch["windows"]
         x0 = norm.plan.normalize(to_plan_frame(windows))
         patches = None if self.maps is None else self.maps.patches(windows[:, 0, :2], batch["episode"])
+        # One reader of the patches along a window, for the critic and (model.denoiser_reads_map) the denoiser.
+        view = None if patches is None else MapView(patches, self.maps.extent_m, norm.plan)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.critic_only):
             context = model_context(norm, self.map_encoder, windows[:, 0], batch["goal"], patches)
         b = x0.shape[0]
@@ -63,17 +65,16 @@ class TrainingObjective(nn.Module):
         diffusion = zero
         if not self.critic_only:
             # A denoiser that reads the map along its plan reads it where x_t's states lie, as in sampling.
-            along = MapView(patches, self.maps.extent_m, norm.plan).along(x_t) if self.denoiser_reads_map else None
+            along = view.along(x_t) if self.denoiser_reads_map else None
             diffusion = F.mse_loss(self.denoiser(x_t, t, denoiser_context, along)[:, 1:], x0[:, 1:])
 
         clean = torch.rand(b, device=x0.device) < self.cfg.critic_clean_fraction
         noise_level = torch.where(clean, torch.zeros_like(x0[:, 0, 0]), sched.noise_level(t))
         critic_in = torch.where(clean[:, None, None], x0, x_t)
-        if patches is None:
+        if view is None:
             quantiles = self.critic(critic_in, context, noise_level)
         else:
-            along = MapView(patches, self.maps.extent_m, norm.plan).along(critic_in)
-            quantiles = self.critic(critic_in, context, noise_level, along)
+            quantiles = self.critic(critic_in, context, noise_level, view.along(critic_in))
         critic = quantile_huber_loss(quantiles, norm.returns.normalize(batch["return"]), self.cfg.huber_kappa)
 
         if self.critic_only:
