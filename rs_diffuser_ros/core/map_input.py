@@ -109,9 +109,7 @@ class MapLayers:
 
     def cells_of(self, xy: Tensor, index: Tensor | None = None) -> Tensor:
         """(row, col) [..., 2] long of world points xy [..., 2] on map `index` (None: map 0)."""
-        origin = self.origin[0] if index is None else self.origin[index]
-        col_row = torch.floor((xy - origin) / self.resolution).long()
-        return col_row.flip(-1)
+        return grid_cells(xy, self.origin[0] if index is None else self.origin[index], self.resolution)
 
     @torch.no_grad()
     def goal_distance(self, goals: Tensor, index: Tensor | None = None, chunk: int | None = None, safe: bool = False,
@@ -186,43 +184,62 @@ class MapLayers:
         """Egocentric patches [B, C, cells, cells] (the first C of PATCH_CHANNELS) of side extent_m around centres
         [B, 2], with each row's F goal distance fields distance [B, F, h, w] (goal_distance); index [B] picks each
         row's map (None: all on map 0). C: `channels` (a model's map_channels), else all the fields allow (4 or 8)."""
-        b, dev = len(centres), centres.device
-        half = extent_m / 2
-        offsets = (torch.arange(cells, device=dev, dtype=torch.float32) + 0.5) / cells * extent_m - half  # [P]
-        oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
-        world = centres[:, None, None, :] + torch.stack([ox, oy], -1)[None]  # [B, P, P, 2], row = y
-        h, w = self.layers.shape[-2:]
-        origin = (self.origin[0] if index is None else self.origin[index][:, None, None, :]).to(world.dtype)
-        size = torch.tensor([w * self.resolution, h * self.resolution], device=dev)
-        grid = (world - origin) / size * 2 - 1
         if index is None:  # one map for every row: one lookup, no per-row copy of the layers
-            layers = F.grid_sample(self.layers[:1], grid.reshape(1, b * cells, cells, 2), mode="bilinear",
-                                   padding_mode="zeros", align_corners=False)
-            layers = layers.reshape(4, b, cells, cells).transpose(0, 1)
-        else:
-            layers = F.grid_sample(self.layers[index], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        obstacle, risk, hazard, valid = layers.unbind(1)
-        # Nearest: a bilinear mix with an UNREACHABLE neighbour would make a reachable cell look unreachable.
-        dist = F.grid_sample(distance.float(), grid, mode="nearest", padding_mode="border", align_corners=False)
-        dist = torch.where(valid[:, None] > 0.5, dist, torch.full_like(dist, UNREACHABLE))
-        c = cells // 2
-        distances = dist[:, :2]  # the plain and the safe distance (the third field, when there, is the route risk)
-        own = distances[:, :, c - 1:c + 1, c - 1:c + 1].amin((2, 3))  # the robot's cell(s) at the patch centre
-        relative = ((distances - own[:, :, None, None]) / half).clamp(-_DISTANCE_CLIP, _DISTANCE_CLIP)
-        available = {1: BASE_CHANNELS, 2: ROUTE_CHANNELS}.get(dist.shape[1], len(PATCH_CHANNELS))
-        channels = available if channels is None else channels
-        if channels > available:
-            raise ValueError(f"{channels} patch channels asked for, the {dist.shape[1]} goal distance field(s) give "
-                             f"{available}: a model with the safe distance channel needs a map with safe_distance=True, "
-                             f"one with the route risk its field as well (goal_distance(..., route_risk=True))")
-        out = [torch.stack([obstacle + (1 - valid), risk, hazard], 1), relative]
-        if channels > SAFE_CHANNELS:  # the route channels, only for a model that reads them (an unreachable cell: no detour)
-            route = (dist[:, 0] / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
-            detour = ((dist[:, 1] - dist[:, 0]) / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
-            out.append(torch.stack([route, detour], 1))
-        if channels > ROUTE_CHANNELS:  # off the map: no route, no route risk
-            out.append(torch.where(valid > 0.5, dist[:, 2], torch.zeros_like(dist[:, 2])).clamp(0, _ROUTE_RISK_CLIP)[:, None])
-        return torch.cat(out, 1)[:, :channels]
+            return cut_patches(self.layers[:1], self.origin[0], self.resolution, centres, distance, cells, extent_m,
+                               channels)
+        return cut_patches(self.layers[index], self.origin[index][:, None, None, :], self.resolution, centres, distance,
+                           cells, extent_m, channels)
+
+
+
+def grid_cells(xy: Tensor, origin: Tensor, resolution: float) -> Tensor:
+    """(row, col) [..., 2] long of the cells holding world points xy [..., 2] on a grid of `resolution` m whose
+    cell (0, 0) has its lower-left corner at origin [..., 2]."""
+    return torch.floor((xy - origin) / resolution).long().flip(-1)
+
+
+def cut_patches(layers: Tensor, origin: Tensor, resolution: float, centres: Tensor, distance: Tensor, cells: int,
+                extent_m: float, channels: int | None = None) -> Tensor:
+    """MapLayers.patches on bare tensors: layers [1 or B, 4, h, w] (one map for all rows, or each row's), origin [2]
+    or [B, 1, 1, 2] (world position of cell (0, 0)), resolution in m. Pure tensor work with no host sync or
+    copy, so a replan program can cut its patches inside its captured graph (planner.py)."""
+    b, dev = len(centres), centres.device
+    half = extent_m / 2
+    offsets = (torch.arange(cells, device=dev, dtype=torch.float32) + 0.5) / cells * extent_m - half  # [P]
+    oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
+    world = centres[:, None, None, :] + torch.stack([ox, oy], -1)[None]  # [B, P, P, 2], row = y
+    h, w = layers.shape[-2:]
+    # Scaled per axis by Python numbers, not by a tensor built here: no host-to-device copy (capturable).
+    relative_xy = world - origin.to(world.dtype)
+    grid = torch.stack([relative_xy[..., 0] / (w * resolution), relative_xy[..., 1] / (h * resolution)], -1) * 2 - 1
+    if len(layers) == 1:  # one map for every row: one lookup, no per-row copy of the layers
+        looked_up = F.grid_sample(layers, grid.reshape(1, b * cells, cells, 2), mode="bilinear",
+                                  padding_mode="zeros", align_corners=False)
+        looked_up = looked_up.reshape(4, b, cells, cells).transpose(0, 1)
+    else:
+        looked_up = F.grid_sample(layers, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    obstacle, risk, hazard, valid = looked_up.unbind(1)
+    # Nearest: a bilinear mix with an UNREACHABLE neighbour would make a reachable cell look unreachable.
+    dist = F.grid_sample(distance.float(), grid, mode="nearest", padding_mode="border", align_corners=False)
+    dist = torch.where(valid[:, None] > 0.5, dist, torch.full_like(dist, UNREACHABLE))
+    c = cells // 2
+    distances = dist[:, :2]  # the plain and the safe distance (the third field, when there, is the route risk)
+    own = distances[:, :, c - 1:c + 1, c - 1:c + 1].amin((2, 3))  # the robot's cell(s) at the patch centre
+    relative = ((distances - own[:, :, None, None]) / half).clamp(-_DISTANCE_CLIP, _DISTANCE_CLIP)
+    available = {1: BASE_CHANNELS, 2: ROUTE_CHANNELS}.get(dist.shape[1], len(PATCH_CHANNELS))
+    channels = available if channels is None else channels
+    if channels > available:
+        raise ValueError(f"{channels} patch channels asked for, the {dist.shape[1]} goal distance field(s) give "
+                         f"{available}: a model with the safe distance channel needs a map with safe_distance=True, "
+                         f"one with the route risk its field as well (goal_distance(..., route_risk=True))")
+    out = [torch.stack([obstacle + (1 - valid), risk, hazard], 1), relative]
+    if channels > SAFE_CHANNELS:  # the route channels, only for a model that reads them (an unreachable cell: no detour)
+        route = (dist[:, 0] / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
+        detour = ((dist[:, 1] - dist[:, 0]) / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
+        out.append(torch.stack([route, detour], 1))
+    if channels > ROUTE_CHANNELS:  # off the map: no route, no route risk
+        out.append(torch.where(valid > 0.5, dist[:, 2], torch.zeros_like(dist[:, 2])).clamp(0, _ROUTE_RISK_CLIP)[:, None])
+    return torch.cat(out, 1)[:, :channels]
 
 
 def sample_along(patches: Tensor, xy: Tensor, extent_m: float) -> Tensor:
@@ -261,6 +278,7 @@ class PlanningMap:
             raise ValueError(f"a PlanningMap holds one map, got {len(layers)}")
         self.layers, self.safe_distance = layers, safe_distance
         self._fields: dict[tuple[int, int, bool], Tensor] = {}  # (row, col, with the route risk) -> fields
+        self._origin_host = layers.origin[0].detach().cpu()  # goal cells are found on the host: no sync per replan
 
     @classmethod
     def from_grids(cls, occupancy_grid, hazard_grid=None, inflation_radius: float = MAP_INFLATION_M,
@@ -293,13 +311,14 @@ class PlanningMap:
         """[B, F, h, w] goal distance fields of goals [B, 2] (MapLayers.goal_distance: plain, safe with
         safe_distance, route risk when asked as well), computing only the ones not cached."""
         route_risk = route_risk and self.safe_distance
-        cells = [(*rc, route_risk) for rc in self.layers.cells_of(goals).tolist()]
+        rows_cols = grid_cells(goals.detach().cpu(), self._origin_host, self.layers.resolution)
+        cells = [(*rc, route_risk) for rc in rows_cols.tolist()]
         missing = sorted({c for c in cells if c not in self._fields})
         if missing:
             if len(self._fields) + len(missing) > self.MAX_FIELDS:
                 self._fields.clear()
             # The field of a cell is computed from the cell's centre: every goal in it shares it.
-            centres = (torch.tensor([c[:2] for c in missing], dtype=torch.float32, device=goals.device).flip(-1) + 0.5) \
+            centres = (torch.tensor([c[:2] for c in missing], dtype=torch.float32, device=self.device).flip(-1) + 0.5) \
                 * self.layers.resolution + self.layers.origin[0]
             for cell, field in zip(missing, self.layers.goal_distance(centres, safe=self.safe_distance,
                                                                       route_risk=route_risk)):
@@ -308,7 +327,10 @@ class PlanningMap:
 
     def patches(self, centres: Tensor, goals: Tensor, cells: int, extent_m: float, channels: int | None = None) -> Tensor:
         """Patches [B, C, cells, cells] around centres [B, 2] for goals [B, 2]: the first `channels` of
-        PATCH_CHANNELS (a model's map_channels), else all this map gives (MapLayers.patches). The route risk field
-        is computed only for a model that reads it (channels None or above ROUTE_CHANNELS)."""
-        route_risk = channels is None or channels > ROUTE_CHANNELS
-        return self.layers.patches(centres, self.distance_fields(goals, route_risk), cells, extent_m, channels=channels)
+        PATCH_CHANNELS (a model's map_channels), else all this map gives (MapLayers.patches)."""
+        return self.layers.patches(centres, self.fields_for(goals, channels), cells, extent_m, channels=channels)
+
+    def fields_for(self, goals: Tensor, channels: int | None = None) -> Tensor:
+        """The goal distance fields [B, F, h, w] that patches of `channels` read: the route risk field only for a
+        model that reads it (channels None or above ROUTE_CHANNELS)."""
+        return self.distance_fields(goals, route_risk=channels is None or channels > ROUTE_CHANNELS)

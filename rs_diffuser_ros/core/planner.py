@@ -24,7 +24,7 @@ from .checkpoint import load_weights, read_checkpoint
 from .conditioning import MapView, model_context
 from .config import CoreConfig
 from .costmap import Costmap
-from .map_input import PlanningMap
+from .map_input import PlanningMap, cut_patches
 from .sampling.cuda_graph import CapturedProgram
 from .device import resolve_device
 from .models.map_encoder import NoMapEncoder
@@ -211,20 +211,22 @@ class RiskSensitivePlanner:
         }
         if carried is not None:
             inputs["carried"] = torch.as_tensor(carried, device=dev)
-        if map_input is not None:  # one patch per state, not per candidate: encoded once in the program
-            m = self.config.model
-            inputs["patches"] = map_input.to(dev).patches(torch.as_tensor(states[:, :2], device=dev),
-                                                         torch.as_tensor(goals[:, :2], device=dev), m.map_patch_cells,
-                                                         m.map_patch_m, channels=m.map_channels)
+        map_resolution = None
+        if map_input is not None:  # the program cuts one patch per state (not per candidate) and encodes it once
+            plan_map = map_input.to(dev)
+            inputs["map_layers"], inputs["map_origin"] = plan_map.layers.layers, plan_map.layers.origin[0]
+            # The goal distance fields come from the map's cache, found by cells on the host (no sync).
+            inputs["map_fields"] = plan_map.fields_for(torch.as_tensor(goals[:, :2]), self.config.model.map_channels)
+            map_resolution = plan_map.layers.resolution
         costmap = costmap.to(dev) if costmap is not None else None
         if self.fast_path:
             inputs["initial_noise"], step_noise = draw_noise(self.schedule, (batch * k, self.horizon, d), dev, generator)
             if step_noise is not None:
                 inputs["step_noise"] = step_noise
-            out = self._run_fast(inputs, batch, k, risk_mode, costmap, graphs)
+            out = self._run_fast(inputs, batch, k, risk_mode, costmap, map_resolution, graphs)
         else:
             out = self._replan_program(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap,
-                                       generator=generator)
+                                       map_resolution=map_resolution, generator=generator)
         plans, quantiles, risk_values, chosen, actions, scores = (
             out[name] for name in ("plans", "quantiles", "risk_values", "chosen", "actions", "scores"))
         allowed = None
@@ -286,24 +288,30 @@ class RiskSensitivePlanner:
                               torch.compile(self._replan_program, dynamic=False, backend=self.compile_backend))
         return self._compiled[1]
 
-    def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, patches=None, carried=None, *,
-                        batch: int, k: int, risk_mode: str, costmap: Costmap | None, generator=None) -> dict[str, torch.Tensor]:
+    def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, map_layers=None,
+                        map_origin=None, map_fields=None, carried=None, *, batch: int, k: int, risk_mode: str,
+                        costmap: Costmap | None, map_resolution: float | None = None,
+                        generator=None) -> dict[str, torch.Tensor]:
         """Guided sampling, selection and inverse dynamics on [B*K] rows; no host sync (capturable).
         With initial_noise given it takes the fast path's steps, else the reference's, drawing from `generator`.
-        patches [B, 4, P, P] (map-conditioned model): encoded once per state, read by the critic along plans."""
-        p, norm, dev = self.config.planner, self.normalizers, self.device
+        A map-conditioned model's map: map_layers [1, 4, h, w], map_origin [2], map_fields [B, F, h, w] (the goal
+        distance fields) and map_resolution; each state's patch is cut here, inside the captured graph, encoded
+        once and read by the critic (and the denoiser) along the plans."""
+        p, norm, dev, m = self.config.planner, self.normalizers, self.device, self.config.model
         start = norm.plan.normalize(start_in_plan_frame(states))
-        if patches is None:
+        if map_layers is None:
             context, map_view = model_context(norm, self.map_encoder, states, goals, None), None
         else:
             rows = torch.arange(batch, device=dev) * k  # each state's first candidate row
+            patches = cut_patches(map_layers, map_origin, map_resolution, states[rows, :2], map_fields,
+                                  m.map_patch_cells, m.map_patch_m, m.map_channels)
             context = model_context(norm, self.map_encoder, states[rows], goals[rows], patches).repeat_interleave(k, 0)
-            map_view = MapView(patches, self.config.model.map_patch_m, norm.plan)
+            map_view = MapView(patches, m.map_patch_m, norm.plan)
         denoiser_context = None
-        if self.config.model.route_label:  # the last k // 2 candidates of each state are asked to go through risk
+        if m.route_label:  # the last k // 2 candidates of each state are asked to go through risk
             label = (torch.arange(batch * k, device=dev) % k >= k - k // 2).to(context.dtype)[:, None]
             denoiser_context = torch.cat([context, label], -1)
-        denoiser_map = map_view if self.config.model.denoiser_reads_map else None
+        denoiser_map = map_view if m.denoiser_reads_map else None
         fast = initial_noise is not None
         # One objective for guidance and selection, so the sampler pushes towards what selection picks.
         objective = PlanObjective(
@@ -340,11 +348,15 @@ class RiskSensitivePlanner:
     def _use_cuda_graphs(self) -> bool:
         return self.device.type == "cuda" and self.cuda_graphs
 
-    def _run_fast(self, inputs: dict, batch: int, k: int, risk_mode: str, costmap: Costmap | None, graphs: bool) -> dict:
+    def _run_fast(self, inputs: dict, batch: int, k: int, risk_mode: str, costmap: Costmap | None,
+                  map_resolution: float | None, graphs: bool) -> dict:
+        fixed = dict(batch=batch, k=k, risk_mode=risk_mode, map_resolution=map_resolution)  # baked into a graph
         if not graphs:
-            return self._program()(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap)
+            return self._program()(**inputs, **fixed, costmap=costmap)
         grid = None if costmap is None else (tuple(costmap.cost.shape), costmap.resolution, costmap.origin_x, costmap.origin_y)
-        key = (batch, k, risk_mode, grid, self.precision, self.compile_backend, tuple(inputs))
+        # The inputs' shapes too: a map's size is a graph's (its layers and fields are refilled every call).
+        shapes = tuple((name, tuple(value.shape)) for name, value in inputs.items())
+        key = (batch, k, risk_mode, grid, map_resolution, self.precision, self.compile_backend, shapes)
         captured = self._graphs.get(key)
         if captured is None:
             static = {name: value.clone() for name, value in inputs.items()}
@@ -356,7 +368,7 @@ class RiskSensitivePlanner:
             replan = self._program()
 
             def program(costmap_cost=None, **tensors):
-                return replan(**tensors, batch=batch, k=k, risk_mode=risk_mode, costmap=static_costmap)
+                return replan(**tensors, **fixed, costmap=static_costmap)
             try:
                 captured = CapturedProgram(program, static)
             except RuntimeError as e:  # never lose a replan to a capture (or compile) problem: run it eagerly
@@ -366,7 +378,7 @@ class RiskSensitivePlanner:
                 self._graphs.pop(next(iter(self._graphs)))
             self._graphs[key] = captured
         if captured is False:  # the plain program: a failed capture may have been a failed compile
-            return self._replan_program(**inputs, batch=batch, k=k, risk_mode=risk_mode, costmap=costmap)
+            return self._replan_program(**inputs, **fixed, costmap=costmap)
         if costmap is not None:
             inputs = {**inputs, "costmap_cost": costmap.cost}
         return captured(**inputs)

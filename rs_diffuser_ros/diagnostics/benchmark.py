@@ -42,7 +42,10 @@ from rs_diffuser_ros.core.training.losses import TrainingObjective
 from rs_diffuser_ros.core.training.map_batches import TrainingMaps
 from rs_diffuser_ros.core.training.train import DEFAULT_CONFIG
 
-STATE = np.array([1.5, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
+# Off the map's cell lattice on purpose: at (1.5, 4.0) every patch cell's centre lies exactly on a 0.1 m map cell
+# boundary, where the nearest lookup of the goal distance fields is decided by rounding, and a compiled program
+# (other rounding) read neighbouring cells: 2,221 patch values apart, risk 12 apart, for no difference in the code.
+STATE = np.array([1.53, 4.02, 0.0, 1.0, 0.0, 0.0], np.float32)
 GOAL = np.array([10.5, 4.0], np.float32)
 ALPHA = 0.1
 PLAN_INPUTS: dict = {}  # map_input and costmap for a map-conditioned model (set in main)
