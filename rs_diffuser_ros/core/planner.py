@@ -263,8 +263,8 @@ class RiskSensitivePlanner:
         tested against; precision "bf16"/"fp16" runs the denoiser and the guidance gradient under
         autocast (selection and the IDM stay fp32); cuda_graphs captures the fast replan per shape;
         compiled runs the fast replan through torch.compile (True: inductor's fused kernels; a string: that
-        backend), inside the captured graph where there is one. On an H200 it cut a K = 64 replan from 5.41 to
-        3.16 ms; the first replan of each shape compiles (18 s there with a warm cache; ~100 s on a 2-core CPU,
+        backend), inside the captured graph where there is one. On an H200 it cut a K = 64 replan from 4.44 to
+        2.48 ms; the first replan of each shape compiles (18 s there with a warm cache; ~100 s on a 2-core CPU,
         where a K = 32 replan then takes 26.5 ms instead of 34.2)."""
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")

@@ -33,7 +33,7 @@ class NodeSettings:
     torch_threads: int = setting(0, "CPU threads torch may use (set at start-up); 0: torch's default. On a CPU "
                                  "shared with other processes 1-2 avoids thread thrashing.", low=0, high=256, dynamic=False)
     torch_compile: bool = setting(False, "Run the replan through torch.compile, fused kernels (set at start-up): on an "
-                                  "H200 a K = 64 replan takes 3.2 ms instead of 5.4; the first replan compiles (seconds "
+                                  "H200 a K = 64 replan takes 2.5 ms instead of 4.4; the first replan compiles (seconds "
                                   "to a minute, the robot waits). On a 2-core CPU 26.5 ms instead of 34.2 at K = 32, after a ~100 s compile.",
                                   dynamic=False)
     checkpoint: str = setting("", "Model file (.safetensors); empty: the package's default model; a bare name "
