@@ -16,6 +16,10 @@
 #   BUDGET_S  seconds for everything [560]; the gate keeps GATE_S [100] of them
 #   GATE_MAPS [maps/val/*.yaml: carry maps/val, it is not in git]  GATE_EPISODES [20]  GATE_SETTINGS ["averse:0.1 neutral"]
 #   BATCH [1024 a GPU]  STEPS [400000: the deadline ends it]
+#   HANDOVER_EPISODES [0: none]  episodes a map of eval.handover data (DAgger's aggregation: the controller of
+#             HANDOVER_FROM [INIT] drives at HANDOVER_SETTING [averse:0.1], then the detour expert) on the first
+#             dataset's maps of kind HANDOVER_KIND [tradeoff], collected before training by one CPU process a share of
+#             the maps (one dataset each, OUT/handover/partN) and trained on with the others
 # Writes OUT/train.log, OUT/gate/<map>/ and OUT/gate/pooled/results.md (pooled, per map kind, one row per map).
 # Carry .wheels312/ on a machine without pybullet/minari (tools/gpu_eval.sh installs them the same way).
 set -uo pipefail
@@ -36,6 +40,29 @@ if [[ ! -f "${datasets[0]}/dataset_stats.json" ]]; then
   python3 -m risky_nav.collect $COLLECT --workers $(( $(nproc) > 2 ? $(nproc) - 2 : 1 )) --out "${datasets[0]}" \
     >"$OUT/collect.log" 2>&1 || { tail -5 "$OUT/collect.log"; exit 1; }
   echo "collected in $((SECONDS - start)) s"; tail -n 6 "$OUT/collect.log"
+fi
+
+if (( ${HANDOVER_EPISODES:-0} > 0 )); then
+  from=${HANDOVER_FROM:-${INIT:-}}
+  [[ -n "$from" ]] || { echo "HANDOVER_EPISODES needs HANDOVER_FROM or INIT: the model whose controller drives"; exit 1; }
+  procs=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
+  mkdir -p "$OUT/handover"
+  ls "${datasets[0]}"/layouts/*-"${HANDOVER_KIND:-tradeoff}".yaml >"$OUT/handover/maps.txt" \
+    || { echo "no ${HANDOVER_KIND:-tradeoff} maps in ${datasets[0]}/layouts"; exit 1; }
+  split -n "r/$procs" -d "$OUT/handover/maps.txt" "$OUT/handover/maps."  # round robin: each share mixes the styles
+  for share in "$OUT"/handover/maps.[0-9]*; do
+    part=${share##*.}
+    # shellcheck disable=SC2046  # one argument per map file
+    OMP_NUM_THREADS=1 python3 -m rs_diffuser_ros.eval.handover --checkpoint "$from" --layouts $(cat "$share") \
+      --episodes-per-map "$HANDOVER_EPISODES" --setting "${HANDOVER_SETTING:-averse:0.1}" --seed $(( 10#$part * 100000 )) \
+      --device cpu --out "$OUT/handover/part$part" >"$OUT/handover/part$part.log" 2>&1 &
+  done
+  wait
+  for log in "$OUT"/handover/part*.log; do
+    [[ -f "${log%.log}/dataset_stats.json" ]] || { echo "handover failed: $log"; tail -3 "$log"; exit 1; }
+  done
+  datasets+=("$OUT"/handover/part[0-9]*/)
+  echo "handover data from $from: $(wc -l <"$OUT/handover/maps.txt") maps over $procs processes, at $((SECONDS - start)) s"
 fi
 
 train_s=$(( deadline - gate_s - $(date +%s) ))
