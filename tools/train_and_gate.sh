@@ -51,6 +51,7 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
     || { echo "no ${HANDOVER_KIND:-tradeoff} maps in ${datasets[0]}/layouts"; exit 1; }
   split -n "r/$procs" -d "$OUT/handover/maps.txt" "$OUT/handover/maps."  # round robin: each share mixes the styles
   for share in "$OUT"/handover/maps.[0-9]*; do
+    [[ -s "$share" ]] || continue  # fewer maps than processes: an empty share
     part=${share##*.}
     # shellcheck disable=SC2046  # one argument per map file
     OMP_NUM_THREADS=1 python3 -m rs_diffuser_ros.eval.handover --checkpoint "$from" --layouts $(cat "$share") \
@@ -58,11 +59,12 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
       --device cpu --out "$OUT/handover/part$part" >"$OUT/handover/part$part.log" 2>&1 &
   done
   wait
-  for log in "$OUT"/handover/part*.log; do
+  for log in "$OUT"/handover/part[0-9]*.log; do
     [[ -f "${log%.log}/dataset_stats.json" ]] || { echo "handover failed: $log"; tail -3 "$log"; exit 1; }
   done
   datasets+=("$OUT"/handover/part[0-9]*/)
-  echo "handover data from $from: $(wc -l <"$OUT/handover/maps.txt") maps over $procs processes, at $((SECONDS - start)) s"
+  parts=$(find "$OUT/handover" -maxdepth 1 -name 'part[0-9]*' -type d | wc -l)
+  echo "handover data from $from: $(wc -l <"$OUT/handover/maps.txt") maps over $parts processes, at $((SECONDS - start)) s"
 fi
 
 train_s=$(( deadline - gate_s - $(date +%s) ))
