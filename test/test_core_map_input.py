@@ -205,6 +205,39 @@ def test_the_map_changes_the_plan_of_a_map_model():
     assert not np.allclose(a.candidates, b.candidates)
 
 
+def test_a_map_model_plans_alike_on_a_map_moved_elsewhere_with_the_robot_and_goal_moved_along():
+    # The replan program cuts its patches from the map's origin and finds the goal's cell on the host: a map whose
+    # origin is mishandled in either place plans differently once it is moved.
+    cfg = map_config()
+    cfg.model.denoiser_reads_map = True  # the denoiser's read along the plan as well as the critic's
+    planner = RiskSensitivePlanner.from_config(cfg.validate(), device="cpu", seed=3)
+    shift = np.array([5.0, -3.0])  # whole cells: the moved map's cells are the same cells
+    boxes, risky = [(-1.6, -3.0, -1.4, 0.5)], [(0.0, -1.0, 1.0, 1.0)]
+    here, there = grid_with(boxes), grid_with([(x0 + 5, y0 - 3, x1 + 5, y1 - 3) for x0, y0, x1, y1 in boxes],
+                                              origin=(1.0, -6.0))
+    risk_here = level_grid(here, risky)
+    risk_there = level_grid(there, [(x0 + 5, y0 - 3, x1 + 5, y1 - 3) for x0, y0, x1, y1 in risky])
+    state, goal = np.array([-2.03, 0.07, 0.0, 1.0, 0.0, 0.0]), np.array([2.51, 0.33])
+    moved_state = state.copy()
+    moved_state[:2] += shift
+    here_map, m = PlanningMap.from_grids(here, risk_here), cfg.model
+    encoded = []  # what the program handed the map encoder: its own cut of the patch, inside the replan
+    hook = planner.map_encoder.register_forward_hook(lambda module, args, out: encoded.append(args[0].detach().clone()))
+    a = planner.plan(state, goal, seed=0, map_input=here_map)
+    hook.remove()
+    at = {name: torch.tensor(xy[None], dtype=torch.float32) for name, xy in (("robot", state[:2]), ("goal", goal))}
+    cut_here = here_map.patches(at["robot"], at["goal"], m.map_patch_cells, m.map_patch_m, channels=m.map_channels)
+    torch.testing.assert_close(encoded[0], cut_here)  # the patch the map itself gives at the robot
+    b = planner.plan(moved_state, goal + shift, seed=0, map_input=PlanningMap.from_grids(there, risk_there))
+    empty = grid_with()
+    nothing = planner.plan(state, goal, seed=0, map_input=PlanningMap.from_grids(empty, level_grid(empty, [])))
+    # The map matters here (a patch read off the map, e.g. from a wrong origin, is all zeros on both maps alike).
+    assert np.abs(nothing.candidates[..., :2] - a.candidates[..., :2]).max() > 0.5
+    np.testing.assert_allclose(b.candidates[..., :2] - shift, a.candidates[..., :2], atol=1e-3)
+    np.testing.assert_allclose(b.risk_values, a.risk_values, atol=1e-3)
+    assert b.chosen_index == a.chosen_index
+
+
 def test_a_warm_started_model_with_a_new_map_channel_computes_what_the_old_one_did():
     old_cfg, new_cfg = map_config(safe=False), map_config(safe=True)
     torch.manual_seed(0)
