@@ -191,7 +191,6 @@ class MapLayers:
                            cells, extent_m, channels)
 
 
-
 def grid_cells(xy: Tensor, origin: Tensor, resolution: float) -> Tensor:
     """(row, col) [..., 2] long of the cells holding world points xy [..., 2] on a grid of `resolution` m whose
     cell (0, 0) has its lower-left corner at origin [..., 2]."""
