@@ -22,7 +22,11 @@ DRIVE_TIMEOUT_S = 150.0
 def unseen_map_bringup(tmp_path):
     if not model_path(GENERAL_MODEL).is_file():
         pytest.fail(f"the shipped general model {model_path(GENERAL_MODEL)} is missing")
-    with bringup_session(tmp_path, "default", 0.1, "general") as run:
+    # Half real time: on a slow, shared 2-core box the map model's replans (with the collision check's resampling)
+    # and the sim's odometry fell behind a real-time loop (odometry 0.66 s stale, a wall touched) in 1 of 3 runs
+    # at the commit before as after; what this test checks is where the model drives, not how fast it plans
+    # (docs/performance.md).
+    with bringup_session(tmp_path, "default", 0.1, "general", ("--sim-param", "real_time_factor:=0.5")) as run:
         yield run
 
 
