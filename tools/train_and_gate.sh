@@ -49,9 +49,10 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
   mkdir -p "$OUT/handover"
   ls "${datasets[0]}"/layouts/*-"${HANDOVER_KIND:-tradeoff}".yaml >"$OUT/handover/maps.txt" \
     || { echo "no ${HANDOVER_KIND:-tradeoff} maps in ${datasets[0]}/layouts"; exit 1; }
+  maps=$(wc -l <"$OUT/handover/maps.txt")
+  procs=$(( procs < maps ? procs : maps ))  # never a process without a map
   split -n "r/$procs" -d "$OUT/handover/maps.txt" "$OUT/handover/maps."  # round robin: each share mixes the styles
   for share in "$OUT"/handover/maps.[0-9]*; do
-    [[ -s "$share" ]] || continue  # fewer maps than processes: an empty share
     part=${share##*.}
     # shellcheck disable=SC2046  # one argument per map file
     OMP_NUM_THREADS=1 python3 -m rs_diffuser_ros.eval.handover --checkpoint "$from" --layouts $(cat "$share") \
@@ -63,8 +64,7 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
     [[ -f "${log%.log}/dataset_stats.json" ]] || { echo "handover failed: $log"; tail -3 "$log"; exit 1; }
   done
   datasets+=("$OUT"/handover/part[0-9]*/)
-  parts=$(find "$OUT/handover" -maxdepth 1 -name 'part[0-9]*' -type d | wc -l)
-  echo "handover data from $from: $(wc -l <"$OUT/handover/maps.txt") maps over $parts processes, at $((SECONDS - start)) s"
+  echo "handover data from $from: $maps maps over $procs processes, at $((SECONDS - start)) s"
 fi
 
 train_s=$(( deadline - gate_s - $(date +%s) ))
