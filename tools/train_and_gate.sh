@@ -20,6 +20,12 @@
 #             HANDOVER_FROM [INIT] drives at HANDOVER_SETTING [averse:0.1], then the detour expert) on the first
 #             dataset's maps of kind HANDOVER_KIND [tradeoff], collected before training by one CPU process a share of
 #             the maps (one dataset each, OUT/handover/partN) and trained on with the others
+#   HANDOVER_MAPS [all]  only the first N of those maps (measured on the x2 kind, 30 processes: 240 maps took 228 s,
+#             60 maps 74 s; training then loads for ~100-130 s, the goal fields 44 s of it, before its first step)
+#   HANDOVER_REPEAT [1]  list the handover sets this many times in the training set, so their windows are drawn that
+#             many times as often (the scripted set has ~10x the episodes)
+#   KEEP_MODEL [none]  copy the trained model here (e.g. $OUT/model.safetensors on the device) before the gate
+#             starts, so a call cut short in the gate still brings the weights back
 # Writes OUT/train.log, OUT/gate/<map>/ and OUT/gate/pooled/results.md (pooled, per map kind, one row per map).
 # Carry .wheels312/ on a machine without pybullet/minari (tools/gpu_eval.sh installs them the same way).
 set -uo pipefail
@@ -47,8 +53,9 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
   [[ -n "$from" ]] || { echo "HANDOVER_EPISODES needs HANDOVER_FROM or INIT: the model whose controller drives"; exit 1; }
   procs=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
   mkdir -p "$OUT/handover"
-  ls "${datasets[0]}"/layouts/*-"${HANDOVER_KIND:-tradeoff}".yaml >"$OUT/handover/maps.txt" \
+  ls "${datasets[0]}"/layouts/*-"${HANDOVER_KIND:-tradeoff}".yaml >"$OUT/handover/all_maps.txt" \
     || { echo "no ${HANDOVER_KIND:-tradeoff} maps in ${datasets[0]}/layouts"; exit 1; }
+  head -n "${HANDOVER_MAPS:-999999}" "$OUT/handover/all_maps.txt" >"$OUT/handover/maps.txt"
   maps=$(wc -l <"$OUT/handover/maps.txt")
   procs=$(( procs < maps ? procs : maps ))  # never a process without a map
   split -n "r/$procs" -d "$OUT/handover/maps.txt" "$OUT/handover/maps."  # round robin: each share mixes the styles
@@ -63,7 +70,7 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
   for log in "$OUT"/handover/part[0-9]*.log; do
     [[ -f "${log%.log}/dataset_stats.json" ]] || { echo "handover failed: $log"; tail -3 "$log"; exit 1; }
   done
-  datasets+=("$OUT"/handover/part[0-9]*/)
+  for (( r = 0; r < ${HANDOVER_REPEAT:-1}; r++ )); do datasets+=("$OUT"/handover/part[0-9]*/); done
   echo "handover data from $from: $maps maps over $procs processes, at $((SECONDS - start)) s"
 fi
 
@@ -77,6 +84,7 @@ init=(); [[ -n "${INIT:-}" ]] && init=(--init-from "$INIT")
   --log-every 250 --checkpoint-every 2000 --no-progress >"$OUT/train.log" 2>&1
 [[ -f "$OUT/run/model.safetensors" ]] || { echo "training wrote no model"; tail -20 "$OUT/train.log"; exit 1; }
 echo "trained in $((SECONDS - start)) s: $(grep -E '"steps"' "$OUT/train.log" | head -1 | tr -d ' ,')"
+[[ -n "${KEEP_MODEL:-}" ]] && cp "$OUT/run/model.safetensors" "$KEEP_MODEL"
 tail -n 1 "$OUT/run/losses.csv"
 
 # The gate: every map at once, spread over the GPUs (one process a map; on a CPU, two at a time).
