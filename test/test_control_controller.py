@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from rs_diffuser_ros.control import Controller, ControllerSettings, Grid, StopReason, step_all
+from rs_diffuser_ros.control import recovery
+from rs_diffuser_ros.control.collision import ClearanceMap, unicycle_rollout
 from rs_diffuser_ros.core import Costmap, RiskSensitivePlanner
+from rs_diffuser_ros.core.map_input import PlanningMap
 
 START = np.array([1.5, 4.0, 0.0, 1.0, 0.0, 0.0], dtype=np.float32)  # [x, y, sin, cos, v, omega]
 GOAL = np.array([10.5, 4.0], dtype=np.float32)
@@ -277,6 +280,48 @@ def test_all_candidates_colliding_resamples_then_falls_back_with_its_reason(plan
     assert command.stop is StopReason.NO_VALID_CONTROL and command.v == 0.0 and command.plan is None
     assert f"all {4 * k} candidates collide; turning towards free space" in command.why
     assert command.omega != 0.0  # facing the wall: it turns away
+
+
+WALL_WITH_GAP = room()
+WALL_WITH_GAP.data[:, 100:104] = 100  # the wall at x = 5.0 .. 5.2 m ...
+WALL_WITH_GAP.data[100:140, 100:104] = 0  # ... with a 2 m gap at y = 5.0 .. 7.0 m
+
+
+def test_with_every_candidate_colliding_a_checked_step_heads_round_the_wall_towards_the_goal(planner, monkeypatch):
+    # Every candidate drives into the wall, resampled or not. The goal lies beyond it, reachable through the gap
+    # above: the robot takes a slow step (where the closed wall of the test above left it turning in place).
+    k = planner.config.planner.candidates
+    crafted(planner, monkeypatch, [[(2.0, 0.0)] * k, [(2.0, 0.0)] * (4 * k)])
+    c = near_wall(planner, collision_resample_factor=4)
+    c.on_costmap(WALL_WITH_GAP, 0.0)
+    command = c.step(0.0)
+    assert command.stop is StopReason.NO_VALID_CONTROL and command.plan is None
+    assert "recovering: a checked slow step towards the goal" in command.why
+    assert 0.0 < command.v <= max(recovery.SPEEDS) + 1e-6
+
+
+def test_the_recovery_step_keeps_the_collision_check_and_makes_progress_along_free_space():
+    grid = Grid(WALL_WITH_GAP.data, WALL_WITH_GAP.resolution, 0.0, 0.0)
+    clearance = ClearanceMap(grid, True)
+    planning_map = PlanningMap.from_grids(grid)
+    radius = 0.25
+    # Facing the wall 0.4 m before it: the fastest step straight on would come within `radius` of it.
+    state = np.array([4.6, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
+    v, omega = recovery.recovery_step(state, GOAL, clearance, planning_map, radius, 0.5, 1.0, 2.0)
+    assert (v, omega) != (max(recovery.SPEEDS), 0.0)
+    path = unicycle_rollout(torch.as_tensor(state[None]), torch.tensor([[[v, omega]]]), 0.5)[0, 0]
+    assert clearance.at(path).min() >= radius  # the step it chose is safe over the whole lookahead
+    field = planning_map.distance_fields(torch.as_tensor(GOAL[None]))[0, 1]
+    before = recovery.field_at(field, planning_map, torch.as_tensor(state[:2]))
+    assert recovery.field_at(field, planning_map, path[-1]) <= before - recovery.MIN_PROGRESS_M
+    # The goal behind a wall with no gap: no step brings it closer, so no step is taken.
+    closed = Grid(WALL.data, WALL.resolution, 0.0, 0.0)
+    assert recovery.recovery_step(state, GOAL, ClearanceMap(closed, True), PlanningMap.from_grids(closed), radius,
+                                  0.5, 1.0, 2.0) is None
+    # A robot told to stand still takes no step either, nor one facing the wall too close to move at all.
+    assert recovery.recovery_step(state, GOAL, clearance, planning_map, radius, 0.5, 0.0, 2.0) is None
+    touching = np.array([4.75, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
+    assert recovery.recovery_step(touching, GOAL, clearance, planning_map, radius, 0.5, 1.0, 2.0) is None
 
 
 def test_resampling_can_find_a_safe_candidate(planner, monkeypatch):

@@ -7,7 +7,8 @@ named stages, as Nav2's MPPI computeVelocityCommands does:
   goal_reached   within goal_tolerance_m: stop and drop the goal
   plan           RiskSensitivePlanner.plan_batch for every robot that got this far
   select_safe    the best-scoring candidate whose plan and command are collision-free (collision.py);
-                 none: sample once more with more candidates; still none: stop and turn in place
+                 none: sample once more with more candidates; still none: a slow step down the goal's
+                 free-space distance that the check admits (recovery.py), else stop and turn in place
                  towards free space (NO_VALID_CONTROL, as Nav2's controllers report it)
   shape_command  non-finite action -> stop; approach slowdown and the velocity clips
 
@@ -33,6 +34,7 @@ import torch
 from rs_diffuser_ros.control.collision import ClearanceMap, plan_step_s, safe_candidates
 from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
+from rs_diffuser_ros.control.recovery import recovery_step
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
 from rs_diffuser_ros.core.costmap import Costmap
 from rs_diffuser_ros.core.map_input import PlanningMap
@@ -56,7 +58,7 @@ class StopReason(str, Enum):
     COSTMAP_STALE = "costmap_stale"
     OUTSIDE_MAP = "outside_map"      # robot or goal beyond the costmap: the model knows nothing there
     PLAN_FAILED = "plan_failed"      # the planner raised or returned a non-finite action
-    NO_VALID_CONTROL = "no_valid_control"  # every candidate collides: v = 0, turning towards free space
+    NO_VALID_CONTROL = "no_valid_control"  # every candidate collides: a recovery step, or turning in place
 
 
 @dataclass
@@ -222,15 +224,30 @@ class Controller:
         return result, ("pick_collided",) if result.chosen_index != result.best_scoring else ()
 
     def no_valid_control(self, request: _PlanRequest, result: PlanResult) -> Command:
-        """Every candidate collides: stay put and turn towards the freest direction (in place, a round robot
-        cannot hit anything), so the next replan starts from a better heading."""
-        state = request.state
+        """Every candidate collides: one slow step down the goal's free-space distance that the collision check
+        admits (`recovery.py`), so the next replan starts from a state the model may plan better from; where none
+        brings the robot closer, stay put and turn towards the freest direction (in place, a round robot cannot hit
+        anything)."""
+        s, state, k = self.settings, request.state, len(result.candidates)
+        step = recovery_step(state, request.goal, request.clearance, self.recovery_map(request),
+                             s.robot_radius_m + s.collision_margin_m, s.collision_lookahead_s,
+                             request.speed_limit, s.max_angular_speed)
+        if step is not None:
+            return Command(*step, StopReason.NO_VALID_CONTROL,
+                           f"all {k} candidates collide; recovering: a checked slow step towards the goal", plan=None)
         heading = request.clearance.freest_heading(state[:2])
         error = math.remainder(heading - math.atan2(float(state[2]), float(state[3])), 2 * math.pi)
-        w = self.settings.max_angular_speed
+        w = s.max_angular_speed
         omega = float(np.clip(2.0 * error, -w, w)) if abs(error) > 0.1 else 0.0
         return Command(0.0, omega, StopReason.NO_VALID_CONTROL,
-                       f"all {len(result.candidates)} candidates collide; turning towards free space", plan=None)
+                       f"all {k} candidates collide; turning towards free space", plan=None)
+
+    def recovery_map(self, request: _PlanRequest) -> PlanningMap:
+        """The map whose goal distance a recovery step follows: the one a map-conditioned model reads, else one
+        built from the same costmap and risk layer (with the risk-weighted distance)."""
+        if request.map_input is not None:
+            return request.map_input
+        return _planning_map(self.grid, self.risk_map, self.settings.unknown_is_obstacle, self.planner.device, True)
 
     def shape_command(self, result: PlanResult, request: _PlanRequest, events: tuple[str, ...] = ()) -> Command:
         """Stage 5: the chosen plan's first action, within the velocity limits; a non-finite one stops the robot."""

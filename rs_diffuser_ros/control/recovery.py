@@ -1,0 +1,62 @@
+"""When every candidate plan collides: one checked, slow step down the goal's free-space distance.
+
+A model can propose only colliding plans from a state its training data never reached (issue 15's general model,
+hugging the upper block in the default layout's top corridor, over DDS). Turning in place towards free space alone
+left the robot facing the same plans until the time limit. Like Nav2's recovery behaviours (spin, back up, drive on
+heading), this is simple and does not pretend to plan: a few (v, omega) primitives are held for the collision
+check's lookahead, rolled out as unicycles, checked by the same rule as the plans (`ClearanceMap.colliding`), and the
+safe one whose end lies closest to the goal along free space (the risk-weighted goal distance the map-conditioned
+models read, so a recovery step does not cut through a risky region it can go round) runs for one tick. The model
+replans on the next; the risk decision stays the critic's whenever it has a safe plan to decide on.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rs_diffuser_ros.control.collision import ClearanceMap, unicycle_rollout
+from rs_diffuser_ros.core.map_input import PlanningMap, grid_cells
+
+SPEEDS = (0.15, 0.3)  # m/s: slow, so a tick moves 1.5-3 cm and the model soon has a new state to plan from
+TURN_RATES = (-1.0, -0.5, 0.0, 0.5, 1.0)  # rad/s
+MIN_PROGRESS_M = 0.01  # a step must bring the robot at least this much closer (along free space) to count
+
+
+def primitives(max_speed: float, max_omega: float) -> np.ndarray:
+    """The (v, omega) commands a recovery chooses from [P, 2], within the controller's limits."""
+    return np.array([(min(v, max_speed), float(np.clip(w, -max_omega, max_omega)))
+                     for v in SPEEDS for w in TURN_RATES], dtype=np.float32)
+
+
+def field_at(field: torch.Tensor, planning_map: PlanningMap, xy: torch.Tensor) -> torch.Tensor:
+    """The goal distance field [h, w] at world points xy [..., 2]; +inf off the map."""
+    h, w = field.shape
+    rc = grid_cells(xy, planning_map.layers.origin[0].to(xy.device), planning_map.layers.resolution)
+    inside = (rc[..., 0] >= 0) & (rc[..., 0] < h) & (rc[..., 1] >= 0) & (rc[..., 1] < w)
+    values = field[rc[..., 0].clamp(0, h - 1), rc[..., 1].clamp(0, w - 1)]
+    return torch.where(inside, values, torch.full_like(values, float("inf")))
+
+
+def recovery_step(state: np.ndarray, goal: np.ndarray, clearance: ClearanceMap, planning_map: PlanningMap,
+                  radius: float, lookahead_s: float, max_speed: float, max_omega: float) -> tuple[float, float] | None:
+    """(v, omega) of the safe primitive ending closest to the goal along free space, or None when no safe primitive
+    brings the robot MIN_PROGRESS_M closer (the goal unreachable, or every way forward blocked)."""
+    if max_speed <= 0.0:
+        return None
+    device = clearance.clearance.device
+    fields = planning_map.distance_fields(torch.as_tensor(goal[None, :2], dtype=torch.float32, device=planning_map.device))
+    field = fields[0, 1 if planning_map.safe_distance else 0].to(device)  # the safe (risk-weighted) distance
+    commands = torch.as_tensor(primitives(max_speed, max_omega), device=device)
+    states = torch.as_tensor(np.asarray(state, np.float32)[None], device=device)
+    rollouts = unicycle_rollout(states, commands[None], lookahead_s)[0]  # [P, S, 2]
+    start = states[:, :2].expand(len(commands), 2)
+    paths = torch.cat([start[:, None], rollouts], 1)
+    safe = ~clearance.colliding(paths, start, radius)
+    now = field_at(field, planning_map, states[0, :2])
+    after = field_at(field, planning_map, rollouts[:, -1])
+    score = torch.where(safe & torch.isfinite(after), after, torch.full_like(after, float("inf")))
+    best = int(torch.argmin(score))
+    if not bool(score[best] <= now - MIN_PROGRESS_M):
+        return None
+    v, omega = commands[best].tolist()
+    return v, omega
