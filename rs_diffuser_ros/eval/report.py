@@ -14,7 +14,7 @@ from rs_diffuser_ros.eval.metrics import METRICS, Estimate, summarize
 from rs_diffuser_ros.eval.runner import EvalRun
 
 # Stops that mean something failed, whose first sentence the report quotes; no_valid_control (every candidate would
-# collide: the robot waits, turning to free space) is the collision check doing its job and is only counted.
+# collide: a checked recovery step, or turning to free space) is the collision check doing its job and is only counted.
 _EXPLAINED_STOPS = {r.value for r in (StopReason.PLAN_FAILED, StopReason.ODOMETRY, StopReason.NO_COSTMAP,
                                       StopReason.COSTMAP_STALE, StopReason.OUTSIDE_MAP)}
 

@@ -226,7 +226,7 @@ class PlannerNode(Node):
         elif command.stop is StopReason.PLAN_FAILED:
             self.get_logger().error(f"replan failed, zero velocity: {command.why}", throttle_duration_sec=LOG_THROTTLE_S)
         else:
-            self._warn_stop(command.why)
+            self._warn_stop(command.why, command.v)
 
     def _warn_throttled(self, cause: str, message: str) -> None:
         """At most one warning per cause every LOG_THROTTLE_S (rclpy's throttle is per call site:
@@ -236,11 +236,12 @@ class PlannerNode(Node):
             self._warned_at[cause] = now
             self.get_logger().warning(message)
 
-    def _warn_stop(self, why: str) -> None:
-        """Warn at once when the cause changes (stale -> NaN), at most every LOG_THROTTLE_S while it stays."""
+    def _warn_stop(self, why: str, v: float = 0.0) -> None:
+        """Warn at once when the cause changes (stale -> NaN), at most every LOG_THROTTLE_S while it stays. v: the
+        speed sent (a recovery step moves slowly; every other stop sends zero)."""
         cause, now = why.split(":")[0], time.monotonic()
         if cause != self._last_stop_cause or now - self._last_stop_warned >= LOG_THROTTLE_S:
-            self.get_logger().warning(f"zero velocity: {why}")
+            self.get_logger().warning(f"{'zero velocity' if v == 0.0 else f'slow step at {v:.2f} m/s'}: {why}")
             self._last_stop_warned = now
         self._last_stop_cause = cause
 
