@@ -300,6 +300,18 @@ def test_with_every_candidate_colliding_a_checked_step_heads_round_the_wall_towa
     assert 0.0 < command.v <= max(recovery.SPEEDS) + 1e-6
 
 
+def test_a_risk_layer_the_recovery_cannot_read_leaves_the_turn_in_place(planner, monkeypatch):
+    # A per-map model ignores the risk layer, so one on another grid reaches the recovery (which reads it) first.
+    k = planner.config.planner.candidates
+    crafted(planner, monkeypatch, [[(2.0, 0.0)] * k, [(2.0, 0.0)] * (4 * k)])
+    c = near_wall(planner, collision_resample_factor=4)
+    c.on_costmap(WALL_WITH_GAP, 0.0)
+    c.on_risk_map(Grid(np.zeros((10, 10), np.int8), 0.05, 0.0, 0.0), 0.0)
+    command = c.step(0.0)
+    assert command.stop is StopReason.NO_VALID_CONTROL and command.v == 0.0
+    assert "turning towards free space" in command.why
+
+
 def test_the_recovery_step_keeps_the_collision_check_and_makes_progress_along_free_space():
     grid = Grid(WALL_WITH_GAP.data, WALL_WITH_GAP.resolution, 0.0, 0.0)
     clearance = ClearanceMap(grid, True)

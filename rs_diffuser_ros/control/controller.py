@@ -229,9 +229,12 @@ class Controller:
         brings the robot closer, stay put and turn towards the freest direction (in place, a round robot cannot hit
         anything)."""
         s, state, k = self.settings, request.state, len(result.candidates)
-        step = recovery_step(state, request.goal, request.clearance, self.recovery_map(request),
-                             s.robot_radius_m + s.collision_margin_m, s.collision_lookahead_s,
-                             request.speed_limit, s.max_angular_speed)
+        try:  # a map the recovery cannot read (a risk layer off the costmap's grid, ...) leaves the turn below
+            step = recovery_step(state, request.goal, request.clearance, self.recovery_map(request),
+                                 s.robot_radius_m + s.collision_margin_m, s.collision_lookahead_s,
+                                 request.speed_limit, s.max_angular_speed)
+        except Exception:
+            step = None
         if step is not None:
             return Command(*step, StopReason.NO_VALID_CONTROL,
                            f"all {k} candidates collide; recovering: a checked slow step towards the goal", plan=None)
