@@ -25,7 +25,7 @@ def unseen_map_bringup(tmp_path):
     # Half real time: on a slow, shared 2-core box the map model's replans (with the collision check's resampling)
     # and the sim's odometry fell behind a real-time loop (odometry 0.66 s stale, a wall touched) in 1 of 3 runs
     # at the commit before as after; what this test checks is where the model drives, not how fast it plans
-    # (docs/performance.md). Runs that ended stuck in the top corridor (2 of 7 there; 2 of 10 on 2026-12-01), every
+    # (docs/performance.md). Runs that ended stuck in the top corridor (2 of 7 there; 2 of 9 on 2026-12-01), every
     # plan colliding, led to the controller's recovery step (control/recovery.py): after it 13 of 14 runs passed, the
     # recovery moving the robot on in them, and 1 touched the upper block twice at y = 6.9 (then reached the goal).
     # The model's plans hugging that block are issue 15's to mend.
