@@ -22,6 +22,8 @@
 #             the maps (one dataset each, OUT/handover/partN) and trained on with the others
 #   HANDOVER_MAPS [all]  only the first N of those maps (measured on the x2 kind, 30 processes: 240 maps took 228 s,
 #             60 maps 74 s; training then loads for ~100-130 s, the goal fields 44 s of it, before its first step)
+#   HANDOVER_DEVICE [cpu]  cuda: the controllers plan on the GPUs, HANDOVER_PROCS_PER_GPU [6] processes each (on the
+#             CPU a map took ~28 s a process, nearly all of it planning; not yet run on a GPU)
 #   HANDOVER_REPEAT [1]  list the handover sets this many times in the training set, so their windows are drawn that
 #             many times as often (the scripted set has ~10x the episodes)
 #   KEEP_MODEL [none]  copy the trained model here (e.g. $OUT/model.safetensors on the device) before the gate
@@ -51,7 +53,9 @@ fi
 if (( ${HANDOVER_EPISODES:-0} > 0 )); then
   from=${HANDOVER_FROM:-${INIT:-}}
   [[ -n "$from" ]] || { echo "HANDOVER_EPISODES needs HANDOVER_FROM or INIT: the model whose controller drives"; exit 1; }
-  procs=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
+  hdevice=${HANDOVER_DEVICE:-cpu}
+  if [[ $hdevice == cuda && $gpus -gt 0 ]]; then procs=$(( gpus * ${HANDOVER_PROCS_PER_GPU:-6} ))
+  else hdevice=cpu; procs=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 )); fi
   mkdir -p "$OUT/handover"
   ls "${datasets[0]}"/layouts/*-"${HANDOVER_KIND:-tradeoff}".yaml >"$OUT/handover/all_maps.txt" \
     || { echo "no ${HANDOVER_KIND:-tradeoff} maps in ${datasets[0]}/layouts"; exit 1; }
@@ -62,16 +66,17 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
   for share in "$OUT"/handover/maps.[0-9]*; do
     part=${share##*.}
     # shellcheck disable=SC2046  # one argument per map file
-    OMP_NUM_THREADS=1 python3 -m rs_diffuser_ros.eval.handover --checkpoint "$from" --layouts $(cat "$share") \
-      --episodes-per-map "$HANDOVER_EPISODES" --setting "${HANDOVER_SETTING:-averse:0.1}" --seed $(( 10#$part * 100000 )) \
-      --device cpu --out "$OUT/handover/part$part" >"$OUT/handover/part$part.log" 2>&1 &
+    CUDA_VISIBLE_DEVICES=$(( 10#$part % (gpus > 0 ? gpus : 1) )) OMP_NUM_THREADS=1 python3 -m rs_diffuser_ros.eval.handover \
+      --checkpoint "$from" --layouts $(cat "$share") --episodes-per-map "$HANDOVER_EPISODES" \
+      --setting "${HANDOVER_SETTING:-averse:0.1}" --seed $(( 10#$part * 100000 )) --device "$hdevice" \
+      --out "$OUT/handover/part$part" >"$OUT/handover/part$part.log" 2>&1 &
   done
   wait
   for log in "$OUT"/handover/part[0-9]*.log; do
     [[ -f "${log%.log}/dataset_stats.json" ]] || { echo "handover failed: $log"; tail -3 "$log"; exit 1; }
   done
   for (( r = 0; r < ${HANDOVER_REPEAT:-1}; r++ )); do datasets+=("$OUT"/handover/part[0-9]*/); done
-  echo "handover data from $from: $maps maps over $procs processes, at $((SECONDS - start)) s"
+  echo "handover data from $from: $maps maps over $procs $hdevice processes, at $((SECONDS - start)) s"
 fi
 
 train_s=$(( deadline - gate_s - $(date +%s) ))
