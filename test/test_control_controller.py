@@ -317,12 +317,13 @@ def test_the_recovery_step_keeps_the_collision_check_and_makes_progress_along_fr
     clearance = ClearanceMap(grid, True)
     planning_map = PlanningMap.from_grids(grid)
     radius = 0.25
-    # Facing the wall 0.4 m before it: the fastest step straight on would come within `radius` of it.
-    state = np.array([4.6, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
+    # Facing the wall 0.5 m before it: the fastest step straight on would come within radius + the extra clearance.
+    state = np.array([4.5, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
     v, omega = recovery.recovery_step(state, GOAL, clearance, planning_map, radius, 0.5, 1.0, 2.0)
     assert (v, omega) != (max(recovery.SPEEDS), 0.0)
     path = unicycle_rollout(torch.as_tensor(state[None]), torch.tensor([[[v, omega]]]), 0.5)[0, 0]
-    assert clearance.at(path).min() >= radius  # the step it chose is safe over the whole lookahead
+    # The step it chose keeps its clearance over the whole lookahead.
+    assert clearance.at(path).min() >= radius + recovery.EXTRA_CLEARANCE_M
     field = planning_map.distance_fields(torch.as_tensor(GOAL[None]))[0, 1]
     before = recovery.field_at(field, planning_map, torch.as_tensor(state[:2]))
     assert recovery.field_at(field, planning_map, path[-1]) <= before - recovery.MIN_PROGRESS_M
@@ -332,7 +333,7 @@ def test_the_recovery_step_keeps_the_collision_check_and_makes_progress_along_fr
                                   0.5, 1.0, 2.0) is None
     # A robot told to stand still takes no step either, nor one facing the wall too close to move at all.
     assert recovery.recovery_step(state, GOAL, clearance, planning_map, radius, 0.5, 0.0, 2.0) is None
-    touching = np.array([4.75, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
+    touching = np.array([4.6, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
     assert recovery.recovery_step(touching, GOAL, clearance, planning_map, radius, 0.5, 1.0, 2.0) is None
 
 

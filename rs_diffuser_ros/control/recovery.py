@@ -20,6 +20,10 @@ from rs_diffuser_ros.core.map_input import PlanningMap, grid_cells
 SPEEDS = (0.15, 0.3)  # m/s: slow, so a tick moves 1.5-3 cm and the model soon has a new state to plan from
 TURN_RATES = (-1.0, -0.5, 0.0, 0.5, 1.0)  # rad/s
 MIN_PROGRESS_M = 0.01  # a step must bring the robot at least this much closer (along free space) to count
+# Clearance a step keeps beyond the collision check's radius: it may not come closer to anything than this (or than
+# the robot already is). Over DDS the steps, greedy for the goal, cut the upper block's corner at exactly the check's
+# radius, and the odometry's lag and the robot's acceleration limits carried it into contact (2 of 6 runs).
+EXTRA_CLEARANCE_M = 0.1
 
 
 def primitives(max_speed: float, max_omega: float) -> np.ndarray:
@@ -39,8 +43,9 @@ def field_at(field: torch.Tensor, planning_map: PlanningMap, xy: torch.Tensor) -
 
 def recovery_step(state: np.ndarray, goal: np.ndarray, clearance: ClearanceMap, planning_map: PlanningMap,
                   radius: float, lookahead_s: float, max_speed: float, max_omega: float) -> tuple[float, float] | None:
-    """(v, omega) of the safe primitive ending closest to the goal along free space, or None when no safe primitive
-    brings the robot MIN_PROGRESS_M closer (the goal unreachable, or every way forward blocked)."""
+    """(v, omega) of the safe primitive (keeping radius + EXTRA_CLEARANCE_M, or not losing clearance) ending closest
+    to the goal along free space, or None when no safe primitive brings the robot MIN_PROGRESS_M closer (the goal
+    unreachable, or every way forward blocked)."""
     if max_speed <= 0.0:
         return None
     device = clearance.clearance.device
@@ -51,7 +56,7 @@ def recovery_step(state: np.ndarray, goal: np.ndarray, clearance: ClearanceMap, 
     rollouts = unicycle_rollout(states, commands[None], lookahead_s)[0]  # [P, S, 2]
     start = states[:, :2].expand(len(commands), 2)
     paths = torch.cat([start[:, None], rollouts], 1)
-    safe = ~clearance.colliding(paths, start, radius)
+    safe = ~clearance.colliding(paths, start, radius + EXTRA_CLEARANCE_M)
     now = field_at(field, planning_map, states[0, :2])
     after = field_at(field, planning_map, rollouts[:, -1])
     score = torch.where(safe & torch.isfinite(after), after, torch.full_like(after, float("inf")))
