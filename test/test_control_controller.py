@@ -287,7 +287,7 @@ WALL_WITH_GAP.data[:, 100:104] = 100  # the wall at x = 5.0 .. 5.2 m ...
 WALL_WITH_GAP.data[100:140, 100:104] = 0  # ... with a 2 m gap at y = 5.0 .. 7.0 m
 
 
-def test_with_every_candidate_colliding_a_checked_step_heads_round_the_wall_towards_the_goal(planner, monkeypatch):
+def test_with_every_candidate_colliding_the_robot_takes_a_slow_step_instead_of_turning_in_place(planner, monkeypatch):
     # Every candidate drives into the wall, resampled or not. The goal lies beyond it, reachable through the gap
     # above: the robot takes a slow step (where the closed wall of the test above left it turning in place).
     k = planner.config.planner.candidates
@@ -313,9 +313,8 @@ def test_a_risk_layer_the_recovery_cannot_read_leaves_the_turn_in_place(planner,
 
 
 def test_the_recovery_step_keeps_the_collision_check_and_makes_progress_along_free_space():
-    grid = Grid(WALL_WITH_GAP.data, WALL_WITH_GAP.resolution, 0.0, 0.0)
-    clearance = ClearanceMap(grid, True)
-    planning_map = PlanningMap.from_grids(grid)
+    clearance = ClearanceMap(WALL_WITH_GAP, True)
+    planning_map = PlanningMap.from_grids(WALL_WITH_GAP)
     radius = 0.25
     # Facing the wall 0.5 m before it: the fastest step straight on would come within radius + the extra clearance.
     state = np.array([4.5, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
@@ -328,8 +327,7 @@ def test_the_recovery_step_keeps_the_collision_check_and_makes_progress_along_fr
     before = recovery.field_at(field, planning_map, torch.as_tensor(state[:2]))
     assert recovery.field_at(field, planning_map, path[-1]) <= before - recovery.MIN_PROGRESS_M
     # The goal behind a wall with no gap: no step brings it closer, so no step is taken.
-    closed = Grid(WALL.data, WALL.resolution, 0.0, 0.0)
-    assert recovery.recovery_step(state, GOAL, ClearanceMap(closed, True), PlanningMap.from_grids(closed), radius,
+    assert recovery.recovery_step(state, GOAL, ClearanceMap(WALL, True), PlanningMap.from_grids(WALL), radius,
                                   0.5, 1.0, 2.0) is None
     # A robot told to stand still takes no step either, nor one facing the wall too close to move at all.
     assert recovery.recovery_step(state, GOAL, clearance, planning_map, radius, 0.5, 0.0, 2.0) is None

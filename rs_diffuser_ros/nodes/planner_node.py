@@ -236,7 +236,7 @@ class PlannerNode(Node):
             self._warned_at[cause] = now
             self.get_logger().warning(message)
 
-    def _warn_stop(self, why: str, v: float = 0.0) -> None:
+    def _warn_stop(self, why: str, v: float) -> None:
         """Warn at once when the cause changes (stale -> NaN), at most every LOG_THROTTLE_S while it stays. v: the
         speed sent (a recovery step moves slowly; every other stop sends zero)."""
         cause, now = why.split(":")[0], time.monotonic()
