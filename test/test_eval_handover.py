@@ -11,7 +11,7 @@ from risky_nav.dataset import load_episodes
 from risky_nav.mapgen import generate_map
 
 from rs_diffuser_ros.core.training.train import load_dataset_maps, load_datasets, train
-from rs_diffuser_ros.eval.handover import POLICY_NAME, HandoverPolicy, main
+from rs_diffuser_ros.eval.handover import POLICY_NAME, EpisodeRecorder, HandoverPolicy, main
 from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 from test_core_map_input import map_config
 
@@ -53,6 +53,34 @@ def test_the_controller_drives_until_the_handover_step_then_the_detour_from_wher
     assert controller.driven[-1] == [1]
     with pytest.raises(ValueError, match="handover_s"):
         HandoverPolicy(controller, layout, 1, np.random.default_rng(0), handover_s=(2.0, 1.0))
+
+
+def run_recorded(recorder, slot, steps):
+    """Drive `recorder` for one episode of `steps` steps in `slot`: observation i is [i, ...], reward i is -i, and
+    the last step terminates."""
+    recorder.reset(slot, np.full(8, 0.0, np.float32))
+    for i in range(steps):
+        recorder.act(np.full((1, 8), float(i), np.float32), [slot])
+        recorder.on_step(slot, np.full(8, float(i + 1), np.float32), -float(i), i == steps - 1, False,
+                         {"risk_event": i == 1, "collision": False, "in_risky_region": i < 3})
+
+
+def test_an_episode_is_recorded_from_its_handover_on_and_dropped_if_it_ended_before():
+    policy = HandoverPolicy(ScriptedController(), generate_map(MAP_SEED).layout, 2, np.random.default_rng(0),
+                            handover_s=(0.2, 0.2))  # hands over at step 2
+    recorder = EpisodeRecorder(policy, first_step=policy.handover_at)
+    run_recorded(recorder, 0, 6)
+    (slot, record), = recorder.finished
+    assert slot == 0 and record.observations[0, 0] == 2.0  # the state the expert took over from
+    assert record.observations[:, 0].tolist() == [2, 3, 4, 5, 6] and record.actions.shape == (4, 2)
+    assert record.rewards.tolist() == [-2, -3, -4, -5]  # the returns-to-go of the states kept are the episode's
+    assert record.in_risky_region.tolist() == [True, False, False, False] and not record.risk_events.any()
+    assert record.terminations.tolist() == [False, False, False, True]
+    run_recorded(recorder, 1, 2)  # over before its handover: nothing of the expert's to learn from
+    assert len(recorder.finished) == 1 and recorder.dropped == 1
+    whole = EpisodeRecorder(policy)  # --keep-controller-part: from the start
+    run_recorded(whole, 0, 6)
+    assert whole.finished[0][1].observations[:, 0].tolist() == [0, 1, 2, 3, 4, 5, 6]
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,9 @@
 #             CPU a map took ~28 s a process, nearly all of it planning; not yet run on a GPU)
 #   HANDOVER_REPEAT [1]  list the handover sets this many times in the training set, so their windows are drawn that
 #             many times as often (the scripted set has ~10x the episodes)
+#   KEEP_HANDOVER [none]  pack the handover sets into this .tgz before training, in pieces of 15 MB (KEEP_HANDOVER.aa,
+#             .ab, ...: a device call returns files of up to 16 MiB), to carry to a later call: `cat X.tgz.* | tar xz`
+#             gives handover/partN/ again, to list in its DATASET
 #   KEEP_MODEL [none]  copy the trained model here (e.g. $OUT/model.safetensors on the device) before the gate
 #             starts, so a call cut short in the gate still brings the weights back
 # Writes OUT/train.log, OUT/gate/<map>/ and OUT/gate/pooled/results.md (pooled, per map kind, one row per map).
@@ -77,6 +80,9 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
   done
   for (( r = 0; r < ${HANDOVER_REPEAT:-1}; r++ )); do datasets+=("$OUT"/handover/part[0-9]*/); done
   echo "handover data from $from: $maps maps over $procs $hdevice processes, at $((SECONDS - start)) s"
+  grep -h 'recorded' "$OUT"/handover/part[0-9]*.log | awk '{r += $3; a += $5; e += $7} END {
+    print "  " r " episodes recorded from the handover on, " a " arrived, " e " entered a risky region"}'
+  [[ -n "${KEEP_HANDOVER:-}" ]] && (cd "$OUT" && tar cz handover/part[0-9]*/) | split -b 15m - "$KEEP_HANDOVER."
 fi
 
 train_s=$(( deadline - gate_s - $(date +%s) ))

@@ -5,9 +5,12 @@ gen0009003 its stay-out plans run along the risky region's edge into a gap no ro
 and from there proposes only the short cut (docs/method_choices.md, "At GPU scale with late_detour"). This is one
 round of DAgger's data aggregation, with the detour as the expert: each episode runs the controller (the planner
 setting given, e.g. averse:0.1, exactly as the evaluation runs it) for a time drawn per episode, then the
-risk-free detour planned from wherever the robot is (risky_nav's WaypointPolicy) to the goal. The whole episode
-is recorded as a dataset episode (policy name `handover`): its windows after the handover are keep-out windows
-from the planner's own states, and its returns are the critic's targets as any episode's.
+risk-free detour planned from wherever the robot is (risky_nav's WaypointPolicy) to the goal. From the handover on,
+the episode is recorded as a dataset episode (policy name `handover`) that starts at the robot's state there: keep-out
+windows from the planner's own states, labelled by the expert, and returns-to-go that are the critic's targets as
+any episode's. The controller's own part is left out (DAgger trains on the expert's labels only; with it in, the
+denoiser also imitates the controller's own approach, as the data of c1 had it: `--keep-controller-part`). An
+episode that ends before its handover has no expert part and is not recorded.
 
     python -m rs_diffuser_ros.eval.handover --checkpoint M --layouts datasets/riskynav/<scripted set>/layouts \\
         --episodes-per-map 10 --setting averse:0.1 --out datasets/riskynav/<name>-v0 [--device cuda]
@@ -22,6 +25,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -63,6 +67,10 @@ class HandoverPolicy:
         self.handover_step[slot] = int(round(self.rng.uniform(*self.handover_s) / CONTROL_PERIOD))
         self.steps[slot] = 0
 
+    def handover_at(self, slot: int) -> int:
+        """The step of the slot's current episode at which the expert takes over."""
+        return self.handover_step[slot]
+
     def expert_drives(self, slot: int) -> bool:
         return self.steps[slot] >= self.handover_step[slot]
 
@@ -82,12 +90,14 @@ class HandoverPolicy:
 
 class EpisodeRecorder:
     """Keeps every slot's observations, actions, rewards and flags (run_lockstep's on_step, a policy wrapper for the
-    actions) and hands over each finished episode as a risky_nav EpisodeRecord, the datasets' episode format."""
+    actions) and hands over each finished episode as a risky_nav EpisodeRecord, the datasets' episode format.
+    With `first_step` (slot -> step), an episode is recorded from that step on, and dropped if it ended before it."""
 
-    def __init__(self, policy, name: str = POLICY_NAME):
-        self.policy, self.name = policy, name
+    def __init__(self, policy, name: str = POLICY_NAME, first_step: Callable[[int], int] | None = None):
+        self.policy, self.name, self.first_step = policy, name, first_step
         self.buffers: dict[int, dict[str, list]] = {}
         self.finished: list[tuple[int, EpisodeRecord]] = []  # (the slot it ran in, the episode)
+        self.dropped = 0  # episodes that ended before their first recorded step
 
     def reset(self, slot: int, obs: np.ndarray) -> None:
         self.buffers[slot] = {"observations": [np.array(obs, dtype=np.float32)], "actions": [], "rewards": [],
@@ -112,24 +122,32 @@ class EpisodeRecorder:
         b["in_risky_region"].append(flags["in_risky_region"])
         if terminated or truncated:
             b = self.buffers.pop(slot)
+            first = self.first_step(slot) if self.first_step is not None else 0
+            if first >= len(b["actions"]):
+                self.dropped += 1
+                return
+            # Rewards and flags from `first` on: the returns-to-go of the states kept are the full episode's.
             self.finished.append((slot, EpisodeRecord(
-                policy=self.name, observations=np.stack(b["observations"]), actions=np.stack(b["actions"]),
-                rewards=np.asarray(b["rewards"], np.float64),
-                **{k: np.asarray(b[k], bool) for k in ("terminations", "truncations", "risk_events", "collisions",
-                                                        "in_risky_region")})))
+                policy=self.name, observations=np.stack(b["observations"][first:]),
+                actions=np.stack(b["actions"][first:]), rewards=np.asarray(b["rewards"][first:], np.float64),
+                **{k: np.asarray(b[k][first:], bool) for k in ("terminations", "truncations", "risk_events",
+                                                                "collisions", "in_risky_region")})))
 
 
 def collect_map(config: EvalConfig, planner: RiskSensitivePlanner, layout, setting: PlannerSetting, episodes: int,
-                first_seed: int, rng: np.random.Generator, handover_s=HANDOVER_S,
-                env_workers: int = 0) -> list[tuple[int, EpisodeRecord]]:
-    """`episodes` handover episodes on one map, all in lockstep; [(env seed, record)] in seed order. The controller
-    is built as the evaluation builds it (`config`'s controller settings for `setting`, the published grids)."""
+                first_seed: int, rng: np.random.Generator, handover_s=HANDOVER_S, env_workers: int = 0,
+                controller_part: bool = False) -> list[tuple[int, EpisodeRecord]]:
+    """Up to `episodes` handover episodes on one map, all in lockstep; [(env seed, record)] in seed order, each from
+    its handover on (from its start with `controller_part`; without it, an episode that ended before its handover is
+    left out). The controller is built as the evaluation builds it (`config`'s controller settings for `setting`,
+    the published grids)."""
     envs = make_env_batch(episodes, env_workers, layout)
     try:
         context = PolicyContext(config, envs, layout, *published_grids(layout), int(rng.integers(2**31 - 1)),
                                 lambda: planner)
         controller = setting.make_policy(context)
-        recorder = EpisodeRecorder(HandoverPolicy(controller, layout, episodes, rng, handover_s))
+        handover = HandoverPolicy(controller, layout, episodes, rng, handover_s)
+        recorder = EpisodeRecorder(handover, first_step=None if controller_part else handover.handover_at)
         # One env per episode: run_lockstep starts episode j in slot j, and no slot is refilled.
         run_lockstep(envs, recorder, setting.name, [(j, first_seed + j) for j in range(episodes)],
                      on_step=recorder.on_step)
@@ -148,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--handover-s", type=float, nargs=2, default=HANDOVER_S, metavar=("LOW", "HIGH"),
                     help="seconds the controller drives, drawn uniformly per episode")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep-controller-part", action="store_true",
+                    help="record each episode from its start, the controller's part too (the denoiser then also "
+                         "imitates the controller); by default from the handover on")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--env-workers", type=int, default=0, help="processes stepping the envs (0: this one)")
     ap.add_argument("--planner-yaml", type=Path, help="the controller's settings (default: config/planner.yaml)")
@@ -185,11 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         metadata=dict(author={"rs_diffuser_ros"}, algorithm_name=f"handover: {args.setting} controller, then the detour",
                       description=f"RiskyNav, {len(maps)} maps x {args.episodes_per_map} episodes: the controller of "
                                   f"{args.checkpoint} ({args.setting}) drives for {args.handover_s[0]}-"
-                                  f"{args.handover_s[1]} s, then the risk-free detour from where the robot is.",
+                                  f"{args.handover_s[1]} s, then the risk-free detour from where the robot is; recorded "
+                                  f"{'from the start' if args.keep_controller_part else 'from the handover on'}.",
                       code_permalink="rs_diffuser_ros/eval/handover.py", layouts_dir="layouts",
                       layouts=[lay.name for lay, _ in maps], episodes_per_map=args.episodes_per_map,
                       policy_mix={POLICY_NAME: 1.0}, handover_s=list(args.handover_s), seed=args.seed,
-                      checkpoint=str(args.checkpoint), setting=args.setting))
+                      checkpoint=str(args.checkpoint), setting=args.setting,
+                      controller_part=args.keep_controller_part))
     first.close()
     started, per_episode, kinds = time.perf_counter(), [], {}
     for m, (layout, _) in enumerate(maps):
@@ -199,12 +222,13 @@ def main(argv: list[str] | None = None) -> int:
             kinds[layout.name] = "no_path"
         pairs = collect_map(config, planner, layout, setting, args.episodes_per_map,
                             args.seed + m * args.episodes_per_map, np.random.default_rng([args.seed, m]),
-                            tuple(args.handover_s), args.env_workers)
+                            tuple(args.handover_s), args.env_workers, args.keep_controller_part)
         seeds, records = [s for s, _ in pairs], [r for _, r in pairs]
-        writer.write(records, seeds, [None] * len(records), [layout.name] * len(records))
+        if records:
+            writer.write(records, seeds, [None] * len(records), [layout.name] * len(records))
         per_episode += [(kinds[layout.name], len(r), bool(r.risk_events.any()), bool(r.collisions.any()), r.success)
                         for r in records]
-        print(f"{m + 1}/{len(maps)} {layout.name}: {sum(r.success for r in records)}/{len(records)} arrived, "
+        print(f"{m + 1}/{len(maps)} {layout.name}: {len(records)} recorded, {sum(r.success for r in records)} arrived, "
               f"{sum(bool(r.in_risky_region.any()) for r in records)} entered risk, "
               f"{time.perf_counter() - started:.0f} s", flush=True)
     stats = dataset_statistics(per_episode, kinds)
