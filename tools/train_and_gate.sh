@@ -20,6 +20,7 @@
 #             HANDOVER_FROM [INIT] drives at HANDOVER_SETTING [averse:0.1], then the detour expert) on the first
 #             dataset's maps of kind HANDOVER_KIND [tradeoff], collected before training by one CPU process a share of
 #             the maps (one dataset each, OUT/handover/partN) and trained on with the others
+#   HANDOVER_ARGS [none]  more arguments of eval.handover (e.g. --keep-controller-part, as c1's data had it)
 #   HANDOVER_MAPS [all]  only the first N of those maps (measured on the x2 kind, 30 processes: 240 maps took 228 s,
 #             60 maps 74 s; training then loads for ~100-130 s, the goal fields 44 s of it, before its first step)
 #   HANDOVER_DEVICE [cpu]  cuda: the controllers plan on the GPUs, HANDOVER_PROCS_PER_GPU [6] processes each (on the
@@ -72,7 +73,7 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
     CUDA_VISIBLE_DEVICES=$(( 10#$part % (gpus > 0 ? gpus : 1) )) OMP_NUM_THREADS=1 python3 -m rs_diffuser_ros.eval.handover \
       --checkpoint "$from" --layouts $(cat "$share") --episodes-per-map "$HANDOVER_EPISODES" \
       --setting "${HANDOVER_SETTING:-averse:0.1}" --seed $(( 10#$part * 100000 )) --device "$hdevice" \
-      --out "$OUT/handover/part$part" >"$OUT/handover/part$part.log" 2>&1 &
+      --out "$OUT/handover/part$part" ${HANDOVER_ARGS:-} >"$OUT/handover/part$part.log" 2>&1 &
   done
   wait
   for log in "$OUT"/handover/part[0-9]*.log; do
