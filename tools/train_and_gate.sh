@@ -13,7 +13,8 @@
 #             --episodes-per-map 20 --seed 112 --mix shortcut=0.2,...")
 #   CONFIG    [config/experiments/stride_mapread.yaml]   INIT  model to start from (--init-from) [none]
 #   OUT       run folder; its model.safetensors is copied on as training goes, so a cut call keeps the last one
-#   BUDGET_S  seconds for everything [560]; the gate keeps GATE_S [100] of them
+#   BUDGET_S  seconds for everything [560]; the gate keeps GATE_S of them [100 on two GPUs or more; 180 on one,
+#             where the gate of 10 maps x 20 episodes x 2 settings took 155-175 s]
 #   GATE_MAPS [maps/val/*.yaml: carry maps/val, it is not in git]  GATE_EPISODES [20]  GATE_SETTINGS ["averse:0.1 neutral"]
 #   BATCH [1024 a GPU]  STEPS [400000: the deadline ends it]
 #   HANDOVER_EPISODES [0: none]  episodes a map of eval.handover data (DAgger's aggregation: the controller of
@@ -24,25 +25,30 @@
 #   HANDOVER_MAPS [all]  only the first N of those maps (measured on the x2 kind, 30 processes: 240 maps took 228 s,
 #             60 maps 74 s; training then loads for ~100-130 s, the goal fields 44 s of it, before its first step)
 #   HANDOVER_DEVICE [cpu]  cuda: the controllers plan on the GPUs, HANDOVER_PROCS_PER_GPU [6] processes each (on the
-#             CPU a map took ~28 s a process, nearly all of it planning; not yet run on a GPU)
+#             CPU a map took ~28 s a process; on one H200 with 14 processes, 16 cores, 160 maps took 184 s and 120 maps
+#             126 s: ~15 s a map a process, the GPU halves it and no more)
 #   HANDOVER_REPEAT [1]  list the handover sets this many times in the training set, so their windows are drawn that
 #             many times as often (the scripted set has ~10x the episodes)
 #   KEEP_HANDOVER [none]  pack the handover sets into this .tgz before training, in pieces of 15 MB (KEEP_HANDOVER.aa,
 #             .ab, ...: a device call returns files of up to 16 MiB), to carry to a later call: `cat X.tgz.* | tar xz`
 #             gives handover/partN/ again, to list in its DATASET
 #   KEEP_MODEL [none]  copy the trained model here (e.g. $OUT/model.safetensors on the device) before the gate
-#             starts, so a call cut short in the gate still brings the weights back
+#             starts, so a call cut short in the gate still brings the weights back. Name the device's $OUT before
+#             this script's OUT is set: in `OUT=/tmp/r KEEP_MODEL=$OUT/m ...` bash expands $OUT to /tmp/r, and the
+#             weights stay on the machine (d1's were saved only because the machine was still warm); so
+#             `O=$OUT; OUT=/tmp/r KEEP_MODEL=$O/model.safetensors ...`
 # Writes OUT/train.log, OUT/gate/<map>/ and OUT/gate/pooled/results.md (pooled, per map kind, one row per map).
 # Carry .wheels312/ on a machine without pybullet/minari (tools/gpu_eval.sh installs them the same way).
 set -uo pipefail
 : "${DATASET:?DATASET is required}" "${OUT:?OUT is required}"
 deadline=$(( $(date +%s) + ${BUDGET_S:-560} ))
-config=${CONFIG:-config/experiments/stride_mapread.yaml}; gate_s=${GATE_S:-100}
+config=${CONFIG:-config/experiments/stride_mapread.yaml}
 mkdir -p "$OUT/gate"
 LOG_DIR="$OUT" source "$(dirname "$0")/device_python_env.sh"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # KINDS.md: no NVLink multicast
 gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 device=$([[ $gpus -gt 0 ]] && echo cuda || echo cpu)
+gate_s=${GATE_S:-$([[ $gpus -gt 1 ]] && echo 100 || echo 180)}
 start=$SECONDS
 read -ra datasets <<<"$DATASET"
 
