@@ -49,6 +49,29 @@ def test_a_ready_controller_plans_within_the_limits(planner):
     np.testing.assert_array_equal(command.plan.plan[0], START)
 
 
+def test_the_robot_is_planned_from_where_its_odometry_says_it_is_now(planner):
+    """odom_prediction: odometry that arrived 0.2 s before the tick, of a robot driving at 1 m/s along x, is moved on
+    0.2 m; a straight drive and an arc give the unicycle's exact end; age 0 (the evaluation) and the setting off keep
+    the message as it is."""
+    moving = START.copy()
+    moving[4] = 1.0
+    c = ready(planner, odom_timeout_s=2.0)
+    c.on_odometry(moving, 1.0)
+    planned_from = c.step(1.2).plan.plan[0]
+    np.testing.assert_allclose(planned_from[:2], moving[:2] + [0.2, 0.0], atol=1e-5)
+    np.testing.assert_allclose(planned_from[2:], moving[2:], atol=1e-6)
+    turning = moving.copy()
+    turning[5] = 1.0  # 1 m/s at 1 rad/s: the unit circle about (x, y + 1), a quarter turn in pi / 2 s
+    c.on_odometry(turning, 1.0)
+    quarter = c.step(1.0 + np.pi / 2).plan.plan[0]
+    np.testing.assert_allclose(quarter[:4], [*(turning[:2] + [1.0, 1.0]), 1.0, 0.0], atol=1e-5)
+    c.on_odometry(moving, 3.0)
+    np.testing.assert_array_equal(c.step(3.0).plan.plan[0], moving)
+    off = ready(planner, odom_prediction=False)
+    off.on_odometry(moving, 1.0)
+    np.testing.assert_array_equal(off.step(1.2).plan.plan[0], moving)
+
+
 def test_no_goal_is_idle(planner):
     c = ready(planner)
     c.set_goal(None)

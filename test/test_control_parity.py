@@ -26,6 +26,7 @@ from rs_diffuser_ros.core import RiskSensitivePlanner
 from rs_diffuser_ros.eval.lockstep import run_lockstep
 from rs_diffuser_ros.eval.policies import ControllerPolicy
 from rs_diffuser_ros.nodes.conversions import goal_to_pose, grid_to_occupancy_msg, state_to_odometry
+from rs_diffuser_ros.nodes import planner_node
 from rs_diffuser_ros.nodes.planner_node import PlannerNode
 from rs_diffuser_ros.shipped import model_path
 
@@ -61,8 +62,21 @@ def evaluation_episode():
     return recording, grid, outcome
 
 
-def test_the_node_and_the_evaluation_give_the_same_commands_step_by_step(evaluation_episode):
+class TickClock:
+    """The node's time.monotonic: stands still within a tick, so each odometry arrives at the tick that uses it, as
+    in the evaluation (age 0: odom_prediction moves nothing), and moves on one control period between ticks."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+
+def test_the_node_and_the_evaluation_give_the_same_commands_step_by_step(evaluation_episode, monkeypatch):
     recording, grid, outcome = evaluation_episode
+    clock = TickClock()
+    monkeypatch.setattr(planner_node, "time", clock)
     assert outcome.success and outcome.length == len(recording.actions) > 50
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=random.randint(120, 230))
@@ -78,6 +92,7 @@ def test_the_node_and_the_evaluation_give_the_same_commands_step_by_step(evaluat
             node._on_costmap(costmap)  # the sim node republishes it; the evaluation counts it fresh every step
             node._on_odom(state_to_odometry(obs[:6], Time(), "odom", "base_link"))
             node._tick()
+            clock.now += 0.1
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)

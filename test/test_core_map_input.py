@@ -144,6 +144,18 @@ def test_the_route_risk_field_is_computed_only_for_a_model_that_reads_it():
         pm.layers.patches(start, pm.distance_fields(goal), 32, 6.4, channels=8)
 
 
+def test_a_plain_request_is_served_by_the_route_risk_fields_already_cached(monkeypatch):
+    occ = grid_with()
+    band = level_grid(occ, [(-1.0, -3.0, 1.0, 1.5)])
+    pm = PlanningMap.from_grids(occ, band)
+    goal = torch.tensor([[3.0, 0.0]])
+    three = pm.distance_fields(goal, route_risk=True)  # what a model reading the route risk asks for
+    monkeypatch.setattr(pm.layers, "goal_distance", lambda *a, **k: pytest.fail("computed the fields again"))
+    two = pm.distance_fields(goal)  # the recovery step's request
+    assert two.shape[1] == 2 and torch.equal(two, three[:, :2])
+    assert torch.allclose(two, PlanningMap.from_grids(occ, band).distance_fields(goal))  # as computed alone
+
+
 def test_a_map_cuts_only_the_channels_a_model_reads_and_refuses_ones_its_fields_cannot_give():
     occ = grid_with()
     band = [(-1.0, -3.0, 1.0, 1.5)]

@@ -3,7 +3,8 @@
 A tick (`Controller.step`, or `step_all` for many robots with one batched planner call) runs
 named stages, as Nav2's MPPI computeVelocityCommands does:
 
-  check_inputs   goal, odometry watchdog, costmap present and fresh, robot and goal on the map
+  check_inputs   goal, odometry watchdog, costmap present and fresh, robot and goal on the map; the state
+                 moved on by the odometry's age (odom_prediction.py)
   goal_reached   within goal_tolerance_m: stop and drop the goal
   plan           RiskSensitivePlanner.plan_batch for every robot that got this far
   select_safe    the best-scoring candidate whose plan and command are collision-free (collision.py);
@@ -33,6 +34,7 @@ import torch
 
 from rs_diffuser_ros.control.collision import ClearanceMap, plan_step_s, safe_candidates
 from rs_diffuser_ros.control.goal_approach import approach_speed_limit
+from rs_diffuser_ros.control.odom_prediction import predicted_state
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.control.recovery import recovery_step
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
@@ -165,6 +167,8 @@ class Controller:
         if s.costmap_timeout_s > 0 and age > s.costmap_timeout_s:
             return Command.stopped(StopReason.COSTMAP_STALE, f"costmap is stale: last one {age:.2f} s ago "
                                    f"(costmap_timeout_s = {s.costmap_timeout_s:g})"), None
+        if s.odom_prediction:  # the robot drove on since this odometry arrived (odom_prediction.py)
+            state = predicted_state(state, self.watchdog.age(now_s))
         for what, xy in (("robot", state[:2]), ("goal", goal)):
             why = _outside(xy, self.map_bounds)
             if why:

@@ -64,6 +64,10 @@ class OdometryWatchdog:
         """An invalid odometry message arrived: the last good state is no longer trustworthy."""
         self._state, self._received_at, self._invalid_reason = None, now_s, reason
 
+    def age(self, now_s: float) -> float:
+        """Seconds since the last accepted odometry arrived (inf before the first)."""
+        return now_s - self._received_at
+
     def current(self, now_s: float) -> Tuple[Optional[np.ndarray], str]:
         """(state, "") when the robot may move, else (None, why not)."""
         if self._invalid_reason is not None:

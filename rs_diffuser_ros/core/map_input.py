@@ -312,7 +312,7 @@ class PlanningMap:
         route_risk = route_risk and self.safe_distance
         rows_cols = grid_cells(goals.detach().cpu(), self._origin_host, self.layers.resolution)
         cells = [(*rc, route_risk) for rc in rows_cols.tolist()]
-        missing = sorted({c for c in cells if c not in self._fields})
+        missing = sorted({c for c in cells if self._cached(c) is None})
         if missing:
             if len(self._fields) + len(missing) > self.MAX_FIELDS:
                 self._fields.clear()
@@ -322,7 +322,15 @@ class PlanningMap:
             for cell, field in zip(missing, self.layers.goal_distance(centres, safe=self.safe_distance,
                                                                       route_risk=route_risk)):
                 self._fields[cell] = field
-        return torch.stack([self._fields[c] for c in cells])
+        return torch.stack([self._cached(c) for c in cells])
+
+    def _cached(self, cell: tuple) -> Tensor | None:
+        """The cached fields of (row, col, route_risk); a plain request is served by the first two channels of a
+        route-risk entry (the same plain and safe distance), e.g. a recovery step's on a map model that reads it."""
+        if cell in self._fields:
+            return self._fields[cell]
+        with_route_risk = self._fields.get((*cell[:2], True)) if not cell[2] else None
+        return None if with_route_risk is None else with_route_risk[:-1]
 
     def patches(self, centres: Tensor, goals: Tensor, cells: int, extent_m: float, channels: int | None = None) -> Tensor:
         """Patches [B, C, cells, cells] around centres [B, 2] for goals [B, 2]: the first `channels` of
