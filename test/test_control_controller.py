@@ -339,13 +339,13 @@ def test_the_recovery_step_keeps_the_collision_check_and_makes_progress_along_fr
     clearance = ClearanceMap(WALL_WITH_GAP, True)
     planning_map = PlanningMap.from_grids(WALL_WITH_GAP)
     radius = 0.25
-    # Facing the wall 0.5 m before it: the fastest step straight on would come within radius + the extra clearance.
-    state = np.array([4.5, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
+    # Facing the wall 0.35 m before it: the fastest step straight on would end 0.2 m from it, within the radius.
+    state = np.array([4.65, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
     v, omega = recovery.recovery_step(state, GOAL, clearance, planning_map, radius, 0.5, 1.0, 2.0)
     assert (v, omega) != (max(recovery.SPEEDS), 0.0)
     path = unicycle_rollout(torch.as_tensor(state[None]), torch.tensor([[[v, omega]]]), 0.5)[0, 0]
     # The step it chose keeps its clearance over the whole lookahead.
-    assert clearance.at(path).min() >= radius + recovery.EXTRA_CLEARANCE_M
+    assert clearance.at(path).min() >= radius
     field = planning_map.distance_fields(torch.as_tensor(GOAL[None]))[0, 1]
     before = recovery.field_at(field, planning_map, torch.as_tensor(state[:2]))
     assert recovery.field_at(field, planning_map, path[-1]) <= before - recovery.MIN_PROGRESS_M
@@ -354,7 +354,7 @@ def test_the_recovery_step_keeps_the_collision_check_and_makes_progress_along_fr
                                   0.5, 1.0, 2.0) is None
     # A robot told to stand still takes no step either, nor one facing the wall too close to move at all.
     assert recovery.recovery_step(state, GOAL, clearance, planning_map, radius, 0.5, 0.0, 2.0) is None
-    touching = np.array([4.6, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)
+    touching = np.array([4.78, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)  # 0.22 m from the wall, inside the radius
     assert recovery.recovery_step(touching, GOAL, clearance, planning_map, radius, 0.5, 1.0, 2.0) is None
 
 

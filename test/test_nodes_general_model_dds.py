@@ -27,9 +27,9 @@ def unseen_map_bringup(tmp_path):
     # at the commit before as after; what this test checks is where the model drives, not how fast it plans
     # (docs/performance.md). Runs that ended stuck in the top corridor (2 of 7 there; 2 of 9 on 2026-12-01), every
     # plan colliding, led to the controller's recovery step (control/recovery.py). Its first version cut the upper
-    # block's corner at the check's radius and touched it in 3 of 20 runs (odometry lag); keeping 0.1 m more
-    # clearance, 5 of 6 passed and 1 touched the top wall at (3.69, 7.7) just after recovery steps. The model's plans
-    # hugging walls in that corridor are issue 15's to mend.
+    # block's corner at the check's radius and touched it in 3 of 20 runs: planned from odometry that had waited
+    # for the tick. Planned from the odometry moved on by its age (odom_prediction), 20 of 20 passed, recovery steps
+    # in 9 of them. The model's plans hugging walls in that corridor are issue 15's to mend.
     with bringup_session(tmp_path, "default", 0.1, "general", ("--sim-param", "real_time_factor:=0.5")) as run:
         yield run
 
