@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from rs_diffuser_ros.control.collision import ClearanceMap, unicycle_rollout
-from rs_diffuser_ros.core.map_input import PlanningMap, grid_cells
+from rs_diffuser_ros.core.map_input import PlanningMap
 
 SPEEDS = (0.15, 0.3)  # m/s: slow, so a tick moves 1.5-3 cm and the model soon has a new state to plan from
 TURN_RATES = (-1.0, -0.5, 0.0, 0.5, 1.0)  # rad/s
@@ -37,7 +37,7 @@ def primitives(max_speed: float, max_omega: float) -> np.ndarray:
 def field_at(field: torch.Tensor, planning_map: PlanningMap, xy: torch.Tensor) -> torch.Tensor:
     """The goal distance field [h, w] at world points xy [..., 2]; +inf off the map."""
     h, w = field.shape
-    rc = grid_cells(xy, planning_map.layers.origin[0].to(xy.device), planning_map.layers.resolution)
+    rc = planning_map.layers.cells_of(xy.to(planning_map.device)).to(xy.device)
     inside = (rc[..., 0] >= 0) & (rc[..., 0] < h) & (rc[..., 1] >= 0) & (rc[..., 1] < w)
     values = field[rc[..., 0].clamp(0, h - 1), rc[..., 1].clamp(0, w - 1)]
     return torch.where(inside, values, torch.full_like(values, float("inf")))
