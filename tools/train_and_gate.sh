@@ -88,7 +88,7 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
   for (( r = 0; r < ${HANDOVER_REPEAT:-1}; r++ )); do datasets+=("$OUT"/handover/part[0-9]*/); done
   echo "handover data from $from: $maps maps over $procs $hdevice processes, at $((SECONDS - start)) s"
   grep -h 'recorded' "$OUT"/handover/part[0-9]*.log | awk '{r += $3; a += $5; e += $7} END {
-    print "  " r " episodes recorded from the handover on, " a " arrived, " e " entered a risky region"}'
+    print "  " r " episodes recorded, " a " arrived, " e " entered a risky region"}'
   [[ -n "${KEEP_HANDOVER:-}" ]] && (cd "$OUT" && tar cz handover/part[0-9]*/) | split -b 15m - "$KEEP_HANDOVER."
 fi
 
