@@ -20,10 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rs_diffuser_ros.core.config import DATA_PERIOD_S
+
 CHECK_STEP_S = 0.05  # rollout resolution: at 1 m/s, 5 cm, one costmap cell
-# The control period the models' training data were recorded at (risky_nav's CONTROL_PERIOD; a test holds them equal):
-# a model's plan holds one state every model.plan_stride of them.
-DATA_PERIOD_S = 0.1
 TOLERANCE_M = 1e-6
 
 

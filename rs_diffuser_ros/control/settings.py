@@ -14,7 +14,7 @@ from rs_diffuser_ros.shipped import planner_yaml
 from rs_diffuser_ros.core.setting_spec import check_field, check_fields, like, setting, specs
 
 # The value that means "the setting stored in the checkpoint" for each sampling override.
-MODEL_OWN = {"candidates": 0, "ddim_steps": 0, "guidance_scale": -1.0}
+MODEL_OWN = {"candidates": 0, "ddim_steps": 0, "guidance_scale": -1.0, "route_candidates": -1}
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class ControllerSettings:
                            help="Candidate plans sampled per replan, the best by rho_alpha executed; 0 = the model's own.")
     ddim_steps: int = like(PlannerConfig, "ddim_steps", MODEL_OWN["ddim_steps"], low=0,
                            help="Denoising steps per replan (at most the model's diffusion steps); 0 = the model's own.")
+    route_candidates: int = like(PlannerConfig, "route_candidates", MODEL_OWN["route_candidates"], low=-1,
+                                help=PlannerConfig.__dataclass_fields__["route_candidates"].metadata["spec"].help
+                                + " -1 = the model's own.")
     carry_plan: bool = setting(False, "Keep the plan executed last tick, moved on one step, as one of the candidates: the "
                                "critic keeps choosing it while nothing fresh scores higher (commitment over replans, as "
                                "MPPI's warm start).")

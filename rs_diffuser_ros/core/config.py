@@ -18,6 +18,9 @@ from .risk import RISK_MODES
 from .setting_spec import check_fields, setting
 
 ACTION_DIM = 2  # the robot's [v, omega]; the point mass's [dx, dy]
+# The control period the models' training data were recorded at (risky_nav's CONTROL_PERIOD; a test holds them equal):
+# a model's plan holds one state every model.plan_stride of them.
+DATA_PERIOD_S = 0.1
 
 
 CRITIC_KINDS = ("flat", "per_step")
@@ -154,6 +157,10 @@ class PlannerConfig:
     risk_mode: str = setting("averse", "averse: lower tail (CVaR_alpha); seeking: upper tail. alpha = 1 is neutral "
                              "in both.", choices=RISK_MODES)
     seed: int = setting(0, "Seed of the planner's own noise stream.", low=0, high=2**63 - 1)
+    route_candidates: int = setting(0, "Candidates per replan whose positions follow the way round risk (a route "
+                                    "follower's rollout on the map; core/route_candidates.py), the rest of each denoised "
+                                    "as usual; the critic scores them with the others. 0 = none. Needs a map model with "
+                                    "the safe distance channel.", low=0, high=1024)
 
     def validate(self, where: str) -> None:
         reason = check_fields(self)

@@ -52,6 +52,12 @@ _DISTANCE_CLIP = 2.0  # patch half-widths: the relative distance channel lies in
 ROUTE_SCALE_M = 10.0  # the route channels' unit: 1.0 = 10 m ...
 _ROUTE_CLIP = 4.0  # ... clipped at 40 m (longer than any route the generated maps hold)
 _ROUTE_RISK_CLIP = 4.0  # route_risk: 4 = a whole-scale hazard (level 100) over 4 m; beyond it reads the same
+# The route candidates' way (route_candidates.py) keeps this far from walls: the collision check's 0.2 m radius and 0.05 m
+# margin, and 0.1 m for the corners its follower cuts; and as far from risky regions as the data's detour (0.15 m) and
+# a cell; a metre at a wall costs 1 + ROUTE_WALL_WEIGHT x the obstacle cost, so it keeps to the middle of a passage.
+ROUTE_CLEARANCE_M = 0.35
+ROUTE_RISK_MARGIN_M = 0.2
+ROUTE_WALL_WEIGHT = 4.0
 
 
 @dataclass
@@ -140,12 +146,34 @@ class MapLayers:
             out.append(torch.stack(fields, 1))
         return torch.cat(out) if out else self.layers.new_zeros((0, 1 + safe + route_risk, *self.layers.shape[-2:]))
 
-    def _distance_chunk(self, goals: Tensor, index: Tensor, weight: Tensor | None, carry: Tensor | None = None):
+    @torch.no_grad()
+    def route_distance(self, goals: Tensor, index: Tensor | None = None, clearance_m: float = ROUTE_CLEARANCE_M
+                          ) -> Tensor:
+        """The field route candidates follow (core/route_candidates.py): goals [G, 2] -> [G, h, w] metres, the safe
+        distance's risk weighting (reaching ROUTE_RISK_MARGIN_M beyond the regions) over only the cells at least
+        `clearance_m` from a wall (the model's own passable cells admit gaps the robot cannot pass), each metre
+        costing more the nearer a wall (1 + ROUTE_WALL_WEIGHT x the obstacle cost), so the route keeps to the
+        middle of a passage as a costmap planner's does. UNREACHABLE where the goal cannot be reached from at that
+        clearance."""
+        goals = torch.as_tensor(goals, dtype=torch.float32, device=self.layers.device).reshape(-1, 2)
+        index = torch.zeros(len(goals), dtype=torch.long, device=goals.device) if index is None else index
+        obstacle = self.layers[index, 0]
+        # The obstacle cost falls linearly from 1 at a wall to 0 at MAP_INFLATION_M (Costmap.from_occupancy).
+        clear = obstacle <= 1 - clearance_m / MAP_INFLATION_M
+        # A route follower cuts corners: the risk's weight reaches ROUTE_RISK_MARGIN_M beyond its regions.
+        reach = 2 * round(ROUTE_RISK_MARGIN_M / self.resolution) + 1
+        risk = F.max_pool2d(self.layers[index, 1][:, None], reach, stride=1, padding=reach // 2)[:, 0]
+        weight = (1 + (SAFE_DETOUR_WEIGHT - 1) * risk) * (1 + ROUTE_WALL_WEIGHT * obstacle)
+        return self._distance_chunk(goals, index, weight, passable=self.passable[index] & clear)
+
+    def _distance_chunk(self, goals: Tensor, index: Tensor, weight: Tensor | None, carry: Tensor | None = None,
+                        passable: Tensor | None = None):
         """weight [G, h, w]: the cost of a metre entering each cell (None: 1 everywhere). carry [G, h, w]: a
         quantity per metre summed along each cell's shortest route as well (returned second): a cell takes its
-        route's sum from the neighbour its distance came through, so the sum follows the route found."""
+        route's sum from the neighbour its distance came through, so the sum follows the route found.
+        passable [G, h, w]: the cells a route may use (None: the map's own)."""
         g, (h, w) = len(goals), self.layers.shape[-2:]
-        passable = self.passable[index].clone()
+        passable = (self.passable[index] if passable is None else passable).clone()
         rc = self.cells_of(goals, index)
         rows, cols = rc[:, 0].clamp(0, h - 1), rc[:, 1].clamp(0, w - 1)
         arange = torch.arange(g, device=goals.device)
@@ -276,7 +304,8 @@ class PlanningMap:
         if len(layers) != 1:
             raise ValueError(f"a PlanningMap holds one map, got {len(layers)}")
         self.layers, self.safe_distance = layers, safe_distance
-        self._fields: dict[tuple[int, int, bool], Tensor] = {}  # (row, col, with the route risk) -> fields
+        # (row, col, with the route risk) -> goal distance fields; ("route", row, col) -> a route's steps
+        self._fields: dict[tuple, Tensor] = {}
         self._origin_host = layers.origin[0].detach().cpu()  # goal cells are found on the host: no sync per replan
 
     @classmethod
@@ -323,6 +352,25 @@ class PlanningMap:
                                                                       route_risk=route_risk)):
                 self._fields[cell] = field
         return torch.stack([self._cached(c) for c in cells])
+
+    def route_steps(self, goals: Tensor) -> tuple[Tensor, Tensor]:
+        """The way round risk that route candidates follow (MapLayers.route_distance) for goals [B, 2], as the step
+        each cell's walk takes (route_candidates.downhill_steps: next cell [B, h * w], metres [B, h * w]); one per goal
+        cell, computed when first asked for and cached like the goal distance fields."""
+        from .route_candidates import downhill_steps  # route_candidates reads this module's grid_cells
+
+        rows_cols = grid_cells(goals.detach().cpu(), self._origin_host, self.layers.resolution)
+        cells = [("route", *rc) for rc in rows_cols.tolist()]
+        missing = sorted({c for c in cells if c not in self._fields})
+        if missing:
+            if len(self._fields) + len(missing) > self.MAX_FIELDS:
+                self._fields.clear()
+            centres = (torch.tensor([c[1:] for c in missing], dtype=torch.float32, device=self.device).flip(-1) + 0.5) \
+                * self.layers.resolution + self.layers.origin[0]
+            next_cell, step_m = downhill_steps(self.layers.route_distance(centres), self.layers.resolution)
+            for cell, n, m in zip(missing, next_cell, step_m):
+                self._fields[cell] = (n, m)
+        return (torch.stack([self._fields[c][0] for c in cells]), torch.stack([self._fields[c][1] for c in cells]))
 
     def _cached(self, cell: tuple) -> Tensor | None:
         """The cached fields of (row, col, route_risk); a plain request is served by the first two channels of a

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load_weights, read_checkpoint
 from .conditioning import MapView, model_context
-from .config import CoreConfig
+from .config import DATA_PERIOD_S, CoreConfig
 from .costmap import Costmap
 from .map_input import PlanningMap, cut_patches
 from .sampling.cuda_graph import CapturedProgram
@@ -33,10 +33,11 @@ from .normalizer import Normalizers
 from .objective import CostmapTerm, PlanObjective, RiskTerm
 from .plan_frame import start_in_plan_frame, to_world
 from .risk import check_alpha, check_risk_mode
+from .route_candidates import GOAL_SLOWDOWN, LOOKAHEAD_M, ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA, follow_route, walk_route
 from .sampling import critic_gradient
 from .sampling.guidance import RiskGuidance
 from .sampling.noise import draw_noise
-from .sampling.sampler import ddim_loop, fast_steps, reference_steps
+from .sampling.sampler import Inpainting, ddim_loop, fast_steps, reference_steps
 from .schedule import DiffusionSchedule
 
 
@@ -73,6 +74,14 @@ class RiskSensitivePlanner:
         self._compiled = None  # (backend, the replan program through torch.compile), made on first use
         self.set_execution()
         self.schedule = self._schedule_for(self.config.planner)
+        self._check_route_candidates(self.config.planner)
+
+    def _check_route_candidates(self, p) -> None:
+        m = self.config.model
+        if p.route_candidates > 0 and not (m.map_conditioned and m.map_safe_distance and m.state_dim == 6):
+            raise ValueError(f"route_candidates={p.route_candidates} needs a map-conditioned robot model (state [x, y, "
+                             "sin, cos, v, omega]) with the safe distance channel (model.map_safe_distance): its route "
+                             "candidates follow the way round risk on the map; set it to 0")
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -103,6 +112,7 @@ class RiskSensitivePlanner:
             raise ValueError(f"unknown planner setting(s) {sorted(unknown)}")
         updated = dataclasses.replace(self.config.planner, **planner_fields)
         updated.validate("planner settings")
+        self._check_route_candidates(updated)
         schedule = self._schedule_for(updated)  # may refuse too (more DDIM steps than the model has)
         # Only now, with everything checked, does anything change: a refused call leaves all as it was.
         self.config.planner, self.schedule, self._graphs = updated, schedule, {}
@@ -218,6 +228,8 @@ class RiskSensitivePlanner:
             # The goal distance fields come from the map's cache, found by cells on the host (no sync).
             inputs["map_fields"] = plan_map.fields_for(torch.as_tensor(goals[:, :2]), self.config.model.map_channels)
             map_resolution = plan_map.layers.resolution
+            if p.route_candidates > 0:
+                inputs["route_next"], inputs["route_step"] = plan_map.route_steps(torch.as_tensor(goals[:, :2]))
         costmap = costmap.to(dev) if costmap is not None else None
         if self.fast_path:
             inputs["initial_noise"], step_noise = draw_noise(self.schedule, (batch * k, self.horizon, d), dev, generator)
@@ -289,7 +301,8 @@ class RiskSensitivePlanner:
         return self._compiled[1]
 
     def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, map_layers=None,
-                        map_origin=None, map_fields=None, carried=None, *, batch: int, k: int, risk_mode: str,
+                        map_origin=None, map_fields=None, route_next=None, route_step=None, carried=None, *, batch: int, k: int,
+                        risk_mode: str,
                         costmap: Costmap | None, map_resolution: float | None = None,
                         generator=None) -> dict[str, torch.Tensor]:
         """Guided sampling, selection and inverse dynamics on [B*K] rows; no host sync (capturable).
@@ -307,6 +320,10 @@ class RiskSensitivePlanner:
                                   m.map_patch_cells, m.map_patch_m, m.map_channels)
             context = model_context(norm, self.map_encoder, states[rows], goals[rows], patches).repeat_interleave(k, 0)
             map_view = MapView(patches, m.map_patch_m, norm.plan)
+        inpainting = Inpainting(start)
+        if route_next is not None:
+            inpainting = self._route_inpainting(start, states, route_next, route_step, map_layers.shape[-1], map_origin,
+                                                map_resolution, batch, k)
         denoiser_context = None
         if m.route_label:  # the last k // 2 candidates of each state are asked to go through risk
             label = (torch.arange(batch * k, device=dev) % k >= k - k // 2).to(context.dtype)[:, None]
@@ -327,7 +344,7 @@ class RiskSensitivePlanner:
                 shape = (len(start), self.horizon, self.state_dim)
                 steps = reference_steps(self.denoiser, self.schedule, context, guidance, shape, generator,
                                         denoiser_context=denoiser_context, denoiser_map=denoiser_map)
-            x = ddim_loop(self.schedule, start, steps)
+            x = ddim_loop(self.schedule, inpainting, steps)
         if carried is not None:
             x = _carry_over(x, carried, states, batch, k, norm)
 
@@ -344,6 +361,32 @@ class RiskSensitivePlanner:
         plans[:, 0] = states  # exact, no round-off
         return {"plans": plans, "quantiles": quantiles, "risk_values": risk_values, "chosen": chosen, "actions": actions,
                 "scores": scores}
+
+    def _route_inpainting(self, start: Tensor, states: Tensor, route_next: Tensor, route_step: Tensor, width: int,
+                          map_origin: Tensor, map_resolution: float, batch: int, k: int) -> Inpainting:
+        """The first `route_candidates` candidates of each state (of its route label 0 ones, where the model has the
+        label) with their positions held to a route follower's rollout from the state along the way round risk
+        (PlanningMap.route_steps: each cell's step down it, [B, h * w], rows `width` cells wide; at the collision
+        check's clearance; route_candidates.py), at the data's top speed and turn rate (the plan normaliser's v and
+        omega range)."""
+        m, norm, dev, h = self.config.model, self.normalizers, self.device, self.horizon
+        rows = torch.arange(batch, device=dev) * k
+        max_v, max_omega = float(norm.plan.high[4]), float(norm.plan.high[5])
+        step_s = m.plan_stride * DATA_PERIOD_S
+        # Long enough that only the goal ends the route within a plan (the follower brakes at its end).
+        length = max_v * (h - 1) * step_s + LOOKAHEAD_M + max_v / GOAL_SLOWDOWN
+        route, along = walk_route(route_next, route_step, width, map_origin, map_resolution, states[rows, :2], length)
+        positions = follow_route(route, along, states[rows], h - 1, step_s, max_v, max_omega, ROUTE_MAX_ACCEL,
+                                 ROUTE_MAX_ALPHA)
+        held_xy = torch.zeros(batch, h, 2, device=dev)
+        held_xy[:, 1:] = norm.plan.select(slice(0, 2)).normalize(positions - states[rows, None, :2])
+        label_zero = k - k // 2 if m.route_label else k
+        held = torch.arange(k, device=dev) < min(self.config.planner.route_candidates, label_zero)  # [K]
+        # Every state but the start, of the held candidates of the states whose route goes somewhere (not one within
+        # the route's clearance of a wall, where it cannot start, nor at the goal).
+        moved = (along[:, -1] > 0).repeat_interleave(k)
+        at = (held.repeat(batch) & moved)[:, None] & (torch.arange(h, device=dev) > 0)  # [B*K, H]
+        return Inpainting(start, held_xy.repeat_interleave(k, 0), at)
 
     def _use_cuda_graphs(self) -> bool:
         return self.device.type == "cuda" and self.cuda_graphs

@@ -40,21 +40,34 @@ class SamplingSteps:
     noise: DrawnNoise | PreDrawnNoise
 
 
-def inpaint(x: Tensor, start: Tensor) -> Tensor:
-    x[:, 0] = start
-    return x
+@dataclass
+class Inpainting:
+    """The states every window is held to (Diffuser's conditioning by inpainting): its first state, the current one;
+    and, for some rows, the positions of some later states (waypoints, route_waypoint.py)."""
+
+    start: Tensor  # [M, D] normalised current states
+    waypoints: Tensor | None = None  # [M, H, 2] normalised plan-frame positions, read where `at` holds
+    at: Tensor | None = None  # [M, H] bool: the states held to a waypoint (a row with none: all False)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        x[:, 0] = self.start
+        if self.waypoints is not None:
+            x[..., :2] = torch.where(self.at[..., None], self.waypoints.to(x.dtype), x[..., :2])
+        return x
 
 
 @torch.no_grad()
-def ddim_loop(schedule: DiffusionSchedule, start: Tensor, steps: SamplingSteps,
+def ddim_loop(schedule: DiffusionSchedule, start: Tensor | Inpainting, steps: SamplingSteps,
               on_step: Callable[[int, Tensor], None] | None = None) -> Tensor:
-    """start [M, D] normalised current states -> sampled windows [M, H, D]; on_step sees x after every step."""
-    x = inpaint(steps.noise.initial(), start)
+    """start [M, D] normalised current states (or an Inpainting: them and waypoints) -> sampled windows [M, H, D];
+    on_step sees x after every step."""
+    inpaint = start if isinstance(start, Inpainting) else Inpainting(start)
+    x = inpaint(steps.noise.initial())
     for i in range(schedule.n_sample_steps):
         x0, grad = steps.guide(x, i, steps.denoise)
-        # Clip the clean estimate to the data range (Diffuser's clip_denoised), keep the start exact,
+        # Clip the clean estimate to the data range (Diffuser's clip_denoised), keep the start (and waypoints) exact,
         # and derive epsilon from it so the DDIM step is consistent with the clipped estimate.
-        x0 = inpaint(x0.float().clamp(-1, 1), start)  # float(): under autocast the U-Net returns bf16/fp16
+        x0 = inpaint(x0.float().clamp(-1, 1))  # float(): under autocast the U-Net returns bf16/fp16
         eps = (x - schedule.sqrt_ab[i] * x0) / schedule.sqrt_one_minus_ab[i]
         x = schedule.sqrt_ab_prev[i] * x0 + schedule.dir_coef[i] * eps
         if grad is not None:
@@ -62,7 +75,7 @@ def ddim_loop(schedule: DiffusionSchedule, start: Tensor, steps: SamplingSteps,
         noise = steps.noise.step(i)
         if noise is not None:
             x = x + schedule.sigma[i] * noise
-        x = inpaint(x, start)
+        x = inpaint(x)
         if on_step is not None:
             on_step(i, x)
     return x
