@@ -14,10 +14,11 @@ from rs_diffuser_ros.core.route_candidates import (ROUTE_MAX_ACCEL, ROUTE_MAX_AL
 from test_core_helpers import tiny_config
 
 
-def walk(pm: PlanningMap, start, goal, length=12.0):
+def walk(pm: PlanningMap, start, goal, length=12.0, way=0):
+    """The way round risk (way 0) or the shortest (way 1) from start to goal."""
     next_cell, step_m = pm.route_steps(torch.tensor([goal], dtype=torch.float32))
-    return walk_route(next_cell, step_m, pm.layers.layers.shape[-1], pm.layers.origin[0], pm.layers.resolution,
-                      torch.tensor([start], dtype=torch.float32), length)
+    return walk_route(next_cell[:, way], step_m[:, way], pm.layers.layers.shape[-1], pm.layers.origin[0],
+                      pm.layers.resolution, torch.tensor([start], dtype=torch.float32), length)
 
 
 def test_the_route_goes_round_a_risky_region_at_a_margin_and_ends_at_the_goal():
@@ -30,6 +31,8 @@ def test_the_route_goes_round_a_risky_region_at_a_margin_and_ends_at_the_goal():
     assert (along.diff() >= 0).all() and along[-1] > 7.0  # round below the region, not the 6 m straight line
     between = (route[:, 0] > -1.0) & (route[:, 0] < 1.0)
     assert between.any() and (route[between, 1] < -1.5 - 0.15).all()  # outside the region, with a margin
+    shortest, along = walk(pm, (-3.0, 0.0), (3.0, 0.0), way=1)
+    assert along[0, -1] == pytest.approx(6.0, abs=0.15) and shortest[0, :, 1].abs().max() < 0.1  # straight through
 
 
 def test_the_route_keeps_the_collision_check_s_clearance_where_the_model_s_own_distance_does_not():
@@ -41,8 +44,9 @@ def test_the_route_keeps_the_collision_check_s_clearance_where_the_model_s_own_d
     route, _ = walk(pm, (-3.0, 0.0), (3.0, 0.0))
     assert plain[pm.layers.cells_of(torch.tensor([-3.0, 0.0])).unbind()] < 6.5  # the model's field: through the gap
     assert (route[0, :, 1] > 2.0).any()  # the route: round the wall's end at y = 2
-    field = pm.layers.route_distance(torch.tensor([[3.0, 0.0]]))[0]
-    assert field[pm.layers.cells_of(torch.tensor([0.0, 0.0])).unbind()] == UNREACHABLE  # the gap is closed to it
+    fields = pm.layers.route_distance(torch.tensor([[3.0, 0.0]]))[0]
+    row, col = pm.layers.cells_of(torch.tensor([0.0, 0.0])).tolist()
+    assert (fields[:, row, col] == UNREACHABLE).all()  # the gap's cell: closed to both ways
 
 
 def test_a_robot_facing_away_turns_on_the_spot_before_it_follows_the_route():
@@ -61,27 +65,31 @@ def test_a_robot_facing_away_turns_on_the_spot_before_it_follows_the_route():
     assert (xy[-1] - xy[-2]).norm() < 0.05
 
 
-def test_the_planner_holds_its_first_route_candidates_to_the_route_and_only_those():
+def test_the_planner_holds_route_candidates_to_each_way_and_only_those():
     occ = grid_with()
     risk = level_grid(occ, [(-1.0, -1.5, 1.0, 3.0)])
     cfg = map_config()
     cfg.model.route_label = True
-    cfg.planner.candidates, cfg.planner.route_candidates = 8, 3
+    cfg.planner.candidates, cfg.planner.route_candidates = 8, 2
     planner = RiskSensitivePlanner.from_config(cfg.validate(), device="cpu")
     pm = PlanningMap.from_grids(occ, risk)
     state = np.array([-2.5, 0.0, 0.0, 1.0, 0.5, 0.0], np.float32)
     result = planner.plan(state, np.array([3.0, 0.0], np.float32), map_input=pm, seed=0)
-    route, along = walk(pm, state[:2], (3.0, 0.0))
     h = planner.horizon
-    expected = follow_route(route, along, torch.as_tensor(state)[None], h - 1, 0.1 * cfg.model.plan_stride, 1.0, 2.0,
+
+    def followed(way):
+        route, along = walk(pm, state[:2], (3.0, 0.0), way=way)
+        return follow_route(route, along, torch.as_tensor(state)[None], h - 1, 0.1 * cfg.model.plan_stride, 1.0, 2.0,
                             ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA)[0].numpy()
-    for k in range(3):
-        assert np.allclose(result.candidates[k, 1:, :2], expected, atol=1e-4)
-    for k in range(3, 8):
-        assert not np.allclose(result.candidates[k, 1:, :2], expected, atol=0.05)
+    round_risk, shortest = followed(0), followed(1)
+    assert not np.allclose(round_risk, shortest, atol=0.05)  # the ways part here
+    held = {0: round_risk, 1: round_risk, 4: shortest, 5: shortest}  # label 0: candidates 0-3, label 1: 4-7
+    for k in range(8):
+        on_way = [np.allclose(result.candidates[k, 1:, :2], way, atol=1e-4) for way in (round_risk, shortest)]
+        assert on_way == [k in held and held[k] is round_risk, k in held and held[k] is shortest], k
     planner.configure(route_candidates=0)
     plain = planner.plan(state, np.array([3.0, 0.0], np.float32), map_input=pm, seed=0)
-    assert not np.allclose(plain.candidates[0, 1:, :2], expected, atol=0.05)
+    assert not any(np.allclose(plain.candidates[k, 1:, :2], round_risk, atol=0.05) for k in range(8))
 
 
 def test_route_candidates_are_refused_for_a_model_without_the_safe_distance_field():

@@ -157,10 +157,11 @@ class PlannerConfig:
     risk_mode: str = setting("averse", "averse: lower tail (CVaR_alpha); seeking: upper tail. alpha = 1 is neutral "
                              "in both.", choices=RISK_MODES)
     seed: int = setting(0, "Seed of the planner's own noise stream.", low=0, high=2**63 - 1)
-    route_candidates: int = setting(0, "Candidates per replan whose positions follow the way round risk (a route "
-                                    "follower's rollout on the map; core/route_candidates.py), the rest of each denoised "
-                                    "as usual; the critic scores them with the others. 0 = none. Needs a map model with "
-                                    "the safe distance channel.", low=0, high=1024)
+    route_candidates: int = setting(0, "Candidates per replan, per way, whose positions follow a route follower's "
+                                    "rollout on the map (core/route_candidates.py): n along the way round risk and n along "
+                                    "the shortest way; the rest of each is denoised as usual and the critic scores them "
+                                    "with the others. 0 = none. Needs a map model with the safe distance channel.",
+                                    low=0, high=512)
 
     def validate(self, where: str) -> None:
         reason = check_fields(self)

@@ -148,23 +148,25 @@ class MapLayers:
 
     @torch.no_grad()
     def route_distance(self, goals: Tensor, index: Tensor | None = None, clearance_m: float = ROUTE_CLEARANCE_M
-                          ) -> Tensor:
-        """The field route candidates follow (core/route_candidates.py): goals [G, 2] -> [G, h, w] metres, the safe
-        distance's risk weighting (reaching ROUTE_RISK_MARGIN_M beyond the regions) over only the cells at least
-        `clearance_m` from a wall (the model's own passable cells admit gaps the robot cannot pass), each metre
-        costing more the nearer a wall (1 + ROUTE_WALL_WEIGHT x the obstacle cost), so the route keeps to the
-        middle of a passage as a costmap planner's does. UNREACHABLE where the goal cannot be reached from at that
-        clearance."""
+                       ) -> Tensor:
+        """The fields route candidates follow (core/route_candidates.py): goals [G, 2] -> [G, 2, h, w] metres, the
+        way round risk (the safe distance's risk weighting, reaching ROUTE_RISK_MARGIN_M beyond the regions) and the
+        shortest way (risk ignored), both over only the cells at least `clearance_m` from a wall (the model's own
+        passable cells admit gaps the robot cannot pass), each metre costing more the nearer a wall (1 +
+        ROUTE_WALL_WEIGHT x the obstacle cost), so a route keeps to the middle of a passage as a costmap planner's
+        does. UNREACHABLE where the goal cannot be reached from at that clearance."""
         goals = torch.as_tensor(goals, dtype=torch.float32, device=self.layers.device).reshape(-1, 2)
         index = torch.zeros(len(goals), dtype=torch.long, device=goals.device) if index is None else index
         obstacle = self.layers[index, 0]
         # The obstacle cost falls linearly from 1 at a wall to 0 at MAP_INFLATION_M (Costmap.from_occupancy).
-        clear = obstacle <= 1 - clearance_m / MAP_INFLATION_M
+        passable = self.passable[index] & (obstacle <= 1 - clearance_m / MAP_INFLATION_M)
         # A route follower cuts corners: the risk's weight reaches ROUTE_RISK_MARGIN_M beyond its regions.
         reach = 2 * round(ROUTE_RISK_MARGIN_M / self.resolution) + 1
         risk = F.max_pool2d(self.layers[index, 1][:, None], reach, stride=1, padding=reach // 2)[:, 0]
-        weight = (1 + (SAFE_DETOUR_WEIGHT - 1) * risk) * (1 + ROUTE_WALL_WEIGHT * obstacle)
-        return self._distance_chunk(goals, index, weight, passable=self.passable[index] & clear)
+        walls = 1 + ROUTE_WALL_WEIGHT * obstacle
+        return torch.stack([self._distance_chunk(goals, index, (1 + (SAFE_DETOUR_WEIGHT - 1) * risk) * walls,
+                                                 passable=passable),
+                            self._distance_chunk(goals, index, walls, passable=passable)], 1)
 
     def _distance_chunk(self, goals: Tensor, index: Tensor, weight: Tensor | None, carry: Tensor | None = None,
                         passable: Tensor | None = None):
@@ -354,9 +356,9 @@ class PlanningMap:
         return torch.stack([self._cached(c) for c in cells])
 
     def route_steps(self, goals: Tensor) -> tuple[Tensor, Tensor]:
-        """The way round risk that route candidates follow (MapLayers.route_distance) for goals [B, 2], as the step
-        each cell's walk takes (route_candidates.downhill_steps: next cell [B, h * w], metres [B, h * w]); one per goal
-        cell, computed when first asked for and cached like the goal distance fields."""
+        """The ways route candidates follow (MapLayers.route_distance: round risk, and the shortest) for goals [B, 2],
+        as the step each cell's walk takes (route_candidates.downhill_steps: next cell [B, 2, h * w], metres
+        [B, 2, h * w]); one pair per goal cell, computed when first asked for and cached like the goal distance fields."""
         from .route_candidates import downhill_steps  # route_candidates reads this module's grid_cells
 
         rows_cols = grid_cells(goals.detach().cpu(), self._origin_host, self.layers.resolution)
@@ -367,8 +369,9 @@ class PlanningMap:
                 self._fields.clear()
             centres = (torch.tensor([c[1:] for c in missing], dtype=torch.float32, device=self.device).flip(-1) + 0.5) \
                 * self.layers.resolution + self.layers.origin[0]
-            next_cell, step_m = downhill_steps(self.layers.route_distance(centres), self.layers.resolution)
-            for cell, n, m in zip(missing, next_cell, step_m):
+            fields = self.layers.route_distance(centres)
+            next_cell, step_m = downhill_steps(fields.flatten(0, 1), self.layers.resolution)
+            for cell, n, m in zip(missing, next_cell.view(len(missing), 2, -1), step_m.view(len(missing), 2, -1)):
                 self._fields[cell] = (n, m)
         return (torch.stack([self._fields[c][0] for c in cells]), torch.stack([self._fields[c][1] for c in cells]))
 

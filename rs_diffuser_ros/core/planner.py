@@ -364,29 +364,36 @@ class RiskSensitivePlanner:
 
     def _route_inpainting(self, start: Tensor, states: Tensor, route_next: Tensor, route_step: Tensor, width: int,
                           map_origin: Tensor, map_resolution: float, batch: int, k: int) -> Inpainting:
-        """The first `route_candidates` candidates of each state (of its route label 0 ones, where the model has the
-        label) with their positions held to a route follower's rollout from the state along the way round risk
-        (PlanningMap.route_steps: each cell's step down it, [B, h * w], rows `width` cells wide; at the collision
-        check's clearance; route_candidates.py), at the data's top speed and turn rate (the plan normaliser's v and
-        omega range)."""
+        """`route_candidates` candidates of each state per way with their positions held to a route follower's
+        rollout from the state (route_candidates.py): along the way round risk (the first of its route label 0
+        candidates, where the model has the label) and along the shortest way (the first of its label 1 ones; without
+        the label, the next ones). The ways: PlanningMap.route_steps, each cell's step down them [B, 2, h * w], rows
+        `width` cells wide, at the collision check's clearance. The follower drives at the data's top speed and turn
+        rate (the plan normaliser's v and omega range). A state whose way goes nowhere (the goal is reached, or the
+        robot stands within the way's clearance of a wall) gets ordinary candidates there."""
         m, norm, dev, h = self.config.model, self.normalizers, self.device, self.horizon
         rows = torch.arange(batch, device=dev) * k
         max_v, max_omega = float(norm.plan.high[4]), float(norm.plan.high[5])
         step_s = m.plan_stride * DATA_PERIOD_S
-        # Long enough that only the goal ends the route within a plan (the follower brakes at its end).
+        # Long enough that only the goal ends a way within a plan (the follower brakes at its end).
         length = max_v * (h - 1) * step_s + LOOKAHEAD_M + max_v / GOAL_SLOWDOWN
-        route, along = walk_route(route_next, route_step, width, map_origin, map_resolution, states[rows, :2], length)
-        positions = follow_route(route, along, states[rows], h - 1, step_s, max_v, max_omega, ROUTE_MAX_ACCEL,
-                                 ROUTE_MAX_ALPHA)
-        held_xy = torch.zeros(batch, h, 2, device=dev)
-        held_xy[:, 1:] = norm.plan.select(slice(0, 2)).normalize(positions - states[rows, None, :2])
-        label_zero = k - k // 2 if m.route_label else k
-        held = torch.arange(k, device=dev) < min(self.config.planner.route_candidates, label_zero)  # [K]
-        # Every state but the start, of the held candidates of the states whose route goes somewhere (not one within
-        # the route's clearance of a wall, where it cannot start, nor at the goal).
-        moved = (along[:, -1] > 0).repeat_interleave(k)
-        at = (held.repeat(batch) & moved)[:, None] & (torch.arange(h, device=dev) > 0)  # [B*K, H]
-        return Inpainting(start, held_xy.repeat_interleave(k, 0), at)
+        starts = states[rows].repeat_interleave(2, 0)  # [2B]: each state's two ways
+        route, along = walk_route(route_next.flatten(0, 1), route_step.flatten(0, 1), width, map_origin, map_resolution,
+                                  starts[:, :2], length)
+        positions = follow_route(route, along, starts, h - 1, step_s, max_v, max_omega, ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA)
+        held_xy = torch.zeros(batch, 2, h, 2, device=dev)
+        held_xy[:, :, 1:] = norm.plan.select(slice(0, 2)).normalize(positions - starts[:, None, :2]).view(batch, 2, h - 1, 2)
+        moved = (along[:, -1] > 0).view(batch, 2)
+        # Which way (0 round risk, 1 shortest, -1 none) each of a state's K candidates follows.
+        n, index = self.config.planner.route_candidates, torch.arange(k, device=dev)
+        first_shortest = k - k // 2 if m.route_label else min(n, k)
+        way = torch.full((k,), -1, dtype=torch.long, device=dev)
+        way = torch.where(index < min(n, first_shortest), 0, way)
+        way = torch.where((index >= first_shortest) & (index < first_shortest + n), 1, way)
+        held = (way >= 0)[None] & moved.gather(1, way.clamp(min=0)[None].expand(batch, k))  # [B, K]
+        xy = held_xy.gather(1, way.clamp(min=0)[None, :, None, None].expand(batch, k, h, 2))  # [B, K, H, 2]
+        at = held.reshape(-1, 1) & (torch.arange(h, device=dev) > 0)  # every state but the start
+        return Inpainting(start, xy.reshape(batch * k, h, 2), at)
 
     def _use_cuda_graphs(self) -> bool:
         return self.device.type == "cuda" and self.cuda_graphs
