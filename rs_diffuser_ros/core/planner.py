@@ -69,6 +69,10 @@ class RiskSensitivePlanner:
         self.inverse_dynamics = self.networks["inverse_dynamics"]
         self.map_encoder = self.networks["map_encoder"]
         self.normalizers = normalizers.to(self.device)
+        # The route follower's top speed and turn rate: the data's (the plan normaliser's v and omega range), read on
+        # the host once, so that the replan program never waits for the device.
+        high = normalizers.plan.high.tolist()
+        self._route_speed = (high[4], high[5]) if len(high) >= 6 else (0.0, 0.0)
         self._generator = torch.Generator(self.device).manual_seed(config.planner.seed)
         self._graphs = {}
         self._compiled = None  # (backend, the replan program through torch.compile), made on first use
@@ -373,7 +377,7 @@ class RiskSensitivePlanner:
         robot stands within the way's clearance of a wall) gets ordinary candidates there."""
         m, norm, dev, h = self.config.model, self.normalizers, self.device, self.horizon
         rows = torch.arange(batch, device=dev) * k
-        max_v, max_omega = float(norm.plan.high[4]), float(norm.plan.high[5])
+        max_v, max_omega = self._route_speed
         step_s = m.plan_stride * DATA_PERIOD_S
         # Long enough that only the goal ends a way within a plan (the follower brakes at its end).
         length = max_v * (h - 1) * step_s + LOOKAHEAD_M + max_v / GOAL_SLOWDOWN
