@@ -6,7 +6,7 @@ import yaml
 from rcl_interfaces.msg import ParameterType
 
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
-from rs_diffuser_ros.core.config import PlannerConfig
+from rs_diffuser_ros.core.config import CoreConfig, PlannerConfig
 from rs_diffuser_ros.nodes.planner_params import PARAMETERS, NodeSettings, check_parameter, descriptor, resolve_checkpoint
 from rs_diffuser_ros.shipped import model_path
 
@@ -67,8 +67,21 @@ def test_sampling_uses_the_models_own_settings_unless_overridden():
 
 
 def test_ddim_steps_are_checked_against_the_model():
-    assert ControllerSettings(ddim_steps=50).check_with(100) is None
-    assert "at most the model's diffusion steps (20)" in ControllerSettings(ddim_steps=50).check_with(20)
+    config = CoreConfig()
+    config.model.diffusion_steps = 100
+    assert ControllerSettings(ddim_steps=50).check_with(config) is None
+    config.model.diffusion_steps = 20
+    assert "at most the model's diffusion steps (20)" in ControllerSettings(ddim_steps=50).check_with(config)
+
+
+def test_route_candidates_are_checked_against_the_model():
+    per_map = CoreConfig()  # no map: route candidates have no ways to follow
+    assert ControllerSettings(route_candidates=0).check_with(per_map) is None
+    assert ControllerSettings().check_with(per_map) is None  # -1: the model's own, 0
+    assert "needs a map-conditioned robot model" in ControllerSettings(route_candidates=8).check_with(per_map)
+    general = CoreConfig()
+    general.model.map_patch_cells, general.model.map_safe_distance = 32, True
+    assert ControllerSettings(route_candidates=8).check_with(general) is None
 
 
 def test_empty_checkpoint_means_the_packaged_default():

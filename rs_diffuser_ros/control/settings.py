@@ -4,12 +4,13 @@ risk settings share the core's own (PlannerConfig) spec.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from rs_diffuser_ros.core.config import PlannerConfig
+from rs_diffuser_ros.core.config import CoreConfig, PlannerConfig, route_candidates_problem
 from rs_diffuser_ros.shipped import planner_yaml
 from rs_diffuser_ros.core.setting_spec import check_field, check_fields, like, setting, specs
 
@@ -72,11 +73,15 @@ class ControllerSettings:
         """Why these values are not acceptable together, or None."""
         return check_fields(self) or self.check_with(None)
 
-    def check_with(self, diffusion_steps: int | None) -> str | None:
-        """What a model with `diffusion_steps` training steps cannot do with these values, or None."""
-        if diffusion_steps is not None and self.ddim_steps > diffusion_steps:
-            return f"ddim_steps must be at most the model's diffusion steps ({diffusion_steps}), got {self.ddim_steps}"
-        return None
+    def check_with(self, model: CoreConfig | None) -> str | None:
+        """What the model of this config (a checkpoint's) cannot do with these values, or None."""
+        if model is None:
+            return None
+        steps = model.model.diffusion_steps
+        if self.ddim_steps > steps:
+            return f"ddim_steps must be at most the model's diffusion steps ({steps}), got {self.ddim_steps}"
+        own = {name: getattr(model.planner, name) for name in MODEL_OWN}
+        return route_candidates_problem(model.model, dataclasses.replace(model.planner, **self.planner_fields(own)))
 
     def sampling(self, model_own: dict) -> dict:
         """candidates / ddim_steps / guidance_scale to sample with: ours, or the model's where ours says so."""

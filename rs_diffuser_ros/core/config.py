@@ -208,6 +208,9 @@ class CoreConfig:
         self.model.validate(where)
         self.planner.validate(where)
         self.training.validate(where)
+        reason = route_candidates_problem(self.model, self.planner)
+        if reason:
+            raise ConfigError(f"{where}: planner.{reason}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,6 +240,16 @@ class CoreConfig:
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML ({e})") from e
         return cls.from_dict(data, where=str(path))
+
+
+def route_candidates_problem(model: ModelConfig, planner: PlannerConfig) -> str | None:
+    """Why this model cannot plan with these route candidates (core/route_candidates.py), or None: they follow ways on
+    the map, found with the safe distance, and are driven with the robot's state [x, y, sin, cos, v, omega]."""
+    if planner.route_candidates > 0 and not (model.map_conditioned and model.map_safe_distance and model.state_dim == 6):
+        return (f"route_candidates={planner.route_candidates} needs a map-conditioned robot model (state [x, y, sin, "
+                "cos, v, omega]) with the safe distance channel (model.map_safe_distance): its route candidates follow "
+                "the way round risk on the map; set it to 0")
+    return None
 
 
 def _section(kind, values: Any, where: str, name: str):

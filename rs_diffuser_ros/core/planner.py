@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load_weights, read_checkpoint
 from .conditioning import MapView, model_context
-from .config import DATA_PERIOD_S, CoreConfig
+from .config import DATA_PERIOD_S, CoreConfig, route_candidates_problem
 from .costmap import Costmap
 from .map_input import PlanningMap, cut_patches
 from .sampling.cuda_graph import CapturedProgram
@@ -81,11 +81,9 @@ class RiskSensitivePlanner:
         self._check_route_candidates(self.config.planner)
 
     def _check_route_candidates(self, p) -> None:
-        m = self.config.model
-        if p.route_candidates > 0 and not (m.map_conditioned and m.map_safe_distance and m.state_dim == 6):
-            raise ValueError(f"route_candidates={p.route_candidates} needs a map-conditioned robot model (state [x, y, "
-                             "sin, cos, v, omega]) with the safe distance channel (model.map_safe_distance): its route "
-                             "candidates follow the way round risk on the map; set it to 0")
+        reason = route_candidates_problem(self.config.model, p)
+        if reason:
+            raise ValueError(reason)
 
     # --- construction -------------------------------------------------------------------
     @classmethod

@@ -27,6 +27,7 @@ from risky_nav.vector import make_env_batch
 from tqdm import tqdm
 
 from rs_diffuser_ros.control import ControllerSettings, settings_from_yaml
+from rs_diffuser_ros.control.settings import MODEL_OWN
 from rs_diffuser_ros.core.checkpoint import read_checkpoint
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.eval.lockstep import run_lockstep
@@ -79,10 +80,10 @@ class EvalConfig:
             # Read it and check every setting against its model here, so a bad file or value fails now,
             # not inside a worker.
             core = read_checkpoint(self.checkpoint)[0]
-            own = {name: getattr(core.planner, name) for name in ("candidates", "ddim_steps", "guidance_scale")}
+            own = {name: getattr(core.planner, name) for name in MODEL_OWN}
             for s in planner_settings:
                 settings = self.controller_settings(s)
-                reason = settings.check_with(core.model.diffusion_steps)
+                reason = settings.check_with(core)
                 if reason:
                     raise ValueError(f"setting {s.name!r}: {reason}")
                 dataclasses.replace(core.planner, **settings.planner_fields(own)).validate(f"setting {s.name!r}")

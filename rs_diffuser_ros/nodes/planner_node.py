@@ -102,7 +102,8 @@ class PlannerNode(Node):
 
     def _check_against_model(self, pending: dict):
         """Every setting, with the pending changes, against the model that will run them (the new one when a
-        checkpoint is being swapped in): e.g. ddim_steps must not exceed that model's diffusion steps."""
+        checkpoint is being swapped in): e.g. ddim_steps must not exceed that model's diffusion steps, and route
+        candidates need a map model."""
         planner = self._loaded.get(pending["checkpoint"]) if "checkpoint" in pending else (
             self.controller and self.controller.planner)
         if planner is None:
@@ -110,7 +111,7 @@ class PlannerNode(Node):
         current = {name: self.get_parameter(name).value for name in specs(ControllerSettings) if self.has_parameter(name)}
         settings = ControllerSettings(**{**current, **{k: v for k, v in pending.items() if k in current or
                                                           k in ControllerSettings.__dataclass_fields__}})
-        return settings.check_with(planner.config.model.diffusion_steps)
+        return settings.check_with(planner.config)
 
     def _load_checkpoint(self, value: str):
         """Load the model a `checkpoint` value names; the reason it failed, or None."""
