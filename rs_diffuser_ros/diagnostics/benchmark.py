@@ -9,7 +9,7 @@ seed: the largest difference of the K risk values (return units) and whether it 
 
     python -m rs_diffuser_ros.diagnostics.benchmark [--checkpoint runs/x/model.safetensors] [--device auto]
         [--candidates 16 32 64] [--ddim-steps 8] [--guidance on off] [--paths reference fast compiled]
-        [--precision fp32 bf16] [--threads 1] [--repeats 50] [--time-budget 300] [--out table.md]
+        [--precision fp32 bf16] [--threads 1] [--repeats 50] [--time-budget 300] [--route-candidates 8] [--out table.md]
     python -m rs_diffuser_ros.diagnostics.benchmark --train-steps 50 [--device cuda]   # training throughput
 
 Without --checkpoint the planner is built from config/model.yaml with random weights (same cost).
@@ -217,12 +217,16 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--time-budget", type=float, default=float("inf"), help="seconds; later rows are skipped")
     ap.add_argument("--train-steps", type=int, default=0, help="also time this many training updates")
+    ap.add_argument("--route-candidates", type=int, default=None,
+                    help="candidates per way that follow a route (planner.route_candidates; default: the model's own)")
     ap.add_argument("--out", help="also write the table (Markdown) here")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     planner = (RiskSensitivePlanner.from_checkpoint(args.checkpoint, device=args.device) if args.checkpoint
                else RiskSensitivePlanner.from_config(DEFAULT_CONFIG, device=args.device))
+    if args.route_candidates is not None:
+        planner.configure(route_candidates=args.route_candidates)
     out = open(args.out, "w") if args.out else None
     PLAN_INPUTS.update(plan_inputs(planner))
 
@@ -235,7 +239,8 @@ def main(argv=None) -> int:
     emit(f"device: {device_name(planner.device)}; torch {torch.__version__}  ")
     emit(f"model: {'checkpoint ' + args.checkpoint if args.checkpoint else 'random weights from config/model.yaml'}; "
          f"{'map-conditioned (on a default-like map, costmap term on)' if planner.map_conditioned else 'per-map'}; "
-         f"horizon {planner.horizon}, guidance scale {planner.config.planner.guidance_scale}, alpha {ALPHA}, {args.repeats} timed replans per row  ")
+         f"horizon {planner.horizon}, guidance scale {planner.config.planner.guidance_scale}, alpha {ALPHA}, "
+         f"route candidates {planner.config.planner.route_candidates} per way, {args.repeats} timed replans per row  ")
     emit(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     emit("")
     for on in args.guidance_on or [planner.config.planner.guidance_on]:
