@@ -58,6 +58,7 @@ _ROUTE_RISK_CLIP = 4.0  # route_risk: 4 = a whole-scale hazard (level 100) over 
 ROUTE_CLEARANCE_M = 0.35
 ROUTE_RISK_MARGIN_M = 0.2
 ROUTE_WALL_WEIGHT = 4.0
+NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # the 8 cells a route steps to
 
 
 @dataclass
@@ -184,8 +185,7 @@ class MapLayers:
         dist = torch.full((g, h, w), math.inf, device=goals.device)
         dist[arange, rows, cols] = 0.0
         total = None if carry is None else torch.zeros_like(dist)
-        r, d = self.resolution, self.resolution * math.sqrt(2.0)
-        shifts = [(dy, dx, r if dy == 0 or dx == 0 else d) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+        shifts = [(dy, dx, self.resolution * math.hypot(dy, dx)) for dy, dx in NEIGHBOURS]
         # Bellman-Ford relaxation, all cells at once: one ring per iteration, stop when nothing changes. A cell's
         # distance is final one iteration after its route's next cell's, so the carried sum is final with it.
         for iteration in range(2 * (h + w) * 4):
@@ -225,6 +225,27 @@ def grid_cells(xy: Tensor, origin: Tensor, resolution: float) -> Tensor:
     """(row, col) [..., 2] long of the cells holding world points xy [..., 2] on a grid of `resolution` m whose
     cell (0, 0) has its lower-left corner at origin [..., 2]."""
     return torch.floor((xy - origin) / resolution).long().flip(-1)
+
+
+def downhill_steps(distance: Tensor, resolution: float) -> tuple[Tensor, Tensor]:
+    """For every cell of goal distance fields distance [B, h, w], the neighbour a walk down the field steps to (the
+    one with the least distance plus the step's length, if that is downhill; else the cell itself: the goal, or a cell
+    the goal cannot be reached from) -> (next_cell [B, h * w] flat indices, step_m [B, h * w] the step's metres).
+    Computed once per field (PlanningMap.route_steps caches it), so a walk (route_candidates.py) is one gather per
+    cell walked."""
+    b, (h, w) = distance.shape[0], distance.shape[-2:]
+    dev = distance.device
+    padded = F.pad(distance, (1, 1, 1, 1), value=math.inf)
+    offsets = torch.tensor(NEIGHBOURS, device=dev)  # [8, 2]
+    step_m = resolution * offsets.float().norm(dim=1)  # [8]: 0.1 or 0.14 m
+    through = torch.stack([padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy, dx in NEIGHBOURS], -1) + step_m
+    best = through.argmin(-1)  # [B, h, w]
+    downhill = through.gather(-1, best[..., None])[..., 0] - step_m[best] < distance
+    rows = torch.arange(h, device=dev)[:, None] + offsets[best, 0]
+    cols = torch.arange(w, device=dev)[None, :] + offsets[best, 1]
+    here = torch.arange(h * w, device=dev).view(h, w)
+    next_cell = torch.where(downhill, rows * w + cols, here)
+    return next_cell.reshape(b, -1), torch.where(downhill, step_m[best], torch.zeros_like(distance)).reshape(b, -1)
 
 
 def cut_patches(layers: Tensor, origin: Tensor, resolution: float, centres: Tensor, distance: Tensor, cells: int,
@@ -347,9 +368,7 @@ class PlanningMap:
         if missing:
             if len(self._fields) + len(missing) > self.MAX_FIELDS:
                 self._fields.clear()
-            # The field of a cell is computed from the cell's centre: every goal in it shares it.
-            centres = (torch.tensor([c[:2] for c in missing], dtype=torch.float32, device=self.device).flip(-1) + 0.5) \
-                * self.layers.resolution + self.layers.origin[0]
+            centres = self._centres([c[:2] for c in missing])
             for cell, field in zip(missing, self.layers.goal_distance(centres, safe=self.safe_distance,
                                                                       route_risk=route_risk)):
                 self._fields[cell] = field
@@ -357,23 +376,25 @@ class PlanningMap:
 
     def route_steps(self, goals: Tensor) -> tuple[Tensor, Tensor]:
         """The ways route candidates follow (MapLayers.route_distance: round risk, and the shortest) for goals [B, 2],
-        as the step each cell's walk takes (route_candidates.downhill_steps: next cell [B, 2, h * w], metres
-        [B, 2, h * w]); one pair per goal cell, computed when first asked for and cached like the goal distance fields."""
-        from .route_candidates import downhill_steps  # route_candidates reads this module's grid_cells
-
+        as the step each cell's walk takes (downhill_steps: next cell [B, 2, h * w], metres [B, 2, h * w]); one pair
+        per goal cell, computed when first asked for and cached like the goal distance fields."""
         rows_cols = grid_cells(goals.detach().cpu(), self._origin_host, self.layers.resolution)
         cells = [("route", *rc) for rc in rows_cols.tolist()]
         missing = sorted({c for c in cells if c not in self._fields})
         if missing:
             if len(self._fields) + len(missing) > self.MAX_FIELDS:
                 self._fields.clear()
-            centres = (torch.tensor([c[1:] for c in missing], dtype=torch.float32, device=self.device).flip(-1) + 0.5) \
-                * self.layers.resolution + self.layers.origin[0]
-            fields = self.layers.route_distance(centres)
+            fields = self.layers.route_distance(self._centres([c[1:] for c in missing]))
             next_cell, step_m = downhill_steps(fields.flatten(0, 1), self.layers.resolution)
             for cell, n, m in zip(missing, next_cell.view(len(missing), 2, -1), step_m.view(len(missing), 2, -1)):
                 self._fields[cell] = (n, m)
         return (torch.stack([self._fields[c][0] for c in cells]), torch.stack([self._fields[c][1] for c in cells]))
+
+    def _centres(self, rows_cols: list) -> Tensor:
+        """World centres [N, 2] of cells [(row, col)]: a cell's fields are computed from its centre, and every goal
+        in it shares them."""
+        cells = torch.tensor(rows_cols, dtype=torch.float32, device=self.device).reshape(-1, 2)
+        return (cells.flip(-1) + 0.5) * self.layers.resolution + self.layers.origin[0]
 
     def _cached(self, cell: tuple) -> Tensor | None:
         """The cached fields of (row, col, route_risk); a plain request is served by the first two channels of a

@@ -303,9 +303,8 @@ class RiskSensitivePlanner:
         return self._compiled[1]
 
     def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, map_layers=None,
-                        map_origin=None, map_fields=None, route_next=None, route_step=None, carried=None, *, batch: int, k: int,
-                        risk_mode: str,
-                        costmap: Costmap | None, map_resolution: float | None = None,
+                        map_origin=None, map_fields=None, route_next=None, route_step=None, carried=None, *,
+                        batch: int, k: int, risk_mode: str, costmap: Costmap | None, map_resolution: float | None = None,
                         generator=None) -> dict[str, torch.Tensor]:
         """Guided sampling, selection and inverse dynamics on [B*K] rows; no host sync (capturable).
         With initial_noise given it takes the fast path's steps, else the reference's, drawing from `generator`.

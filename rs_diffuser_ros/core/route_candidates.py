@@ -1,20 +1,21 @@
-"""Route candidates: the way round risk, driven as the training data's route follower drives, for some candidates to
-be denoised through (Diffuser's conditioning by inpainting).
+"""Route candidates: the way round risk and the shortest way, each driven as the training data's route follower
+drives, for some candidates to be denoised through (Diffuser's conditioning by inpainting).
 
 Why: the critic prefers staying out of a risky region wherever it is offered a plan that does, but the denoiser's
 staying-out proposals on the short cut's approach head for the region and stop short of it; from a few seconds
 before it no candidate turns for the way round (docs/method_choices.md, "Route candidates"). So a few candidates of
 each replan have their positions held to a route follower's rollout from the robot's state: pure pursuit, as the
-scripted `detour` policy that recorded the data drives, along the way round risk (PlanningMap.route_steps: the
-goal distance with every metre inside a risky region counted SAFE_DETOUR_WEIGHT times, at the collision check's
-clearance from walls). The denoiser fills in the rest (heading, speed, turn rate); the critic scores these
-candidates like every other one, so whether the robot goes round is still its CVaR's choice. A map with no risk
-gives the plain shortest route, which helps arrivals as well.
+scripted `detour` and `shortcut` policies that recorded the data drive. Some follow the way round risk, some the
+shortest way (PlanningMap.route_steps: goal distances at the collision check's clearance from walls, the first with
+every metre near a risky region counted SAFE_DETOUR_WEIGHT times), so the critic weighs like against like. The
+denoiser fills in the rest (heading, speed, turn rate); the critic scores these candidates like every other one, so
+whether the robot goes round is still its CVaR's choice.
 
 What did not work (measured on gen0009003, docs/method_choices.md): one far waypoint, or one every 0.8 s (the
 denoiser's other states kept its own route and cut corners through walls); positions at a steady pace along the
 route (a robot facing away or still moving the other way cannot follow them: it stalled at walls); releasing the
-last denoising step (the denoiser went back to its own route).
+last denoising step (the denoiser went back to its own route); the way round alone (its steady follower
+out-scored the denoiser's own plans at alpha 1 too).
 
 Everything here is tensor work with a fixed number of iterations (no host sync), so it runs inside the replan
 program and its captured CUDA graph.
@@ -24,12 +25,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .map_input import grid_cells
 
-_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 # The route follower, as risky_nav.policies.WaypointPolicy drives (the data's detour): steer at a point LOOKAHEAD_M
 # along the route, omega = HEADING_GAIN x heading error, stop to turn beyond TURN_IN_PLACE_RAD, brake on arrival.
 LOOKAHEAD_M = 0.5
@@ -42,29 +41,9 @@ ROUTE_MAX_ACCEL = 1.5  # m/s^2
 ROUTE_MAX_ALPHA = 4.0  # rad/s^2
 
 
-def downhill_steps(distance: Tensor, resolution: float) -> tuple[Tensor, Tensor]:
-    """For every cell of goal distance fields distance [B, h, w], the neighbour a walk down the field steps to (the
-    one with the least distance plus the step's length, if that is downhill; else the cell itself: the goal, or a cell
-    the goal cannot be reached from) -> (next_cell [B, h * w] flat indices, step_m [B, h * w] the step's metres).
-    Computed once per field (PlanningMap caches it), so a walk is one gather per cell walked."""
-    b, (h, w) = distance.shape[0], distance.shape[-2:]
-    dev = distance.device
-    padded = F.pad(distance, (1, 1, 1, 1), value=math.inf)
-    offsets = torch.tensor(_NEIGHBOURS, device=dev)  # [8, 2]
-    step_m = resolution * offsets.float().norm(dim=1)  # [8]: 0.1 or 0.14 m
-    through = torch.stack([padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy, dx in _NEIGHBOURS], -1) + step_m
-    best = through.argmin(-1)  # [B, h, w]
-    downhill = through.gather(-1, best[..., None])[..., 0] - step_m[best] < distance
-    rows = torch.arange(h, device=dev)[:, None] + offsets[best, 0]
-    cols = torch.arange(w, device=dev)[None, :] + offsets[best, 1]
-    here = torch.arange(h * w, device=dev).view(h, w)
-    next_cell = torch.where(downhill, rows * w + cols, here)
-    return next_cell.reshape(b, -1), torch.where(downhill, step_m[best], torch.zeros_like(distance)).reshape(b, -1)
-
-
 def walk_route(next_cell: Tensor, step_m: Tensor, width: int, origin: Tensor, resolution: float, starts: Tensor,
                length_m: float) -> tuple[Tensor, Tensor]:
-    """Walk down a field (downhill_steps' next_cell and step_m [B, h * w], rows `width` cells wide; cell (0, 0)'s
+    """Walk down a field (map_input.downhill_steps' next_cell and step_m [B, h * w], rows `width` cells wide; cell (0, 0)'s
     lower-left corner at world origin [2]) from world points starts [B, 2] for `length_m` metres or until the walk
     ends. -> (route [B, S + 1, 2]: the cell centres passed, the start's first, the last repeated once the walk ended;
     along [B, S + 1]: metres walked to each)."""

@@ -43,7 +43,7 @@ class SamplingSteps:
 @dataclass
 class Inpainting:
     """The states every window is held to (Diffuser's conditioning by inpainting): its first state, the current one;
-    and, for some rows, the positions of some later states (waypoints, route_waypoint.py)."""
+    and, for some rows, the positions of later states (a route follower's, core/route_candidates.py)."""
 
     start: Tensor  # [M, D] normalised current states
     waypoints: Tensor | None = None  # [M, H, 2] normalised plan-frame positions, read where `at` holds
