@@ -36,9 +36,10 @@ def test_the_route_goes_round_a_risky_region_at_a_margin_and_ends_at_the_goal():
 
 
 def test_the_route_keeps_the_collision_check_s_clearance_where_the_model_s_own_distance_does_not():
-    # A wall across the room with a 0.5 m gap: the model's passable cells pass it, a 0.2 m robot with 0.05 m
-    # margin barely does, and the route (0.35 m from walls) goes round the wall's end instead.
-    occ = grid_with([(-0.1, -3.0, 0.1, -0.25), (-0.1, 0.25, 0.1, 2.0)])
+    # A wall across the room with a 0.65 m gap: the model's passable cells pass it (0.25 m from walls: a 0.2 m robot
+    # and the check's 0.05 m margin), and the route (0.35 m from walls, for the corners its follower cuts) goes round
+    # the wall's end instead.
+    occ = grid_with([(-0.1, -3.0, 0.1, -0.325), (-0.1, 0.325, 0.1, 2.0)])
     pm = PlanningMap.from_grids(occ, None)
     plain = pm.distance_fields(torch.tensor([[3.0, 0.0]]))[0, 0]
     route, _ = walk(pm, (-3.0, 0.0), (3.0, 0.0))

@@ -58,6 +58,11 @@ _ROUTE_RISK_CLIP = 4.0  # route_risk: 4 = a whole-scale hazard (level 100) over 
 ROUTE_CLEARANCE_M = 0.35
 ROUTE_RISK_MARGIN_M = 0.2
 ROUTE_WALL_WEIGHT = 4.0
+# The goal distance runs over the cells whose centre is at least this far from a wall: the layouts' robot radius
+# (0.2 m) and the collision check's margin (0.05 m), the controller's defaults, so the distance never leads into a gap
+# the check will not let the robot through (it did with the old one-cell rule: diagonal gaps of 0.35 m between two
+# corners, dead ends the robots stuck in). Part of what a model reads, like MAP_INFLATION_M.
+PASSABLE_CLEARANCE_M = 0.25
 NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # the 8 cells a route steps to
 
 
@@ -87,11 +92,10 @@ class MapLayers:
                 raise ValueError(f"hazard grid shape {tuple(level.shape)} differs from the occupancy grid's "
                                  f"{tuple(occ.shape)}: the risk layer must share the costmap's geometry")
             level = level.clamp(0, 100)  # unknown (-1) risk reads as none: the costmap decides what is unseen
-        stacked = torch.stack([cost, (level > 0).float(), torch.log1p(level) / math.log(101.0), blocked.float()])
+        stacked = torch.stack([cost, (level > 0).float(), torch.log1p(level) / math.log(101.0)])
         grid = _to_feature_grid(stacked, resolution)  # max-pooled: conservative for walls and risk alike
-        obstacle, risk, hazard_ch, blocked_fr = grid
-        # A robot's centre may not be within a cell of a wall (0.1-0.2 m: the robot radius, at this resolution).
-        passable = ~(F.max_pool2d(blocked_fr[None, None], 3, stride=1, padding=1)[0, 0] > 0.5)
+        obstacle, risk, hazard_ch = grid
+        passable = _clear_of(blocked, resolution, obstacle.shape, PASSABLE_CLEARANCE_M)
         layers = torch.stack([obstacle, risk, hazard_ch, torch.ones_like(obstacle)])[None]
         return cls(layers, passable[None], FEATURE_RESOLUTION,
                    torch.tensor([[origin_x, origin_y]], dtype=torch.float32, device=device))
@@ -153,7 +157,7 @@ class MapLayers:
         """The fields route candidates follow (core/route_candidates.py): goals [G, 2] -> [G, 2, h, w] metres, the
         way round risk (the safe distance's risk weighting, reaching ROUTE_RISK_MARGIN_M beyond the regions) and the
         shortest way (risk ignored), both over only the cells at least `clearance_m` from a wall (the model's own
-        passable cells admit gaps the robot cannot pass), each metre costing more the nearer a wall (1 +
+        passable cells keep PASSABLE_CLEARANCE_M: a follower cutting a corner there would touch it), each metre costing more the nearer a wall (1 +
         ROUTE_WALL_WEIGHT x the obstacle cost), so a route keeps to the middle of a passage as a costmap planner's
         does. UNREACHABLE where the goal cannot be reached from at that clearance."""
         goals = torch.as_tensor(goals, dtype=torch.float32, device=self.layers.device).reshape(-1, 2)
@@ -304,6 +308,26 @@ def sample_along(patches: Tensor, xy: Tensor, extent_m: float) -> Tensor:
     grid = grid.reshape(b, (m // b) * horizon, 1, 2).to(patches.dtype)
     out = F.grid_sample(patches, grid, mode="bilinear", padding_mode="border", align_corners=False)  # [B, C, K*H, 1]
     return out[..., 0].permute(0, 2, 1).reshape(m, horizon, c)
+
+
+def _clear_of(blocked: Tensor, resolution: float, size: tuple[int, int], clearance: float) -> Tensor:
+    """[h', w'] bool at FEATURE_RESOLUTION (`size`): True where a feature cell's centre lies at least `clearance` from
+    every cell of `blocked` [h, w] (at `resolution`), measured as the collision check measures (Euclidean, to the
+    blocked cell's centre, less half a cell)."""
+    k = max(int(round(FEATURE_RESOLUTION / resolution)), 1)  # fine cells a feature cell spans (1: as fine or coarser)
+    reach = int(math.ceil(clearance / resolution)) + 1
+    # Kernel cell o lies (o - reach - (k - 1) / 2) cells from the centre of the feature cell its window starts at.
+    offsets = (torch.arange(2 * reach + k, device=blocked.device, dtype=torch.float32) - reach - (k - 1) / 2) * resolution
+    disk = ((offsets[:, None] ** 2 + offsets[None, :] ** 2).sqrt() - 0.5 * resolution < clearance).float()
+    h, w = blocked.shape
+    padded = F.pad(blocked.float()[None, None], (reach, reach + (-w) % k, reach, reach + (-h) % k))
+    near = F.conv2d(padded, disk[None, None], stride=k)[0] > 0.5
+    if k == 1:
+        near = _to_feature_grid(near.float(), resolution) > 0.5  # a coarser grid: each feature cell takes its cell's
+    near = near[0, :size[0], :size[1]]
+    if tuple(near.shape) != tuple(size):
+        raise ValueError(f"clearance grid {tuple(near.shape)} does not cover the feature grid {tuple(size)}")
+    return ~near
 
 
 def _to_feature_grid(stacked: Tensor, resolution: float) -> Tensor:
