@@ -15,7 +15,7 @@
 #   OUT       run folder; its model.safetensors is copied on as training goes, so a cut call keeps the last one
 #   BUDGET_S  seconds for everything [560]; the gate keeps GATE_S of them [100 on two GPUs or more; 180 on one,
 #             where the gate of 10 maps x 20 episodes x 2 settings took 155-175 s]
-#   GATE_MAPS [maps/val/*.yaml: carry maps/val, it is not in git]  GATE_EPISODES [20]  GATE_SETTINGS ["averse:0.1 neutral"]
+#   GATE_MAPS, GATE_EPISODES, GATE_SETTINGS, GATE_SEED, PLANNER_YAML: the gate's (tools/gate.sh)
 #   BATCH [1024 a GPU]  STEPS [400000: the deadline ends it]
 #   HANDOVER_EPISODES [0: none]  episodes a map of eval.handover data (DAgger's aggregation: the controller of
 #             HANDOVER_FROM [INIT] drives at HANDOVER_SETTING [averse:0.1], then the detour expert) on the first
@@ -43,7 +43,7 @@ set -uo pipefail
 : "${DATASET:?DATASET is required}" "${OUT:?OUT is required}"
 deadline=$(( $(date +%s) + ${BUDGET_S:-560} ))
 config=${CONFIG:-config/experiments/stride_mapread.yaml}
-mkdir -p "$OUT/gate"
+mkdir -p "$OUT"
 LOG_DIR="$OUT" source "$(dirname "$0")/device_python_env.sh"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # KINDS.md: no NVLink multicast
 gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
@@ -105,16 +105,5 @@ echo "trained in $((SECONDS - start)) s: $(grep -E '"steps"' "$OUT/train.log" | 
 [[ -n "${KEEP_MODEL:-}" ]] && cp "$OUT/run/model.safetensors" "$KEEP_MODEL"
 tail -n 1 "$OUT/run/losses.csv"
 
-# The gate: every map at once, spread over the GPUs (one process a map; on a CPU, two at a time).
-parallel=$([[ $device == cuda ]] && echo 16 || echo 2)
-# shellcheck disable=SC2086  # GATE_MAPS is a glob, GATE_SETTINGS a list
-ls ${GATE_MAPS:-maps/val/*.yaml} | awk '{print NR - 1, $0}' | \
-  OUT="$OUT" DEVICE="$device" GPUS="$gpus" SETTINGS="${GATE_SETTINGS:-averse:0.1 neutral}" EPISODES="${GATE_EPISODES:-20}" \
-  xargs -P "$parallel" -n 2 bash -c 'map=$(basename "$1" .yaml); gpu=$(( GPUS > 0 ? $0 % GPUS : 0 ));
-    CUDA_VISIBLE_DEVICES=$gpu python3 -m rs_diffuser_ros.eval --checkpoint "$OUT/run/model.safetensors" --layout "$1" \
-      --settings $SETTINGS --episodes "$EPISODES" --seed 7000 --device "$DEVICE" --workers 1 \
-      --env-workers "$([[ $DEVICE == cuda ]] && echo 1 || echo 0)" --max-paths 10 --out "$OUT/gate/$map" --no-progress \
-      >"$OUT/gate/$map.log" 2>&1 || echo "gate run on $map failed: $OUT/gate/$map.log"'
-python3 -m rs_diffuser_ros.eval.pooled "$OUT"/gate/gen*/ --group-by-kind --per-map --out "$OUT/gate/pooled" >/dev/null \
-  && sed -n '/^## All/,/^## Map kind/p;/^## Per map/,$p' "$OUT/gate/pooled/results.md"
+MODEL="$OUT/run/model.safetensors" OUT="$OUT/gate" "$(dirname "$0")/gate.sh"
 echo "end: $((SECONDS - start)) s"
