@@ -77,7 +77,7 @@ def test_an_episode_is_recorded_from_its_handover_on_and_dropped_if_it_ended_bef
     assert record.in_risky_region.tolist() == [True, False, False, False] and not record.risk_events.any()
     assert record.terminations.tolist() == [False, False, False, True]
     run_recorded(recorder, 1, 2)  # over before its handover: nothing of the expert's to learn from
-    assert len(recorder.finished) == 1 and recorder.dropped == 1
+    assert len(recorder.finished) == 1 and not recorder.buffers  # finished, and not recorded
     whole = EpisodeRecorder(policy)  # --keep-controller-part: from the start
     run_recorded(whole, 0, 6)
     assert whole.finished[0][1].observations[:, 0].tolist() == [0, 1, 2, 3, 4, 5, 6]

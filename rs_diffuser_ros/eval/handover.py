@@ -96,8 +96,7 @@ class EpisodeRecorder:
     def __init__(self, policy, name: str = POLICY_NAME, first_step: Callable[[int], int] | None = None):
         self.policy, self.name, self.first_step = policy, name, first_step
         self.buffers: dict[int, dict[str, list]] = {}
-        self.finished: list[tuple[int, EpisodeRecord]] = []  # (the slot it ran in, the episode)
-        self.dropped = 0  # episodes that ended before their first recorded step
+        self.finished: list[tuple[int, EpisodeRecord]] = []  # (the slot it ran in, the episode); main's log counts them
 
     def reset(self, slot: int, obs: np.ndarray) -> None:
         self.buffers[slot] = {"observations": [np.array(obs, dtype=np.float32)], "actions": [], "rewards": [],
@@ -123,8 +122,7 @@ class EpisodeRecorder:
         if terminated or truncated:
             b = self.buffers.pop(slot)
             first = self.first_step(slot) if self.first_step is not None else 0
-            if first >= len(b["actions"]):
-                self.dropped += 1
+            if first >= len(b["actions"]):  # over before its handover: nothing of the expert's to learn from
                 return
             # Rewards and flags from `first` on: the returns-to-go of the states kept are the full episode's.
             self.finished.append((slot, EpisodeRecord(
