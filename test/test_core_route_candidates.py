@@ -8,7 +8,7 @@ import torch
 from test_core_helpers import single_thread  # noqa: F401 (autouse fixture)
 from test_core_map_input import grid_with, level_grid, map_config
 
-from rs_diffuser_ros.core.map_input import UNREACHABLE, PlanningMap
+from rs_diffuser_ros.core.map_input import PASSABLE_CLEARANCE_M, UNREACHABLE, PlanningMap
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.route_candidates import (ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA, follow_route, walk_route)
 from test_core_helpers import tiny_config
@@ -40,7 +40,7 @@ def test_the_route_keeps_the_collision_check_s_clearance_where_the_model_s_own_d
     # and the check's 0.05 m margin), and the route (0.35 m from walls, for the corners its follower cuts) goes round
     # the wall's end instead.
     occ = grid_with([(-0.1, -3.0, 0.1, -0.325), (-0.1, 0.325, 0.1, 2.0)])
-    pm = PlanningMap.from_grids(occ, None)
+    pm = PlanningMap.from_grids(occ, None, passable_clearance_m=PASSABLE_CLEARANCE_M)
     plain = pm.distance_fields(torch.tensor([[3.0, 0.0]]))[0, 0]
     route, _ = walk(pm, (-3.0, 0.0), (3.0, 0.0))
     assert plain[pm.layers.cells_of(torch.tensor([-3.0, 0.0])).unbind()] < 6.5  # the model's field: through the gap

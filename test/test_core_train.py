@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from test_core_helpers import synthetic_episodes, tiny_config, single_thread  # noqa: F401 (autouse fixture)
 
 from rs_diffuser_ros.core.config import ConfigError, CoreConfig
+from rs_diffuser_ros.core.map_input import PASSABLE_CLEARANCE_M
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.training.train import DEADLINE_CHECK_STEPS, main, train
 
@@ -138,6 +139,7 @@ def test_shipped_config_file_is_the_documented_default_with_map_conditioning():
     expected = CoreConfig()
     expected.model.map_patch_cells, expected.model.map_safe_distance, expected.training.lr = 32, True, 3e-4
     expected.model.map_route_channels, expected.model.critic_kind = True, "per_step"
+    expected.model.map_passable_clearance_m = PASSABLE_CLEARANCE_M  # new models: the cells the robot fits
     assert shipped == expected
     assert not CoreConfig().model.map_conditioned
 

@@ -17,14 +17,8 @@ alpha = 1 plan entered a risky region and the alpha = 0.05 plan did not in 11 pa
 plan (3.1 s) from the start does not reach a risky region at alpha = 1 (307 pairs), and where it does, the
 alpha = 0.05 plan mostly crosses it too (82 pairs). Map MAP_SEED gave 7 of those 11; over its seeds 1..30 the
 alpha = 1 plan entered the region at all 30 and the alpha = 0.05 plan turned north and stayed out at 10 (1, 6, 8,
-11, 13, 14, 16, 19, 21, 30).
-
-Since the goal distance keeps the robot's clearance (map_input.PASSABLE_CLEARANCE_M; the shipped general model was
-trained with the old one-cell rule, so what it reads moved near walls), the same search finds 4 such pairs of 400,
-and on MAP_SEED seed 8 alone of 1..30 (hence PLANNER_SEED; it was 6). The pair sits on an edge: of ten start
-states moved by 0.1 mm, 5 mm or 0.01 rad, three lose it. The test stays deterministic (fixed seed, CPU planner, the
-exact start over DDS); it pins the switch's plumbing, and the statistic is for a general model trained on the new
-distance to restore (docs/method_choices.md, "The goal distance's passable cells").
+11, 13, 14, 16, 19, 21, 30); with PLANNER_SEED it still did so for 5 of 6 start perturbations (2 cm in x or y,
+0.03 rad in heading).
 """
 import math
 import time
@@ -46,7 +40,7 @@ from test_nodes_planner_dds import odometry, planner_argv, plans_by_stamp, send_
 pytestmark = pytest.mark.timeout(180)
 
 MAP_SEED = 1_000_024  # gen1000024-rooms-tradeoff
-PLANNER_SEED = 8
+PLANNER_SEED = 6
 MIN_TURN_M = 1.0  # how far the alpha = 0.05 plan heads north (towards the detour) and the alpha = 1 plan east
 
 

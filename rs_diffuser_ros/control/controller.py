@@ -39,7 +39,7 @@ from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.control.recovery import recovery_step
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
 from rs_diffuser_ros.core.costmap import Costmap
-from rs_diffuser_ros.core.map_input import PlanningMap
+from rs_diffuser_ros.core.map_input import PASSABLE_CLEARANCE_M, PlanningMap
 from rs_diffuser_ros.core.planner import PlanResult
 
 
@@ -214,8 +214,9 @@ class Controller:
         clearance = _clearance_map(self.grid, s.unknown_is_obstacle, self.planner.device) if s.collision_check else None
         map_input = None
         if getattr(self.planner, "map_conditioned", False):
+            m = self.planner.config.model
             map_input = _planning_map(self.grid, self.risk_map, s.unknown_is_obstacle, self.planner.device,
-                                      self.planner.config.model.map_safe_distance)
+                                      m.map_safe_distance, m.map_passable_clearance_m)
         return costmap, clearance, map_input
 
     def select_safe(self, result: PlanResult) -> tuple[PlanResult | None, tuple[str, ...]]:
@@ -251,10 +252,11 @@ class Controller:
 
     def recovery_map(self, request: _PlanRequest) -> PlanningMap:
         """The map whose goal distance a recovery step follows: the one a map-conditioned model reads, else one
-        built from the same costmap and risk layer (with the risk-weighted distance)."""
+        built from the same costmap and risk layer (with the risk-weighted distance, over the cells the robot fits)."""
         if request.map_input is not None:
             return request.map_input
-        return _planning_map(self.grid, self.risk_map, self.settings.unknown_is_obstacle, self.planner.device, True)
+        return _planning_map(self.grid, self.risk_map, self.settings.unknown_is_obstacle, self.planner.device, True,
+                             PASSABLE_CLEARANCE_M)
 
     def shape_command(self, result: PlanResult, request: _PlanRequest, events: tuple[str, ...] = ()) -> Command:
         """Stage 5: the chosen plan's first action, within the velocity limits; a non-finite one stops the robot."""
@@ -405,12 +407,14 @@ def _clearance_map(grid, unknown_is_obstacle: bool, device) -> ClearanceMap:
                     lambda: ClearanceMap(grid, unknown_is_obstacle, device))
 
 
-def _planning_map(grid, risk_map, unknown_is_obstacle: bool, device, safe_distance: bool) -> PlanningMap:
+def _planning_map(grid, risk_map, unknown_is_obstacle: bool, device, safe_distance: bool,
+                  passable_clearance_m: float) -> PlanningMap:
     """The map layers a map-conditioned model reads (costmap + risk layer), on the planner's device; its goal
     distance fields are cached inside, so robots on one map share them."""
-    key = ("planning_map", id(risk_map), unknown_is_obstacle, str(device), safe_distance)
+    key = ("planning_map", id(risk_map), unknown_is_obstacle, str(device), safe_distance, passable_clearance_m)
     return _per_map(grid, key, lambda: PlanningMap.from_grids(grid, risk_map, unknown_is_obstacle=unknown_is_obstacle,
-                                                                device=device, safe_distance=safe_distance))
+                                                                device=device, safe_distance=safe_distance,
+                                                                passable_clearance_m=passable_clearance_m))
 
 
 def _inflated(grid, radius: float, unknown_is_obstacle: bool) -> Costmap:

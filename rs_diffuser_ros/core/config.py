@@ -59,6 +59,10 @@ class ModelConfig:
     map_safe_distance: bool = False  # a fifth patch channel: the goal distance that avoids risk where it can
     map_route_channels: bool = False  # two more (needs the fifth): route length and detour length, in metres
     map_route_risk: bool = False  # one more (needs the route channels): the hazard along the plain route to the goal
+    # The goal distance's cells: those whose centre keeps this many metres from walls (map_input.PASSABLE_CLEARANCE_M,
+    # the robot's radius and the check's margin, for models from f1 on); 0 = the one-cell rule every earlier model
+    # was trained with (a checkpoint without the field reads it, so what it reads stays what it learnt on).
+    map_passable_clearance_m: float = 0.0
     # The denoiser also reads a route label: 1 if the window's episode goes on into a risky region, 0 if it stays out;
     # the planner asks half its candidates for each and the critic (which never reads the label) chooses
     # (docs/method_choices.md, "A route label for the proposals"). Needs a map-conditioned model.
@@ -107,6 +111,9 @@ class ModelConfig:
         if self.map_patch_cells < 0 or self.map_patch_cells % 8:
             raise ConfigError(f"{where}: model.map_patch_cells must be 0 (no map) or a positive multiple of 8, "
                               f"got {self.map_patch_cells}")
+        if not 0.0 <= self.map_passable_clearance_m <= 1.0:
+            raise ConfigError(f"{where}: model.map_passable_clearance_m must be in [0, 1] m (0: the one-cell rule), "
+                              f"got {self.map_passable_clearance_m}")
         if not self.map_patch_m > 0:
             raise ConfigError(f"{where}: model.map_patch_m must be > 0, got {self.map_patch_m}")
         if self.critic_kind not in CRITIC_KINDS:

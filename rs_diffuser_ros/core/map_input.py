@@ -61,8 +61,10 @@ ROUTE_WALL_WEIGHT = 4.0
 # The goal distance runs over the cells whose centre is at least this far from a wall: the layouts' robot radius
 # (0.2 m) and the collision check's margin (0.05 m), the controller's defaults, so the distance never leads into a gap
 # the check will not let the robot through (it did with the old one-cell rule: diagonal gaps of 0.35 m between two
-# corners, dead ends the robots stuck in). Part of what a model reads, like MAP_INFLATION_M.
+# corners, dead ends the robots stuck in). Part of what a model reads: its model.map_passable_clearance_m says which
+# rule it was trained with, LEGACY_PASSABLE (0) the one-cell rule of every model before f1.
 PASSABLE_CLEARANCE_M = 0.25
+LEGACY_PASSABLE = 0.0
 NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # the 8 cells a route steps to
 
 
@@ -72,12 +74,16 @@ class MapLayers:
     passable: Tensor  # [N, h, w] bool: cells a robot's centre may occupy (goal distance runs over them)
     resolution: float  # metres per cell (FEATURE_RESOLUTION)
     origin: Tensor  # [N, 2] world position of the lower-left corner of cell (0, 0) of each map
+    passable_clearance_m: float = LEGACY_PASSABLE  # the rule `passable` was built by (from_grids)
 
     @classmethod
     def from_grids(cls, occupancy, resolution: float, origin_x: float, origin_y: float, hazard=None,
-                   inflation_radius: float = MAP_INFLATION_M, unknown_is_obstacle: bool = True, device="cpu") -> "MapLayers":
+                   inflation_radius: float = MAP_INFLATION_M, unknown_is_obstacle: bool = True, device="cpu",
+                   passable_clearance_m: float = LEGACY_PASSABLE) -> "MapLayers":
         """One map from an occupancy grid (int8 0..100, -1 unknown) and an optional hazard grid (0..100) of
-        the same geometry (None: no risk layer), both in the nav_msgs/OccupancyGrid convention."""
+        the same geometry (None: no risk layer), both in the nav_msgs/OccupancyGrid convention. The goal distance
+        runs over the cells whose centre keeps `passable_clearance_m` from walls (a model's
+        model.map_passable_clearance_m; LEGACY_PASSABLE: those not within one feature cell of a wall)."""
         occ = torch.as_tensor(np.asarray(occupancy), dtype=torch.float32, device=device)
         if occ.dim() != 2 or occ.numel() == 0:
             raise ValueError(f"occupancy must be a non-empty [height, width] grid, got shape {tuple(occ.shape)}")
@@ -92,13 +98,16 @@ class MapLayers:
                 raise ValueError(f"hazard grid shape {tuple(level.shape)} differs from the occupancy grid's "
                                  f"{tuple(occ.shape)}: the risk layer must share the costmap's geometry")
             level = level.clamp(0, 100)  # unknown (-1) risk reads as none: the costmap decides what is unseen
-        stacked = torch.stack([cost, (level > 0).float(), torch.log1p(level) / math.log(101.0)])
+        stacked = torch.stack([cost, (level > 0).float(), torch.log1p(level) / math.log(101.0), blocked.float()])
         grid = _to_feature_grid(stacked, resolution)  # max-pooled: conservative for walls and risk alike
-        obstacle, risk, hazard_ch = grid
-        passable = _clear_of(blocked, resolution, obstacle.shape, PASSABLE_CLEARANCE_M)
+        obstacle, risk, hazard_ch, blocked_fr = grid
+        if passable_clearance_m == LEGACY_PASSABLE:  # not within a feature cell of a wall
+            passable = ~(F.max_pool2d(blocked_fr[None, None], 3, stride=1, padding=1)[0, 0] > 0.5)
+        else:
+            passable = _clear_of(blocked, resolution, obstacle.shape, passable_clearance_m)
         layers = torch.stack([obstacle, risk, hazard_ch, torch.ones_like(obstacle)])[None]
         return cls(layers, passable[None], FEATURE_RESOLUTION,
-                   torch.tensor([[origin_x, origin_y]], dtype=torch.float32, device=device))
+                   torch.tensor([[origin_x, origin_y]], dtype=torch.float32, device=device), float(passable_clearance_m))
 
     @classmethod
     def stack(cls, maps: list["MapLayers"]) -> "MapLayers":
@@ -110,13 +119,18 @@ class MapLayers:
             pad = (0, w - m.layers.shape[-1], 0, h - m.layers.shape[-2])
             layers.append(F.pad(m.layers, pad))  # zeros: valid = 0, read as wall
             passable.append(F.pad(m.passable, pad, value=False))
-        return cls(torch.cat(layers), torch.cat(passable), maps[0].resolution, torch.cat([m.origin for m in maps]))
+        rules = {m.passable_clearance_m for m in maps}
+        if len(rules) > 1:
+            raise ValueError(f"maps built with different passable clearances {sorted(rules)} cannot be stacked")
+        return cls(torch.cat(layers), torch.cat(passable), maps[0].resolution, torch.cat([m.origin for m in maps]),
+                   rules.pop())
 
     def __len__(self) -> int:
         return self.layers.shape[0]
 
     def to(self, device) -> "MapLayers":
-        return MapLayers(self.layers.to(device), self.passable.to(device), self.resolution, self.origin.to(device))
+        return MapLayers(self.layers.to(device), self.passable.to(device), self.resolution, self.origin.to(device),
+                         self.passable_clearance_m)
 
     def cells_of(self, xy: Tensor, index: Tensor | None = None) -> Tensor:
         """(row, col) [..., 2] long of world points xy [..., 2] on map `index` (None: map 0)."""
@@ -357,8 +371,10 @@ class PlanningMap:
 
     @classmethod
     def from_grids(cls, occupancy_grid, hazard_grid=None, inflation_radius: float = MAP_INFLATION_M,
-                   unknown_is_obstacle: bool = True, device="cpu", safe_distance: bool = True) -> "PlanningMap":
-        """From grids with `.data`, `.resolution`, `.origin_x`, `.origin_y` (a costmap and its risk layer)."""
+                   unknown_is_obstacle: bool = True, device="cpu", safe_distance: bool = True,
+                   passable_clearance_m: float = LEGACY_PASSABLE) -> "PlanningMap":
+        """From grids with `.data`, `.resolution`, `.origin_x`, `.origin_y` (a costmap and its risk layer);
+        `safe_distance` and `passable_clearance_m` as the model reading it was trained with."""
         g = occupancy_grid
         hazard = None
         if hazard_grid is not None:
@@ -369,7 +385,7 @@ class PlanningMap:
                                  "publish both on one grid")
             hazard = hazard_grid.data
         return cls(MapLayers.from_grids(g.data, g.resolution, g.origin_x, g.origin_y, hazard, inflation_radius,
-                                        unknown_is_obstacle, device), safe_distance)
+                                        unknown_is_obstacle, device, passable_clearance_m), safe_distance)
 
     @property
     def device(self) -> torch.device:

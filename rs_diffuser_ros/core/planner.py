@@ -194,6 +194,10 @@ class RiskSensitivePlanner:
         if self.map_conditioned and map_input.safe_distance != self.config.model.map_safe_distance:
             raise ValueError(f"map_input has safe_distance={map_input.safe_distance}, this model was trained with "
                              f"{self.config.model.map_safe_distance}: build the PlanningMap with the model's setting")
+        if self.map_conditioned and map_input.layers.passable_clearance_m != self.config.model.map_passable_clearance_m:
+            raise ValueError(f"map_input's goal distance keeps {map_input.layers.passable_clearance_m} m from walls, "
+                             f"this model was trained with {self.config.model.map_passable_clearance_m} m: build the "
+                             "PlanningMap with the model's model.map_passable_clearance_m")
         if not self.map_conditioned and map_input is not None:
             raise ValueError("this model is a per-map model (model.map_patch_cells = 0): it reads no map_input")
         if carried is not None:

@@ -66,7 +66,8 @@ def plan_inputs(planner: RiskSensitivePlanner) -> dict:
     if not planner.map_conditioned:
         return {}
     occupancy, hazard = default_like_map()
-    layers = MapLayers.from_grids(occupancy, 0.05, 0.0, 0.0, hazard, device=planner.device)
+    layers = MapLayers.from_grids(occupancy, 0.05, 0.0, 0.0, hazard, device=planner.device,
+                                  passable_clearance_m=planner.config.model.map_passable_clearance_m)
     return {"map_input": PlanningMap(layers, planner.config.model.map_safe_distance),
             "costmap": Costmap.from_occupancy(occupancy, 0.05, 0.0, 0.0)}
 
@@ -167,7 +168,8 @@ def training_throughput(device: torch.device, steps: int, batch_size: int | None
     maps = None
     if cfg.model.map_conditioned:  # one map, one goal: the same per-batch work (gather, patch, encode) as many
         occupancy, hazard = default_like_map()
-        layers = MapLayers.from_grids(occupancy, 0.05, 0.0, 0.0, hazard, device=device)
+        layers = MapLayers.from_grids(occupancy, 0.05, 0.0, 0.0, hazard, device=device,
+                                      passable_clearance_m=cfg.model.map_passable_clearance_m)
         maps = TrainingMaps(layers, torch.zeros(1, dtype=torch.long), torch.tensor([[10.5, 4.0]]), cfg.model.map_patch_cells,
                             cfg.model.map_patch_m, cfg.model.map_safe_distance, cfg.model.map_channels)
     objective = TrainingObjective(networks, schedule, Normalizers.untrained_defaults().to(device), cfg.training,

@@ -45,7 +45,8 @@ def layout_planning_map(planner: RiskSensitivePlanner, layout) -> PlanningMap:
     from risky_nav.occupancy import occupancy_grid, risk_grid
 
     return PlanningMap.from_grids(occupancy_grid(layout), risk_grid(layout),
-                                  safe_distance=planner.config.model.map_safe_distance)
+                                  safe_distance=planner.config.model.map_safe_distance,
+                                  passable_clearance_m=planner.config.model.map_passable_clearance_m)
 
 
 def probe(planner: RiskSensitivePlanner, planning_map: PlanningMap, layout, episodes, alpha: float = 0.1,

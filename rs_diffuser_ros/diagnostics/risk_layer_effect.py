@@ -49,7 +49,8 @@ def effect_at_start(planner, layout: str, seed: int, candidates: int, alpha: flo
         state = placed(state, start_xy, heading)
     empty = dataclasses.replace(start.risk, data=np.zeros_like(start.risk.data))
     maps = {"risk": start.model_map(planner),
-            "none": PlanningMap.from_grids(start.occupancy, empty, safe_distance=planner.config.model.map_safe_distance)}
+            "none": PlanningMap.from_grids(start.occupancy, empty, safe_distance=planner.config.model.map_safe_distance,
+                                           passable_clearance_m=planner.config.model.map_passable_clearance_m)}
     scale = planner.config.planner.guidance_scale
     planner.configure(guidance_scale=0.0)  # proposals from the model alone, scored below
     try:

@@ -55,8 +55,11 @@ class LayoutStart:
         """What `planner` plans on here: None for a per-map model, else the map with the model's own setting."""
         if not planner.map_conditioned:
             return None
-        return self.split_map if planner.config.model.map_safe_distance else PlanningMap(self.split_map.layers,
-                                                                                       safe_distance=False)
+        m = planner.config.model
+        if m.map_passable_clearance_m != self.split_map.layers.passable_clearance_m:  # the cells the model's fields use
+            return PlanningMap.from_grids(self.occupancy, self.risk, safe_distance=m.map_safe_distance,
+                                          passable_clearance_m=m.map_passable_clearance_m)
+        return self.split_map if m.map_safe_distance else PlanningMap(self.split_map.layers, safe_distance=False)
 
 
 def layout_start(layout: str, seed: int, state_dim: int) -> LayoutStart:

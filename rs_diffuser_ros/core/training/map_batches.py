@@ -29,7 +29,8 @@ class TrainingMaps:
         """The training maps of `model` from each map's (occupancy grid, hazard grid) (risky_nav's grids, in the
         order episode_map indexes them), built on `device`."""
         layers = MapLayers.stack([MapLayers.from_grids(occ.data, occ.resolution, occ.origin_x, occ.origin_y, hazard.data,
-                                                       device=device) for occ, hazard in grids])
+                                                       device=device, passable_clearance_m=model.map_passable_clearance_m)
+                                  for occ, hazard in grids])
         return cls(layers, episode_map, episode_goal, model.map_patch_cells, model.map_patch_m, model.map_safe_distance,
                    model.map_channels, model.map_route_risk)
 
