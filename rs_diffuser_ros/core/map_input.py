@@ -5,13 +5,12 @@ Map layers (`MapLayers`, FEATURE_RESOLUTION cells, world-aligned; built once per
   risk      1 inside a risky region (hazard level > 0), else 0
   hazard    log(1 + level) / log(101) of the risk layer's hazard level (0..100 = 100 p C, docs/ros.md)
   valid     1 on the map; beyond it the patch reads wall and no risk
-Per goal, `goal_distance` is the free-space (geodesic) distance to the goal over the cells a robot's
-centre may occupy (those PASSABLE_CLEARANCE_M from walls, or for a model trained before that rule existed, those
-not within a cell of one: model.map_passable_clearance_m says which): risk ignored (the shortest way round
-walls), and, for a model with the `safe_distance` channel, with every metre inside a risky region counted
-SAFE_DETOUR_WEIGHT times (the way round risk, where one exists). Both are routes, not decisions: which one a plan takes is decided by
-the critic's CVaR. One field pair per goal, computed when the goal or the map changes, never per
-denoising step.
+Per goal, `goal_distance` is the free-space (geodesic) distance to the goal over the cells a robot's centre may
+occupy (those PASSABLE_CLEARANCE_M from walls, or for a model trained before that rule existed, those not within a
+cell of one: model.map_passable_clearance_m says which): risk ignored (the shortest way round walls), and, for a
+model with the `safe_distance` channel, with every metre inside a risky region counted SAFE_DETOUR_WEIGHT times (the
+way round risk, where one exists). Both are routes, not decisions: which one a plan takes is decided by the critic's
+CVaR. One field pair per goal, computed when the goal or the map changes, never per denoising step.
 
 A patch (`patches`) is PATCH_CHANNELS x P x P cells centred on the robot, world-aligned like the plan
 frame, so a plan position (metres from the robot) maps straight into it (`sample_along`). The goal
@@ -169,12 +168,12 @@ class MapLayers:
     @torch.no_grad()
     def route_distance(self, goals: Tensor, index: Tensor | None = None, clearance_m: float = ROUTE_CLEARANCE_M
                        ) -> Tensor:
-        """The fields route candidates follow (core/route_candidates.py): goals [G, 2] -> [G, 2, h, w] metres, the
-        way round risk (the safe distance's risk weighting, reaching ROUTE_RISK_MARGIN_M beyond the regions) and the
+        """The fields route candidates follow (core/route_candidates.py): goals [G, 2] -> [G, 2, h, w] metres, the way
+        round risk (the safe distance's risk weighting, reaching ROUTE_RISK_MARGIN_M beyond the regions) and the
         shortest way (risk ignored), both over only the cells at least `clearance_m` from a wall (the model's own
-        passable cells keep PASSABLE_CLEARANCE_M at most: a follower cutting a corner there would touch it), each
-        metre costing more the nearer a wall (1 + ROUTE_WALL_WEIGHT x the obstacle cost), so a route keeps to the
-        middle of a passage as a costmap planner's does. UNREACHABLE where the goal cannot be reached from at that clearance."""
+        passable cells keep PASSABLE_CLEARANCE_M at most: a follower cutting a corner there would touch it), each metre
+        costing more the nearer a wall (1 + ROUTE_WALL_WEIGHT x the obstacle cost), so a route keeps to the middle of a
+        passage as a costmap planner's does. UNREACHABLE where the goal cannot be reached from at that clearance."""
         goals = torch.as_tensor(goals, dtype=torch.float32, device=self.layers.device).reshape(-1, 2)
         index = torch.zeros(len(goals), dtype=torch.long, device=goals.device) if index is None else index
         obstacle = self.layers[index, 0]
