@@ -8,6 +8,7 @@
 #   its own per-layout policy instead and the test maps no bc (a per-layout policy knows only its own layout).
 #
 #   tools/eval_general.sh MODEL OUT     (env: EPISODES=200 MAP_EPISODES=20 SEED=1000 WORKERS=<cores> BC=<policy>)
+#   EVAL_ARGS: more arguments of every eval.suite run, e.g. the controller's "--route-candidates 8 --carry-plan true"
 #
 # Writes OUT/shipped/<layout>/, OUT/shipped/summary.md, OUT/test_maps/<map>/, OUT/test_maps/pooled/results.md.
 set -euo pipefail
@@ -24,11 +25,13 @@ done
 map_bc=(); [[ -n "${BC:-}" ]] && map_bc=(bc --bc-checkpoint "$BC")
 start=$SECONDS
 python -m rs_diffuser_ros.eval.suite --runs "${runs[@]}" --bc-runs "${bc[@]}" --settings averse:0.1 neutral \
-  seeking:0.1 unguided bc --episodes "$episodes" --seed "$seed" --workers "$workers" --out "$out/shipped" --no-progress
+  seeking:0.1 unguided bc --episodes "$episodes" --seed "$seed" --workers "$workers" --out "$out/shipped" --no-progress \
+  ${EVAL_ARGS:-}
 echo "shipped layouts: $((SECONDS - start)) s"
 start=$SECONDS
 maps=(); for f in maps/test/*.yaml; do maps+=("$f=$model"); done
 python -m rs_diffuser_ros.eval.suite --runs "${maps[@]}" --settings averse:0.1 neutral seeking:0.1 unguided "${map_bc[@]}" \
-  --episodes "$map_episodes" --seed "$seed" --workers "$workers" --max-paths 10 --out "$out/test_maps" --no-progress >/dev/null
+  --episodes "$map_episodes" --seed "$seed" --workers "$workers" --max-paths 10 --out "$out/test_maps" --no-progress \
+  ${EVAL_ARGS:-} >/dev/null
 python -m rs_diffuser_ros.eval.pooled "$out"/test_maps/gen*/ --group-by-kind --out "$out/test_maps/pooled"
 echo "test maps: $((SECONDS - start)) s"
