@@ -1,5 +1,6 @@
 """The controller's rules, ROS-free, on simulated time: each stage's stop and its reason, batching, fallback."""
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -356,6 +357,36 @@ def test_the_recovery_step_keeps_the_collision_check_and_makes_progress_along_fr
     assert recovery.recovery_step(state, GOAL, clearance, planning_map, radius, 0.5, 0.0, 2.0) is None
     touching = np.array([4.78, 4.0, 0.0, 1.0, 0.0, 0.0], np.float32)  # 0.22 m from the wall, inside the radius
     assert recovery.recovery_step(touching, GOAL, clearance, planning_map, radius, 0.5, 1.0, 2.0) is None
+
+
+def test_where_no_step_forward_makes_progress_the_recovery_finds_the_heading_that_does():
+    clearance, planning_map, radius = ClearanceMap(WALL_WITH_GAP, True), PlanningMap.from_grids(WALL_WITH_GAP), 0.25
+    # Beside the wall, facing away from the gap and the goal: every forward step loses ground along free space.
+    facing_west = np.array([4.65, 4.0, 0.0, -1.0, 0.0, 0.0], np.float32)
+    assert recovery.recovery_step(facing_west, GOAL, clearance, planning_map, radius, 0.5, 1.0, 2.0) is None
+    heading = recovery.recovery_heading(facing_west, GOAL, clearance, planning_map, radius, 0.5)
+    assert 0.0 < heading < math.pi / 2  # north-east, towards the gap at y = 5 .. 7 m
+    turned = facing_west.copy()
+    turned[2:4] = math.sin(heading), math.cos(heading)
+    assert recovery.recovery_step(turned, GOAL, clearance, planning_map, radius, 0.5, 1.0, 2.0) is not None
+    # The goal behind a wall with no gap: no heading helps, so there is none.
+    assert recovery.recovery_heading(facing_west, GOAL, ClearanceMap(WALL, True), PlanningMap.from_grids(WALL),
+                                     radius, 0.5) is None
+
+
+def test_with_every_candidate_colliding_and_no_step_forward_the_robot_turns_towards_the_way_to_the_goal(
+        planner, monkeypatch):
+    # Facing west into open room, the freest direction is straight ahead: turning "towards free space" would leave
+    # the robot standing still, as it stood for 45 s in a risky region on val map gen0009008.
+    k = planner.config.planner.candidates
+    crafted(planner, monkeypatch, [[(2.0, 0.0)] * k, [(2.0, 0.0)] * (4 * k)])
+    c = near_wall(planner, collision_resample_factor=4)
+    c.on_costmap(WALL_WITH_GAP, 0.0)
+    c.watchdog.accept(np.array([4.65, 4.0, 0.0, -1.0, 0.0, 0.0], np.float32), 0.0)
+    command = c.step(0.0)
+    assert command.stop is StopReason.NO_VALID_CONTROL and command.v == 0.0
+    assert "turning towards the way to the goal" in command.why
+    assert command.omega < 0.0  # from west to north-east: clockwise is the short way
 
 
 def test_resampling_can_find_a_safe_candidate(planner, monkeypatch):

@@ -54,13 +54,13 @@ def test_a_robot_facing_away_turns_on_the_spot_before_it_follows_the_route():
     route = torch.stack([torch.linspace(0, 5, 51), torch.zeros(51)], -1)[None]  # due east from the origin
     along = torch.linspace(0, 5, 51)[None]
     facing_west = torch.tensor([[0.0, 0.0, math.sin(math.pi), math.cos(math.pi), 0.0, 0.0]])
-    xy = follow_route(route, along, facing_west, 31, 0.2, 1.0, 2.0, ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA)[0]
+    xy = follow_route(route, along, facing_west, 31, 0.2, 1.0, 2.0, ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA).positions[0]
     assert xy[:3].norm(dim=-1).max() < 0.05  # turning (the heading error is over a radian): no drive
     assert xy[-1, 0] > 3.0 and xy[-1, 1].abs() < 0.2  # then east along the route
     steps = torch.cat([torch.zeros(1, 2), xy]).diff(dim=0).norm(dim=-1)
     assert steps.max() <= 1.0 * 0.2 + 1e-5  # never faster than max_v
     facing_east = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0, 0.0]])
-    xy = follow_route(route, along, facing_east, 31, 0.2, 1.0, 2.0, ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA)[0]
+    xy = follow_route(route, along, facing_east, 31, 0.2, 1.0, 2.0, ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA).positions[0]
     assert xy[0, 0] == pytest.approx(0.2, abs=1e-5)  # already under way
     assert xy[-1, 0] == pytest.approx(5.0, abs=0.15)  # and it brakes to a stop at the route's end
     assert (xy[-1] - xy[-2]).norm() < 0.05
@@ -80,14 +80,22 @@ def test_the_planner_holds_route_candidates_to_each_way_and_only_those():
 
     def followed(way):
         route, along = walk(pm, state[:2], (3.0, 0.0), way=way)
-        return follow_route(route, along, torch.as_tensor(state)[None], h - 1, 0.1 * cfg.model.plan_stride, 1.0, 2.0,
-                            ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA)[0].numpy()
-    round_risk, shortest = followed(0), followed(1)
+        rollout = follow_route(route, along, torch.as_tensor(state)[None], h - 1, 0.1 * cfg.model.plan_stride, 1.0,
+                               2.0, ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA)
+        return rollout.positions[0].numpy(), rollout.first_command[0].numpy()
+    (round_risk, round_command), (shortest, shortest_command) = followed(0), followed(1)
     assert not np.allclose(round_risk, shortest, atol=0.05)  # the ways part here
     held = {0: round_risk, 1: round_risk, 4: shortest, 5: shortest}  # label 0: candidates 0-3, label 1: 4-7
     for k in range(8):
         on_way = [np.allclose(result.candidates[k, 1:, :2], way, atol=1e-4) for way in (round_risk, shortest)]
         assert on_way == [k in held and held[k] is round_risk, k in held and held[k] is shortest], k
+    # A held candidate is driven by its follower's own command (the inverse dynamics, reading the denoiser's fill,
+    # need not brake where the follower does); the others by the inverse dynamics.
+    for k in (0, 1):
+        np.testing.assert_allclose(result.candidate_actions[k], round_command, atol=1e-5)
+    for k in (4, 5):
+        np.testing.assert_allclose(result.candidate_actions[k], shortest_command, atol=1e-5)
+    assert not np.allclose(round_command, shortest_command, atol=1e-3)
     planner.configure(route_candidates=0)
     plain = planner.plan(state, np.array([3.0, 0.0], np.float32), map_input=pm, seed=0)
     assert not any(np.allclose(plain.candidates[k, 1:, :2], round_risk, atol=0.05) for k in range(8))

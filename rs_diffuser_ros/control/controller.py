@@ -36,7 +36,7 @@ from rs_diffuser_ros.control.collision import ClearanceMap, plan_step_s, safe_ca
 from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_prediction import predicted_state
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
-from rs_diffuser_ros.control.recovery import recovery_step
+from rs_diffuser_ros.control.recovery import recovery_heading, recovery_step
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
 from rs_diffuser_ros.core.costmap import Costmap
 from rs_diffuser_ros.core.map_input import PASSABLE_CLEARANCE_M, PlanningMap
@@ -231,8 +231,8 @@ class Controller:
     def no_valid_control(self, request: _PlanRequest, result: PlanResult) -> Command:
         """Every candidate collides: one slow step down the goal's free-space distance that the collision check
         admits (`recovery.py`), so the next replan starts from a state the model may plan better from; where none
-        brings the robot closer, stay put and turn towards the freest direction (in place, a round robot cannot hit
-        anything)."""
+        brings the robot closer, stay put and turn (in place, a round robot cannot hit anything) towards the heading
+        whose step would, else towards the freest direction."""
         s, state, k = self.settings, request.state, len(result.candidates)
         try:  # a map the recovery cannot read (a risk layer off the costmap's grid, ...) leaves the turn below
             step = recovery_step(state, request.goal, request.clearance, self.recovery_map(request),
@@ -243,12 +243,19 @@ class Controller:
         if step is not None:
             return Command(*step, StopReason.NO_VALID_CONTROL,
                            f"all {k} candidates collide; recovering: a checked slow step towards the goal", plan=None)
-        heading = request.clearance.freest_heading(state[:2])
+        try:  # where a step would make progress if the robot faced another way, turn to that way
+            heading = recovery_heading(state, request.goal, request.clearance, self.recovery_map(request),
+                                       s.robot_radius_m + s.collision_margin_m, s.collision_lookahead_s)
+        except Exception:
+            heading = None
+        towards = "the way to the goal"
+        if heading is None:
+            heading, towards = request.clearance.freest_heading(state[:2]), "free space"
         error = math.remainder(heading - math.atan2(float(state[2]), float(state[3])), 2 * math.pi)
         w = s.max_angular_speed
         omega = float(np.clip(2.0 * error, -w, w)) if abs(error) > 0.1 else 0.0
         return Command(0.0, omega, StopReason.NO_VALID_CONTROL,
-                       f"all {k} candidates collide; turning towards free space", plan=None)
+                       f"all {k} candidates collide; turning towards {towards}", plan=None)
 
     def recovery_map(self, request: _PlanRequest) -> PlanningMap:
         """The map whose goal distance a recovery step follows: the one a map-conditioned model reads, else one

@@ -17,6 +17,8 @@ keep the check's own clearance and touched nothing in 20 of 20 runs, 9 of them w
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -26,6 +28,7 @@ from rs_diffuser_ros.core.map_input import PlanningMap
 SPEEDS = (0.15, 0.3)  # m/s: slow, so a tick moves 1.5-3 cm and the model soon has a new state to plan from
 TURN_RATES = (-1.0, -0.5, 0.0, 0.5, 1.0)  # rad/s
 MIN_PROGRESS_M = 0.01  # a step must bring the robot at least this much closer (along free space) to count
+HEADINGS = 16  # the directions a turn in place may face
 
 
 def primitives(max_speed: float, max_omega: float) -> np.ndarray:
@@ -43,6 +46,26 @@ def field_at(field: torch.Tensor, planning_map: PlanningMap, xy: torch.Tensor) -
     return torch.where(inside, values, torch.full_like(values, float("inf")))
 
 
+def _goal_field(goal: np.ndarray, planning_map: PlanningMap, device) -> torch.Tensor:
+    """The goal distance field [h, w] a recovery follows: the safe (risk-weighted) one where the map has it."""
+    fields = planning_map.distance_fields(torch.as_tensor(goal[None, :2], dtype=torch.float32, device=planning_map.device))
+    return fields[0, 1 if planning_map.safe_distance else 0].to(device)
+
+
+def _best_safe(states: torch.Tensor, commands: torch.Tensor, field: torch.Tensor, clearance: ClearanceMap,
+               planning_map: PlanningMap, radius: float, lookahead_s: float) -> int | None:
+    """Of unicycles states [P, 6] each holding commands [P, 2] for lookahead_s: the index of the safe one ending
+    lowest on `field`, or None when none ends MIN_PROGRESS_M below where the robot stands."""
+    rollouts = unicycle_rollout(states, commands[:, None], lookahead_s)[:, 0]  # [P, S, 2]
+    paths = torch.cat([states[:, None, :2], rollouts], 1)
+    safe = ~clearance.colliding(paths, states[:, :2], radius)
+    now = field_at(field, planning_map, states[0, :2])
+    after = field_at(field, planning_map, rollouts[:, -1])
+    score = torch.where(safe & torch.isfinite(after), after, torch.full_like(after, float("inf")))
+    best = int(torch.argmin(score))
+    return best if bool(score[best] <= now - MIN_PROGRESS_M) else None
+
+
 def recovery_step(state: np.ndarray, goal: np.ndarray, clearance: ClearanceMap, planning_map: PlanningMap,
                   radius: float, lookahead_s: float, max_speed: float, max_omega: float) -> tuple[float, float] | None:
     """(v, omega) of the safe primitive (keeping `radius` of clearance, or not losing any) ending closest
@@ -51,19 +74,26 @@ def recovery_step(state: np.ndarray, goal: np.ndarray, clearance: ClearanceMap, 
     if max_speed <= 0.0:
         return None
     device = clearance.clearance.device
-    fields = planning_map.distance_fields(torch.as_tensor(goal[None, :2], dtype=torch.float32, device=planning_map.device))
-    field = fields[0, 1 if planning_map.safe_distance else 0].to(device)  # the safe (risk-weighted) distance
+    field = _goal_field(goal, planning_map, device)
     commands = torch.as_tensor(primitives(max_speed, max_omega), device=device)
-    states = torch.as_tensor(np.asarray(state, np.float32)[None], device=device)
-    rollouts = unicycle_rollout(states, commands[None], lookahead_s)[0]  # [P, S, 2]
-    start = states[:, :2].expand(len(commands), 2)
-    paths = torch.cat([start[:, None], rollouts], 1)
-    safe = ~clearance.colliding(paths, start, radius)
-    now = field_at(field, planning_map, states[0, :2])
-    after = field_at(field, planning_map, rollouts[:, -1])
-    score = torch.where(safe & torch.isfinite(after), after, torch.full_like(after, float("inf")))
-    best = int(torch.argmin(score))
-    if not bool(score[best] <= now - MIN_PROGRESS_M):
-        return None
-    v, omega = commands[best].tolist()
-    return v, omega
+    states = torch.as_tensor(np.asarray(state, np.float32)[None], device=device).expand(len(commands), -1)
+    best = _best_safe(states, commands, field, clearance, planning_map, radius, lookahead_s)
+    return None if best is None else tuple(commands[best].tolist())
+
+
+def recovery_heading(state: np.ndarray, goal: np.ndarray, clearance: ClearanceMap, planning_map: PlanningMap,
+                     radius: float, lookahead_s: float) -> float | None:
+    """Where no step forward makes progress: the heading (rad) of the straight step (SPEEDS' fastest, held for
+    lookahead_s, checked as the steps are) that ends lowest on the goal's free-space distance, or None when no
+    heading brings the robot MIN_PROGRESS_M closer. Turning in place to it is safe for a round robot, and the next
+    tick's steps (and the model's plans) start facing the way to go. Turning to the freest direction instead left a
+    robot facing a wall corner with the way out behind it: on val map gen0009008 it stood still in a risky region
+    for 45 s, every candidate and step refused, until the time limit."""
+    device = clearance.clearance.device
+    field = _goal_field(goal, planning_map, device)
+    angles = torch.arange(HEADINGS, device=device) * (2 * math.pi / HEADINGS)
+    states = torch.as_tensor(np.asarray(state, np.float32)[None], device=device).repeat(HEADINGS, 1)
+    states[:, 2], states[:, 3] = torch.sin(angles), torch.cos(angles)
+    commands = torch.tensor([[SPEEDS[-1], 0.0]], device=device).expand(HEADINGS, 2)
+    best = _best_safe(states, commands, field, clearance, planning_map, radius, lookahead_s)
+    return None if best is None else float(angles[best])

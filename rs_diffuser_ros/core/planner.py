@@ -325,9 +325,9 @@ class RiskSensitivePlanner:
                                   m.map_patch_cells, m.map_patch_m, m.map_channels)
             context = model_context(norm, self.map_encoder, states[rows], goals[rows], patches).repeat_interleave(k, 0)
             map_view = MapView(patches, m.map_patch_m, norm.plan)
-        inpainting = Inpainting(start)
+        inpainting, route_commands, route_held = Inpainting(start), None, None
         if route_next is not None:
-            inpainting = self._route_inpainting(start, states, route_next, route_step, map_layers.shape[-1], map_origin,
+            inpainting, route_commands, route_held = self._route_inpainting(start, states, route_next, route_step, map_layers.shape[-1], map_origin,
                                                 map_resolution, batch, k)
         denoiser_context = None
         if m.route_label:  # the last k // 2 candidates of each state are asked to go through risk
@@ -352,6 +352,8 @@ class RiskSensitivePlanner:
             x = ddim_loop(self.schedule, inpainting, steps)
         if carried is not None:
             x = _carry_over(x, carried, states, batch, k, norm)
+            if route_held is not None:  # the carried plan (each state's last row) is driven by the inverse dynamics
+                route_held = route_held & (torch.arange(batch * k, device=dev) % k != k - 1)
 
         # Select on the clean plans: critic at noise level 0, in standardised return units.
         q_norm = objective.risk.quantiles(x, context, torch.zeros(x.shape[0], device=dev))
@@ -362,20 +364,27 @@ class RiskSensitivePlanner:
         # Every candidate's first action (a collision check may rule out the chosen one). Clamped to the
         # range of actions in the data set: the IDM is not trusted to extrapolate.
         actions = norm.action.unnormalize(self.inverse_dynamics(x[:, 0], x[:, 1]).clamp(-1, 1))
+        if route_held is not None:
+            actions = torch.where(route_held[:, None], route_commands.to(actions.dtype), actions)
         plans = to_world(norm.plan.unnormalize(x), states[:, :2])
         plans[:, 0] = states  # exact, no round-off
         return {"plans": plans, "quantiles": quantiles, "risk_values": risk_values, "chosen": chosen, "actions": actions,
                 "scores": scores}
 
     def _route_inpainting(self, start: Tensor, states: Tensor, route_next: Tensor, route_step: Tensor, width: int,
-                          map_origin: Tensor, map_resolution: float, batch: int, k: int) -> Inpainting:
+                          map_origin: Tensor, map_resolution: float, batch: int, k: int
+                          ) -> tuple[Inpainting, Tensor, Tensor]:
         """`route_candidates` candidates of each state per way with their positions held to a route follower's
         rollout from the state (route_candidates.py): along the way round risk (the first of its route label 0
         candidates, where the model has the label) and along the shortest way (the first of its label 1 ones; without
         the label, the next ones). The ways: PlanningMap.route_steps, each cell's step down them [B, 2, h * w], rows
         `width` cells wide, at the collision check's clearance. The follower drives at the data's top speed and turn
         rate (the plan normaliser's v and omega range). A state whose way goes nowhere (the goal is reached, or the
-        robot stands within the way's clearance of a wall) gets ordinary candidates there."""
+        robot stands within the way's clearance of a wall) gets ordinary candidates there.
+        -> (the inpainting, the follower's first command of each row [B*K, 2], which rows follow a way [B*K]).
+        A row that follows a way is driven by its follower's command, not the inverse dynamics' reading of the
+        denoiser's fill: the held positions are that command's, and the inverse dynamics, reading a heading and speed
+        the denoiser filled in, kept full speed where the follower braked to turn (docs/method_choices.md)."""
         m, norm, dev, h = self.config.model, self.normalizers, self.device, self.horizon
         rows = torch.arange(batch, device=dev) * k
         max_v, max_omega = self._route_speed
@@ -385,7 +394,8 @@ class RiskSensitivePlanner:
         starts = states[rows].repeat_interleave(2, 0)  # [2B]: each state's two ways
         route, along = walk_route(route_next.flatten(0, 1), route_step.flatten(0, 1), width, map_origin, map_resolution,
                                   starts[:, :2], length)
-        positions = follow_route(route, along, starts, h - 1, step_s, max_v, max_omega, ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA)
+        positions, first_command = follow_route(route, along, starts, h - 1, step_s, max_v, max_omega, ROUTE_MAX_ACCEL,
+                                                ROUTE_MAX_ALPHA)
         held_xy = torch.zeros(batch, 2, h, 2, device=dev)
         held_xy[:, :, 1:] = norm.plan.select(slice(0, 2)).normalize(positions - starts[:, None, :2]).view(batch, 2, h - 1, 2)
         moved = (along[:, -1] > 0).view(batch, 2)
@@ -398,7 +408,8 @@ class RiskSensitivePlanner:
         held = (way >= 0)[None] & moved.gather(1, way.clamp(min=0)[None].expand(batch, k))  # [B, K]
         xy = held_xy.gather(1, way.clamp(min=0)[None, :, None, None].expand(batch, k, h, 2))  # [B, K, H, 2]
         at = held.reshape(-1, 1) & (torch.arange(h, device=dev) > 0)  # every state but the start
-        return Inpainting(start, xy.reshape(batch * k, h, 2), at)
+        commands = first_command.view(batch, 2, 2).gather(1, way.clamp(min=0)[None, :, None].expand(batch, k, 2))
+        return Inpainting(start, xy.reshape(batch * k, h, 2), at), commands.reshape(batch * k, 2), held.reshape(-1)
 
     def _use_cuda_graphs(self) -> bool:
         return self.device.type == "cuda" and self.cuda_graphs

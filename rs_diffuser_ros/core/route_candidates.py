@@ -23,6 +23,7 @@ program and its captured CUDA graph.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -60,11 +61,16 @@ def walk_route(next_cell: Tensor, step_m: Tensor, width: int, origin: Tensor, re
     return centres * resolution + origin, torch.stack(along, 1)
 
 
+class FollowerRollout(NamedTuple):
+    positions: Tensor  # [B, steps, 2] world positions, one every step_s seconds
+    first_command: Tensor  # [B, 2] (v, omega) the follower commands at the start: what drives the robot along them
+
+
 def follow_route(route: Tensor, along: Tensor, states: Tensor, steps: int, step_s: float, max_v: float,
-                 max_omega: float, max_accel: float, max_alpha: float) -> Tensor:
-    """Positions [B, steps, 2] of a unicycle from states [B, >= 6] ([x, y, sin, cos, v, omega]) following route
-    [B, S, 2] (walk_route, `along` its metres) by pure pursuit, one state every step_s seconds, its speed and turn rate
-    approaching the commanded ones under max_accel / max_alpha. The route's last point is where it brakes to a stop."""
+                 max_omega: float, max_accel: float, max_alpha: float) -> FollowerRollout:
+    """A unicycle from states [B, >= 6] ([x, y, sin, cos, v, omega]) following route [B, S, 2] (walk_route, `along`
+    its metres) by pure pursuit, one state every step_s seconds, its speed and turn rate approaching the commanded
+    ones under max_accel / max_alpha. The route's last point is where it brakes to a stop."""
     b, s = route.shape[:2]
     dev = route.device
     batch = torch.arange(b, device=dev)
@@ -73,7 +79,7 @@ def follow_route(route: Tensor, along: Tensor, states: Tensor, steps: int, step_
     v, omega = states[:, 4], states[:, 5]
     passed = torch.zeros(b, dtype=torch.long, device=dev)  # the route point the robot is nearest, never going back
     window = torch.arange(8, device=dev)  # the next points a step can reach (8 points: >= 0.8 m)
-    out = []
+    out, first = [], None
     for _ in range(steps):
         near = (passed[:, None] + window).clamp(max=s - 1)  # [B, 8]
         gap = (route[batch[:, None], near] - torch.stack([x, y], -1)[:, None]).norm(dim=-1)
@@ -86,10 +92,12 @@ def follow_route(route: Tensor, along: Tensor, states: Tensor, steps: int, step_
         v_cmd = torch.where(error.abs() > TURN_IN_PLACE_RAD, torch.zeros_like(v), max_v * torch.cos(error))
         left = along[:, -1] - along[batch, passed]  # metres of route left
         v_cmd = torch.minimum(v_cmd, GOAL_SLOWDOWN * left + 0.1)
+        if first is None:
+            first = torch.stack([v_cmd, omega_cmd], -1)
         v = v + (v_cmd - v).clamp(-max_accel * step_s, max_accel * step_s)
         omega = omega + (omega_cmd - omega).clamp(-max_alpha * step_s, max_alpha * step_s)
         x = x + v * torch.cos(yaw) * step_s
         y = y + v * torch.sin(yaw) * step_s
         yaw = yaw + omega * step_s
         out.append(torch.stack([x, y], -1))
-    return torch.stack(out, 1)
+    return FollowerRollout(torch.stack(out, 1), first)
