@@ -19,6 +19,13 @@ def test_baseline_settings():
     assert u.kind == "planner" and u.controller_overrides == UNGUIDED_PLANNER_SETTINGS
     assert u.is_baseline and not u.is_rs_diffuser and u.uses_planner
     assert u.controller_overrides["guidance_scale"] == 0.0 and u.controller_overrides["candidates"] == 1
+    # A run's route candidates and carried plan do not reach it: its one candidate would be the way round's
+    # follower or last tick's plan, not a sample.
+    from rs_diffuser_ros.eval.runner import EvalConfig
+    run = EvalConfig([u], layout="default", controller_overrides={"route_candidates": 8, "carry_plan": True})
+    unguided = run.controller_settings(u)
+    assert (unguided.route_candidates, unguided.carry_plan, unguided.candidates) == (0, False, 1)
+    assert run.controller_settings(parse_setting("averse:0.1")).route_candidates == 8
     bc = parse_setting("bc")
     assert (bc.kind, bc.checkpoint, bc.is_baseline, bc.uses_planner) == ("behaviour_cloning", None, True, False)
     assert str(parse_setting("bc:runs/bc/policy.safetensors").checkpoint) == "runs/bc/policy.safetensors"
