@@ -21,6 +21,7 @@ penalties that struck, CODAC's "violations"; "violation rate" counts episodes th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -46,10 +47,14 @@ class PlannerPolicy:
     planner's own noise stream (seeded by its config) makes a run reproducible."""
 
     def __init__(self, path: str | Path, setting: PlannerSetting, device: str = "cpu"):
+        from rs_diffuser_ros.core.config import PlannerConfig
         from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 
-        # unguided's overrides (one candidate, no guidance) are planner settings
-        self.planner = RiskSensitivePlanner.from_checkpoint(path, device=device, **setting.controller_overrides)
+        # unguided's overrides (one candidate, no guidance) are planner settings; those of the controller (carry_plan)
+        # have no controller here to apply them
+        planner_fields = {f.name for f in dataclasses.fields(PlannerConfig)}
+        overrides = {k: v for k, v in setting.controller_overrides.items() if k in planner_fields}
+        self.planner = RiskSensitivePlanner.from_checkpoint(path, device=device, **overrides)
         d, g = self.planner.state_dim, self.planner.goal_dim
         if self.planner.map_conditioned or d + g != OBS_DIM:
             raise ValueError(f"{path}: not a Risky PointMass model (needs state_dim + goal_dim = {OBS_DIM} and no map "
