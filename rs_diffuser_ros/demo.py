@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if not args.checkpoint.is_file():
-        print(f"demo: model {args.checkpoint} not found. The shipped one is rs_diffuser_ros/models/default.safetensors; "
-              f"docs/evaluation.md gives the commands that train it.", file=sys.stderr)
+        print(f"demo: model {args.checkpoint} not found. The shipped one is rs_diffuser_ros/models/general.safetensors; "
+              f"docs/training.md gives the commands that train it.", file=sys.stderr)
         return 2
     config = EvalConfig(settings=parse_settings(list(DEMO_SETTINGS)), layout=args.layout, checkpoint=args.checkpoint,
                         episodes=args.episodes, seed=args.seed, workers=args.workers)

@@ -13,8 +13,9 @@ from pathlib import Path
 import rs_diffuser_ros
 
 MODELS = "models"
-DEFAULT_MODEL = "default.safetensors"
 GENERAL_MODEL = "general.safetensors"  # the map-conditioned model: any map with a costmap and a risk layer
+DEFAULT_MODEL = GENERAL_MODEL  # what a node, the demo and the evaluation run when no model is named: any layout
+DEFAULT_LAYOUT_MODEL = "default.safetensors"  # the default layout's specialist (per-layout, absolute coordinates)
 DEFAULT_BC_MODEL = "behaviour_cloning.safetensors"
 
 

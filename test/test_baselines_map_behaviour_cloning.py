@@ -4,6 +4,7 @@ are not its own, trains from a collected maps dataset through the command line a
 generated map it never saw."""
 import json
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,8 +252,9 @@ def test_the_evaluation_drives_it_on_a_generated_test_map(tmp_path, collected_po
 
 
 def test_the_shipped_general_bc_reads_the_general_model_map_input_and_drives_towards_the_goal():
-    """The shipped file is a map-conditioned policy with the shipped general model's map settings (so the evaluation's
-    map input is the one it was trained on), and on the default layout, which it never saw, it closes on the goal."""
+    """The shipped file is a map-conditioned policy with the map settings of the general model it was trained beside
+    (gpu19_joint, kept in experiments/checkpoints; the shipped f1 reads a larger patch with one more channel), and on
+    the default layout, which it never saw, it closes on the goal."""
     from risky_nav.env import RiskyNavEnv
 
     from rs_diffuser_ros.core.planner import RiskSensitivePlanner
@@ -260,7 +262,8 @@ def test_the_shipped_general_bc_reads_the_general_model_map_input_and_drives_tow
 
     policy = bc.load(model_path("behaviour_cloning_general.safetensors"))
     assert isinstance(policy, mbc.MapBehaviourCloningPolicy)
-    general = RiskSensitivePlanner.from_checkpoint(model_path("general.safetensors"), device="cpu").config.model
+    beside = Path(__file__).resolve().parents[1] / "experiments/checkpoints/general_gpu19_joint.safetensors"
+    general = RiskSensitivePlanner.from_checkpoint(beside, device="cpu").config.model
     assert (policy.map_patch_cells, policy.map_patch_m, policy.map_channels, policy.map_safe_distance) == (
         general.map_patch_cells, general.map_patch_m, general.map_channels, general.map_safe_distance)
     env = RiskyNavEnv("default")

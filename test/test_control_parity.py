@@ -9,7 +9,6 @@ the layout's costmap as an OccupancyGrid and the goal as a PoseStamped, ticked o
 paths see identical inputs (a closed loop through two copies of the env would only add float
 round-off from the message conversions and measure that instead).
 """
-import dataclasses
 import random
 
 import gymnasium
@@ -21,10 +20,10 @@ import torch
 from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
 
-from rs_diffuser_ros.control import Grid, settings_from_yaml
+from rs_diffuser_ros.control import settings_from_yaml
 from rs_diffuser_ros.core import RiskSensitivePlanner
 from rs_diffuser_ros.eval.lockstep import run_lockstep
-from rs_diffuser_ros.eval.policies import ControllerPolicy
+from rs_diffuser_ros.eval.policies import ControllerPolicy, published_grids
 from rs_diffuser_ros.nodes.conversions import goal_to_pose, grid_to_occupancy_msg, state_to_odometry
 from rs_diffuser_ros.nodes import planner_node
 from rs_diffuser_ros.nodes.planner_node import PlannerNode
@@ -53,13 +52,14 @@ class Recording:
 def evaluation_episode():
     torch.set_num_threads(1)
     env = gymnasium.make(risky_nav.ENV_ID, layout="default", disable_env_checker=True)
-    grid = Grid(*dataclasses.astuple(env.unwrapped.occupancy_grid()))
+    grid, risk = published_grids(env.unwrapped.layout)
     settings = settings_from_yaml(alpha=ALPHA, seed=SEED)  # the shipped YAML, a fixed noise seed
     planner = RiskSensitivePlanner.from_checkpoint(model_path(), device="cpu")
-    recording = Recording(ControllerPolicy(planner, settings, grid, n_slots=1))
+    assert planner.map_conditioned  # the shipped default: the general model, reading the costmap and the risk layer
+    recording = Recording(ControllerPolicy(planner, settings, grid, n_slots=1, risk_grid=risk))
     outcome, = run_lockstep([env], recording, "parity", [(0, ENV_SEED)])
     env.close()
-    return recording, grid, outcome
+    return recording, grid, risk, outcome
 
 
 class TickClock:
@@ -74,7 +74,7 @@ class TickClock:
 
 
 def test_the_node_and_the_evaluation_give_the_same_commands_step_by_step(evaluation_episode, monkeypatch):
-    recording, grid, outcome = evaluation_episode
+    recording, grid, risk, outcome = evaluation_episode
     clock = TickClock()
     monkeypatch.setattr(planner_node, "time", clock)
     assert outcome.success and outcome.length == len(recording.actions) > 50
@@ -87,6 +87,7 @@ def test_the_node_and_the_evaluation_give_the_same_commands_step_by_step(evaluat
         commands = []
         node.cmd_pub.publish = commands.append
         costmap = grid_to_occupancy_msg(grid.data, grid.resolution, grid.origin_x, grid.origin_y, Time(), "odom")
+        node._on_risk_map(grid_to_occupancy_msg(risk.data, risk.resolution, risk.origin_x, risk.origin_y, Time(), "odom"))
         node._on_goal(goal_to_pose(recording.obs[0][6:8], Time(), "odom"))
         for obs in recording.obs:
             node._on_costmap(costmap)  # the sim node republishes it; the evaluation counts it fresh every step

@@ -1,12 +1,15 @@
-"""The controller's recovery step, closed loop on the shipped general model: from a state in the default layout's top
-corridor where every plan the model proposes fails the collision check (the DDS test of the general model ended there,
-stuck, in about 1 run in 5 on a slow 2-core box), the robot still reaches the goal without touching anything.
+"""The controller's recovery step, closed loop on the general model gpu19_joint (shipped before f1, kept in
+experiments/checkpoints as a model that gets stuck here): from a state in the default layout's top corridor where
+every plan it proposes fails the collision check (its DDS test ended there, stuck, in about 1 run in 5 on a slow
+2-core box), the robot still reaches the goal without touching anything. The shipped general model does not get
+stuck there (3 of 40 ticks without a valid control, with the recovery replaced), so it cannot show this.
 
 With the recovery replaced by the turn in place alone, the same episode stands still at that state until the time
 limit (checked at four headings: 241-250 of 250 ticks without a valid control).
 """
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +21,9 @@ from rs_diffuser_ros.control import settings_from_yaml
 from rs_diffuser_ros.control import controller as controller_module
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.eval.policies import ControllerPolicy, published_grids
-from rs_diffuser_ros.shipped import GENERAL_MODEL, model_path, planner_yaml
+from rs_diffuser_ros.shipped import planner_yaml
 
+STUCKING_MODEL = Path(__file__).resolve().parents[1] / "experiments/checkpoints/general_gpu19_joint.safetensors"
 STUCK = [7.387, 6.959, 0.0]  # where the DDS run stood, facing along the corridor
 GOAL = [10.5, 4.0]
 
@@ -28,7 +32,7 @@ def drive(steps: int = 150) -> tuple[dict, list, np.ndarray, int]:
     """(the last step's info, each tick's command sentence, the last observation, steps that touched something)."""
     torch.set_num_threads(1)
     layout = load_layout("default")
-    planner = RiskSensitivePlanner.from_checkpoint(model_path(GENERAL_MODEL), device="cpu")
+    planner = RiskSensitivePlanner.from_checkpoint(STUCKING_MODEL, device="cpu")
     settings = dataclasses.replace(settings_from_yaml(planner_yaml()), alpha=0.1)
     grid, risk = published_grids(layout)
     env = RiskyNavEnv(layout)
@@ -51,8 +55,8 @@ def drive(steps: int = 150) -> tuple[dict, list, np.ndarray, int]:
 
 @pytest.mark.timeout(300)
 def test_from_where_every_plan_collides_the_recovery_brings_the_robot_to_the_goal():
-    if not model_path(GENERAL_MODEL).is_file():
-        pytest.fail(f"the shipped general model {model_path(GENERAL_MODEL)} is missing")
+    if not STUCKING_MODEL.is_file():
+        pytest.fail(f"the model {STUCKING_MODEL} is missing")
     info, whys, obs, touched = drive()
     assert any("recovering" in why for why in whys), "every plan was expected to collide at first"
     assert info.get("goal_reached"), f"ended at ({obs[0]:.2f}, {obs[1]:.2f}) after {len(whys)} ticks: {info}"
@@ -61,8 +65,8 @@ def test_from_where_every_plan_collides_the_recovery_brings_the_robot_to_the_goa
 
 
 def test_without_the_recovery_the_same_episode_stands_still(monkeypatch):
-    if not model_path(GENERAL_MODEL).is_file():
-        pytest.fail(f"the shipped general model {model_path(GENERAL_MODEL)} is missing")
+    if not STUCKING_MODEL.is_file():
+        pytest.fail(f"the model {STUCKING_MODEL} is missing")
     monkeypatch.setattr(controller_module, "recovery_step", lambda *args, **kwargs: None)
     monkeypatch.setattr(controller_module, "recovery_heading", lambda *args, **kwargs: None)
     info, whys, obs, _ = drive(steps=40)

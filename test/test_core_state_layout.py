@@ -18,7 +18,7 @@ from rs_diffuser_ros.core.plan_frame import relative_goal
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.training.train import train
 from rs_diffuser_ros.core.training.windows import WindowDataset
-from rs_diffuser_ros.shipped import model_path
+from rs_diffuser_ros.shipped import DEFAULT_LAYOUT_MODEL, model_path
 
 TOLERANCE = 0.3  # the third goal number of the 4-d layout below
 
@@ -90,9 +90,9 @@ def test_the_navigation_layout_is_the_default():
 
 
 def test_a_shipped_file_without_the_fields_reads_as_the_navigation_layout_and_plans_as_an_explicit_one(tmp_path):
-    with safe_open(str(model_path()), framework="pt") as f:
+    with safe_open(str(model_path(DEFAULT_LAYOUT_MODEL)), framework="pt") as f:
         assert "state_dim" not in json.loads(f.metadata()["config"])["model"]  # written before the fields existed
-    shipped = read_checkpoint(model_path())[0].model
+    shipped = read_checkpoint(model_path(DEFAULT_LAYOUT_MODEL))[0].model
     assert (shipped.state_dim, shipped.goal_dim) == (6, 2)
 
     config = tiny_config()

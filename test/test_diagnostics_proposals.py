@@ -40,7 +40,9 @@ def test_from_a_state_heading_into_the_passage_the_general_models_candidates_ent
     keep_out = _episode(np.stack([np.full(51, 1.5), np.linspace(4.0, 4.5, 51)], 1))  # creeps north, never enters
     assert crossing["in_risky_region"].any() and not keep_out["in_risky_region"].any()
     planner = RiskSensitivePlanner.from_checkpoint(resolve_model("general"), device="cpu")
-    pm = PlanningMap.from_grids(occupancy_grid(LAYOUT), risk_grid(LAYOUT), safe_distance=True)
+    planner.configure(route_candidates=0)  # the denoiser's own proposals, none held to a route
+    pm = PlanningMap.from_grids(occupancy_grid(LAYOUT), risk_grid(LAYOUT), safe_distance=True,
+                                passable_clearance_m=planner.config.model.map_passable_clearance_m)
     rows = proposals.probe(planner, pm, LAYOUT, [crossing, keep_out], alpha=1.0, candidates=16, leads=(10,), times=(10,))
     assert [(r["kind"], r["step"], r["states"]) for r in rows] == [("crossing", 10, 1), ("keep-out", 10, 1)]
     # 1 s (0.9 m) short of the passage, heading straight at it at 1 m/s: a 3.1 s plan that stays out would have to

@@ -21,9 +21,10 @@ def test_plans_scored_as_carried_rows_get_the_values_they_got_when_sampled_and_t
     env.close()
     state, goal = obs[:6], obs[6:8]
     occupancy, risk = occupancy_grid(env.layout), risk_grid(env.layout)
-    safe = planner.config.model.map_safe_distance
-    with_risk = PlanningMap.from_grids(occupancy, risk, safe_distance=safe)
-    without = PlanningMap.from_grids(occupancy, dataclasses.replace(risk, data=np.zeros_like(risk.data)), safe_distance=safe)
+    read = dict(safe_distance=planner.config.model.map_safe_distance,
+                passable_clearance_m=planner.config.model.map_passable_clearance_m)
+    with_risk = PlanningMap.from_grids(occupancy, risk, **read)
+    without = PlanningMap.from_grids(occupancy, dataclasses.replace(risk, data=np.zeros_like(risk.data)), **read)
     sampled = planner.plan_batch(state[None], goal[None], alpha=0.1, candidates=16, seed=3, map_input=with_risk)[0]
     again = risk_layer_effect.critic_values(planner, state, goal, sampled.candidates, with_risk, 0.1)
     np.testing.assert_allclose(again, sampled.risk_values, atol=1e-3)

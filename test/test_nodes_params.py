@@ -84,7 +84,7 @@ def test_route_candidates_are_checked_against_the_model():
     assert ControllerSettings(route_candidates=8).check_with(general) is None
 
 
-def test_empty_checkpoint_means_the_packaged_default():
+def test_empty_checkpoint_means_the_packaged_default_the_general_model():
     assert resolve_checkpoint("") == model_path()
-    assert model_path().name == "default.safetensors" and model_path().parent.name == "models"
+    assert model_path().name == "general.safetensors" and model_path().parent.name == "models"
     assert model_path().is_file()

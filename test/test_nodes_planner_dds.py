@@ -158,10 +158,12 @@ def plans_by_stamp(probe, since):
 
 
 def test_alpha_set_at_run_time_changes_the_plan_and_invalid_values_are_refused(nodes, probe, ros_env):
-    # The shipped model sampling as it was tuned (K = 32, 8 steps); fixed seed and a robot
-    # standing still: every replan at one alpha gives the same plan, so a different plan
-    # after the switch is the switch's doing.
-    planner = nodes.start(planner_argv(None, alpha=1.0, seed=7, candidates=0, ddim_steps=0), "planner")
+    # The default layout's specialist (a per-layout model: it needs no /risk_map, which this test does not send;
+    # the shipped general model's switch is test_nodes_general_model_alpha_dds), sampling as it was tuned; fixed
+    # seed and a robot standing still: every replan at one alpha gives the same plan, so a different plan after
+    # the switch is the switch's doing.
+    planner = nodes.start(planner_argv(None, alpha=1.0, seed=7, candidates=0, ddim_steps=0)
+                          + ["-p", "checkpoint:=default"], "planner")
     probe.record(Path, "plan")
     probe.record(RiskPlan, "risk_plan")
     probe.publish_periodically(Odometry, "odom", lambda: odometry(*START), 0.05)
