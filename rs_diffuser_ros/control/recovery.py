@@ -14,6 +14,9 @@ had waited for the tick they touched the upper block in 3 of 20 runs; a step kee
 less (1 of 6) but cost the per-layout models most of what the step gave them at their narrow doors (52.5 % success
 instead of 92.5 % on risk_near_goal). Planned from the odometry moved on by its age (odom_prediction.py), the steps
 keep the check's own clearance and touched nothing in 20 of 20 runs, 9 of them with recovery steps.
+
+Where no forward step makes progress (the way on lies behind the robot), `recovery_heading` gives the heading to
+turn to in place, so that the next tick's steps can follow the way.
 """
 from __future__ import annotations
 
