@@ -1,5 +1,6 @@
 """Route candidates (core/route_candidates.py): some candidates' positions held to a route follower's rollout along the
 way round risk, at the collision check's clearance; the critic scores them with the rest."""
+import dataclasses
 import math
 
 import numpy as np
@@ -33,6 +34,19 @@ def test_the_route_goes_round_a_risky_region_at_a_margin_and_ends_at_the_goal():
     assert between.any() and (route[between, 1] < -1.5 - 0.15).all()  # outside the region, with a margin
     shortest, along = walk(pm, (-3.0, 0.0), (3.0, 0.0), way=1)
     assert along[0, -1] == pytest.approx(6.0, abs=0.15) and shortest[0, :, 1].abs().max() < 0.1  # straight through
+
+
+def test_the_route_passes_a_slit_whose_centre_line_keeps_the_route_clearance():
+    # A wall across the room with an 0.8 m slit (narrow_corridor's safe way): its centre line keeps 0.4 m from both
+    # sides, more than the route's 0.35 m, measured as the collision check measures. The max-pooled obstacle cost,
+    # which reads a feature cell by its finer cell nearest a wall, closed it, and the way went round the wall's end.
+    occ = grid_with([(-0.1, -3.0, 0.1, -0.4), (-0.1, 0.4, 0.1, 2.0)])
+    pm = PlanningMap.from_grids(occ, None, passable_clearance_m=PASSABLE_CLEARANCE_M)
+    route, along = walk(pm, (-3.0, 0.0), (3.0, 0.0))
+    assert along[0, -1] < 6.5 and route[0, :, 1].abs().max() < 0.3  # straight through the slit
+    blind = PlanningMap(dataclasses.replace(pm.layers, route_passable=None))  # the obstacle cost's reading
+    route, _ = walk(blind, (-3.0, 0.0), (3.0, 0.0))
+    assert (route[0, :, 1] > 2.0).any()
 
 
 def test_the_route_keeps_the_collision_check_s_clearance_where_the_model_s_own_distance_does_not():

@@ -75,6 +75,9 @@ class MapLayers:
     resolution: float  # metres per cell (FEATURE_RESOLUTION)
     origin: Tensor  # [N, 2] world position of the lower-left corner of cell (0, 0) of each map
     passable_clearance_m: float = LEGACY_PASSABLE  # the rule `passable` was built by (from_grids)
+    # [N, h, w] bool: cells whose centre keeps ROUTE_CLEARANCE_M from walls, measured as `passable` and the collision
+    # check measure (route_distance's cells); None: read off the max-pooled obstacle cost instead (maps made by hand)
+    route_passable: Tensor | None = None
 
     @classmethod
     def from_grids(cls, occupancy, resolution: float, origin_x: float, origin_y: float, hazard=None,
@@ -106,8 +109,10 @@ class MapLayers:
         else:
             passable = _clear_of(blocked, resolution, obstacle.shape, passable_clearance_m)
         layers = torch.stack([obstacle, risk, hazard_ch, torch.ones_like(obstacle)])[None]
+        route_passable = _clear_of(blocked, resolution, obstacle.shape, ROUTE_CLEARANCE_M)
         return cls(layers, passable[None], FEATURE_RESOLUTION,
-                   torch.tensor([[origin_x, origin_y]], dtype=torch.float32, device=device), float(passable_clearance_m))
+                   torch.tensor([[origin_x, origin_y]], dtype=torch.float32, device=device), float(passable_clearance_m),
+                   route_passable[None])
 
     @classmethod
     def stack(cls, maps: list["MapLayers"]) -> "MapLayers":
@@ -122,15 +127,19 @@ class MapLayers:
         rules = {m.passable_clearance_m for m in maps}
         if len(rules) > 1:
             raise ValueError(f"maps built with different passable clearances {sorted(rules)} cannot be stacked")
+        route = None
+        if all(m.route_passable is not None for m in maps):
+            route = torch.cat([F.pad(m.route_passable, (0, w - m.layers.shape[-1], 0, h - m.layers.shape[-2]),
+                                     value=False) for m in maps])
         return cls(torch.cat(layers), torch.cat(passable), maps[0].resolution, torch.cat([m.origin for m in maps]),
-                   rules.pop())
+                   rules.pop(), route)
 
     def __len__(self) -> int:
         return self.layers.shape[0]
 
     def to(self, device) -> "MapLayers":
         return MapLayers(self.layers.to(device), self.passable.to(device), self.resolution, self.origin.to(device),
-                         self.passable_clearance_m)
+                         self.passable_clearance_m, None if self.route_passable is None else self.route_passable.to(device))
 
     def cells_of(self, xy: Tensor, index: Tensor | None = None) -> Tensor:
         """(row, col) [..., 2] long of world points xy [..., 2] on map `index` (None: map 0)."""
@@ -177,12 +186,17 @@ class MapLayers:
         goals = torch.as_tensor(goals, dtype=torch.float32, device=self.layers.device).reshape(-1, 2)
         index = torch.zeros(len(goals), dtype=torch.long, device=goals.device) if index is None else index
         obstacle = self.layers[index, 0]
-        # The obstacle cost falls linearly from 1 at a wall to 0 at MAP_INFLATION_M (Costmap.from_occupancy).
-        passable = self.passable[index] & (obstacle <= 1 - clearance_m / MAP_INFLATION_M)
+        walls = 1 + ROUTE_WALL_WEIGHT * obstacle
+        if self.route_passable is not None and clearance_m == ROUTE_CLEARANCE_M:
+            # Measured at the cell's centre: the max-pooled obstacle cost reads a feature cell by its finer cell
+            # nearest a wall, and closed narrow_corridor's 0.8 m slit (its centre line keeps 0.4 m) and a gap on
+            # val map gen0009006 (the way round 14.7 m instead of 12.2 m).
+            passable = self.passable[index] & self.route_passable[index]
+        else:  # the obstacle cost falls linearly from 1 at a wall to 0 at MAP_INFLATION_M (Costmap.from_occupancy)
+            passable = self.passable[index] & (obstacle <= 1 - clearance_m / MAP_INFLATION_M)
         # A route follower cuts corners: the risk's weight reaches ROUTE_RISK_MARGIN_M beyond its regions.
         reach = 2 * round(ROUTE_RISK_MARGIN_M / self.resolution) + 1
         risk = F.max_pool2d(self.layers[index, 1][:, None], reach, stride=1, padding=reach // 2)[:, 0]
-        walls = 1 + ROUTE_WALL_WEIGHT * obstacle
         return torch.stack([self._distance_chunk(goals, index, (1 + (SAFE_DETOUR_WEIGHT - 1) * risk) * walls,
                                                  passable=passable),
                             self._distance_chunk(goals, index, walls, passable=passable)], 1)
