@@ -10,15 +10,12 @@ facing the goal, and the planner's noise seed is fixed, so every replan at one a
 change after the switch is the switch's doing. Driving the sim through the switch is not covered here.
 
 This is a fixed-seed functional test of the switch, not a statistical claim (the statistics are in
-docs/evaluation.md). The (map, seed) pair was picked offline, through the same Controller the node drives
-(config/planner.yaml, the model's own sampling: 32 candidates, 4 DDIM steps), from the robot at the start region's
-centre facing the goal centre. Over the 25 test-split trade-off maps and planner seeds 1..16 (400 pairs), the
-alpha = 1 plan entered a risky region and the alpha = 0.05 plan did not in 11 pairs (3 %): on most maps the first
-plan (3.1 s) from the start does not reach a risky region at alpha = 1 (307 pairs), and where it does, the
-alpha = 0.05 plan mostly crosses it too (82 pairs). Map MAP_SEED gave 7 of those 11; over its seeds 1..30 the
-alpha = 1 plan entered the region at all 30 and the alpha = 0.05 plan turned north and stayed out at 10 (1, 6, 8,
-11, 13, 14, 16, 19, 21, 30); with PLANNER_SEED it still did so for 5 of 6 start perturbations (2 cm in x or y,
-0.03 rad in heading).
+docs/evaluation.md). The (map, seed) pair was picked offline for the general model before f1 (gpu19_joint),
+through the same Controller the node drives (config/planner.yaml, the model's own sampling), from the robot at the
+start region's centre facing the goal centre: over the 25 test-split trade-off maps and planner seeds 1..16 (400
+pairs) the alpha = 1 plan entered a risky region and the alpha = 0.05 plan did not in 11 pairs, 7 of them on map
+MAP_SEED. The shipped general model (f1 with 8 route candidates a way, 2026-12-01) splits there at every one of
+seeds 1..16, and in 151 of the 400 pairs, on 16 of the 25 maps (`python -m rs_diffuser_ros.eval.first_plan_split`).
 """
 import math
 import time
