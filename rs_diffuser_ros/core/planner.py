@@ -327,8 +327,8 @@ class RiskSensitivePlanner:
             map_view = MapView(patches, m.map_patch_m, norm.plan)
         inpainting, route_commands, route_held = Inpainting(start), None, None
         if route_next is not None:
-            inpainting, route_commands, route_held = self._route_inpainting(start, states, route_next, route_step, map_layers.shape[-1], map_origin,
-                                                map_resolution, batch, k)
+            inpainting, route_commands, route_held = self._route_inpainting(
+                start, states, route_next, route_step, map_layers.shape[-1], map_origin, map_resolution, batch, k)
         denoiser_context = None
         if m.route_label:  # the last k // 2 candidates of each state are asked to go through risk
             label = (torch.arange(batch * k, device=dev) % k >= k - k // 2).to(context.dtype)[:, None]

@@ -61,7 +61,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.eval.first_plan_split", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=resolve_model, default=resolve_model("general"), help="a map-conditioned model")
     ap.add_argument("--seeds", type=int, default=16, help="planner seeds 1..N per map")
-    ap.add_argument("--alphas", type=float, nargs=2, default=[1.0, 0.05], help="the alpha that should enter, then the one that should not")
+    ap.add_argument("--alphas", type=float, nargs=2, default=[1.0, 0.05],
+                    help="the alpha that should enter, then the one that should not")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     planner = RiskSensitivePlanner.from_checkpoint(args.checkpoint, device="cpu")
