@@ -41,6 +41,7 @@ from rs_diffuser_ros.core.training.ema import EMA
 from rs_diffuser_ros.core.training.losses import TrainingObjective
 from rs_diffuser_ros.core.training.map_batches import TrainingMaps
 from rs_diffuser_ros.core.training.train import DEFAULT_CONFIG
+from rs_diffuser_ros.shipped import resolve_model
 
 # Off the map's cell lattice on purpose: at (1.5, 4.0) every patch cell's centre lies exactly on a 0.1 m map cell
 # boundary, where the nearest lookup of the goal distance fields is decided by rounding, and a compiled program
@@ -206,7 +207,8 @@ def training_throughput(device: torch.device, steps: int, batch_size: int | None
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--checkpoint")
+    ap.add_argument("--checkpoint", type=resolve_model, default=None,
+                    help="a model file or a shipped name (general, default, ...); none: random weights")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--candidates", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--ddim-steps", type=int, nargs="+", default=[8])
@@ -239,7 +241,7 @@ def main(argv=None) -> int:
             out.flush()
 
     emit(f"device: {device_name(planner.device)}; torch {torch.__version__}  ")
-    emit(f"model: {'checkpoint ' + args.checkpoint if args.checkpoint else 'random weights from config/model.yaml'}; "
+    emit(f"model: {'checkpoint ' + str(args.checkpoint) if args.checkpoint else 'random weights from config/model.yaml'}; "
          f"{'map-conditioned (on a default-like map, costmap term on)' if planner.map_conditioned else 'per-map'}; "
          f"horizon {planner.horizon}, guidance scale {planner.config.planner.guidance_scale}, alpha {ALPHA}, "
          f"route candidates {planner.config.planner.route_candidates} per way, {args.repeats} timed replans per row  ")
