@@ -36,8 +36,9 @@ class NodeSettings:
                                   "H200 a K = 64 replan takes 2.5 ms instead of 4.4; the first replan compiles (seconds "
                                   "to a minute, the robot waits). On a 2-core CPU 26.5 ms instead of 34.2 at K = 32, after a ~100 s compile.",
                                   dynamic=False)
-    checkpoint: str = setting("", "Model file (.safetensors); empty: the package's default model; a bare name "
-                              "(general, two_risks, ...): that shipped model. A path that does not load is refused.")
+    checkpoint: str = setting("", "Model file (.safetensors); empty: the package's default model, the general one "
+                              "(any layout); a bare name (default, two_risks, ...): that shipped model. A path that does "
+                              "not load is refused.")
     global_frame: str = setting("odom", "Frame of odometry, goals and published plans (set at start-up).", dynamic=False)
 
 
