@@ -76,13 +76,14 @@ class MapLayers:
     origin: Tensor  # [N, 2] world position of the lower-left corner of cell (0, 0) of each map
     passable_clearance_m: float = LEGACY_PASSABLE  # the rule `passable` was built by (from_grids)
     # [N, h, w] bool: cells whose centre keeps ROUTE_CLEARANCE_M from walls, measured as `passable` and the collision
-    # check measure (route_distance's cells); None: read off the max-pooled obstacle cost instead (maps made by hand)
+    # check measure (route_distance's cells; from_grids(route_ways=True), as a PlanningMap is built); None: read off
+    # the max-pooled obstacle cost instead (training maps, which never walk a way; maps made by hand)
     route_passable: Tensor | None = None
 
     @classmethod
     def from_grids(cls, occupancy, resolution: float, origin_x: float, origin_y: float, hazard=None,
                    inflation_radius: float = MAP_INFLATION_M, unknown_is_obstacle: bool = True, device="cpu",
-                   passable_clearance_m: float = LEGACY_PASSABLE) -> "MapLayers":
+                   passable_clearance_m: float = LEGACY_PASSABLE, route_ways: bool = False) -> "MapLayers":
         """One map from an occupancy grid (int8 0..100, -1 unknown) and an optional hazard grid (0..100) of
         the same geometry (None: no risk layer), both in the nav_msgs/OccupancyGrid convention. The goal distance
         runs over the cells whose centre keeps `passable_clearance_m` from walls (a model's
@@ -109,10 +110,10 @@ class MapLayers:
         else:
             passable = _clear_of(blocked, resolution, obstacle.shape, passable_clearance_m)
         layers = torch.stack([obstacle, risk, hazard_ch, torch.ones_like(obstacle)])[None]
-        route_passable = _clear_of(blocked, resolution, obstacle.shape, ROUTE_CLEARANCE_M)
+        route_passable = _clear_of(blocked, resolution, obstacle.shape, ROUTE_CLEARANCE_M)[None] if route_ways else None
         return cls(layers, passable[None], FEATURE_RESOLUTION,
                    torch.tensor([[origin_x, origin_y]], dtype=torch.float32, device=device), float(passable_clearance_m),
-                   route_passable[None])
+                   route_passable)
 
     @classmethod
     def stack(cls, maps: list["MapLayers"]) -> "MapLayers":
@@ -127,12 +128,8 @@ class MapLayers:
         rules = {m.passable_clearance_m for m in maps}
         if len(rules) > 1:
             raise ValueError(f"maps built with different passable clearances {sorted(rules)} cannot be stacked")
-        route = None
-        if all(m.route_passable is not None for m in maps):
-            route = torch.cat([F.pad(m.route_passable, (0, w - m.layers.shape[-1], 0, h - m.layers.shape[-2]),
-                                     value=False) for m in maps])
         return cls(torch.cat(layers), torch.cat(passable), maps[0].resolution, torch.cat([m.origin for m in maps]),
-                   rules.pop(), route)
+                   rules.pop())
 
     def __len__(self) -> int:
         return self.layers.shape[0]
@@ -175,11 +172,10 @@ class MapLayers:
         return torch.cat(out) if out else self.layers.new_zeros((0, 1 + safe + route_risk, *self.layers.shape[-2:]))
 
     @torch.no_grad()
-    def route_distance(self, goals: Tensor, index: Tensor | None = None, clearance_m: float = ROUTE_CLEARANCE_M
-                       ) -> Tensor:
+    def route_distance(self, goals: Tensor, index: Tensor | None = None) -> Tensor:
         """The fields route candidates follow (core/route_candidates.py): goals [G, 2] -> [G, 2, h, w] metres, the way
         round risk (the safe distance's risk weighting, reaching ROUTE_RISK_MARGIN_M beyond the regions) and the
-        shortest way (risk ignored), both over only the cells at least `clearance_m` from a wall (the model's own
+        shortest way (risk ignored), both over only the cells at least ROUTE_CLEARANCE_M from a wall (the model's own
         passable cells keep PASSABLE_CLEARANCE_M at most: a follower cutting a corner there would touch it), each metre
         costing more the nearer a wall (1 + ROUTE_WALL_WEIGHT x the obstacle cost), so a route keeps to the middle of a
         passage as a costmap planner's does. UNREACHABLE where the goal cannot be reached from at that clearance."""
@@ -187,13 +183,13 @@ class MapLayers:
         index = torch.zeros(len(goals), dtype=torch.long, device=goals.device) if index is None else index
         obstacle = self.layers[index, 0]
         walls = 1 + ROUTE_WALL_WEIGHT * obstacle
-        if self.route_passable is not None and clearance_m == ROUTE_CLEARANCE_M:
+        if self.route_passable is not None:
             # Measured at the cell's centre: the max-pooled obstacle cost reads a feature cell by its finer cell
             # nearest a wall, and closed narrow_corridor's 0.8 m slit (its centre line keeps 0.4 m) and a gap on
             # val map gen0009006 (the way round 14.7 m instead of 12.2 m).
             passable = self.passable[index] & self.route_passable[index]
         else:  # the obstacle cost falls linearly from 1 at a wall to 0 at MAP_INFLATION_M (Costmap.from_occupancy)
-            passable = self.passable[index] & (obstacle <= 1 - clearance_m / MAP_INFLATION_M)
+            passable = self.passable[index] & (obstacle <= 1 - ROUTE_CLEARANCE_M / MAP_INFLATION_M)
         # A route follower cuts corners: the risk's weight reaches ROUTE_RISK_MARGIN_M beyond its regions.
         reach = 2 * round(ROUTE_RISK_MARGIN_M / self.resolution) + 1
         risk = F.max_pool2d(self.layers[index, 1][:, None], reach, stride=1, padding=reach // 2)[:, 0]
@@ -399,7 +395,7 @@ class PlanningMap:
                                  "publish both on one grid")
             hazard = hazard_grid.data
         return cls(MapLayers.from_grids(g.data, g.resolution, g.origin_x, g.origin_y, hazard, inflation_radius,
-                                        unknown_is_obstacle, device, passable_clearance_m), safe_distance)
+                                        unknown_is_obstacle, device, passable_clearance_m, route_ways=True), safe_distance)
 
     @property
     def device(self) -> torch.device:

@@ -68,7 +68,7 @@ def plan_inputs(planner: RiskSensitivePlanner) -> dict:
         return {}
     occupancy, hazard = default_like_map()
     layers = MapLayers.from_grids(occupancy, 0.05, 0.0, 0.0, hazard, device=planner.device,
-                                  passable_clearance_m=planner.config.model.map_passable_clearance_m)
+                                  passable_clearance_m=planner.config.model.map_passable_clearance_m, route_ways=True)
     return {"map_input": PlanningMap(layers, planner.config.model.map_safe_distance),
             "costmap": Costmap.from_occupancy(occupancy, 0.05, 0.0, 0.0)}
 
