@@ -1,23 +1,14 @@
 """eval/first_plan_split.py: the probe the general model's DDS alpha test was picked by, through the controller."""
-import numpy as np
 import pytest
 import torch
 from risky_nav.mapgen import generate_map
 from risky_nav.occupancy import risk_grid
 
-from rs_diffuser_ros.control import Grid
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.eval import first_plan_split
 from rs_diffuser_ros.shipped import resolve_model
 
 MAP_SEED, PLANNER_SEED = 1_000_024, 6  # the DDS test's pair
-
-
-def test_a_plan_enters_when_a_point_lies_on_a_hazard_cell():
-    risk = Grid(np.zeros((10, 10), np.int8), 0.1, 0.0, 0.0)
-    risk.data[4:6, 4:6] = 30  # x, y 0.4 .. 0.6
-    assert first_plan_split.enters(risk, np.array([[0.1, 0.1], [0.5, 0.5]]))
-    assert not first_plan_split.enters(risk, np.array([[0.1, 0.1], [0.35, 0.7]]))
 
 
 def test_at_the_dds_tests_pair_the_first_plans_part_with_alpha():

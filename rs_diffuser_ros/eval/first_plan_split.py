@@ -1,7 +1,8 @@
 """Where does the first plan part with alpha? Per test-split trade-off map and planner seed, the plan the shipped
 controller executes first from the start region's centre (at rest, facing the goal's centre) at a risk-neutral and
-at a cautious alpha, and whether the first enters a risky region while the second stays out: the condition the
-general model's DDS alpha test (test/test_nodes_general_model_alpha_dds.py) was picked by.
+at a cautious alpha, and whether the first enters a risky region (as the evaluation counts it) while the second
+stays out: the condition the general model's DDS alpha test (test/test_nodes_general_model_alpha_dds.py) was
+picked by.
 
     python -m rs_diffuser_ros.eval.first_plan_split [--checkpoint general] [--seeds 16] [--alphas 1.0 0.05]
 
@@ -17,19 +18,12 @@ import numpy as np
 import torch
 
 
-def enters(risk, xy: np.ndarray) -> bool:
-    """Whether any of the points xy [N, 2] lies on a cell of the risk grid with a hazard."""
-    cols = np.floor((xy[:, 0] - risk.origin_x) / risk.resolution).astype(int)
-    rows = np.floor((xy[:, 1] - risk.origin_y) / risk.resolution).astype(int)
-    h, w = risk.data.shape
-    return bool(risk.data[rows.clip(0, h - 1), cols.clip(0, w - 1)].max() > 0)
-
-
 def split_seeds(planner, layout, seeds, alphas: tuple[float, float]) -> list[int]:
     """The planner seeds at which the first plan enters at alphas[0] and stays out at alphas[1]."""
     from risky_nav.occupancy import occupancy_grid, risk_grid
 
     from rs_diffuser_ros.control import Controller, Grid, settings_from_yaml
+    from rs_diffuser_ros.diagnostics.proposals import enters_risk
 
     occupancy, risk = (Grid(*dataclasses.astuple(g)) for g in (occupancy_grid(layout), risk_grid(layout)))
     start = (layout.start_region.center_x, layout.start_region.center_y)
@@ -46,8 +40,8 @@ def split_seeds(planner, layout, seeds, alphas: tuple[float, float]) -> list[int
             controller.on_risk_map(risk, 0.0)
             controller.watchdog.accept(state, 0.0)
             command = controller.step(0.0)
-            first.append(None if command.plan is None else command.plan.plan[:, :2])
-        if first[0] is not None and first[1] is not None and enters(risk, first[0]) and not enters(risk, first[1]):
+            first.append(None if command.plan is None else enters_risk(command.plan.plan[None], layout)[0])
+        if first == [True, False]:  # a stop (no plan) at either alpha is not a split
             found.append(seed)
     return found
 
