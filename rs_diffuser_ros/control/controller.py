@@ -234,20 +234,19 @@ class Controller:
         brings the robot closer, stay put and turn (in place, a round robot cannot hit anything) towards the heading
         whose step would, else towards the freest direction."""
         s, state, k = self.settings, request.state, len(result.candidates)
-        try:  # a map the recovery cannot read (a risk layer off the costmap's grid, ...) leaves the turn below
-            step = recovery_step(state, request.goal, request.clearance, self.recovery_map(request),
-                                 s.robot_radius_m + s.collision_margin_m, s.collision_lookahead_s,
+        radius = s.robot_radius_m + s.collision_margin_m
+        try:  # a map the recovery cannot read (a risk layer off the costmap's grid, ...) leaves the turn to free space
+            recovery_map = self.recovery_map(request)
+            step = recovery_step(state, request.goal, request.clearance, recovery_map, radius, s.collision_lookahead_s,
                                  request.speed_limit, s.max_angular_speed)
+            # no step makes progress: the heading whose step would, if the robot faced it
+            heading = None if step is not None else recovery_heading(state, request.goal, request.clearance,
+                                                                     recovery_map, radius, s.collision_lookahead_s)
         except Exception:
-            step = None
+            step = heading = None
         if step is not None:
             return Command(*step, StopReason.NO_VALID_CONTROL,
                            f"all {k} candidates collide; recovering: a checked slow step towards the goal", plan=None)
-        try:  # where a step would make progress if the robot faced another way, turn to that way
-            heading = recovery_heading(state, request.goal, request.clearance, self.recovery_map(request),
-                                       s.robot_radius_m + s.collision_margin_m, s.collision_lookahead_s)
-        except Exception:
-            heading = None
         towards = "the way to the goal"
         if heading is None:
             heading, towards = request.clearance.freest_heading(state[:2]), "free space"
