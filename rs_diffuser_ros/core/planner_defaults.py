@@ -15,7 +15,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .checkpoint import CheckpointError, read_checkpoint, read_safetensors
+from .checkpoint import CheckpointError, read_checkpoint
 from .config import ConfigError, CoreConfig, PlannerConfig
 
 
@@ -39,8 +39,8 @@ def write_planner_defaults(src: str | Path, dst: str | Path, settings: dict[str,
     from safetensors.torch import save_file
 
     src, dst = Path(src), Path(dst)
-    read_checkpoint(src)  # refuses a file that is not a sound checkpoint, naming the problem
-    metadata, tensors = read_safetensors(src, CheckpointError, "checkpoint")
+    _, _, state_dicts, metadata = read_checkpoint(src)  # refuses a file that is not a sound checkpoint, by name
+    tensors = {f"{name}.{key}": value for name, state in state_dicts.items() for key, value in state.items()}
     config = json.loads(metadata["config"])
     config["planner"] = {**config["planner"], **settings}
     try:
