@@ -253,8 +253,9 @@ def crafted(planner, monkeypatch, plans_for_call):
             for j, (dx, dy, *v) in enumerate(paths):
                 t = np.linspace(0, 1, h)[:, None]
                 cands[j, :, :2] = state[:2] + t * np.array([dx, dy])
-                # The robot faces +x: forward speed along x, unless the path gives its own first action's speed.
-                actions[j] = [v[0] if v else dx / (0.1 * (h - 1)), 0.0]
+                # The robot faces +x: forward speed along x, unless the path gives its own first action's speed
+                # (and turn rate).
+                actions[j] = [v[0] if v else dx / (0.1 * (h - 1)), v[1] if len(v) > 1 else 0.0]
             allowed, pick = None, 0  # scores fall with the index: candidate 0 scores best
             if admissible is not None:  # as plan_batch applies it: the best-scoring admissible candidate
                 allowed = admissible(torch.as_tensor(cands)[None], torch.as_tensor(actions)[None])[0].numpy()
@@ -484,3 +485,71 @@ def test_carry_plan_offers_last_ticks_executed_plan_one_step_on_and_forgets_it_w
     off.step(0.0)
     off.step(0.0)
     assert seen[-1] is None
+
+
+def test_a_robot_turning_on_the_spot_does_not_turn_back_until_it_has_moved(planner, monkeypatch):
+    """turn_commitment.py: after an in-place turn to the left, the best candidate turning in place to the right is
+    passed over for the best that does not (event pick_kept_turning), until the robot has moved turn_commitment_m
+    from where it began turning; where every candidate would turn back, the best one runs; 0 turns the rule off."""
+    left, right, forward_right = (0.0, 0.0, 0.0, 2.0), (0.0, 0.0, 0.0, -2.0), (0.3, 0.0, 0.5, -1.0)
+    # the plan calls of three robots in turn: the rule on, with every candidate turning back, off
+    crafted(planner, monkeypatch, [[left, right], [right, forward_right, left], [right, left], [right, left],
+                                   [left, right], [right, right], [left, right], [right, forward_right, left]])
+
+    def robot(**settings):
+        c = Controller(planner, ControllerSettings(seed=0, **{**SAFE_SETTINGS, **settings}))
+        c.set_goal(GOAL)
+        c.on_costmap(ROOM, 0.0)
+        c.on_odometry(START, 0.0)
+        return c
+
+    c = robot(turn_commitment_m=0.05)
+    assert c.step(0.0).omega == 2.0  # turning left on the spot: left is held
+    kept = c.step(0.1)
+    assert (kept.v, kept.omega, kept.events) == (0.5, -1.0, ("pick_kept_turning",))  # a forward arc may bend right
+    moved = START.copy()
+    moved[0] += 0.03
+    c.on_odometry(moved, 0.2)
+    assert c.step(0.2).omega == 2.0  # 3 cm from where it began turning: still held
+    moved[0] += 0.03
+    c.on_odometry(moved, 0.3)
+    assert c.step(0.3).omega == -2.0  # 6 cm: released
+    c = robot(turn_commitment_m=0.05)
+    c.step(0.0)
+    assert c.step(0.1).omega == -2.0  # nothing else to run: the rule stands aside
+    c = robot(turn_commitment_m=0.0)
+    c.step(0.0)
+    assert c.step(0.1).omega == -2.0
+
+
+def test_a_robot_that_gets_nowhere_is_handed_to_the_recovery_until_it_has_moved(planner, monkeypatch):
+    """progress_checker.py: a model that only ever turns the robot on the spot plans until progress_timeout_s has
+    passed without the robot moving progress_radius_m; then the recovery's checked step towards the goal runs
+    (NO_PROGRESS) instead, until the robot has moved that far; progress_timeout_s 0 turns the check off."""
+    spin = (0.0, 0.0, 0.0, 2.0)
+    crafted(planner, monkeypatch, [[spin]] * 40)
+
+    def robot(**settings):
+        c = Controller(planner, ControllerSettings(seed=0, **{**SAFE_SETTINGS, "turn_commitment_m": 0.0, **settings}))
+        c.set_goal(GOAL)
+        c.on_costmap(ROOM, 0.0)
+        return c
+
+    c = robot(progress_radius_m=0.25, progress_timeout_s=1.0)
+    for t in np.arange(0.0, 1.0, 0.1):
+        c.on_odometry(START, t)
+        assert c.step(t).stop is None
+    c.on_odometry(START, 1.0)
+    stuck = c.step(1.0)
+    assert stuck.stop == StopReason.NO_PROGRESS and stuck.plan is None and stuck.v > 0 and "no progress" in stuck.why
+    moved = START.copy()
+    moved[0] += 0.1
+    c.on_odometry(moved, 1.1)
+    assert c.step(1.1).stop == StopReason.NO_PROGRESS  # 0.1 m of 0.25: still recovering
+    moved[0] += 0.2
+    c.on_odometry(moved, 1.2)
+    assert c.step(1.2).stop is None  # moved 0.3 m: the model plans again, a new window begins
+    off = robot(progress_timeout_s=0.0)
+    for t in np.arange(0.0, 2.0, 0.1):
+        off.on_odometry(START, t)
+        assert off.step(t).stop is None

@@ -6,8 +6,11 @@ named stages, as Nav2's MPPI computeVelocityCommands does:
   check_inputs   goal, odometry watchdog, costmap present and fresh, robot and goal on the map; the state
                  moved on by the odometry's age (odom_prediction.py)
   goal_reached   within goal_tolerance_m: stop and drop the goal
+  progress       a robot that has not moved progress_radius_m in progress_timeout_s is stuck: the recovery
+                 (recovery.py) drives it instead of the model until it has (progress_checker.py, NO_PROGRESS)
   plan           RiskSensitivePlanner.plan_batch for every robot that got this far
-  select_safe    the best-scoring candidate whose plan and command are collision-free (collision.py);
+  select_safe    the best-scoring candidate whose plan and command are collision-free (collision.py) and
+                 that does not turn the robot back on the spot (turn_commitment.py);
                  none: sample once more with more candidates; still none: a slow step down the goal's
                  free-space distance that the check admits (recovery.py), else stop and turn in place
                  towards free space (NO_VALID_CONTROL, as Nav2's controllers report it)
@@ -36,8 +39,10 @@ from rs_diffuser_ros.control.collision import ClearanceMap, plan_step_s, safe_ca
 from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_prediction import predicted_state
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
+from rs_diffuser_ros.control.progress_checker import ProgressChecker
 from rs_diffuser_ros.control.recovery import recovery_heading, recovery_step
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
+from rs_diffuser_ros.control.turn_commitment import TurnCommitment, turns_against
 from rs_diffuser_ros.core.costmap import Costmap
 from rs_diffuser_ros.core.map_input import PASSABLE_CLEARANCE_M, PlanningMap
 from rs_diffuser_ros.core.planner import PlanResult
@@ -61,6 +66,7 @@ class StopReason(str, Enum):
     OUTSIDE_MAP = "outside_map"      # robot or goal beyond the costmap: the model knows nothing there
     PLAN_FAILED = "plan_failed"      # the planner raised or returned a non-finite action
     NO_VALID_CONTROL = "no_valid_control"  # every candidate collides: a recovery step, or turning in place
+    NO_PROGRESS = "no_progress"      # the robot is stuck (progress check): a recovery step, or turning in place
 
 
 @dataclass
@@ -70,7 +76,8 @@ class Command:
     stop: StopReason | None = None   # None while driving
     why: str = ""                    # a sentence for the log when stopped
     plan: PlanResult | None = None   # what the planner proposed this tick, if it ran (the executed choice)
-    events: tuple[str, ...] = ()     # what the safety stage did: "pick_collided" (another candidate ran), "resampled"
+    events: tuple[str, ...] = ()     # what the safety stage did: "pick_collided" / "pick_kept_turning" (another
+                                     # candidate ran: the best collides / would turn back on the spot), "resampled"
 
     @classmethod
     def stopped(cls, reason: StopReason, why: str, plan: PlanResult | None = None) -> "Command":
@@ -90,6 +97,7 @@ class _PlanRequest:
     clearance: ClearanceMap | None  # None: the collision check is off
     map_input: PlanningMap | None = None  # what a map-conditioned model plans on (None for a per-map model)
     carried: np.ndarray | None = None  # last tick's executed plan moved on one step (settings.carry_plan), or None
+    turn_sign: float = 0.0  # the in-place turn direction held (turn_commitment.py): +1 left, -1 right, 0 none
 
 
 class Controller:
@@ -105,6 +113,8 @@ class Controller:
         self.risk_map: Grid | None = None  # the last risk layer received (hazard 0..100): a map model's risk input
         self.risk_map_received_at = -math.inf
         self.last_plan: np.ndarray | None = None  # the plan executed last tick [H, D] (world), for carry_plan
+        self.turning = TurnCommitment()
+        self.progress = ProgressChecker()
         self.set_planner(planner)
 
     # --- inputs -------------------------------------------------------------------------
@@ -120,6 +130,8 @@ class Controller:
     def set_goal(self, goal) -> None:
         self.goal = None if goal is None else np.asarray(goal, dtype=np.float32).reshape(2)
         self.last_plan = None  # a plan towards the old goal is no commitment worth keeping
+        self.turning.release()
+        self.progress.reset()
 
     def on_odometry(self, state, now_s: float, stamp_s: float = 0.0, clock_now_s: float | None = None) -> str | None:
         """A valid state [6] arrived at `now_s` (receiver's monotonic clock), stamped `stamp_s` (0: unstamped),
@@ -190,7 +202,8 @@ class Controller:
         s, goal = self.settings, self.goal
         distance = math.hypot(float(state[0] - goal[0]), float(state[1] - goal[1]))
         limit = approach_speed_limit(distance, s.max_linear_speed, s.approach_slowdown_m, s.min_approach_speed)
-        return _PlanRequest(state, goal, limit, *(self.plan_maps() if maps is None else maps), self.carried_plan(state))
+        return _PlanRequest(state, goal, limit, *(self.plan_maps() if maps is None else maps), self.carried_plan(state),
+                            self.turning.current(state, s.turn_commitment_m))
 
     def carried_plan(self, state: np.ndarray) -> np.ndarray | None:
         """With settings.carry_plan: the plan executed last tick, one tick on (a tick is one control period: one plan
@@ -219,42 +232,57 @@ class Controller:
                                       m.map_safe_distance, m.map_passable_clearance_m)
         return costmap, clearance, map_input
 
-    def select_safe(self, result: PlanResult) -> tuple[PlanResult | None, tuple[str, ...]]:
-        """Stage 4: the planner already chose the best-scoring candidate the collision check admits (see
-        `_admissible`); None when it admitted none. Unchanged when the check is off."""
+    def select_safe(self, result: PlanResult, request: _PlanRequest) -> tuple[PlanResult | None, tuple[str, ...]]:
+        """Stage 4: the planner already chose the best-scoring candidate the collision check and the turn commitment
+        admit (see `_admissible`); None when the check admitted none. Unchanged when neither restricts."""
         if result.admissible is None:
             return result, ()
         if not result.admissible.any():
             return None, ()
-        return result, ("pick_collided",) if result.chosen_index != result.best_scoring else ()
+        if result.chosen_index == result.best_scoring:
+            return result, ()
+        kept = request.turn_sign != 0 and turns_against(result.candidate_actions[result.best_scoring], request.turn_sign)
+        return result, ("pick_kept_turning",) if kept else ("pick_collided",)
 
     def no_valid_control(self, request: _PlanRequest, result: PlanResult) -> Command:
-        """Every candidate collides: one slow step down the goal's free-space distance that the collision check
-        admits (`recovery.py`), so the next replan starts from a state the model may plan better from; where none
-        brings the robot closer, stay put and turn (in place, a round robot cannot hit anything) towards the heading
-        whose step would, else towards the freest direction."""
-        s, state, k = self.settings, request.state, len(result.candidates)
+        """Every candidate collides: the recovery (`recover`)."""
+        return self.recover(request, StopReason.NO_VALID_CONTROL, f"all {len(result.candidates)} candidates collide")
+
+    def stuck(self, request: _PlanRequest, now_s: float) -> Command | None:
+        """The progress check: the recovery's command while the robot is stuck, else None (the model plans)."""
+        s = self.settings
+        if not self.progress.stuck(request.state, now_s, s.progress_radius_m, s.progress_timeout_s):
+            return None
+        return self.recover(request, StopReason.NO_PROGRESS, f"no progress: moved less than {s.progress_radius_m:g} m "
+                            f"in {s.progress_timeout_s:g} s")
+
+    def recover(self, request: _PlanRequest, reason: StopReason, why: str) -> Command:
+        """One slow step down the goal's free-space distance that the collision check admits (`recovery.py`), so the
+        next replan starts from a state the model may plan better from; where none brings the robot closer, stay put
+        and turn (in place, a round robot cannot hit anything) towards the heading whose step would, else towards the
+        freest direction."""
+        s, state = self.settings, request.state
         radius = s.robot_radius_m + s.collision_margin_m
+        clearance = request.clearance if request.clearance is not None else \
+            _clearance_map(self.grid, s.unknown_is_obstacle, self.planner.device)  # the check is off: the recovery checks
         try:  # a map the recovery cannot read (a risk layer off the costmap's grid, ...) leaves the turn to free space
             recovery_map = self.recovery_map(request)
-            step = recovery_step(state, request.goal, request.clearance, recovery_map, radius, s.collision_lookahead_s,
+            step = recovery_step(state, request.goal, clearance, recovery_map, radius, s.collision_lookahead_s,
                                  request.speed_limit, s.max_angular_speed)
             # no step makes progress: the heading whose step would, if the robot faced it
-            heading = None if step is not None else recovery_heading(state, request.goal, request.clearance,
+            heading = None if step is not None else recovery_heading(state, request.goal, clearance,
                                                                      recovery_map, radius, s.collision_lookahead_s)
         except Exception:
             step = heading = None
         if step is not None:
-            return Command(*step, StopReason.NO_VALID_CONTROL,
-                           f"all {k} candidates collide; recovering: a checked slow step towards the goal", plan=None)
+            return Command(*step, reason, f"{why}; recovering: a checked slow step towards the goal", plan=None)
         towards = "the way to the goal"
         if heading is None:
-            heading, towards = request.clearance.freest_heading(state[:2]), "free space"
+            heading, towards = clearance.freest_heading(state[:2]), "free space"
         error = math.remainder(heading - math.atan2(float(state[2]), float(state[3])), 2 * math.pi)
         w = s.max_angular_speed
         omega = float(np.clip(2.0 * error, -w, w)) if abs(error) > 0.1 else 0.0
-        return Command(0.0, omega, StopReason.NO_VALID_CONTROL,
-                       f"all {k} candidates collide; turning towards {towards}", plan=None)
+        return Command(0.0, omega, reason, f"{why}; turning towards {towards}", plan=None)
 
     def recovery_map(self, request: _PlanRequest) -> PlanningMap:
         """The map whose goal distance a recovery step follows: the one a map-conditioned model reads, else one
@@ -284,10 +312,13 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
     # this tick rather than once per robot: an evaluation ticks a thousand robots on one map. The objects are
     # held by the controllers for the whole tick, so their ids stay theirs.
     shared: dict[tuple, tuple] = {}
+    planned_from: dict[int, np.ndarray] = {}  # where each robot that got to planning stands (the turn commitment's)
     for i, c in enumerate(controllers):
         stop, state = c.check_inputs(now_s)
         commands[i] = stop or c.goal_reached(state)
-        if commands[i] is None:
+        if commands[i] is not None:  # stopped for its inputs or arrived: no window of progress runs
+            c.progress.reset()
+        else:
             inputs = (id(c.planner), id(c.settings), id(c.grid), id(c.risk_map))
             if inputs not in shared:
                 try:  # building what the planner needs from the maps (a risk map that does not fit the costmap, ...)
@@ -304,6 +335,10 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
                 request = c.plan_request(state, maps)
             except Exception as error:
                 commands[i] = Command.stopped(StopReason.PLAN_FAILED, f"{type(error).__name__}: {error}")
+                continue
+            planned_from[i] = state
+            commands[i] = c.stuck(request, now_s)
+            if commands[i] is not None:
                 continue
             if not members:  # the first robot of these inputs to plan: its group joins (or is) the groups' order here
                 members = groups.setdefault(key, members)
@@ -330,8 +365,11 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
             continue
         for i, request, result in unsafe:
             commands[i] = controllers[i].no_valid_control(request, result)
-    for c, command in zip(controllers, commands):  # what carry_plan keeps: only a plan that is being executed
+    for i, (c, command) in enumerate(zip(controllers, commands)):
+        # what carry_plan keeps: only a plan that is being executed
         c.last_plan = command.plan.plan if command.plan is not None and command.stop is None else None
+        if i in planned_from:
+            c.turning.executed(planned_from[i], command.v, command.omega, c.settings.turn_commitment_m)
     return commands
 
 
@@ -353,7 +391,7 @@ def _plan_and_select(controllers, members, commands, seed, candidates, events) -
         if not all(map(math.isfinite, result.action.tolist())):  # a diverged model: no candidate is to be trusted
             commands[i] = controllers[i].shape_command(result, request)
             continue
-        safe, picked = controllers[i].select_safe(result)
+        safe, picked = controllers[i].select_safe(result, request)
         if safe is None:
             unsafe.append((i, request, result))
         else:
@@ -371,9 +409,11 @@ def _carried(members) -> np.ndarray | None:
 
 
 def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members, plan_stride: int = 1):
-    """The collision check as plan_batch's `admissible` predicate (run on the planner's device, all robots of
-    a group at once; a group shares its settings and costmap, hence its clearance map), or None when off."""
-    if clearance is None:
+    """plan_batch's `admissible` predicate (run on the planner's device, all robots of a group at once; a group
+    shares its settings and costmap, hence its clearance map): the collision check, and the turn commitment where
+    it leaves a robot some candidate the check admits. None when neither restricts anything."""
+    signs = np.array([r.turn_sign for _, r in members], dtype=np.float32)
+    if clearance is None and not signs.any():
         return None
     states = np.stack([r.state for _, r in members])
     limits = np.array([r.speed_limit for _, r in members], dtype=np.float32)[:, None]
@@ -381,11 +421,15 @@ def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members, 
     def check(plans, actions):
         device = plans.device
         speed = torch.as_tensor(limits, device=device)
-        commands = torch.stack([torch.maximum(torch.minimum(actions[..., 0], speed), -speed),
-                                actions[..., 1].clamp(-s.max_angular_speed, s.max_angular_speed)], -1)
-        return safe_candidates(clearance, torch.as_tensor(states, device=device), plans[..., :2],
-                               torch.nan_to_num(commands, nan=0.0), s.robot_radius_m + s.collision_margin_m,
-                               s.collision_lookahead_s, s.collision_horizon_s, plan_step_s(plan_stride))
+        commands = torch.nan_to_num(torch.stack([torch.maximum(torch.minimum(actions[..., 0], speed), -speed),
+                                                 actions[..., 1].clamp(-s.max_angular_speed, s.max_angular_speed)],
+                                                -1), nan=0.0)
+        safe = torch.ones(commands.shape[:-1], dtype=torch.bool, device=device) if clearance is None else \
+            safe_candidates(clearance, torch.as_tensor(states, device=device), plans[..., :2], commands,
+                            s.robot_radius_m + s.collision_margin_m, s.collision_lookahead_s, s.collision_horizon_s,
+                            plan_step_s(plan_stride))
+        kept = safe & ~turns_against(commands, torch.as_tensor(signs, device=device)[:, None])
+        return torch.where(kept.any(-1, keepdim=True), kept, safe)
     return check
 
 

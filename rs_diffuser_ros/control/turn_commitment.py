@@ -1,0 +1,49 @@
+"""No turning back and forth on the spot: once the robot turns in place one way, a candidate whose command would turn
+it in place the other way is not executed until the robot has moved on.
+
+Traced on test maps gen1000013 and gen1000009 (the general model, averse:0.1, docs/method_choices.md): the robot
+stood still until the time limit, its command alternating (0, +2) and (0, -2) rad/s every tick. Two groups of
+candidates, one turning left and one right, each scored best from the heading the other had left it at; seven
+such episodes in 500 were all the failures of a test-map run, and their time-limit returns made the pooled CVaR.
+Nav2's DWB makes such a trajectory illegal (OscillationCritic: a command that flips the sign of the rotation before
+the robot has moved oscillation_reset_dist); this is the same rule for the one oscillation seen here, the in-place
+turn. It restricts, it does not choose: the critic's best candidate among the rest runs, and if every candidate
+would turn back, the rule stands aside for that tick.
+"""
+from __future__ import annotations
+
+import math
+
+IN_PLACE_SPEED = 0.05  # m/s: a command slower than this turns the robot on the spot (DWB's x_only_threshold)
+MIN_TURN_RATE = 0.05  # rad/s: slower turns neither set nor break the commitment
+
+
+def turns_against(actions, sign: float):
+    """[...] True where the (v, omega) commands `actions` [..., 2] (numpy or torch) turn in place against `sign`."""
+    return (abs(actions[..., 0]) < IN_PLACE_SPEED) & (actions[..., 1] * sign < -MIN_TURN_RATE)
+
+
+class TurnCommitment:
+    """One robot's in-place turn direction: +1 (left), -1 (right) or 0 (free), and where the robot was when it began."""
+
+    def __init__(self):
+        self.sign = 0.0
+        self.anchor: tuple[float, float] | None = None
+
+    def release(self) -> None:
+        self.sign, self.anchor = 0.0, None
+
+    def current(self, xy, reset_m: float) -> float:
+        """The sign to hold at position xy this tick: released once the robot is `reset_m` from where it began
+        turning (0 = the rule is off)."""
+        if reset_m <= 0:
+            self.release()
+        elif self.anchor is not None and math.hypot(float(xy[0]) - self.anchor[0],
+                                                    float(xy[1]) - self.anchor[1]) >= reset_m:
+            self.release()
+        return self.sign
+
+    def executed(self, xy, v: float, omega: float, reset_m: float) -> None:
+        """The robot at xy was sent (v, omega): an in-place turn with no direction held sets one (unless off)."""
+        if reset_m > 0 and self.sign == 0.0 and abs(v) < IN_PLACE_SPEED and abs(omega) > MIN_TURN_RATE:
+            self.sign, self.anchor = math.copysign(1.0, omega), (float(xy[0]), float(xy[1]))
