@@ -36,6 +36,21 @@ def test_the_route_goes_round_a_risky_region_at_a_margin_and_ends_at_the_goal():
     assert along[0, -1] == pytest.approx(6.0, abs=0.15) and shortest[0, :, 1].abs().max() < 0.1  # straight through
 
 
+def test_the_way_round_goes_round_even_where_the_detour_is_many_times_the_crossing():
+    # A thin risky band across the room, open only at the top: crossing it costs 0.4 m, going round ~10 m. Counting a
+    # metre inside SAFE_DETOUR_WEIGHT (5) times, as the model's safe distance does, the "way round" crossed it, and on
+    # 7 of the 25 trade-off test maps no route candidate stayed out (docs/method_choices.md); ROUTE_RISK_WEIGHT does.
+    occ = grid_with()
+    risk = level_grid(occ, [(-0.2, -3.0, 0.2, 2.0)])
+    pm = PlanningMap.from_grids(occ, risk)
+    route, along = walk(pm, (-0.8, -2.5), (0.8, -2.5), length=20.0)
+    assert torch.allclose(route[0, -1], torch.tensor([0.8, -2.5]), atol=0.1) and along[0, -1] > 9.0
+    in_band = (route[0, :, 0].abs() < 0.2 + 0.1) & (route[0, :, 1] < 2.0 + 0.1)
+    assert not in_band.any()
+    shortest, along = walk(pm, (-0.8, -2.5), (0.8, -2.5), way=1)
+    assert along[0, -1] < 2.0
+
+
 def test_the_route_passes_a_slit_whose_centre_line_keeps_the_route_clearance():
     # A wall across the room with an 0.8 m slit (narrow_corridor's safe way): its centre line keeps 0.4 m from both
     # sides, more than the route's 0.35 m, measured as the collision check measures. The max-pooled obstacle cost,

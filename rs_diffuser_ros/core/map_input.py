@@ -57,6 +57,7 @@ _ROUTE_RISK_CLIP = 4.0  # route_risk: 4 = a whole-scale hazard (level 100) over 
 # a cell; a metre at a wall costs 1 + ROUTE_WALL_WEIGHT x the obstacle cost, so it keeps to the middle of a passage.
 ROUTE_CLEARANCE_M = 0.35
 ROUTE_RISK_MARGIN_M = 0.2
+ROUTE_RISK_WEIGHT = 100.0  # a metre inside a risky region counts this much on the way round (within the margin: 5)
 ROUTE_WALL_WEIGHT = 4.0
 # The goal distance runs over the cells whose centre is at least this far from a wall: the layouts' robot radius
 # (0.2 m) and the collision check's margin (0.05 m), the controller's defaults, so the distance never leads into a gap
@@ -174,7 +175,8 @@ class MapLayers:
     @torch.no_grad()
     def route_distance(self, goals: Tensor, index: Tensor | None = None) -> Tensor:
         """The fields route candidates follow (core/route_candidates.py): goals [G, 2] -> [G, 2, h, w] metres, the way
-        round risk (the safe distance's risk weighting, reaching ROUTE_RISK_MARGIN_M beyond the regions) and the
+        round risk (a metre inside a region counted ROUTE_RISK_WEIGHT times, within ROUTE_RISK_MARGIN_M of one
+        SAFE_DETOUR_WEIGHT times: round wherever a way round exists, off the regions' edges where it can) and the
         shortest way (risk ignored), both over only the cells at least ROUTE_CLEARANCE_M from a wall (the model's own
         passable cells keep PASSABLE_CLEARANCE_M at most: a follower cutting a corner there would touch it), each metre
         costing more the nearer a wall (1 + ROUTE_WALL_WEIGHT x the obstacle cost), so a route keeps to the middle of a
@@ -190,10 +192,13 @@ class MapLayers:
             passable = self.passable[index] & self.route_passable[index]
         else:  # the obstacle cost falls linearly from 1 at a wall to 0 at MAP_INFLATION_M (Costmap.from_occupancy)
             passable = self.passable[index] & (obstacle <= 1 - ROUTE_CLEARANCE_M / MAP_INFLATION_M)
-        # A route follower cuts corners: the risk's weight reaches ROUTE_RISK_MARGIN_M beyond its regions.
+        # A route follower cuts corners: a metre within ROUTE_RISK_MARGIN_M of a region costs SAFE_DETOUR_WEIGHT, so the
+        # way keeps off the edges where it can; one inside costs ROUTE_RISK_WEIGHT, so it goes round wherever it can.
+        inside = self.layers[index, 1]
         reach = 2 * round(ROUTE_RISK_MARGIN_M / self.resolution) + 1
-        risk = F.max_pool2d(self.layers[index, 1][:, None], reach, stride=1, padding=reach // 2)[:, 0]
-        return torch.stack([self._distance_chunk(goals, index, (1 + (SAFE_DETOUR_WEIGHT - 1) * risk) * walls,
+        near = F.max_pool2d(inside[:, None], reach, stride=1, padding=reach // 2)[:, 0]
+        risk_weight = 1 + (SAFE_DETOUR_WEIGHT - 1) * near + (ROUTE_RISK_WEIGHT - SAFE_DETOUR_WEIGHT) * inside
+        return torch.stack([self._distance_chunk(goals, index, risk_weight * walls,
                                                  passable=passable),
                             self._distance_chunk(goals, index, walls, passable=passable)], 1)
 

@@ -7,7 +7,8 @@ before it no candidate turns for the way round (docs/method_choices.md, "Route c
 each replan have their positions held to a route follower's rollout from the robot's state: pure pursuit, as the
 scripted `detour` and `shortcut` policies that recorded the data drive. Some follow the way round risk, some the
 shortest way (PlanningMap.route_steps: goal distances at the collision check's clearance from walls, the first with
-every metre near a risky region counted SAFE_DETOUR_WEIGHT times), so the critic weighs like against like. The
+every metre inside a risky region counted ROUTE_RISK_WEIGHT times and one near it SAFE_DETOUR_WEIGHT times, so it goes
+round wherever a way round exists), so the critic weighs like against like. The
 denoiser fills in the rest (heading, speed, turn rate); the critic scores these candidates like every other one, so
 whether the robot goes round is still its CVaR's choice.
 
