@@ -545,11 +545,38 @@ def test_a_robot_that_gets_nowhere_is_handed_to_the_recovery_until_it_has_moved(
     moved = START.copy()
     moved[0] += 0.1
     c.on_odometry(moved, 1.1)
-    assert c.step(1.1).stop == StopReason.NO_PROGRESS  # 0.1 m of 0.25: still recovering
+    assert c.step(1.1).stop == StopReason.NO_PROGRESS  # 0.1 m closer to the goal of 0.25: still recovering
     moved[0] += 0.2
     c.on_odometry(moved, 1.2)
-    assert c.step(1.2).stop is None  # moved 0.3 m: the model plans again, a new window begins
+    assert c.step(1.2).stop is None  # 0.3 m closer: the model plans again, a new window begins
     off = robot(progress_timeout_s=0.0)
     for t in np.arange(0.0, 2.0, 0.1):
         off.on_odometry(START, t)
         assert off.step(t).stop is None
+
+
+def test_a_robot_that_keeps_moving_but_comes_no_closer_to_the_goal_is_stuck_too(planner, monkeypatch):
+    """Progress is towards the goal, along free space: a robot driving back and forth across the room (as one did
+    between a dead end and the way out on fresh map gen2000004) is stuck after progress_timeout_s, however far it
+    drives; one driving towards the goal at a fortieth of that speed is not."""
+    crafted(planner, monkeypatch, [[(0.0, 0.0, 0.0, 2.0)]] * 60)
+    c = Controller(planner, ControllerSettings(seed=0, **{**SAFE_SETTINGS, "progress_radius_m": 0.25,
+                                                          "progress_timeout_s": 1.0}))
+    c.set_goal(GOAL)
+    c.on_costmap(ROOM, 0.0)
+    commands = []
+    for tick in range(15):
+        state = START.copy()
+        state[1] += 2.0 * (tick % 2)  # 2 m north and back, every tick: across the goal's direction
+        c.on_odometry(state, 0.1 * tick)
+        commands.append(c.step(0.1 * tick).stop)
+    assert commands[:10] == [None] * 10 and StopReason.NO_PROGRESS in commands[10:]
+    creeping = Controller(planner, ControllerSettings(seed=0, **{**SAFE_SETTINGS, "progress_radius_m": 0.25,
+                                                                 "progress_timeout_s": 1.0}))
+    creeping.set_goal(GOAL)
+    creeping.on_costmap(ROOM, 0.0)
+    for tick in range(30):
+        state = START.copy()
+        state[0] += 0.05 * tick  # 0.5 m/s towards the goal, along x
+        creeping.on_odometry(state, 0.1 * tick)
+        assert creeping.step(0.1 * tick).stop is None

@@ -6,8 +6,9 @@ named stages, as Nav2's MPPI computeVelocityCommands does:
   check_inputs   goal, odometry watchdog, costmap present and fresh, robot and goal on the map; the state
                  moved on by the odometry's age (odom_prediction.py)
   goal_reached   within goal_tolerance_m: stop and drop the goal
-  progress       a robot that has not moved progress_radius_m in progress_timeout_s is stuck: the recovery
-                 (recovery.py) drives it instead of the model until it has (progress_checker.py, NO_PROGRESS)
+  progress       a robot that has not come progress_radius_m closer to the goal (along free space) in
+                 progress_timeout_s is stuck: the recovery (recovery.py) drives it instead of the model until it
+                 has (progress_checker.py, NO_PROGRESS)
   plan           RiskSensitivePlanner.plan_batch for every robot that got this far
   select_safe    the best-scoring candidate whose plan and command are collision-free (collision.py) and
                  that does not turn the robot back on the spot (turn_commitment.py);
@@ -40,11 +41,11 @@ from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_prediction import predicted_state
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.control.progress_checker import ProgressChecker
-from rs_diffuser_ros.control.recovery import recovery_heading, recovery_step
+from rs_diffuser_ros.control.recovery import field_at, recovery_heading, recovery_step
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
 from rs_diffuser_ros.control.turn_commitment import TurnCommitment, turns_against
 from rs_diffuser_ros.core.costmap import Costmap
-from rs_diffuser_ros.core.map_input import PASSABLE_CLEARANCE_M, PlanningMap
+from rs_diffuser_ros.core.map_input import PASSABLE_CLEARANCE_M, UNREACHABLE, PlanningMap
 from rs_diffuser_ros.core.planner import PlanResult
 
 
@@ -251,10 +252,26 @@ class Controller:
     def stuck(self, request: _PlanRequest, now_s: float) -> Command | None:
         """The progress check: the recovery's command while the robot is stuck, else None (the model plans)."""
         s = self.settings
-        if not self.progress.stuck(request.state, now_s, s.progress_radius_m, s.progress_timeout_s):
+        if s.progress_timeout_s <= 0:
             return None
-        return self.recover(request, StopReason.NO_PROGRESS, f"no progress: moved less than {s.progress_radius_m:g} m "
-                            f"in {s.progress_timeout_s:g} s")
+        if not self.progress.stuck(request.state, self.goal_distances(request), now_s, s.progress_radius_m,
+                                   s.progress_timeout_s):
+            return None
+        return self.recover(request, StopReason.NO_PROGRESS, f"no progress: not {s.progress_radius_m:g} m closer to "
+                            f"the goal in {s.progress_timeout_s:g} s")
+
+    def goal_distances(self, request: _PlanRequest) -> np.ndarray:
+        """The robot's distances to the goal along free space [plain, risk-weighted] (inf where its cell reads none,
+        both when the maps cannot be read): what the progress check measures, on the map the recovery follows."""
+        try:
+            planning_map = self.recovery_map(request)
+            goals = torch.as_tensor(request.goal[None], dtype=torch.float32, device=planning_map.device)
+            here = torch.as_tensor(request.state[:2], dtype=torch.float32, device=planning_map.device)
+            distances = np.array([float(field_at(field, planning_map, here))
+                                  for field in planning_map.distance_fields(goals)[0]])
+        except Exception:
+            return np.full(2, np.inf)
+        return np.where(distances < UNREACHABLE / 2, distances, np.inf)
 
     def recover(self, request: _PlanRequest, reason: StopReason, why: str) -> Command:
         """One slow step down the goal's free-space distance that the collision check admits (`recovery.py`), so the
