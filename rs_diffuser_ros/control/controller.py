@@ -41,7 +41,7 @@ from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_prediction import predicted_state
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.control.progress_checker import ProgressChecker
-from rs_diffuser_ros.control.recovery import field_at, recovery_heading, recovery_step
+from rs_diffuser_ros.control.recovery import recovery_heading, recovery_step
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
 from rs_diffuser_ros.control.turn_commitment import TurnCommitment, turns_against
 from rs_diffuser_ros.core.costmap import Costmap
@@ -249,29 +249,16 @@ class Controller:
         """Every candidate collides: the recovery (`recover`)."""
         return self.recover(request, StopReason.NO_VALID_CONTROL, f"all {len(result.candidates)} candidates collide")
 
-    def stuck(self, request: _PlanRequest, now_s: float) -> Command | None:
-        """The progress check: the recovery's command while the robot is stuck, else None (the model plans)."""
+    def stuck(self, request: _PlanRequest, now_s: float, distances: np.ndarray) -> Command | None:
+        """The progress check, given the robot's goal distances (`_goal_distances`): the recovery's command while the
+        robot is stuck, else None (the model plans)."""
         s = self.settings
         if s.progress_timeout_s <= 0:
             return None
-        if not self.progress.stuck(request.state, self.goal_distances(request), now_s, s.progress_radius_m,
-                                   s.progress_timeout_s):
+        if not self.progress.stuck(request.state, distances, now_s, s.progress_radius_m, s.progress_timeout_s):
             return None
         return self.recover(request, StopReason.NO_PROGRESS, f"no progress: not {s.progress_radius_m:g} m closer to "
                             f"the goal in {s.progress_timeout_s:g} s")
-
-    def goal_distances(self, request: _PlanRequest) -> np.ndarray:
-        """The robot's distances to the goal along free space [plain, risk-weighted] (inf where its cell reads none,
-        both when the maps cannot be read): what the progress check measures, on the map the recovery follows."""
-        try:
-            planning_map = self.recovery_map(request)
-            goals = torch.as_tensor(request.goal[None], dtype=torch.float32, device=planning_map.device)
-            here = torch.as_tensor(request.state[:2], dtype=torch.float32, device=planning_map.device)
-            distances = np.array([float(field_at(field, planning_map, here))
-                                  for field in planning_map.distance_fields(goals)[0]])
-        except Exception:
-            return np.full(2, np.inf)
-        return np.where(distances < UNREACHABLE / 2, distances, np.inf)
 
     def recover(self, request: _PlanRequest, reason: StopReason, why: str) -> Command:
         """One slow step down the goal's free-space distance that the collision check admits (`recovery.py`), so the
@@ -330,6 +317,7 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
     # held by the controllers for the whole tick, so their ids stay theirs.
     shared: dict[tuple, tuple] = {}
     planned_from: dict[int, np.ndarray] = {}  # where each robot that got to planning stands (the turn commitment's)
+    requests: list[tuple[int, tuple, _PlanRequest]] = []  # (robot, its inputs' key in `shared`, its plan request)
     for i, c in enumerate(controllers):
         stop, state = c.check_inputs(now_s)
         commands[i] = stop or c.goal_reached(state)
@@ -354,13 +342,17 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
                 commands[i] = Command.stopped(StopReason.PLAN_FAILED, f"{type(error).__name__}: {error}")
                 continue
             planned_from[i] = state
-            commands[i] = c.stuck(request, now_s)
-            if commands[i] is not None:
-                continue
-            if not members:  # the first robot of these inputs to plan: its group joins (or is) the groups' order here
-                members = groups.setdefault(key, members)
-                shared[inputs] = maps, key, members
-            members.append((i, request))
+            requests.append((i, inputs, request))
+    distances = _goal_distances(controllers, requests)
+    for i, inputs, request in requests:
+        commands[i] = controllers[i].stuck(request, now_s, distances[i])
+        if commands[i] is not None:
+            continue
+        maps, key, members = shared[inputs]
+        if not members:  # the first robot of these inputs to plan: its group joins (or is) the groups' order here
+            members = groups.setdefault(key, members)
+            shared[inputs] = maps, key, members
+        members.append((i, request))
     for members in groups.values():
         first = controllers[members[0][0]]
         s = first.settings
@@ -391,6 +383,32 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
 
 
 MAX_CANDIDATES = 1024
+
+
+def _goal_distances(controllers, requests) -> dict[int, np.ndarray]:
+    """Each planning robot's distances to its goal along free space ([plain, risk-weighted] on the map its recovery
+    follows; inf where its cell reads none, or the map cannot be read): what the progress check measures. One lookup
+    per map and goal cell, one copy to the host per map (an evaluation ticks a thousand robots on one map)."""
+    out = {i: np.full(2, np.inf) for i, _, _ in requests}
+    by_map: dict[int, tuple[PlanningMap, list]] = {}
+    for i, _, request in requests:
+        c = controllers[i]
+        if c.settings.progress_timeout_s <= 0:
+            continue
+        try:
+            planning_map = c.recovery_map(request)
+        except Exception:  # a risk layer off the costmap's grid, ...: movement counts instead (progress_checker.py)
+            continue
+        by_map.setdefault(id(planning_map), (planning_map, []))[1].append((i, request))
+    for planning_map, members in by_map.values():
+        try:
+            values = planning_map.distances_at([r.goal for _, r in members], [r.state[:2] for _, r in members])
+        except Exception:
+            continue
+        for (i, _), d in zip(members, values):
+            out[i] = np.where(d < UNREACHABLE / 2, d, np.inf)
+    return out
+
 
 
 def _plan_and_select(controllers, members, commands, seed, candidates, events) -> list:
