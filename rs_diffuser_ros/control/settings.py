@@ -44,9 +44,9 @@ class ControllerSettings:
     turn_commitment_m: float = setting(0.05, "Once the robot turns in place one way, no candidate turning it in place "
                                        "the other way runs until it has moved this far from where it began turning, m "
                                        "(as Nav2 DWB's oscillation_reset_dist); 0 = off.", low=0.0, high=10.0)
-    progress_radius_m: float = setting(0.25, "The robot must move this far within progress_timeout_s, m; if not, it is "
-                                       "stuck and the recovery drives until it has (as Nav2's progress checker's "
-                                       "required_movement_radius).", low=0.01, high=10.0)
+    progress_radius_m: float = setting(0.25, "The robot must come this much closer to the goal (along free space) within "
+                                       "progress_timeout_s, m; if not, it is stuck and the recovery drives until it "
+                                       "has (Nav2's progress checker, measured towards the goal).", low=0.01, high=10.0)
     progress_timeout_s: float = setting(5.0, "The progress check's window, s (Nav2's movement_time_allowance); "
                                         "0 = no progress check.", low=0.0, high=600.0)
     # Command limits.
