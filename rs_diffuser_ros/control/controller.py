@@ -410,7 +410,6 @@ def _goal_distances(controllers, requests) -> dict[int, np.ndarray]:
     return out
 
 
-
 def _plan_and_select(controllers, members, commands, seed, candidates, events) -> list:
     """One batched plan for `members` [(index, request)], the collision check choosing among the candidates;
     fills `commands` for those with a safe candidate and returns the rest as [(index, request, result)]."""
