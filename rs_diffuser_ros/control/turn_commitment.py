@@ -1,10 +1,11 @@
 """No turning back and forth on the spot: once the robot turns in place one way, a candidate whose command would turn
 it in place the other way is not executed until the robot has moved on.
 
-Traced on test maps gen1000013 and gen1000009 (the general model, averse:0.1, docs/method_choices.md): the robot
-stood still until the time limit, its command alternating (0, +2) and (0, -2) rad/s every tick. Two groups of
-candidates, one turning left and one right, each scored best from the heading the other had left it at; seven
-such episodes in 500 were all the failures of a test-map run, and their time-limit returns made the pooled CVaR.
+Traced on test map gen1000013 (the general model, averse:0.1, docs/method_choices.md): the robot stood still from
+5 s to the time limit, its command alternating (0, +2) and (0, -2) rad/s every tick. Two groups of candidates, one
+turning left and one right, each scored best from the heading the other had left it at. All 7 failures of that
+test-map run (1,000 episodes) were time limits of a robot standing still, and their returns made the pooled CVaR;
+on gen1000009 the same alternation came from the only candidates admitted (progress_checker.py handles that one).
 Nav2's DWB makes such a trajectory illegal (OscillationCritic: a command that flips the sign of the rotation before
 the robot has moved oscillation_reset_dist); this is the same rule for the one oscillation seen here, the in-place
 turn. It restricts, it does not choose: the critic's best candidate among the rest runs, and if every candidate
