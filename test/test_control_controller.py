@@ -580,3 +580,25 @@ def test_a_robot_that_keeps_moving_but_comes_no_closer_to_the_goal_is_stuck_too(
         state[0] += 0.05 * tick  # 0.5 m/s towards the goal, along x
         creeping.on_odometry(state, 0.1 * tick)
         assert creeping.step(0.1 * tick).stop is None
+
+
+def test_a_progress_check_switched_on_at_run_time_measures_from_then(planner, monkeypatch):
+    """`ros2 param set /planner progress_timeout_s 5`: a robot that stood still while the check was off is not stuck
+    the moment it is switched on; its window begins then."""
+    crafted(planner, monkeypatch, [[(0.0, 0.0, 0.0, 2.0)]] * 40)
+    on = ControllerSettings(seed=0, **{**SAFE_SETTINGS, "turn_commitment_m": 0.0, "progress_timeout_s": 1.0})
+    c = Controller(planner, on)
+    c.set_goal(GOAL)
+    c.on_costmap(ROOM, 0.0)
+    c.on_odometry(START, 0.0)
+    assert c.step(0.0).stop is None  # the window begins at 0 s
+    c.set_settings(dataclasses.replace(on, progress_timeout_s=0.0))
+    for t in np.arange(0.1, 3.0, 0.1):
+        c.on_odometry(START, t)
+        assert c.step(t).stop is None
+    c.set_settings(on)
+    for t in np.arange(3.0, 3.9, 0.1):
+        c.on_odometry(START, t)
+        assert c.step(t).stop is None  # within 1 s of being switched on
+    c.on_odometry(START, 4.1)
+    assert c.step(4.1).stop == StopReason.NO_PROGRESS

@@ -253,8 +253,8 @@ class Controller:
         """The progress check, given the robot's goal distances (`_goal_distances`): the recovery's command while the
         robot is stuck, else None (the model plans)."""
         s = self.settings
-        if s.progress_timeout_s <= 0:
-            return None
+        # Asked every tick, also while off (progress_timeout_s 0): the checker then restarts its window, so one switched
+        # on at run time measures from then, not from before it was switched off.
         if not self.progress.stuck(request.state, distances, now_s, s.progress_radius_m, s.progress_timeout_s):
             return None
         return self.recover(request, StopReason.NO_PROGRESS, f"no progress: not {s.progress_radius_m:g} m closer to "
