@@ -316,7 +316,6 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
     # this tick rather than once per robot: an evaluation ticks a thousand robots on one map. The objects are
     # held by the controllers for the whole tick, so their ids stay theirs.
     shared: dict[tuple, tuple] = {}
-    planned_from: dict[int, np.ndarray] = {}  # where each robot that got to planning stands (the turn commitment's)
     requests: list[tuple[int, tuple, _PlanRequest]] = []  # (robot, its inputs' key in `shared`, its plan request)
     for i, c in enumerate(controllers):
         stop, state = c.check_inputs(now_s)
@@ -341,7 +340,6 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
             except Exception as error:
                 commands[i] = Command.stopped(StopReason.PLAN_FAILED, f"{type(error).__name__}: {error}")
                 continue
-            planned_from[i] = state
             requests.append((i, inputs, request))
     distances = _goal_distances(controllers, requests)
     for i, inputs, request in requests:
@@ -374,11 +372,11 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
             continue
         for i, request, result in unsafe:
             commands[i] = controllers[i].no_valid_control(request, result)
-    for i, (c, command) in enumerate(zip(controllers, commands)):
-        # what carry_plan keeps: only a plan that is being executed
+    for c, command in zip(controllers, commands):  # what carry_plan keeps: only a plan that is being executed
         c.last_plan = command.plan.plan if command.plan is not None and command.stop is None else None
-        if i in planned_from:
-            c.turning.executed(planned_from[i], command.v, command.omega, c.settings.turn_commitment_m)
+    for i, _, request in requests:  # the robots that got to planning: where their in-place turns begin
+        c, command = controllers[i], commands[i]
+        c.turning.executed(request.state, command.v, command.omega, c.settings.turn_commitment_m)
     return commands
 
 
