@@ -96,7 +96,7 @@ def test_goal_distance_runs_only_where_a_robot_s_centre_fits():
         rc = layers.cells_of(torch.tensor([-2.0, 0.0]))
         return float(layers.goal_distance(torch.tensor([[2.0, 0.0]]))[0, 0, rc[0], rc[1]])
 
-    around = 2 * math.hypot(2.0, 2.2)
+    around = 2 * math.hypot(2.0, 2.0 + PASSABLE_CLEARANCE_M)  # round the wall's end, keeping the clearance
     assert from_west(0.45) == pytest.approx(around, rel=0.08)
     assert from_west(0.7) == pytest.approx(4.0, abs=0.1)
     assert from_west(0.45, LEGACY_PASSABLE) == pytest.approx(4.0, abs=0.1)  # the old rule: straight through
@@ -106,6 +106,26 @@ def test_goal_distance_runs_only_where_a_robot_s_centre_fits():
     d = layers.goal_distance(torch.tensor([[2.0, -2.0]]))[0, 0]
     rc = layers.cells_of(torch.tensor([-2.0, 2.0]))
     assert d[rc[0], rc[1]] == UNREACHABLE
+
+
+def test_every_point_of_a_passable_cell_passes_the_collision_check():
+    # gen1000014's gap: two boxes whose corners (0.3, 0.1) and (0.8, 0.3) leave 0.54 m corner to corner. A feature
+    # cell's centre there kept 0.25 m, so the old rule called it passable and the model's goal distance ran through;
+    # points between those centres do not keep it, the check refused every plan through, and robots circled at the
+    # gap for 25 s. Now no point of a passable cell is one the check refuses, and the distance goes round.
+    from rs_diffuser_ros.control.collision import ClearanceMap
+    occ = grid_with([(-1.5, -0.5, 0.3, 0.1), (0.8, 0.3, 1.5, 1.5)])
+    layers = MapLayers.from_grids(occ.data, RES, -4.0, -3.0, passable_clearance_m=PASSABLE_CLEARANCE_M)
+    check = ClearanceMap(occ, unknown_is_obstacle=True)
+    rows, cols = torch.nonzero(layers.passable[0], as_tuple=True)
+    offsets = torch.linspace(0.0, layers.resolution, 6)[:5] + 1e-4  # points all over each cell
+    ox, oy = torch.meshgrid(offsets, offsets, indexing="xy")
+    points = torch.stack([cols[:, None] * layers.resolution + ox.flatten()[None] - 4.0,
+                          rows[:, None] * layers.resolution + oy.flatten()[None] - 3.0], -1)
+    assert float(check.at(points).min()) >= PASSABLE_CLEARANCE_M - 1e-6
+    d = layers.goal_distance(torch.tensor([[1.2, -1.0]]))[0, 0]
+    rc = layers.cells_of(torch.tensor([0.0, 1.2]))
+    assert float(d[rc[0], rc[1]]) > 3.0  # not the 2.4 m straight through the gap: round a box
 
 
 def test_a_model_plans_only_on_the_goal_distance_it_was_trained_with():

@@ -109,9 +109,10 @@ class MapLayers:
         if passable_clearance_m == LEGACY_PASSABLE:  # not within a feature cell of a wall
             passable = ~(F.max_pool2d(blocked_fr[None, None], 3, stride=1, padding=1)[0, 0] > 0.5)
         else:
-            passable = _clear_of(blocked, resolution, obstacle.shape, passable_clearance_m)
+            passable = _clear_of(blocked, resolution, obstacle.shape, passable_clearance_m, whole_cell=True)
         layers = torch.stack([obstacle, risk, hazard_ch, torch.ones_like(obstacle)])[None]
-        route_passable = _clear_of(blocked, resolution, obstacle.shape, ROUTE_CLEARANCE_M)[None] if route_ways else None
+        route_passable = _clear_of(blocked, resolution, obstacle.shape, ROUTE_CLEARANCE_M,
+                                   whole_cell=False)[None] if route_ways else None
         return cls(layers, passable[None], FEATURE_RESOLUTION,
                    torch.tensor([[origin_x, origin_y]], dtype=torch.float32, device=device), float(passable_clearance_m),
                    route_passable)
@@ -339,17 +340,25 @@ def sample_along(patches: Tensor, xy: Tensor, extent_m: float) -> Tensor:
     return out[..., 0].permute(0, 2, 1).reshape(m, horizon, c)
 
 
-def _clear_of(blocked: Tensor, resolution: float, size: tuple[int, int], clearance: float) -> Tensor:
-    """[h', w'] bool at FEATURE_RESOLUTION (`size`): True where a feature cell's centre lies at least `clearance` from
-    every cell of `blocked` [h, w] (at `resolution`), measured as the collision check measures (Euclidean, to the
-    blocked cell's centre, less half a cell)."""
+def _clear_of(blocked: Tensor, resolution: float, size: tuple[int, int], clearance: float, whole_cell: bool) -> Tensor:
+    """[h', w'] bool at FEATURE_RESOLUTION (`size`): True where a feature cell lies at least `clearance` from every cell
+    of `blocked` [h, w] (at `resolution`), measured as the collision check measures (control/collision.py: Euclidean,
+    to the blocked cell's centre, less half a cell). `whole_cell`: every fine cell of the feature cell must pass, so a
+    straight step between two such cells' centres (a route's step) passes the check all along; else its centre alone.
+    The model's passable cells need the whole cell: by the centre alone its goal distance ran through diagonal gaps
+    whose in-between points the check refuses, and robots circled there (gen1000014, 25 s). The route's 0.35 m by the
+    centre alone keeps every point of the cell 0.28 m clear, and the whole-cell rule would close a 0.8 m slit
+    (narrow_corridor's safe way) whose centre line falls on a cell edge."""
     k = max(int(round(FEATURE_RESOLUTION / resolution)), 1)  # fine cells a feature cell spans (1: as fine or coarser)
+    if whole_cell:
+        k = 1  # the check's own test at every fine cell, then each feature cell takes its worst fine cell (below)
     reach = int(math.ceil(clearance / resolution)) + 1
     # Kernel cell o lies (o - reach - (k - 1) / 2) cells from the centre of the feature cell its window starts at.
     offsets = (torch.arange(2 * reach + k, device=blocked.device, dtype=torch.float32) - reach - (k - 1) / 2) * resolution
     disk = ((offsets[:, None] ** 2 + offsets[None, :] ** 2).sqrt() - 0.5 * resolution < clearance).float()
     h, w = blocked.shape
-    padded = F.pad(blocked.float()[None, None], (reach, reach + (-w) % k, reach, reach + (-h) % k))
+    # Beyond the map counts as blocked, as for the check (a layout's walls lie inside it: no change there).
+    padded = F.pad(blocked.float()[None, None], (reach, reach + (-w) % k, reach, reach + (-h) % k), value=1.0)
     near = F.conv2d(padded, disk[None, None], stride=k)[0] > 0.5
     if k == 1:
         near = _to_feature_grid(near.float(), resolution) > 0.5  # a coarser grid: each feature cell takes its cell's
