@@ -490,11 +490,13 @@ def test_carry_plan_offers_last_ticks_executed_plan_one_step_on_and_forgets_it_w
 def test_a_robot_turning_on_the_spot_does_not_turn_back_until_it_has_moved(planner, monkeypatch):
     """turn_commitment.py: after an in-place turn to the left, the best candidate turning in place to the right is
     passed over for the best that does not (event pick_kept_turning), until the robot has moved turn_commitment_m
-    from where it began turning; where every candidate would turn back, the best one runs; 0 turns the rule off."""
+    from where it began turning; where every candidate would turn back, the robot keeps turning left (held_turn)
+    until it has turned half round; 0 turns the rule off."""
     left, right, forward_right = (0.0, 0.0, 0.0, 2.0), (0.0, 0.0, 0.0, -2.0), (0.3, 0.0, 0.5, -1.0)
     # the plan calls of three robots in turn: the rule on, with every candidate turning back, off
     crafted(planner, monkeypatch, [[left, right], [right, forward_right, left], [right, left], [right, left],
-                                   [left, right], [right, right], [left, right], [right, forward_right, left]])
+                                   [left, right], [right, right], [right, right], [right, right], [right, right],
+                                   [left, right], [right, forward_right, left]])
 
     def robot(**settings):
         c = Controller(planner, ControllerSettings(seed=0, **{**SAFE_SETTINGS, **settings}))
@@ -516,7 +518,16 @@ def test_a_robot_turning_on_the_spot_does_not_turn_back_until_it_has_moved(plann
     assert c.step(0.3).omega == -2.0  # 6 cm: released
     c = robot(turn_commitment_m=0.05)
     c.step(0.0)
-    assert c.step(0.1).omega == -2.0  # nothing else to run: the rule stands aside
+    held = c.step(0.1)  # nothing else to run: it keeps turning left on the spot, no candidate runs
+    assert (held.v, held.omega, held.stop, held.plan) == (0.0, 2.0, None, None) and "held_turn" in held.events
+    turned = START.copy()
+    for t, yaw in ((0.2, 1.5), (0.3, 3.0)):  # the robot turns left on the spot, 3 rad in all
+        turned[2:4] = np.sin(np.arctan2(START[2], START[3]) + yaw), np.cos(np.arctan2(START[2], START[3]) + yaw)
+        c.on_odometry(turned, t)
+        assert c.step(t).omega == 2.0
+    turned[2:4] = np.sin(np.arctan2(START[2], START[3]) + 3.3), np.cos(np.arctan2(START[2], START[3]) + 3.3)
+    c.on_odometry(turned, 0.4)
+    assert c.step(0.4).omega == -2.0  # half round: the held turn is given up, the best candidate runs
     c = robot(turn_commitment_m=0.0)
     c.step(0.0)
     assert c.step(0.1).omega == -2.0

@@ -11,7 +11,8 @@ named stages, as Nav2's MPPI computeVelocityCommands does:
                  has (progress_checker.py, NO_PROGRESS)
   plan           RiskSensitivePlanner.plan_batch for every robot that got this far
   select_safe    the best-scoring candidate whose plan and command are collision-free (collision.py) and
-                 that does not turn the robot back on the spot (turn_commitment.py);
+                 that does not turn the robot back on the spot (turn_commitment.py; where every admitted one would,
+                 the robot keeps turning the held way);
                  none: sample once more with more candidates; still none: a slow step down the goal's
                  free-space distance that the check admits (recovery.py), else stop and turn in place
                  towards free space (NO_VALID_CONTROL, as Nav2's controllers report it)
@@ -78,7 +79,8 @@ class Command:
     why: str = ""                    # a sentence for the log when stopped
     plan: PlanResult | None = None   # what the planner proposed this tick, if it ran (the executed choice)
     events: tuple[str, ...] = ()     # what the safety stage did: "pick_collided" / "pick_kept_turning" (another
-                                     # candidate ran: the best collides / would turn back on the spot), "resampled"
+                                     # candidate ran: the best collides / would turn back on the spot), "resampled",
+                                     # "held_turn" (no candidate ran: each admitted one would turn back on the spot)
 
     @classmethod
     def stopped(cls, reason: StopReason, why: str, plan: PlanResult | None = None) -> "Command":
@@ -244,6 +246,13 @@ class Controller:
             return result, ()
         kept = request.turn_sign != 0 and turns_against(result.candidate_actions[result.best_scoring], request.turn_sign)
         return result, ("pick_kept_turning",) if kept else ("pick_collided",)
+
+    def held_turn(self, result: PlanResult, request: _PlanRequest, events: tuple[str, ...]) -> Command | None:
+        """Stage 4, the turn commitment's last word: where the candidate chosen would turn the robot back on the spot
+        (every one the check admits does), keep turning the held way instead (turn_commitment.py). None otherwise."""
+        if request.turn_sign == 0 or not turns_against(result.action, request.turn_sign):
+            return None
+        return Command(0.0, request.turn_sign * self.settings.max_angular_speed, events=events + ("held_turn",))
 
     def no_valid_control(self, request: _PlanRequest, result: PlanResult) -> Command:
         """Every candidate collides: the recovery (`recover`)."""
@@ -427,7 +436,8 @@ def _plan_and_select(controllers, members, commands, seed, candidates, events) -
         if safe is None:
             unsafe.append((i, request, result))
         else:
-            commands[i] = controllers[i].shape_command(safe, request, events + picked)
+            c = controllers[i]
+            commands[i] = c.held_turn(safe, request, events + picked) or c.shape_command(safe, request, events + picked)
     return unsafe
 
 
