@@ -428,3 +428,19 @@ def test_a_republished_identical_map_keeps_what_the_controller_derived_from_it()
     c.on_costmap(grid_with([(1.0, -3.0, 1.4, -1.0)]), 2.0)
     c.on_odometry(np.array([-2, 0, 0, 1, 0, 0], np.float32), 2.0)
     assert c.plan_request(c.check_inputs(2.0)[1]).map_input is not first
+
+
+def test_distances_at_reads_each_robot_s_own_goal_field_at_its_cell():
+    # The progress check's lookup (every robot, every tick, one gather): robots with goals of their own, two sharing
+    # one; a point off the map reads inf.
+    occ = grid_with([(-1.0, -3.0, 1.0, 1.5)])
+    pm = PlanningMap.from_grids(occ, level_grid(occ, [(-3.0, 1.5, -2.0, 2.5)]), passable_clearance_m=PASSABLE_CLEARANCE_M)
+    goals = np.array([[3.0, 0.0], [-3.0, -2.0], [3.0, 0.0], [2.0, 2.5]], np.float32)
+    xy = np.array([[-3.0, 0.0], [3.0, -2.0], [2.5, 0.0], [9.0, 0.0]], np.float32)
+    got = pm.distances_at(goals, xy)
+    assert got.shape == (4, 2) and np.isinf(got[3]).all()
+    for i in range(3):
+        field = pm.distance_fields(torch.as_tensor(goals[i:i + 1]))[0]
+        row, col = pm.layers.cells_of(torch.as_tensor(xy[i])).tolist()
+        np.testing.assert_allclose(got[i], field[:, row, col].numpy())
+    assert got[0, 0] > got[2, 0] > 0  # farther round the wall from the goal than beside it
