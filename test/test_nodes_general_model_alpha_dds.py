@@ -27,6 +27,7 @@ from risky_nav import load_layout
 from risky_nav.mapgen import TEST_SEEDS, generate_map
 from risky_nav.occupancy import occupancy_grid, risk_grid
 
+from rs_diffuser_ros.diagnostics.proposals import enters_risk
 from rs_diffuser_ros.msg import RiskPlan
 from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import grid_to_occupancy_msg
@@ -58,14 +59,6 @@ def publish_latched(probe, nodes, topic, grid, what):
                                             probe.node.get_clock().now().to_msg(), "odom"))
     probe.wait_for(lambda: publisher.get_subscription_count() > 0, 90, f"the planner to subscribe to {what}", nodes)
     return publisher
-
-
-def hazard_along(risk, xy):
-    """The risk layer's hazard level (0..100) at each plan point xy [N, 2]."""
-    cols = np.floor((xy[:, 0] - risk.origin_x) / risk.resolution).astype(int)
-    rows = np.floor((xy[:, 1] - risk.origin_y) / risk.resolution).astype(int)
-    height, width = risk.data.shape
-    return risk.data[rows.clip(0, height - 1), cols.clip(0, width - 1)]
 
 
 def test_alpha_switch_moves_the_general_model_off_the_risky_route_on_a_map_it_never_saw(nodes, probe, ros_env,
@@ -101,7 +94,7 @@ def test_alpha_switch_moves_the_general_model_off_the_risky_route_on_a_map_it_ne
     for _, plan in neutral[1:]:
         np.testing.assert_allclose(plan, neutral[0][1], atol=1e-5, err_msg="same state and seed gave another plan")
     neutral_plan = neutral[0][1]
-    assert hazard_along(risk, neutral_plan).max() > 0, f"the alpha = 1 plan misses the risky region: {neutral_plan}"
+    assert enters_risk(neutral_plan[None], layout)[0], f"the alpha = 1 plan misses the risky region: {neutral_plan}"
     assert neutral_plan[-1, 0] - start[0] > MIN_TURN_M, "the alpha = 1 plan does not head east for the door"
 
     switch = run_param(ros_env, "set", "/planner", "alpha", "0.05")
@@ -115,7 +108,7 @@ def test_alpha_switch_moves_the_general_model_off_the_risky_route_on_a_map_it_ne
         np.testing.assert_allclose(plan, averse[0][1], atol=1e-5, err_msg="same state and seed gave another plan")
     averse_plan = averse[-1][1]
     assert float(np.abs(averse_plan - neutral_plan).max()) > 1e-3, "the chosen plan did not change with alpha"
-    assert hazard_along(risk, averse_plan).max() == 0, f"the alpha = 0.05 plan enters the risky region: {averse_plan}"
+    assert not enters_risk(averse_plan[None], layout)[0], f"the alpha = 0.05 plan enters the risky region: {averse_plan}"
     # The other way: north towards the detour over the top of the region, not east like the alpha = 1 plan.
     assert averse_plan[:, 1].max() - start[1] > MIN_TURN_M, "the alpha = 0.05 plan does not head for the detour"
     assert averse_plan[-1, 0] < neutral_plan[-1, 0] - MIN_TURN_M
