@@ -51,15 +51,18 @@ def walk_route(next_cell: Tensor, step_m: Tensor, width: int, origin: Tensor, re
     along [B, S + 1]: metres walked to each)."""
     b, cells = next_cell.shape
     rows_cols = grid_cells(starts, origin, resolution)
-    cell = rows_cols[:, 0].clamp(0, cells // width - 1) * width + rows_cols[:, 1].clamp(0, width - 1)
-    visited, along = [cell], [torch.zeros(b, device=next_cell.device)]
+    cell = (rows_cols[:, 0].clamp(0, cells // width - 1) * width + rows_cols[:, 1].clamp(0, width - 1))[:, None]
+    # Three ops a cell, on [B, 1] columns (no reshaping in the loop): the walk is a replan's longest chain of small
+    # ops. The metres are summed in walking order: the follower's look-ahead compares them for ties (0.5 m is five
+    # straight steps), so another summation order moves its rollouts by centimetres.
+    visited, walked = [cell], [torch.zeros(b, 1, device=next_cell.device)]
     for _ in range(math.ceil(length_m / resolution)):
-        along.append(along[-1] + step_m.gather(1, cell[:, None])[:, 0])
-        cell = next_cell.gather(1, cell[:, None])[:, 0]
+        walked.append(walked[-1] + step_m.gather(1, cell))
+        cell = next_cell.gather(1, cell)
         visited.append(cell)
-    visited = torch.stack(visited, 1)
+    visited, along = torch.cat(visited, 1), torch.cat(walked, 1)
     centres = torch.stack([visited % width, visited // width], -1).float() + 0.5
-    return centres * resolution + origin, torch.stack(along, 1)
+    return centres * resolution + origin, along
 
 
 class FollowerRollout(NamedTuple):
