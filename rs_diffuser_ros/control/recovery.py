@@ -42,10 +42,8 @@ def primitives(max_speed: float, max_omega: float) -> np.ndarray:
 
 def field_at(field: torch.Tensor, planning_map: PlanningMap, xy: torch.Tensor) -> torch.Tensor:
     """The goal distance field [h, w] at world points xy [..., 2]; +inf off the map."""
-    h, w = field.shape
-    rc = planning_map.layers.cells_of(xy.to(planning_map.device)).to(xy.device)
-    inside = (rc[..., 0] >= 0) & (rc[..., 0] < h) & (rc[..., 1] >= 0) & (rc[..., 1] < w)
-    values = field[rc[..., 0].clamp(0, h - 1), rc[..., 1].clamp(0, w - 1)]
+    rc, inside = (t.to(xy.device) for t in planning_map.cells_on_map(xy))
+    values = field[rc[..., 0], rc[..., 1]]
     return torch.where(inside, values, torch.full_like(values, float("inf")))
 
 

@@ -438,24 +438,27 @@ class PlanningMap:
                 self._fields[cell] = field
         return torch.stack([self._cached(c) for c in cells])
 
+    def cells_on_map(self, xy: Tensor) -> tuple[Tensor, Tensor]:
+        """((row, col) [..., 2] of world points xy [..., 2] on this map's grid, clamped onto it; [...] bool whether each
+        point lies on the map): what reading a field at points needs, with +inf where `inside` is False."""
+        h, w = self.layers.layers.shape[-2:]
+        rc = self.layers.cells_of(xy.to(self.device))
+        inside = (rc[..., 0] >= 0) & (rc[..., 0] < h) & (rc[..., 1] >= 0) & (rc[..., 1] < w)
+        return torch.stack([rc[..., 0].clamp(0, h - 1), rc[..., 1].clamp(0, w - 1)], -1), inside
+
     def distances_at(self, goals, xy) -> np.ndarray:
         """The goal distance fields' values [B, F] (plain, safe with safe_distance; UNREACHABLE off the passable cells,
         inf off the map) of goals [B, 2] at world points xy [B, 2], on the host: one gather for all and one copy (the
         controller's progress check asks every tick for every robot). Looked up goal by goal (a handful of kernels each,
         and an evaluation's robots each have a goal of their own) it slowed the 50-map GPU gate to 49-75 env steps/s a
         map process; 82-218 since."""
-        goals = np.asarray(goals, np.float32).reshape(-1, 2)
-        at = grid_cells(torch.as_tensor(np.asarray(xy, np.float32).reshape(-1, 2)), self._origin_host,
-                        self.layers.resolution)
-        h, w = self.layers.layers.shape[-2:]
-        known = torch.nonzero((at[:, 0] >= 0) & (at[:, 0] < h) & (at[:, 1] >= 0) & (at[:, 1] < w))[:, 0]
-        out = np.full((len(goals), 1 + self.safe_distance), math.inf)
-        if len(known):
-            fields = self.distance_fields(torch.as_tensor(goals[known.numpy()], device=self.device))  # cached: a stack
-            cells = at[known].to(self.device)
-            values = fields[torch.arange(len(known), device=self.device), :, cells[:, 0], cells[:, 1]]
-            out[known.numpy()] = values.cpu().numpy()
-        return out
+        goals = torch.as_tensor(np.asarray(goals, np.float32).reshape(-1, 2))  # on the host: fields are cached by cell
+        if not len(goals):
+            return np.zeros((0, 1 + self.safe_distance))
+        rc, inside = self.cells_on_map(torch.as_tensor(np.asarray(xy, np.float32).reshape(-1, 2)))
+        fields = self.distance_fields(goals)  # [B, F, h, w], cached: a stack
+        values = fields[torch.arange(len(goals), device=self.device), :, rc[:, 0], rc[:, 1]]
+        return torch.where(inside[:, None], values, math.inf).cpu().numpy().astype(np.float64)
 
     def route_steps(self, goals: Tensor) -> tuple[Tensor, Tensor]:
         """The ways route candidates follow (MapLayers.route_distance: round risk, and the shortest) for goals [B, 2],
