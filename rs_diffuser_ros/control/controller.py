@@ -247,12 +247,13 @@ class Controller:
         kept = request.turn_sign != 0 and turns_against(result.candidate_actions[result.best_scoring], request.turn_sign)
         return result, ("pick_kept_turning",) if kept else ("pick_collided",)
 
-    def held_turn(self, result: PlanResult, request: _PlanRequest, events: tuple[str, ...]) -> Command | None:
-        """Stage 4, the turn commitment's last word: where the candidate chosen would turn the robot back on the spot
-        (every one the check admits does), keep turning the held way instead (turn_commitment.py). None otherwise."""
-        if request.turn_sign == 0 or not turns_against(result.action, request.turn_sign):
+    def held_turn(self, command: Command, request: _PlanRequest) -> Command | None:
+        """Stage 4, the turn commitment's last word: where the command shaped from the candidate chosen would turn the
+        robot back on the spot (every one the check admits does), keep turning the held way instead
+        (turn_commitment.py). Judged on the shaped command, as `_admissible` judges the clipped ones. None otherwise."""
+        if request.turn_sign == 0 or command.stop is not None or not turns_against(command.action, request.turn_sign):
             return None
-        return Command(0.0, request.turn_sign * self.settings.max_angular_speed, events=events + ("held_turn",))
+        return Command(0.0, request.turn_sign * self.settings.max_angular_speed, events=command.events + ("held_turn",))
 
     def no_valid_control(self, request: _PlanRequest, result: PlanResult) -> Command:
         """Every candidate collides: the recovery (`recover`)."""
@@ -436,8 +437,8 @@ def _plan_and_select(controllers, members, commands, seed, candidates, events) -
         if safe is None:
             unsafe.append((i, request, result))
         else:
-            c = controllers[i]
-            commands[i] = c.held_turn(safe, request, events + picked) or c.shape_command(safe, request, events + picked)
+            command = controllers[i].shape_command(safe, request, events + picked)
+            commands[i] = controllers[i].held_turn(command, request) or command
     return unsafe
 
 
@@ -453,7 +454,8 @@ def _carried(members) -> np.ndarray | None:
 def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members, plan_stride: int = 1):
     """plan_batch's `admissible` predicate (run on the planner's device, all robots of a group at once; a group
     shares its settings and costmap, hence its clearance map): the collision check, and the turn commitment where
-    it leaves a robot some candidate the check admits. None when neither restricts anything."""
+    it leaves a robot some candidate the check admits (where it leaves none, the check's choice stands here and
+    `Controller.held_turn` keeps the robot turning instead). None when neither restricts anything."""
     signs = np.array([r.turn_sign for _, r in members], dtype=np.float32)
     if clearance is None and not signs.any():
         return None
