@@ -128,6 +128,28 @@ def test_every_point_of_a_passable_cell_passes_the_collision_check():
     assert float(d[rc[0], rc[1]]) > 3.0  # not the 2.4 m straight through the gap: round a box
 
 
+def test_a_slit_reads_as_wide_as_the_centre_rule_made_it_but_routes_keep_to_its_whole_cells():
+    # narrow_corridor's slit: 0.8 m between walls, its centre line on a feature cell edge. The check lets a robot's
+    # centre within 0.15 m of that line; by the centre rule (as the model was trained) 4 cells across are passable, by
+    # the whole-cell rule 2. Fields of 2 cells made the critic read the way through as a worse one (every episode
+    # entered the risk, not 76.5 %). Now the outer 2 read their inner neighbour's distance plus a step, and no route
+    # runs through them: the diagonal-gap test above still holds.
+    occ = grid_with([(-4.0, 0.4, 4.0, 3.0), (-4.0, -3.0, 4.0, -0.4)])  # a corridor along x, |y| < 0.4 m
+    layers = MapLayers.from_grids(occ.data, RES, -4.0, -3.0, passable_clearance_m=PASSABLE_CLEARANCE_M)
+    d = layers.goal_distance(torch.tensor([[3.0, 0.0]]))[0, 0]
+    col = int(layers.cells_of(torch.tensor([-2.0, 0.0]))[1])
+    across = d[:, col]
+    passable = layers.passable[0, :, col]
+    assert int(passable.sum()) == 2
+    finite = torch.nonzero(across < UNREACHABLE).flatten()
+    assert len(finite) == 4
+    steps = torch.tensor([math.sqrt(2), 1.0, math.sqrt(2)]) * layers.resolution
+    for row, inner in ((int(finite[0]), int(finite[0]) + 1), (int(finite[-1]), int(finite[-1]) - 1)):
+        assert not passable[row] and passable[inner]  # a fringe cell beside a passable one ...
+        expected = float((d[inner, col - 1:col + 2] + steps).min())  # ... reads its distance and a step
+        assert float(across[row]) == pytest.approx(expected, abs=1e-5)
+
+
 def test_a_model_plans_only_on_the_goal_distance_it_was_trained_with():
     # A checkpoint's config without the field (every model before f1) reads the one-cell rule; a map built by the
     # other rule is refused, not planned on with channels the model never saw.

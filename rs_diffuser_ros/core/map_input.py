@@ -80,6 +80,11 @@ class MapLayers:
     # check measure (route_distance's cells; from_grids(route_ways=True), as a PlanningMap is built); None: read off
     # the max-pooled obstacle cost instead (training maps, which never walk a way; maps made by hand)
     route_passable: Tensor | None = None
+    # [N, h, w] bool: cells whose centre keeps the passable clearance but not every point (passable_clearance_m's
+    # centre rule, as models were trained, less `passable`): a route never runs through one, but each reads the
+    # distance of its passable neighbour plus the step (_distance_chunk), so a passage's fields are as wide as the
+    # centre rule made them in training. None: no such cells (the legacy rule; maps made by hand)
+    fringe: Tensor | None = None
 
     @classmethod
     def from_grids(cls, occupancy, resolution: float, origin_x: float, origin_y: float, hazard=None,
@@ -108,37 +113,41 @@ class MapLayers:
         obstacle, risk, hazard_ch, blocked_fr = grid
         if passable_clearance_m == LEGACY_PASSABLE:  # not within a feature cell of a wall
             passable = ~(F.max_pool2d(blocked_fr[None, None], 3, stride=1, padding=1)[0, 0] > 0.5)
+            fringe = None
         else:
             passable = _clear_of(blocked, resolution, obstacle.shape, passable_clearance_m, whole_cell=True)
+            fringe = _clear_of(blocked, resolution, obstacle.shape, passable_clearance_m, whole_cell=False) & ~passable
         layers = torch.stack([obstacle, risk, hazard_ch, torch.ones_like(obstacle)])[None]
         route_passable = _clear_of(blocked, resolution, obstacle.shape, ROUTE_CLEARANCE_M,
                                    whole_cell=False)[None] if route_ways else None
         return cls(layers, passable[None], FEATURE_RESOLUTION,
                    torch.tensor([[origin_x, origin_y]], dtype=torch.float32, device=device), float(passable_clearance_m),
-                   route_passable)
+                   route_passable, None if fringe is None else fringe[None])
 
     @classmethod
     def stack(cls, maps: list["MapLayers"]) -> "MapLayers":
         """Many maps in one tensor, each padded (top and right) with off-map cells to the largest size."""
         h = max(m.layers.shape[-2] for m in maps)
         w = max(m.layers.shape[-1] for m in maps)
-        layers, passable = [], []
+        layers, passable, fringe = [], [], []
         for m in maps:
             pad = (0, w - m.layers.shape[-1], 0, h - m.layers.shape[-2])
             layers.append(F.pad(m.layers, pad))  # zeros: valid = 0, read as wall
             passable.append(F.pad(m.passable, pad, value=False))
+            fringe.append(F.pad(torch.zeros_like(m.passable) if m.fringe is None else m.fringe, pad, value=False))
         rules = {m.passable_clearance_m for m in maps}
         if len(rules) > 1:
             raise ValueError(f"maps built with different passable clearances {sorted(rules)} cannot be stacked")
         return cls(torch.cat(layers), torch.cat(passable), maps[0].resolution, torch.cat([m.origin for m in maps]),
-                   rules.pop())
+                   rules.pop(), fringe=torch.cat(fringe) if any(m.fringe is not None for m in maps) else None)
 
     def __len__(self) -> int:
         return self.layers.shape[0]
 
     def to(self, device) -> "MapLayers":
         return MapLayers(self.layers.to(device), self.passable.to(device), self.resolution, self.origin.to(device),
-                         self.passable_clearance_m, None if self.route_passable is None else self.route_passable.to(device))
+                         self.passable_clearance_m, None if self.route_passable is None else self.route_passable.to(device),
+                         None if self.fringe is None else self.fringe.to(device))
 
     def cells_of(self, xy: Tensor, index: Tensor | None = None) -> Tensor:
         """(row, col) [..., 2] long of world points xy [..., 2] on map `index` (None: map 0)."""
@@ -208,8 +217,11 @@ class MapLayers:
         """weight [G, h, w]: the cost of a metre entering each cell (None: 1 everywhere). carry [G, h, w]: a
         quantity per metre summed along each cell's shortest route as well (returned second): a cell takes its
         route's sum from the neighbour its distance came through, so the sum follows the route found.
-        passable [G, h, w]: the cells a route may use (None: the map's own)."""
+        passable [G, h, w]: the cells a route may use (None: the map's own, and its fringe cells read their passable
+        neighbours' distance plus the step: one more relaxation once the rest has converged, so no route runs through
+        one)."""
         g, (h, w) = len(goals), self.layers.shape[-2:]
+        fringe = self.fringe[index] if passable is None and self.fringe is not None else None
         passable = (self.passable[index] if passable is None else passable).clone()
         rc = self.cells_of(goals, index)
         rows, cols = rc[:, 0].clamp(0, h - 1), rc[:, 1].clamp(0, w - 1)
@@ -220,9 +232,8 @@ class MapLayers:
         dist[arange, rows, cols] = 0.0
         total = None if carry is None else torch.zeros_like(dist)
         shifts = [(dy, dx, self.resolution * math.hypot(dy, dx)) for dy, dx in NEIGHBOURS]
-        # Bellman-Ford relaxation, all cells at once: one ring per iteration, stop when nothing changes. A cell's
-        # distance is final one iteration after its route's next cell's, so the carried sum is final with it.
-        for iteration in range(2 * (h + w) * 4):
+
+        def relax(dist, total, passable):
             padded = F.pad(dist, (1, 1, 1, 1), value=math.inf)
             padded_total = None if total is None else F.pad(total, (1, 1, 1, 1))
             best, best_total = dist, total
@@ -234,10 +245,17 @@ class MapLayers:
                     best_total = torch.where(better, padded_total[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
                                              + step * carry, best_total)
                 best = torch.minimum(best, through)
-            best = torch.where(passable, best, inf)
+            return torch.where(passable, best, inf), best_total
+
+        # Bellman-Ford relaxation, all cells at once: one ring per iteration, stop when nothing changes. A cell's
+        # distance is final one iteration after its route's next cell's, so the carried sum is final with it.
+        for iteration in range(2 * (h + w) * 4):
+            best, best_total = relax(dist, total, passable)
             if iteration % 8 == 7 and torch.equal(best, dist):
                 break
             dist, total = best, best_total
+        if fringe is not None:  # from converged neighbours only: fringe cells are inf until now, so none leads on
+            dist, total = relax(dist, total, passable | fringe)
         dist = torch.nan_to_num(dist, posinf=UNREACHABLE)
         if total is None:
             return dist
