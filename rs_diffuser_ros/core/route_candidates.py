@@ -83,19 +83,23 @@ def follow_route(route: Tensor, along: Tensor, states: Tensor, steps: int, step_
     v, omega = states[:, 4], states[:, 5]
     passed = torch.zeros(b, dtype=torch.long, device=dev)  # the route point the robot is nearest, never going back
     window = torch.arange(8, device=dev)  # the next points a step can reach (8 points: >= 0.8 m)
+    # What depends only on the point passed, for every point at once (a step then looks it up: the follower's loop is
+    # a replan's most numerous small ops on a CPU): the last point within the look-ahead, and the speed the metres of
+    # route left allow.
+    ahead = along + LOOKAHEAD_M  # [B, S]
+    target_of = (along[:, None, :] <= ahead[:, :, None]).sum(2).clamp(1, s) - 1  # [B, S]
+    targets = route.gather(1, target_of[..., None].expand(-1, -1, 2))  # [B, S, 2]
+    speed_left = GOAL_SLOWDOWN * (along[:, -1:] - along) + 0.1  # [B, S]
     out, first = [], None
     for _ in range(steps):
         near = (passed[:, None] + window).clamp(max=s - 1)  # [B, 8]
         gap = (route[batch[:, None], near] - torch.stack([x, y], -1)[:, None]).norm(dim=-1)
         passed = near[batch, gap.argmin(1)]
-        ahead = along[batch, passed] + LOOKAHEAD_M
-        target_index = (along <= ahead[:, None]).sum(1).clamp(1, s) - 1  # the last point within the look-ahead
-        target = route[batch, target_index]
+        target = targets[batch, passed]
         error = torch.remainder(torch.atan2(target[:, 1] - y, target[:, 0] - x) - yaw + math.pi, 2 * math.pi) - math.pi
         omega_cmd = (HEADING_GAIN * error).clamp(-max_omega, max_omega)
         v_cmd = torch.where(error.abs() > TURN_IN_PLACE_RAD, torch.zeros_like(v), max_v * torch.cos(error))
-        left = along[:, -1] - along[batch, passed]  # metres of route left
-        v_cmd = torch.minimum(v_cmd, GOAL_SLOWDOWN * left + 0.1)
+        v_cmd = torch.minimum(v_cmd, speed_left[batch, passed])
         if first is None:
             first = torch.stack([v_cmd, omega_cmd], -1)
         v = v + (v_cmd - v).clamp(-max_accel * step_s, max_accel * step_s)
