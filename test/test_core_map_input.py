@@ -150,6 +150,19 @@ def test_a_slit_reads_as_wide_as_the_centre_rule_made_it_but_routes_keep_to_its_
         assert float(across[row]) == pytest.approx(expected, abs=1e-5)
 
 
+def test_training_s_stacked_maps_read_the_fields_a_planning_map_reads():
+    # Training stacks its maps (MapLayers.stack) and must learn on the fields the planner reads: the fringe travels.
+    slit = grid_with([(-4.0, 0.4, 4.0, 3.0), (-4.0, -3.0, 4.0, -0.4)])
+    alone = MapLayers.from_grids(slit.data, RES, -4.0, -3.0, passable_clearance_m=PASSABLE_CLEARANCE_M)
+    smaller = grid_with([(0.0, 0.0, 1.0, 1.0)], width=6.0, height=4.0)
+    stacked = MapLayers.stack([MapLayers.from_grids(smaller.data, RES, -4.0, -3.0,
+                                                    passable_clearance_m=PASSABLE_CLEARANCE_M), alone])
+    goal = torch.tensor([[3.0, 0.0]])
+    expected = alone.goal_distance(goal)[0, 0]
+    h, w = expected.shape
+    assert torch.equal(stacked.goal_distance(goal, index=torch.tensor([1]))[0, 0, :h, :w], expected)
+
+
 def test_a_model_plans_only_on_the_goal_distance_it_was_trained_with():
     # A checkpoint's config without the field (every model before f1) reads the one-cell rule; a map built by the
     # other rule is refused, not planned on with channels the model never saw.

@@ -6,7 +6,8 @@ Map layers (`MapLayers`, FEATURE_RESOLUTION cells, world-aligned; built once per
   hazard    log(1 + level) / log(101) of the risk layer's hazard level (0..100 = 100 p C, docs/ros.md)
   valid     1 on the map; beyond it the patch reads wall and no risk
 Per goal, `goal_distance` is the free-space (geodesic) distance to the goal over the cells a robot's centre may
-occupy (those PASSABLE_CLEARANCE_M from walls, or for a model trained before that rule existed, those not within a
+occupy (those whose every point keeps PASSABLE_CLEARANCE_M from walls, the cells that keep it only at their centre
+reading a neighbour's distance and a step; or for a model trained before that rule existed, those not within a
 cell of one: model.map_passable_clearance_m says which): risk ignored (the shortest way round walls), and, for a
 model with the `safe_distance` channel, with every metre inside a risky region counted SAFE_DETOUR_WEIGHT times (the
 way round risk, where one exists). Both are routes, not decisions: which one a plan takes is decided by the critic's
