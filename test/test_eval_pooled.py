@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from rs_diffuser_ros.eval.pooled import main, map_kind, per_map_table, pool
+from rs_diffuser_ros.eval.pooled import main, map_kind, per_map_table, pool, tail_composition, tail_table
 
 
 def episode(setting, i, ret, success=True, risky=0, collision=0):
@@ -76,3 +76,55 @@ def test_the_per_map_table_shows_where_the_alphas_split_and_where_nobody_arrives
     result = json.loads((tmp_path / "pooled" / "results.json").read_text())
     assert result["per_map"]["gen0009004-rooms-tradeoff"]["neutral"] == {"episodes": 3, "entered": 3, "arrived": 1,
                                                                          "collided": 0}
+
+
+def test_runs_of_one_map_in_two_folders_pool_as_one_and_a_setting_run_twice_is_refused(tmp_path):
+    # The baselines often run in a call after the alphas: their folders hold the same map (here a copy of its file
+    # elsewhere), each with its own settings.
+    alphas = run("maps/test/gen1000002-rooms-tradeoff.yaml", [episode("averse:0.1", i, 5.0) for i in range(4)],
+                 [episode("neutral", i, 6.0, risky=3) for i in range(4)])
+    baseline = {"meta": {"layout": "runs/copy/gen1000002-rooms-tradeoff.yaml"},
+                "settings": {"unguided": {"label": "unguided diffusion"}},
+                "episodes": {"unguided": [episode("unguided", i, -2.0) for i in range(4)]}}
+    folders = []
+    for name, r in (("alphas", alphas), ("baselines", baseline), ("again", alphas)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(r))
+        folders.append(str(tmp_path / name))
+    assert main(folders[:2] + ["--out", str(tmp_path / "pooled")]) == 0
+    result = json.loads((tmp_path / "pooled" / "results.json").read_text())
+    assert result["all"]["settings"]["unguided"]["maps"] == 1 and result["all"]["settings"]["averse:0.1"]["maps"] == 1
+    assert len(result["maps"]) == 1
+    claims = {c["claim"]: c for c in result["all"]["claims"]}
+    assert "unguided" in claims["RS-Diffuser (averse alpha=0.1): CVaR_0.1 of return above every baseline's, its "
+                               "interval above theirs"]["detail"]
+    with pytest.raises(SystemExit, match="'averse:0.1' of map gen1000002-rooms-tradeoff"):
+        main([folders[0], folders[2], "--out", str(tmp_path / "twice")])
+
+
+def test_the_tail_says_which_maps_and_which_episodes_a_pooled_cvar_is_made_of():
+    # A long map whose every averse episode is a slow, event-free detour, and a short one where neutral's events
+    # strike: pooled, averse's worst tenth is all the long map's ordinary episodes, though per map averse's CVaR_0.1
+    # is the higher on both.
+    def events(setting, returns, struck):
+        out = []
+        for i, r in enumerate(returns):
+            e = episode(setting, i, r, risky=5 if struck[i] else 0)
+            e["risk_events"] = int(struck[i])
+            out.append(e)
+        return out
+    long_map = run("maps/test/gen1000009-clutter-tradeoff.yaml",
+                   events("averse:0.1", [-4.0 - 0.1 * i for i in range(10)], [False] * 10),
+                   events("neutral", [-6.0] + [3.0] * 9, [True] + [False] * 9))
+    short_map = run("maps/test/gen1000003-rooms-tradeoff.yaml",
+                    events("averse:0.1", [5.0] * 10, [False] * 10),
+                    events("neutral", [-3.0, -3.0] + [7.0] * 8, [True, True] + [False] * 8))
+    tails = tail_composition([long_map, short_map])
+    averse, neutral = tails["averse:0.1"], tails["neutral"]
+    assert averse["episodes"] == 2 and averse["by_map"] == {"gen1000009-clutter-tradeoff": 2}  # ceil(0.1 x 20)
+    assert averse["with_event"] == 0 and averse["collided"] == 0
+    assert averse["maps_above_neutral"] == 2 and averse["maps"] == 2
+    assert neutral["by_map"] == {"gen1000009-clutter-tradeoff": 1, "gen1000003-rooms-tradeoff": 1}
+    assert neutral["with_event"] == 2 and neutral["maps_above_neutral"] is None
+    lines = tail_table(tails)
+    assert lines[4] == "| averse:0.1 | 2 | gen1000009-clutter-tradeoff 2 | 0 | 0 | 100 | 2 of 2 |"

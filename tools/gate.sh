@@ -26,7 +26,7 @@ ls ${GATE_MAPS:-maps/val/*.yaml} | awk '{print NR - 1, $0}' | \
       --settings $SETTINGS --episodes "$EPISODES" --seed "$SEED" --device "$DEVICE" --workers 1 \
       --env-workers "$([[ $DEVICE == cuda ]] && echo 1 || echo 0)" --max-paths 10 --planner-yaml "$YAML" \
       --out "$OUT/$map" --no-progress >"$OUT/$map.log" 2>&1 || echo "gate run on $map failed: $OUT/$map.log"'
-python3 -m rs_diffuser_ros.eval.pooled "$OUT"/gen*/ --group-by-kind --per-map --out "$OUT/pooled" >/dev/null \
+python3 -m rs_diffuser_ros.eval.pooled "$OUT"/gen*/ --group-by-kind --per-map --tail --out "$OUT/pooled" >/dev/null \
   && sed -n '/^## All/,/^## Map kind/p;/^## Per map/,$p' "$OUT/pooled/results.md"
 grep -h "^Controller stops" "$OUT"/gen*/results.md | sed 's/^/  /' | sort | uniq -c | sort -rn | head -5
 echo "gate: $((SECONDS - start)) s"
