@@ -33,5 +33,5 @@ maps=(); for f in maps/test/*.yaml; do maps+=("$f=$model"); done
 python -m rs_diffuser_ros.eval.suite --runs "${maps[@]}" --settings averse:0.1 neutral seeking:0.1 unguided "${map_bc[@]}" \
   --episodes "$map_episodes" --seed "$seed" --workers "$workers" --max-paths 10 --out "$out/test_maps" --no-progress \
   ${EVAL_ARGS:-} >/dev/null
-python -m rs_diffuser_ros.eval.pooled "$out"/test_maps/gen*/ --group-by-kind --out "$out/test_maps/pooled"
+python -m rs_diffuser_ros.eval.pooled "$out"/test_maps/gen*/ --group-by-kind --per-map --tail --out "$out/test_maps/pooled"
 echo "test maps: $((SECONDS - start)) s"

@@ -13,8 +13,7 @@ set -uo pipefail
 : "${MODEL:?MODEL is required}" "${OUT:?OUT is required}"
 mkdir -p "$OUT"
 LOG_DIR="$OUT" source "$(dirname "$0")/device_python_env.sh"
-gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
-device=$([[ $gpus -gt 0 ]] && echo cuda || echo cpu)
+gpus=$GPUS device=$DEVICE
 parallel=$([[ $device == cuda ]] && echo 16 || echo 2)
 start=$SECONDS
 # shellcheck disable=SC2086  # GATE_MAPS is a glob, GATE_SETTINGS a list

@@ -15,7 +15,7 @@ set -uo pipefail
 out="$1"; shift
 mkdir -p "$out"
 LOG_DIR="$out" source "$(dirname "$0")/device_python_env.sh"
-gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
+gpus=$GPUS
 cores=$(nproc)
 if [[ "$gpus" -gt 0 ]]; then
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | sed 's/^/gpu: /'

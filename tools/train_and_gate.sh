@@ -46,8 +46,7 @@ config=${CONFIG:-config/experiments/stride_mapread.yaml}
 mkdir -p "$OUT"
 LOG_DIR="$OUT" source "$(dirname "$0")/device_python_env.sh"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # KINDS.md: no NVLink multicast
-gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())')
-device=$([[ $gpus -gt 0 ]] && echo cuda || echo cpu)
+gpus=$GPUS device=$DEVICE
 gate_s=${GATE_S:-$([[ $gpus -gt 1 ]] && echo 100 || echo 180)}
 start=$SECONDS
 read -ra datasets <<<"$DATASET"
