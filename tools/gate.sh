@@ -13,12 +13,11 @@ set -uo pipefail
 : "${MODEL:?MODEL is required}" "${OUT:?OUT is required}"
 mkdir -p "$OUT"
 LOG_DIR="$OUT" source "$(dirname "$0")/device_python_env.sh"
-gpus=$GPUS device=$DEVICE
-parallel=$([[ $device == cuda ]] && echo 16 || echo 2)
+parallel=$([[ $DEVICE == cuda ]] && echo 16 || echo 2)
 start=$SECONDS
 # shellcheck disable=SC2086  # GATE_MAPS is a glob, GATE_SETTINGS a list
 ls ${GATE_MAPS:-maps/val/*.yaml} | awk '{print NR - 1, $0}' | \
-  OUT="$OUT" MODEL="$MODEL" DEVICE="$device" GPUS="$gpus" SETTINGS="${GATE_SETTINGS:-averse:0.1 neutral}" \
+  OUT="$OUT" MODEL="$MODEL" DEVICE="$DEVICE" GPUS="$GPUS" SETTINGS="${GATE_SETTINGS:-averse:0.1 neutral}" \
   EPISODES="${GATE_EPISODES:-20}" SEED="${GATE_SEED:-7000}" YAML="${PLANNER_YAML:-config/planner.yaml}" \
   xargs -P "$parallel" -n 2 bash -c 'map=$(basename "$1" .yaml); gpu=$(( GPUS > 0 ? $0 % GPUS : 0 ));
     CUDA_VISIBLE_DEVICES=$gpu python3 -m rs_diffuser_ros.eval --checkpoint "$MODEL" --layout "$1" \

@@ -15,21 +15,20 @@ set -uo pipefail
 out="$1"; shift
 mkdir -p "$out"
 LOG_DIR="$out" source "$(dirname "$0")/device_python_env.sh"
-gpus=$GPUS
 cores=$(nproc)
-if [[ "$gpus" -gt 0 ]]; then
+if [[ $DEVICE == cuda ]]; then
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | sed 's/^/gpu: /'
   # Several planner processes share a GPU: while one runs its controllers' Python, another's kernels run
   # (measured on one H200, 4096 episodes: 1 x 1024 envs 3,175/min, 2 x 1024 4,454, 4 x 512 5,051).
-  device=cuda; planner_workers=$(( 4 * gpus ))
+  planner_workers=$(( 4 * GPUS ))
 else
-  device=cpu; planner_workers=$cores   # CPU-only: the planner processes are the parallelism, envs in-process
+  planner_workers=$cores   # CPU-only: the planner processes are the parallelism, envs in-process
 fi
-echo "cores: $cores, gpus: $gpus"
+echo "cores: $cores, gpus: $GPUS"
 
 if [[ -z "${SUITE:-}" ]]; then
-  env_workers=$([[ $device == cuda ]] && echo $(( cores / planner_workers - 1 )) || echo 0)
-  exec python3 -m rs_diffuser_ros.eval --device "$device" --workers "$planner_workers" --env-workers "$env_workers" \
+  env_workers=$([[ $DEVICE == cuda ]] && echo $(( cores / planner_workers - 1 )) || echo 0)
+  exec python3 -m rs_diffuser_ros.eval --device "$DEVICE" --workers "$planner_workers" --env-workers "$env_workers" \
     --out "$out" --no-progress "$@"
 fi
 
@@ -41,14 +40,14 @@ for layout in $SUITE; do
   runs+=("$layout=$model"); bc+=("$layout=$policy")
 done
 set -- --runs "${runs[@]}" --bc-runs "${bc[@]}" --out "$out" --no-progress "$@"
-slots=$(( (gpus > 0 ? gpus : 1) * ${PER_GPU:-2} ))
-env_workers=$([[ $device == cuda ]] && echo $(( cores / slots - 1 )) || echo 0)
+slots=$(( (GPUS > 0 ? GPUS : 1) * ${PER_GPU:-2} ))
+env_workers=$([[ $DEVICE == cuda ]] && echo $(( cores / slots - 1 )) || echo 0)
 [[ $env_workers -lt 0 ]] && env_workers=0
 start=$SECONDS; i=0; pids=()
 for layout in $SUITE; do
-  gpu=$(( gpus > 0 ? i % gpus : 0 ))
-  CUDA_VISIBLE_DEVICES=$gpu python3 -m rs_diffuser_ros.eval.suite --only "$layout" --device "$device" \
-    --workers "$([[ $device == cuda ]] && echo 1 || echo $(( cores / slots > 0 ? cores / slots : 1 )))" \
+  gpu=$(( GPUS > 0 ? i % GPUS : 0 ))
+  CUDA_VISIBLE_DEVICES=$gpu python3 -m rs_diffuser_ros.eval.suite --only "$layout" --device "$DEVICE" \
+    --workers "$([[ $DEVICE == cuda ]] && echo 1 || echo $(( cores / slots > 0 ? cores / slots : 1 )))" \
     --env-workers "$env_workers" "$@" >"$out/$layout.log" 2>&1 &
   pids+=($!); i=$((i + 1))
   if (( ${#pids[@]} >= slots )); then wait "${pids[0]}" || echo "layout run ${pids[0]} failed (see $out/*.log)"; pids=("${pids[@]:1}"); fi

@@ -46,8 +46,7 @@ config=${CONFIG:-config/experiments/stride_mapread.yaml}
 mkdir -p "$OUT"
 LOG_DIR="$OUT" source "$(dirname "$0")/device_python_env.sh"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # KINDS.md: no NVLink multicast
-gpus=$GPUS device=$DEVICE
-gate_s=${GATE_S:-$([[ $gpus -gt 1 ]] && echo 100 || echo 180)}
+gate_s=${GATE_S:-$([[ $GPUS -gt 1 ]] && echo 100 || echo 180)}
 start=$SECONDS
 read -ra datasets <<<"$DATASET"
 
@@ -63,7 +62,7 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
   from=${HANDOVER_FROM:-${INIT:-}}
   [[ -n "$from" ]] || { echo "HANDOVER_EPISODES needs HANDOVER_FROM or INIT: the model whose controller drives"; exit 1; }
   hdevice=${HANDOVER_DEVICE:-cpu}
-  if [[ $hdevice == cuda && $gpus -gt 0 ]]; then procs=$(( gpus * ${HANDOVER_PROCS_PER_GPU:-6} ))
+  if [[ $hdevice == cuda && $GPUS -gt 0 ]]; then procs=$(( GPUS * ${HANDOVER_PROCS_PER_GPU:-6} ))
   else hdevice=cpu; procs=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 )); fi
   mkdir -p "$OUT/handover"
   ls "${datasets[0]}"/layouts/*-"${HANDOVER_KIND:-tradeoff}".yaml >"$OUT/handover/all_maps.txt" \
@@ -75,7 +74,7 @@ if (( ${HANDOVER_EPISODES:-0} > 0 )); then
   for share in "$OUT"/handover/maps.[0-9]*; do
     part=${share##*.}
     # shellcheck disable=SC2046  # one argument per map file
-    CUDA_VISIBLE_DEVICES=$(( 10#$part % (gpus > 0 ? gpus : 1) )) OMP_NUM_THREADS=1 python3 -m rs_diffuser_ros.eval.handover \
+    CUDA_VISIBLE_DEVICES=$(( 10#$part % (GPUS > 0 ? GPUS : 1) )) OMP_NUM_THREADS=1 python3 -m rs_diffuser_ros.eval.handover \
       --checkpoint "$from" --layouts $(cat "$share") --episodes-per-map "$HANDOVER_EPISODES" \
       --setting "${HANDOVER_SETTING:-averse:0.1}" --seed $(( 10#$part * 100000 )) --device "$hdevice" \
       --out "$OUT/handover/part$part" ${HANDOVER_ARGS:-} >"$OUT/handover/part$part.log" 2>&1 &
@@ -94,10 +93,10 @@ fi
 train_s=$(( deadline - gate_s - $(date +%s) ))
 (( train_s > 30 )) || { echo "no time left to train (${train_s} s)"; exit 1; }
 launcher=(python3)
-[[ $gpus -gt 1 ]] && launcher=(python3 -m torch.distributed.run --nproc_per_node "$gpus")
+[[ $GPUS -gt 1 ]] && launcher=(python3 -m torch.distributed.run --nproc_per_node "$GPUS")
 init=(); [[ -n "${INIT:-}" ]] && init=(--init-from "$INIT")
 "${launcher[@]}" -m rs_diffuser_ros.core.training.train --dataset "${datasets[@]}" --config "$config" "${init[@]}" \
-  --out "$OUT/run" --steps "${STEPS:-400000}" --batch-size "${BATCH:-1024}" --deadline-s "$train_s" --device "$device" \
+  --out "$OUT/run" --steps "${STEPS:-400000}" --batch-size "${BATCH:-1024}" --deadline-s "$train_s" --device "$DEVICE" \
   --log-every 250 --checkpoint-every 2000 --no-progress >"$OUT/train.log" 2>&1
 [[ -f "$OUT/run/model.safetensors" ]] || { echo "training wrote no model"; tail -20 "$OUT/train.log"; exit 1; }
 echo "trained in $((SECONDS - start)) s: $(grep -E '"steps"' "$OUT/train.log" | head -1 | tr -d ' ,')"
