@@ -14,8 +14,9 @@ docs/evaluation.md). The (map, seed) pair was picked offline for the general mod
 through the same Controller the node drives (config/planner.yaml, the model's own sampling), from the robot at the
 start region's centre facing the goal centre: over the 25 test-split trade-off maps and planner seeds 1..16 (400
 pairs) the alpha = 1 plan entered a risky region and the alpha = 0.05 plan did not in 11 pairs, 7 of them on map
-MAP_SEED. The shipped general model (f1 with 8 route candidates a way, 2026-12-01) splits there at every one of
-seeds 1..16, and in 151 of the 400 pairs, on 16 of the 25 maps (`python -m rs_diffuser_ros.eval.first_plan_split`).
+MAP_SEED. The shipped general model (g2 with 8 route candidates a way, 2026-12-02) splits there at every one of
+seeds 1..16, and in 218 of the 400 pairs, on 18 of the 25 maps (`python -m rs_diffuser_ros.eval.first_plan_split`;
+f1 before it: every seed there, 151 pairs, 16 maps).
 """
 import math
 import time
