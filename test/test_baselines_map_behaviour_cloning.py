@@ -253,7 +253,7 @@ def test_the_evaluation_drives_it_on_a_generated_test_map(tmp_path, collected_po
 
 def test_the_shipped_general_bc_reads_the_general_model_map_input_and_drives_towards_the_goal():
     """The shipped file is a map-conditioned policy with the map settings of the general model it was trained beside
-    (gpu19_joint, kept in experiments/checkpoints; the shipped f1 reads a larger patch with one more channel), and on
+    (gpu19_joint, kept in experiments/checkpoints; the shipped g2, like f1, reads a larger patch with one more channel), and on
     the default layout, which it never saw, it closes on the goal."""
     from risky_nav.env import RiskyNavEnv
 

@@ -2,10 +2,10 @@
 
 A checkpoint carries the inference-time settings its model is run with (`config.planner`; the controller's
 sentinels, e.g. `route_candidates: -1` in config/planner.yaml, mean "the model's own"). How a model is best run can
-be found after it was trained: the shipped general model is f1 run with 8 route candidates a way. This writes such a
+be found after it was trained: the shipped general model is g2 run with 8 route candidates a way. This writes such a
 choice into a copy, so the file that ships says how it ships:
 
-    python -m rs_diffuser_ros.core.planner_defaults experiments/checkpoints/stride_mapread_f1.safetensors \
+    python -m rs_diffuser_ros.core.planner_defaults experiments/checkpoints/stride_mapread_g2.safetensors \
         rs_diffuser_ros/models/general.safetensors route_candidates=8
 """
 from __future__ import annotations
