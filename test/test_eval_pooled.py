@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from rs_diffuser_ros.eval.pooled import main, map_kind, per_map_table, pool, tail_composition, tail_table
+from rs_diffuser_ros.eval.pooled import main, map_kind, per_map_table, pool, shared_seeds, tail_composition, tail_table
 
 
-def episode(setting, i, ret, success=True, risky=0, collision=0):
-    return {"setting": setting, "episode": i, "seed": 1000 + i, "episode_return": ret, "length": 100,
+def episode(setting, i, ret, success=True, risky=0, collision=0, seed=None):
+    return {"setting": setting, "episode": i, "seed": 1000 + i if seed is None else seed, "episode_return": ret, "length": 100,
             "success": success, "collision_steps": collision, "risky_steps": risky, "violation_steps": risky + collision,
             "risk_events": 0, "collided": collision > 0, "entered_risky_region": risky > 0, "violation": risky + collision > 0}
 
@@ -128,3 +128,22 @@ def test_the_tail_says_which_maps_and_which_episodes_a_pooled_cvar_is_made_of():
     assert neutral["with_event"] == 2 and neutral["maps_above_neutral"] is None
     lines = tail_table(tails)
     assert lines[4] == "| averse:0.1 | 2 | gen1000009-clutter-tradeoff 2 | 0 | 0 | 100 | 2 of 2 |"
+
+
+def test_maps_that_share_env_seeds_are_named_and_the_table_warns(tmp_path, capsys):
+    """Two maps reset with the same seeds draw the same risk events (risky_nav.episode_seeds)."""
+    own = [run(f"maps/test/gen100000{k}-rooms-tradeoff.yaml", [episode("averse:0.1", i, 1.0, seed=20 * k + i) for i in range(2)],
+               [episode("neutral", i, 1.0, seed=20 * k + i) for i in range(2)]) for k in range(3)]
+    assert shared_seeds(own) == []
+    reused = own + [run("maps/test/gen1000009-rooms-tradeoff.yaml", [episode("averse:0.1", 0, 1.0, seed=21)],
+                        [episode("neutral", 0, 1.0, seed=99)])]
+    assert shared_seeds(reused) == ["gen1000001-rooms-tradeoff", "gen1000009-rooms-tradeoff"]
+    folders = []
+    for r in reused:
+        folder = tmp_path / r["meta"]["layout"].split("/")[-1][:-5]
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps(r))
+        folders.append(str(folder))
+    assert main(folders + ["--out", str(tmp_path / "pooled")]) == 0
+    assert "2 of 4 maps share env seeds" in (tmp_path / "pooled" / "results.md").read_text()
+    assert "share env seeds" in capsys.readouterr().err

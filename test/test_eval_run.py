@@ -173,6 +173,9 @@ def test_suite_runs_every_layout_and_summarises_the_claims(tmp_path, short_layou
     assert "averse alpha=0.1: violation rate at most half of alpha=1's" in summary
     for name in ("short", "other"):
         assert (out / name / "results.json").is_file() and (out / name / "trajectories.png").is_file()
+    # The second layout starts where the first one's seeds end: the two share no risk-event draws.
+    seeds = {name: json.loads((out / name / "results.json").read_text())["meta"]["seed"] for name in ("short", "other")}
+    assert seeds == {"short": 0, "other": 1}
     with pytest.raises(SystemExit, match="must be LAYOUT=PATH"):
         suite.main(["--runs", "default", "--out", str(out)])
 

@@ -11,7 +11,8 @@ the runs had equal --episodes). --group-by-kind adds one pooled table per map ki
 file name (`gen<seed>-<style>-<kind>`, risky_nav.generate). --per-map adds one row per map: episodes entering a
 risky region / reaching the goal per setting, so a map where the alphas split (or nobody arrives) shows. --tail adds
 where each setting's pooled CVaR_0.1 comes from: its worst tenth of episodes by map, with a risk event or not, and on
-how many maps its own CVaR_0.1 is above alpha 1's (a pooled tail can be a few long maps' ordinary episodes). Writes
+how many maps its own CVaR_0.1 is above alpha 1's (a pooled tail can be a few long maps' ordinary episodes). Maps
+that share env seeds share their risk-event draws: the table then says so (risky_nav.episode_seeds). Writes
 OUT/pooled/results.md and results.json.
 """
 from __future__ import annotations
@@ -147,6 +148,17 @@ def tail_table(tails: dict[str, dict], alpha: float = CVAR_LEVEL, shown: int = 5
     return lines + [""]
 
 
+def shared_seeds(runs: list[dict]) -> list[str]:
+    """The maps whose env seeds another map used too (risky_nav.episode_seeds): their risk events are the same
+    draws, so the pooled interval, which counts every episode as independent, would be too narrow."""
+    users = defaultdict(set)
+    for run in runs:
+        for episodes in run["episodes"].values():
+            for e in episodes:
+                users[e["seed"]].add(Path(run["meta"]["layout"]).stem)
+    return sorted({layout for maps in users.values() if len(maps) > 1 for layout in maps})
+
+
 def markdown(title: str, pooled: dict) -> list[str]:
     return [f"## {title}", "", markdown_table(pooled, counts=("maps", "episodes")), "",
             *claims_table(pooled["claims"]), ""]
@@ -166,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     result = {"maps": layouts, "all": pool(runs)}
     lines = [f"# Pooled evaluation over {len(runs)} maps", "",
              "Cells: value [95% CI]; every map's episodes pooled into one sample.", ""]
+    sharing = shared_seeds(runs)
+    if sharing:
+        warning = (f"**Warning:** {len(sharing)} of {len(runs)} maps share env seeds with another map, so they share "
+                   "risk-event draws and the intervals below are too narrow; run each map from its own seeds "
+                   "(risky_nav.episode_seeds, as tools/gate.sh and the suite do).")
+        print(warning, file=sys.stderr)
+        lines += [warning, ""]
     lines += markdown(f"All {len(runs)} maps", result["all"])
     if args.tail:
         result["all"]["tail"] = tail_composition(runs)

@@ -6,13 +6,16 @@ of which claims hold where.
 
 Writes out/<layout>/ (what `python -m rs_diffuser_ros.eval` writes) and out/summary.md, out/summary.json.
 Every option of the evaluation command except --layout, --checkpoint and --out applies to all layouts;
-`bc` uses --bc-checkpoint for the default layout and LAYOUT=PATH pairs given with --bc-runs elsewhere.
+the i-th layout of --runs resets its episodes from --seed + i x --episodes (risky_nav.episode_seeds: layouts
+share no risk-event draws, so a table pooled over them counts independent episodes); `bc` uses --bc-checkpoint for the default layout and LAYOUT=PATH pairs given with --bc-runs elsewhere.
 """
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+
+from risky_nav.episode_seeds import first_episode_seed
 
 from rs_diffuser_ros.eval.cli import build_parser, config_from_args, run_and_write
 from rs_diffuser_ros.eval.report import RESULTS_JSON, VERDICT
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                     "<out>/<layout>/results.json files that --only runs left")
     args = ap.parse_args(argv)
     runs = {layout: resolve_model(str(path)) for layout, path in parse_pairs(args.runs, "--runs").items()}
+    first_seeds = {layout: first_episode_seed(args.seed, i, args.episodes) for i, layout in enumerate(runs)}
     bc_runs = parse_pairs(args.bc_runs, "--bc-runs")
     if args.only is not None:
         if args.only not in runs:
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return _write_summary(per_layout, args.out)
     configs, default_bc = {}, args.bc_checkpoint
     for layout, checkpoint in runs.items():  # all checked before the first (long) run starts
-        args.layout, args.checkpoint = layout, checkpoint
+        args.layout, args.checkpoint, args.seed = layout, checkpoint, first_seeds[layout]
         args.bc_checkpoint = bc_runs.get(layout, default_bc)
         configs[layout] = config_from_args(ap, args)
     per_layout = {}

@@ -2,9 +2,9 @@
 
 Used by `python -m risky_nav.collect --layouts ... | --generate N` (see collect.py). Map m
 gets --episodes-per-map episodes; its policy draws come from the generator seeded (seed, m)
-and its episode j is reset with seed + m * episodes_per_map + j, so the dataset does not
-depend on the number of workers. Workers (multiprocessing, spawn) each run whole maps; the
-parent writes them in map order. The maps are copied to `<out>/layouts/<name>.yaml`, every
+and its episode j is reset with seed + m * episodes_per_map + j (episode_seeds.py: maps share no
+event draws), so the dataset does not depend on the number of workers. Workers (multiprocessing,
+spawn) each run whole maps; the parent writes them in map order. The maps are copied to `<out>/layouts/<name>.yaml`, every
 episode names its map (its `layout` attribute), and `<out>/dataset_stats.json` holds the
 statistics per map kind (map_analysis.KINDS).
 """
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 import risky_nav
 from risky_nav.dataset import DatasetWriter
+from risky_nav.episode_seeds import first_episode_seed
 from risky_nav.layout import Layout
 from risky_nav.map_analysis import KINDS, NoPathError, analyse
 
@@ -50,7 +51,7 @@ def _collect_map(task: MapTask):
         kind = "no_path"
     env = gym.make(risky_nav.ENV_ID, layout=task.layout, disable_env_checker=True)
     rng = np.random.default_rng([task.seed, task.index])
-    first_seed = task.seed + task.index * task.episodes
+    first_seed = first_episode_seed(task.seed, task.index, task.episodes)
     episodes = list(run_episodes(env, task.layout, task.episodes, task.mix, task.anywhere, rng, first_seed))
     env.close()
     return task.index, kind, episodes
