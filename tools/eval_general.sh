@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Zero-shot evaluation of one map-conditioned model (issue 15's must-show), on any machine:
-#   the four shipped layouts (EPISODES a setting, seeds from SEED), and the generated test maps (maps/test:
+#   the four shipped layouts (EPISODES a setting; layout k's seeds from SEED + k x EPISODES, as the suite gives every
+#   layout and map its own: risky_nav.episode_seeds), and the generated test maps (maps/test:
 #   seeds 1,000,000..1,000,049, never trained on; MAP_EPISODES a setting), pooled into one table per map kind.
 #   bc: one map-conditioned behaviour-cloning policy on every layout and test map, as the general model: BC=<policy>
 #   (python -m rs_diffuser_ros.baselines.behaviour_cloning --map-conditioned ..., docs/training.md), by default the
