@@ -17,7 +17,7 @@ docs/method_choices.md ("Why the general models take the short cut") reads these
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -50,16 +50,23 @@ class LayoutStart:
     risk: object  # ... and of the hazard levels
     split_map: PlanningMap  # both goal distance fields (safe_distance=True), for goes_round
     fields: torch.Tensor  # [2, h, w] plain and safe goal distance to `goal`
+    built: dict = field(default_factory=dict)  # model_map's maps by (safe distance, clearance): built once each
 
     def model_map(self, planner: RiskSensitivePlanner) -> PlanningMap | None:
         """What `planner` plans on here: None for a per-map model, else the map with the model's own setting."""
         if not planner.map_conditioned:
             return None
         m = planner.config.model
-        if m.map_passable_clearance_m != self.split_map.layers.passable_clearance_m:  # the cells the model's fields use
-            return PlanningMap.from_grids(self.occupancy, self.risk, safe_distance=m.map_safe_distance,
-                                          passable_clearance_m=m.map_passable_clearance_m)
-        return self.split_map if m.map_safe_distance else PlanningMap(self.split_map.layers, safe_distance=False)
+        if m.map_passable_clearance_m == self.split_map.layers.passable_clearance_m and m.map_safe_distance:
+            return self.split_map
+        key = (m.map_safe_distance, m.map_passable_clearance_m)
+        if key not in self.built:
+            if m.map_passable_clearance_m != self.split_map.layers.passable_clearance_m:  # the cells its fields use
+                self.built[key] = PlanningMap.from_grids(self.occupancy, self.risk, safe_distance=m.map_safe_distance,
+                                                         passable_clearance_m=m.map_passable_clearance_m)
+            else:
+                self.built[key] = PlanningMap(self.split_map.layers, safe_distance=False)
+        return self.built[key]
 
 
 def layout_start(layout: str, seed: int, state_dim: int) -> LayoutStart:
