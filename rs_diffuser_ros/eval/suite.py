@@ -7,7 +7,8 @@ of which claims hold where.
 Writes out/<layout>/ (what `python -m rs_diffuser_ros.eval` writes) and out/summary.md, out/summary.json.
 Every option of the evaluation command except --layout, --checkpoint and --out applies to all layouts;
 the i-th layout of --runs resets its episodes from --seed + i x --episodes (risky_nav.episode_seeds: layouts
-share no risk-event draws, so a table pooled over them counts independent episodes); `bc` uses --bc-checkpoint for the default layout and LAYOUT=PATH pairs given with --bc-runs elsewhere.
+share no risk-event draws, so a table pooled over them counts independent episodes); `bc` uses --bc-checkpoint
+for the default layout and LAYOUT=PATH pairs given with --bc-runs elsewhere.
 """
 from __future__ import annotations
 

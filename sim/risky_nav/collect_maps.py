@@ -4,9 +4,9 @@ Used by `python -m risky_nav.collect --layouts ... | --generate N` (see collect.
 gets --episodes-per-map episodes; its policy draws come from the generator seeded (seed, m)
 and its episode j is reset with seed + m * episodes_per_map + j (episode_seeds.py: maps share no
 event draws), so the dataset does not depend on the number of workers. Workers (multiprocessing,
-spawn) each run whole maps; the parent writes them in map order. The maps are copied to `<out>/layouts/<name>.yaml`, every
-episode names its map (its `layout` attribute), and `<out>/dataset_stats.json` holds the
-statistics per map kind (map_analysis.KINDS).
+spawn) each run whole maps; the parent writes them in map order. The maps are copied to
+`<out>/layouts/<name>.yaml`, every episode names its map (its `layout` attribute), and
+`<out>/dataset_stats.json` holds the statistics per map kind (map_analysis.KINDS).
 """
 from __future__ import annotations
 
