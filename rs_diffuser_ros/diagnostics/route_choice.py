@@ -33,9 +33,8 @@ def goes_round(plans: np.ndarray, fields: torch.Tensor, planning_map: PlanningMa
     """plans [K, H, >=2] in world metres, fields [>=2, h, w] (plain, safe goal distance, ...) -> bool [K]: the window
     gains more than margin_m more on the safe distance than on the plain one."""
     ends = torch.as_tensor(np.stack([plans[:, 0, :2], plans[:, -1, :2]], 1).reshape(-1, 2), dtype=torch.float32)
-    rc = planning_map.layers.cells_of(ends)
-    h, w = fields.shape[-2:]
-    values = fields[:2, rc[:, 0].clamp(0, h - 1), rc[:, 1].clamp(0, w - 1)].reshape(2, -1, 2)  # [field, K, first/last]
+    rc, _ = planning_map.cells_on_map(ends)  # clamped onto the map: a point off it reads the edge cell
+    values = fields[:2, rc[:, 0], rc[:, 1]].reshape(2, -1, 2)  # [field, K, first/last]
     gain = (values[..., 0] - values[..., 1]).numpy()  # metres gained on each field
     return gain[1] - gain[0] > margin_m
 
