@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 from risky_nav.stats import cvar
 
+from rs_diffuser_ros.eval.claims import AVERSE, NEUTRAL
 from rs_diffuser_ros.eval.metrics import CVAR_LEVEL, N_BOOTSTRAP
 from rs_diffuser_ros.eval.pooled import merge_by_map, read_run
-
-NEUTRAL = "neutral"
 
 
 def weighted_cvar(values, weights, alpha: float = CVAR_LEVEL) -> float:
@@ -37,11 +36,13 @@ def weighted_cvar(values, weights, alpha: float = CVAR_LEVEL) -> float:
     return float((v[:k + 1] * take).sum() / take.sum())
 
 
-def ways(run: dict, cautious: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(way-round returns, short-cut returns) of one map's run."""
-    round_ = [e["episode_return"] for name in cautious for e in run["episodes"].get(name, [])
+def ways(name: str, run: dict, cautious: list[str], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(way-round returns, short-cut returns) of map `name`'s run (from the `where` runs, for the error)."""
+    round_ = [e["episode_return"] for setting in cautious for e in run["episodes"].get(setting, [])
               if not e["entered_risky_region"]]
     short = [e["episode_return"] for e in run["episodes"].get(NEUTRAL, [])]
+    if not short:
+        raise SystemExit(f"{name}: no {NEUTRAL!r} episodes in the {where} runs (the short cut is alpha 1's)")
     return np.array(round_, float), np.array(short, float)
 
 
@@ -49,9 +50,7 @@ def choose(runs: dict[str, dict], cautious: list[str], min_episodes: int) -> dic
     """{map: "round" or "short"}: the way with the higher CVaR_0.1 on these runs."""
     picks = {}
     for name, run in runs.items():
-        round_, short = ways(run, cautious)
-        if not len(short):
-            raise SystemExit(f"{name}: no {NEUTRAL!r} episodes in the --choose runs (the short cut is alpha 1's)")
+        round_, short = ways(name, run, cautious, "--choose")
         picks[name] = "round" if len(round_) >= min_episodes and cvar(round_) > cvar(short) else "short"
     return picks
 
@@ -61,9 +60,7 @@ def judge(runs: dict[str, dict], picks: dict[str, str], cautious: list[str], see
     """The oracle's and alpha 1's pooled CVaR_0.1 over `runs` with map-stratified bootstrap intervals."""
     chosen, neutral = [], []
     for name, run in runs.items():
-        round_, short = ways(run, cautious)
-        if not len(short):
-            raise SystemExit(f"{name}: no {NEUTRAL!r} episodes in the --judge runs")
+        round_, short = ways(name, run, cautious, "--judge")
         use_round = picks.get(name) == "round" and len(round_) > 0  # none driven round here: its short cut
         chosen.append(round_ if use_round else short)
         neutral.append(short)
@@ -89,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.eval.route_oracle", description=__doc__.split("\n\n")[0])
     ap.add_argument("--choose", nargs="+", type=Path, required=True, help="evaluation folders the ways are picked on")
     ap.add_argument("--judge", nargs="+", type=Path, required=True, help="evaluation folders at other env seeds")
-    ap.add_argument("--cautious", nargs="+", default=["averse:0.1"],
+    ap.add_argument("--cautious", nargs="+", default=[AVERSE],
                     help="settings whose episodes that never entered a risky region drive the way round")
     ap.add_argument("--min-episodes", type=int, default=5, help="way-round episodes a map needs to be picked round")
     args = ap.parse_args(argv)
