@@ -56,15 +56,14 @@ class LayoutStart:
         if not planner.map_conditioned:
             return None
         m = planner.config.model
-        if m.map_passable_clearance_m == self.split_map.layers.passable_clearance_m and m.map_safe_distance:
+        same_cells = m.map_passable_clearance_m == self.split_map.layers.passable_clearance_m  # its fields' cells
+        if same_cells and m.map_safe_distance:
             return self.split_map
         key = (m.map_safe_distance, m.map_passable_clearance_m)
         if key not in self.built:
-            if m.map_passable_clearance_m != self.split_map.layers.passable_clearance_m:  # the cells its fields use
-                self.built[key] = PlanningMap.from_grids(self.occupancy, self.risk, safe_distance=m.map_safe_distance,
-                                                         passable_clearance_m=m.map_passable_clearance_m)
-            else:
-                self.built[key] = PlanningMap(self.split_map.layers, safe_distance=False)
+            self.built[key] = (PlanningMap(self.split_map.layers, safe_distance=False) if same_cells else
+                               PlanningMap.from_grids(self.occupancy, self.risk, safe_distance=m.map_safe_distance,
+                                                      passable_clearance_m=m.map_passable_clearance_m))
         return self.built[key]
 
 
