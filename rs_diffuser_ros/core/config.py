@@ -76,6 +76,12 @@ class ModelConfig:
     # not only the map embedding: one 64-number vector cannot say where a 0.4 m block lies, and plans ran through
     # such blocks (docs/method_choices.md, "The denoiser reads the map along its plan"). Needs a map model.
     denoiser_reads_map: bool = False
+    # The critic also reads the route label of the plan it scores: 1 if the plan's episode goes on into a risky region
+    # after the window's last state, 0 if it stays out. The return beyond a window depends on the way taken from its
+    # end, which a window before the routes part does not show; a critic without it charged the way round with the
+    # short cut's risk (docs/method_choices.md, "A critic that reads where the plan goes on"). The planner gives each
+    # candidate its own label (route candidates: their way's). Needs the route label and the per-step critic.
+    critic_reads_continuation: bool = False
 
     @property
     def context_dim(self) -> int:
@@ -87,6 +93,11 @@ class ModelConfig:
     def denoiser_context_dim(self) -> int:
         """The denoiser's context: the shared one, and the route label where the model has one."""
         return self.context_dim + int(self.route_label)
+
+    @property
+    def critic_context_dim(self) -> int:
+        """The critic's context: the shared one, and the continuation label where the model's critic reads it."""
+        return self.context_dim + int(self.critic_reads_continuation)
 
     @property
     def map_channels(self) -> int:
@@ -126,6 +137,9 @@ class ModelConfig:
         if self.route_label and not self.map_conditioned:
             raise ConfigError(f"{where}: model.route_label needs a map-conditioned model (map_patch_cells > 0): the "
                               "label says whether a plan goes into the map's risky regions")
+        if self.critic_reads_continuation and not (self.route_label and self.critic_kind == "per_step"):
+            raise ConfigError(f"{where}: model.critic_reads_continuation needs model.route_label: true (the planner labels "
+                              "its candidates by the denoiser's label) and critic_kind per_step")
         if self.denoiser_reads_map and not self.map_conditioned:
             raise ConfigError(f"{where}: model.denoiser_reads_map needs a map-conditioned model (map_patch_cells > 0): "
                               "it reads the map patch along the plan")

@@ -329,10 +329,12 @@ class RiskSensitivePlanner:
         if route_next is not None:
             inpainting, route_commands, route_held = self._route_inpainting(
                 start, states, route_next, route_step, map_layers.shape[-1], map_origin, map_resolution, batch, k)
-        denoiser_context = None
+        denoiser_context, critic_context = None, context
         if m.route_label:  # the last k // 2 candidates of each state are asked to go through risk
             label = (torch.arange(batch * k, device=dev) % k >= k - k // 2).to(context.dtype)[:, None]
             denoiser_context = torch.cat([context, label], -1)
+            if m.critic_reads_continuation:  # ... and scored as going on into it after their window (the rest: staying
+                critic_context = denoiser_context  # out); a route candidate is in the half of its way's label
         denoiser_map = map_view if m.denoiser_reads_map else None
         fast = initial_noise is not None
         # One objective for guidance and selection, so the sampler pushes towards what selection picks.
@@ -343,11 +345,11 @@ class RiskSensitivePlanner:
         guidance = RiskGuidance(objective, p.guidance_scale, p.guidance_grad_clip, p.guidance_on)
         with _autocast(dev, self.precision):  # no autocast on the reference path: set_execution keeps it fp32
             if fast:
-                steps = fast_steps(self.denoiser, self.schedule, context, guidance, initial_noise, step_noise,
+                steps = fast_steps(self.denoiser, self.schedule, critic_context, guidance, initial_noise, step_noise,
                                    denoiser_context=denoiser_context, denoiser_map=denoiser_map)
             else:
                 shape = (len(start), self.horizon, self.state_dim)
-                steps = reference_steps(self.denoiser, self.schedule, context, guidance, shape, generator,
+                steps = reference_steps(self.denoiser, self.schedule, critic_context, guidance, shape, generator,
                                         denoiser_context=denoiser_context, denoiser_map=denoiser_map)
             x = ddim_loop(self.schedule, inpainting, steps)
         if carried is not None:
@@ -356,7 +358,7 @@ class RiskSensitivePlanner:
                 route_held = route_held & (torch.arange(batch * k, device=dev) % k != k - 1)
 
         # Select on the clean plans: critic at noise level 0, in standardised return units.
-        q_norm = objective.risk.quantiles(x, context, torch.zeros(x.shape[0], device=dev))
+        q_norm = objective.risk.quantiles(x, critic_context, torch.zeros(x.shape[0], device=dev))
         scores = objective.score(q_norm, x)  # [B*K]
         chosen = scores.view(batch, k).argmax(1)  # [B]
         quantiles = norm.returns.unnormalize(q_norm)  # [B*K, N] in return units

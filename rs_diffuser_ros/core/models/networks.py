@@ -31,7 +31,7 @@ def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
     if cfg.critic_kind == "per_step":
         read = None if cfg.critic_reads_map_embedding else cfg.goal_dim  # the context starts with the relative goal
         critic = PerStepMapCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden,
-                                  read_context=read)
+                                  read_context=read, reads_continuation=cfg.critic_reads_continuation)
     else:
         critic = MapQuantileCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden)
     return {

@@ -19,18 +19,22 @@ from torch import Tensor, nn
 
 class PerStepMapCritic(nn.Module):
     def __init__(self, horizon: int, state_dim: int, context_dim: int, along_channels: int, n_quantiles: int = 32,
-                 hidden: int = 256, step_hidden: int = 128, read_context: int | None = None):
-        """read_context: the first this many context numbers are read (None: all; the goal alone is goal_dim)."""
+                 hidden: int = 256, step_hidden: int = 128, read_context: int | None = None,
+                 reads_continuation: bool = False):
+        """read_context: the first this many context numbers are read (None: all; the goal alone is goal_dim).
+        reads_continuation: the context has one more number, last, the plan's continuation label (0 stays out of
+        risk after the window, 1 goes on into it; model.critic_reads_continuation), read as well."""
         super().__init__()
         self.horizon, self.state_dim, self.along_channels = horizon, state_dim, along_channels
         self.n_quantiles = n_quantiles
+        self.context_dim, self.reads_continuation = context_dim + int(reads_continuation), reads_continuation
         self.read_context = context_dim if read_context is None else read_context
         self.step_net = nn.Sequential(
             nn.Linear(state_dim + along_channels + 1, step_hidden), nn.SiLU(),
             nn.Linear(step_hidden, step_hidden), nn.SiLU(),
         )
         self.head = nn.Sequential(
-            nn.Linear(3 * step_hidden + self.read_context + 1, hidden), nn.SiLU(),
+            nn.Linear(3 * step_hidden + self.read_context + int(reads_continuation) + 1, hidden), nn.SiLU(),
             nn.Linear(hidden, hidden), nn.SiLU(),
             nn.Linear(hidden, n_quantiles),
         )
@@ -40,11 +44,17 @@ class PerStepMapCritic(nn.Module):
         """window [B, H, D], context [B, C], noise_level [B], along [B, H, >= A] -> ascending quantiles [B, N]."""
         if along is None:
             raise ValueError("PerStepMapCritic needs the map channels along the window (along=...)")
+        if context.shape[-1] != self.context_dim:  # a missing label would silently read a map number in its place
+            raise ValueError(f"PerStepMapCritic expects a context of {self.context_dim} numbers"
+                             f"{' (the last the continuation label)' if self.reads_continuation else ''}, got {context.shape[-1]}")
         b = window.shape[0]
+        read = context[:, :self.read_context]
+        if self.reads_continuation:
+            read = torch.cat([read, context[:, -1:]], -1)
         steps = torch.cat([window, along[..., :self.along_channels].to(window.dtype),
                            self.time.to(window.dtype).expand(b, -1, -1)], -1)
         h = self.step_net(steps)  # [B, H, step_hidden]
         pooled = torch.cat([h.mean(1), h.amax(1), h[:, -1]], -1)
-        out = self.head(torch.cat([pooled, context[:, :self.read_context], noise_level[:, None]], -1))
+        out = self.head(torch.cat([pooled, read, noise_level[:, None]], -1))
         base, gaps = out[:, :1], F.softplus(out[:, 1:])
         return torch.cat([base, base + gaps.cumsum(-1)], -1)

@@ -30,11 +30,12 @@ from .map_batches import TrainingMaps
 class TrainingObjective(nn.Module):
     def __init__(self, networks: dict[str, nn.Module], schedule: DiffusionSchedule, normalizers: Normalizers,
                  cfg: TrainingConfig, maps: TrainingMaps | None = None, critic_only: bool = False,
-                 route_label: bool = False, denoiser_reads_map: bool = False):
+                 route_label: bool = False, denoiser_reads_map: bool = False, critic_continuation: bool = False):
         """critic_only: the denoiser, inverse dynamics and map encoder are frozen (train --train-only critic): their
         losses are not computed (reported as 0) and the context is computed without gradient."""
         super().__init__()
         self.critic_only, self.route_label, self.denoiser_reads_map = critic_only, route_label, denoiser_reads_map
+        self.critic_continuation = critic_continuation
         self.map_encoder = networks["map_encoder"]
         self.maps = maps
         self.denoiser = networks["denoiser"]
@@ -60,8 +61,11 @@ class TrainingObjective(nn.Module):
         x_t = sched.q_sample(x0, t, noise)
         x_t[:, 0] = x0[:, 0]
         zero = x0.new_zeros(())
-        # A route label (model.route_label) is the denoiser's alone: the critic must judge a plan by where it goes.
+        # The route label (model.route_label): where the window's episode goes from its start, for the denoiser; where
+        # it goes on after the window, for a critic that reads it (model.critic_reads_continuation). A critic without
+        # it must judge a plan by where the window goes.
         denoiser_context = torch.cat([context, batch["goes_into_risk"][:, None]], -1) if self.route_label else context
+        critic_context = torch.cat([context, batch["goes_on_into_risk"][:, None]], -1) if self.critic_continuation else context
         diffusion = zero
         if not self.critic_only:
             # A denoiser that reads the map along its plan reads it where x_t's states lie, as in sampling.
@@ -72,9 +76,9 @@ class TrainingObjective(nn.Module):
         noise_level = torch.where(clean, torch.zeros_like(x0[:, 0, 0]), sched.noise_level(t))
         critic_in = torch.where(clean[:, None, None], x0, x_t)
         if view is None:
-            quantiles = self.critic(critic_in, context, noise_level)
+            quantiles = self.critic(critic_in, critic_context, noise_level)
         else:
-            quantiles = self.critic(critic_in, context, noise_level, view.along(critic_in))
+            quantiles = self.critic(critic_in, critic_context, noise_level, view.along(critic_in))
         critic = quantile_huber_loss(quantiles, norm.returns.normalize(batch["return"]), self.cfg.huber_kappa)
 
         if self.critic_only:

@@ -143,7 +143,8 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
                          "episodes need their in_risky_region flags (a dataset collected by risky_nav.collect)")
     objective = TrainingObjective(networks, schedule, normalizers.to(ctx.device), cfg, training_maps,
                                   critic_only=bool(train_only), route_label=m.route_label,
-                                  denoiser_reads_map=m.denoiser_reads_map).to(ctx.device)
+                                  denoiser_reads_map=m.denoiser_reads_map,
+                                  critic_continuation=m.critic_reads_continuation).to(ctx.device)
     trained = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     emas = {name: EMA(networks[name], cfg.ema_decay) for name in NETWORK_NAMES}
