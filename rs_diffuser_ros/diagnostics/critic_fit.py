@@ -166,6 +166,8 @@ def predict(fit: FitData, rows: np.ndarray, alpha: float) -> np.ndarray:
         x0 = norm.plan.normalize(to_plan_frame(b["windows"]))
         patches = fit.training_maps.patches(b["windows"][:, 0, :2], b["episode"])
         context = model_context(norm, nets["map_encoder"], b["windows"][:, 0], b["goal"], patches)
+        if fit.config.model.critic_reads_continuation:  # each window scored with where its episode went on after it
+            context = torch.cat([context, b["goes_on_into_risk"][:, None]], -1)
         along = MapView(patches, fit.training_maps.extent_m, norm.plan).along(x0)
         q = nets["critic"](x0, context, x0.new_zeros(len(chunk)), along)
         q = norm.returns.unnormalize(q).sort(-1).values  # tail_weights weigh ascending quantiles
