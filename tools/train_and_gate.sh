@@ -16,7 +16,8 @@
 #   BUDGET_S  seconds for everything [560]; the gate keeps GATE_S of them [100 on two GPUs or more; 180 on one,
 #             where the gate of 10 maps x 20 episodes x 2 settings took 155-175 s]
 #   GATE_MAPS, GATE_EPISODES, GATE_SETTINGS, GATE_SEED, PLANNER_YAML: the gate's (tools/gate.sh)
-#   BATCH [1024 a GPU]  STEPS [400000: the deadline ends it]
+#   BATCH [1024 a GPU]  STEPS [400000: the deadline ends it]  TRAIN_ARGS [none]  more arguments of the training
+#             (e.g. "--train-only critic": a fresh critic on INIT's frozen networks)
 #   HANDOVER_EPISODES [0: none]  episodes a map of eval.handover data (DAgger's aggregation: the controller of
 #             HANDOVER_FROM [INIT] drives at HANDOVER_SETTING [averse:0.1], then the detour expert) on the first
 #             dataset's maps of kind HANDOVER_KIND [tradeoff], collected before training by one CPU process a share of
@@ -97,7 +98,7 @@ launcher=(python3)
 init=(); [[ -n "${INIT:-}" ]] && init=(--init-from "$INIT")
 "${launcher[@]}" -m rs_diffuser_ros.core.training.train --dataset "${datasets[@]}" --config "$config" "${init[@]}" \
   --out "$OUT/run" --steps "${STEPS:-400000}" --batch-size "${BATCH:-1024}" --deadline-s "$train_s" --device "$DEVICE" \
-  --log-every 250 --checkpoint-every 2000 --no-progress >"$OUT/train.log" 2>&1
+  --log-every 250 --checkpoint-every 2000 --no-progress ${TRAIN_ARGS:-} >"$OUT/train.log" 2>&1
 [[ -f "$OUT/run/model.safetensors" ]] || { echo "training wrote no model"; tail -20 "$OUT/train.log"; exit 1; }
 echo "trained in $((SECONDS - start)) s: $(grep -E '"steps"' "$OUT/train.log" | head -1 | tr -d ' ,')"
 [[ -n "${KEEP_MODEL:-}" ]] && cp "$OUT/run/model.safetensors" "$KEEP_MODEL"
