@@ -15,3 +15,12 @@ def test_maps_of_one_run_never_share_a_seed_and_the_first_map_keeps_the_run_seed
 def test_a_negative_map_index_or_no_episodes_is_refused(map_index, episodes):
     with pytest.raises(ValueError, match="map_index"):
         first_episode_seed(0, map_index, episodes)
+
+
+def test_the_command_line_prints_the_seed_gate_sh_resets_a_map_from(capsys):
+    from risky_nav.episode_seeds import main
+    assert main(["18000", "45", "20"]) == 0
+    assert capsys.readouterr().out.strip() == "18900"
+    with pytest.raises(SystemExit):
+        main(["18000", "-1", "20"])
+    assert "map_index -1" in capsys.readouterr().err

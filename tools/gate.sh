@@ -9,8 +9,8 @@
 # env (defaults in brackets): MODEL, OUT (writes OUT/<map>/, OUT/<map>.log, OUT/pooled/results.md)
 #   GATE_MAPS [maps/val/*.yaml: carry maps/val, it is not in git]  GATE_EPISODES [20]  GATE_SEED [7000]
 #   GATE_SETTINGS ["averse:0.1 neutral"]  PLANNER_YAML [config/planner.yaml]
-# Map k (0-based, in sorted order) resets its episodes from GATE_SEED + k x GATE_EPISODES, as risky_nav.episode_seeds
-# says: maps that shared env seeds would share their risk-event draws.
+# Map k (0-based, in sorted order) resets its episodes from GATE_SEED + k x GATE_EPISODES (risky_nav.episode_seeds
+# computes it): maps that shared env seeds would share their risk-event draws.
 set -uo pipefail
 : "${MODEL:?MODEL is required}" "${OUT:?OUT is required}"
 mkdir -p "$OUT"
@@ -23,7 +23,7 @@ ls ${GATE_MAPS:-maps/val/*.yaml} | awk '{print NR - 1, $0}' | \
   EPISODES="${GATE_EPISODES:-20}" SEED="${GATE_SEED:-7000}" YAML="${PLANNER_YAML:-config/planner.yaml}" \
   xargs -P "$parallel" -n 2 bash -c 'map=$(basename "$1" .yaml); gpu=$(( GPUS > 0 ? $0 % GPUS : 0 ));
     CUDA_VISIBLE_DEVICES=$gpu python3 -m rs_diffuser_ros.eval --checkpoint "$MODEL" --layout "$1" \
-      --settings $SETTINGS --episodes "$EPISODES" --seed "$(( SEED + $0 * EPISODES ))" --device "$DEVICE" --workers 1 \
+      --settings $SETTINGS --episodes "$EPISODES" --seed "$(python3 -m risky_nav.episode_seeds "$SEED" "$0" "$EPISODES")" --device "$DEVICE" --workers 1 \
       --env-workers "$([[ $DEVICE == cuda ]] && echo 1 || echo 0)" --max-paths 10 --planner-yaml "$YAML" \
       --out "$OUT/$map" --no-progress >"$OUT/$map.log" 2>&1 || echo "gate run on $map failed: $OUT/$map.log"'
 python3 -m rs_diffuser_ros.eval.pooled "$OUT"/gen*/ --group-by-kind --per-map --tail --out "$OUT/pooled" >/dev/null \

@@ -14,3 +14,22 @@ def first_episode_seed(seed: int, map_index: int, episodes_per_map: int) -> int:
     if map_index < 0 or episodes_per_map < 1:
         raise ValueError(f"map_index {map_index} must be >= 0 and episodes_per_map {episodes_per_map} >= 1")
     return seed + map_index * episodes_per_map
+
+
+def main(argv=None) -> int:
+    """`python -m risky_nav.episode_seeds SEED MAP_INDEX EPISODES_PER_MAP` prints first_episode_seed (tools/gate.sh
+    asks here rather than keep a shell copy of the rule)."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m risky_nav.episode_seeds", description=main.__doc__.split("(")[0])
+    for name in ("seed", "map_index", "episodes_per_map"):
+        ap.add_argument(name, type=int)
+    args = ap.parse_args(argv)
+    try:
+        print(first_episode_seed(args.seed, args.map_index, args.episodes_per_map))
+    except ValueError as e:
+        ap.error(str(e))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
