@@ -11,7 +11,8 @@ the runs had equal --episodes). --group-by-kind adds one pooled table per map ki
 file name (`gen<seed>-<style>-<kind>`, risky_nav.generate). --per-map adds one row per map: episodes entering a
 risky region / reaching the goal per setting, so a map where the alphas split (or nobody arrives) shows. --tail adds
 where each setting's pooled CVaR_0.1 comes from: its worst tenth of episodes by map, with a risk event or not, and on
-how many maps its own CVaR_0.1 is above alpha 1's (a pooled tail can be a few long maps' ordinary episodes). Maps
+how many maps its own CVaR_0.1 is above alpha 1's (a pooled tail can be a few long maps' ordinary episodes).
+--map-cvar adds each map's own CVaR_0.1 averaged over maps and its paired difference from alpha 1's (map_cvar.py). Maps
 that share env seeds share their risk-event draws: the table then says so (risky_nav.episode_seeds). Writes
 OUT/pooled/results.md and results.json.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from risky_nav.stats import cvar
 
 from rs_diffuser_ros.eval.claims import check_claims
+from rs_diffuser_ros.eval.map_cvar import map_cvar, map_cvar_table
 from rs_diffuser_ros.eval.metrics import CVAR_LEVEL, EpisodeOutcome, summarize
 from rs_diffuser_ros.eval.report import RESULTS_JSON, claims_table, markdown_table
 from rs_diffuser_ros.eval.settings import parse_settings
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-map", action="store_true", help="also one row per map: entered risk / reached the goal")
     ap.add_argument("--tail", action="store_true",
                     help="also where each setting's pooled CVaR_0.1 comes from (its worst episodes by map)")
+    ap.add_argument("--map-cvar", action="store_true",
+                    help="also each map's own CVaR_0.1 averaged over maps, paired with alpha 1's (map_cvar.py)")
     args = ap.parse_args(argv)
     runs = merge_by_map([read_run(f) for f in args.folders], args.folders)
     layouts = [r["meta"]["layout"] for r in runs]
@@ -189,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.tail:
         result["all"]["tail"] = tail_composition(runs)
         lines += tail_table(result["all"]["tail"])
+    if args.map_cvar:
+        result["all"]["map_cvar"] = map_cvar(runs)
+        lines += map_cvar_table(result["all"]["map_cvar"])
     if args.group_by_kind:
         kinds = defaultdict(list)
         for run, layout in zip(runs, layouts):
@@ -199,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.tail:
                 result[kind]["tail"] = tail_composition(members)
                 lines += tail_table(result[kind]["tail"])
+            if args.map_cvar:
+                result[kind]["map_cvar"] = map_cvar(members)
+                lines += map_cvar_table(result[kind]["map_cvar"])
     if args.per_map:
         result["per_map"] = {Path(layout).stem: per_map_counts(run) for run, layout in zip(runs, layouts)}
         lines += per_map_table(runs)
