@@ -20,7 +20,8 @@ def test_resampled_cvars_keep_the_one_cvar_rule():
 
 
 def _constant_run(layout, averse, neutral, n=10):
-    return run(layout, [episode("averse:0.1", i, averse) for i in range(n)], [episode("neutral", i, neutral) for i in range(n)])
+    return run(layout, [episode("averse:0.1", i, averse) for i in range(n)],
+               [episode("neutral", i, neutral) for i in range(n)])
 
 
 def test_maps_are_drawn_once_for_both_settings_so_the_difference_is_paired():

@@ -60,7 +60,8 @@ def _estimate(value: float, draws: np.ndarray) -> tuple[float, float, float]:
 def map_cvar_table(stats: dict[str, dict], alpha: float = CVAR_LEVEL) -> list[str]:
     a = f"CVaR_{alpha:g}"
     lines = [f"### Each map's own {a}, averaged over maps (paired with `{REFERENCE}` on the same maps)", "",
-             f"| setting | maps | mean over maps of the map's {a} | minus `{REFERENCE}`'s | difference's interval above 0 |",
+             f"| setting | maps | mean over maps of the map's {a} | minus `{REFERENCE}`'s "
+             "| difference's interval above 0 |",
              "|---|---|---|---|---|"]
     cell = lambda e: f"{e[0]:.2f} [{e[1]:.2f}, {e[2]:.2f}]"  # noqa: E731
     for name, s in stats.items():

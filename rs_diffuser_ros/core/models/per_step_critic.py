@@ -45,8 +45,9 @@ class PerStepMapCritic(nn.Module):
         if along is None:
             raise ValueError("PerStepMapCritic needs the map channels along the window (along=...)")
         if context.shape[-1] != self.context_dim:  # a missing label would silently read a map number in its place
-            raise ValueError(f"PerStepMapCritic expects a context of {self.context_dim} numbers"
-                             f"{' (the last the continuation label)' if self.reads_continuation else ''}, got {context.shape[-1]}")
+            label = " (the last the continuation label)" if self.reads_continuation else ""
+            raise ValueError(f"PerStepMapCritic expects a context of {self.context_dim} numbers{label}, "
+                             f"got {context.shape[-1]}")
         b = window.shape[0]
         read = context[:, :self.read_context]
         if self.reads_continuation:

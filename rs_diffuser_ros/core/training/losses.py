@@ -65,7 +65,8 @@ class TrainingObjective(nn.Module):
         # it goes on after the window, for a critic that reads it (model.critic_reads_continuation). A critic without
         # it must judge a plan by where the window goes.
         denoiser_context = torch.cat([context, batch["goes_into_risk"][:, None]], -1) if self.route_label else context
-        critic_context = torch.cat([context, batch["goes_on_into_risk"][:, None]], -1) if self.critic_continuation else context
+        critic_context = (torch.cat([context, batch["goes_on_into_risk"][:, None]], -1) if self.critic_continuation
+                          else context)
         diffusion = zero
         if not self.critic_only:
             # A denoiser that reads the map along its plan reads it where x_t's states lie, as in sampling.
