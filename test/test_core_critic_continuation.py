@@ -17,6 +17,7 @@ from rs_diffuser_ros.core.training.train import train
 from rs_diffuser_ros.core.training.windows import WindowDataset
 from test_core_helpers import synthetic_episodes, single_thread  # noqa: F401 (autouse fixture)
 from test_core_map_input import grid_with, level_grid, map_config
+from test_core_route_label import flagged_map_episodes
 
 
 def _continuation_config(**training):
@@ -90,12 +91,7 @@ def test_the_planner_scores_each_half_with_its_own_label():
 
 
 def test_a_map_model_trains_a_continuation_critic(tmp_path):
-    occ = grid_with([(0.5, 2.2, 0.7, 3.0)])
-    maps = {"m0": (occ, level_grid(occ, [])), "m1": (occ, level_grid(occ, [(-1.0, -0.5, 1.0, 0.5)]))}
-    episodes = synthetic_episodes(6)
-    for i, e in enumerate(episodes):
-        e["layout"] = f"m{i % 2}"
-        e["in_risky_region"] = np.abs(e["observations"][1:, 1]) < 0.5
+    maps, episodes = flagged_map_episodes()
     summary = train(_continuation_config(steps=6, checkpoint_every=100), episodes, tmp_path, seed=0, device="cpu",
                     progress=False, maps=maps)
     assert summary["steps"] == 6

@@ -67,13 +67,19 @@ def test_the_label_reaches_the_denoiser_only_and_splits_the_candidates_in_halves
     assert np.abs(moved.candidates[4:] - before.candidates[4:]).max() > 1e-3
 
 
-def test_a_map_model_trains_with_the_label_and_refuses_episodes_without_region_flags(tmp_path):
+def flagged_map_episodes():
+    """(maps, episodes): two small maps, one with a risky band, and six episodes on them with their region flags."""
     occ = grid_with([(0.5, 2.2, 0.7, 3.0)])
     maps = {"m0": (occ, level_grid(occ, [])), "m1": (occ, level_grid(occ, [(-1.0, -0.5, 1.0, 0.5)]))}
     episodes = synthetic_episodes(6)
     for i, e in enumerate(episodes):
         e["layout"] = f"m{i % 2}"
         e["in_risky_region"] = np.abs(e["observations"][1:, 1]) < 0.5
+    return maps, episodes
+
+
+def test_a_map_model_trains_with_the_label_and_refuses_episodes_without_region_flags(tmp_path):
+    maps, episodes = flagged_map_episodes()
     summary = train(_label_config(steps=6, checkpoint_every=100), episodes, tmp_path, seed=0, device="cpu",
                     progress=False, maps=maps)
     assert summary["steps"] == 6
