@@ -71,3 +71,19 @@ def test_the_table_on_two_maps_of_a_small_dataset(capsys):
     assert "on 2 trade-off maps" in out
     table = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| group")]
     assert [line.split(" | ")[0][2:] for line in table] == list(critic_fit.GROUPS)
+
+
+def test_the_per_map_lines_take_the_short_cut_region_and_say_how_the_error_follows_c():
+    from types import SimpleNamespace as NS
+    region = lambda name, p, c: NS(name=name, p=p, penalty=c)  # noqa: E731
+    layouts = {f"m{i}": NS(risky_regions=[region("off_route_0", 0.05, 20.0), region(critic_fit.SHORTCUT_REGION, 0.01, c)])
+               for i, c in enumerate((4.0, 8.0, 12.0))}
+    assert critic_fit.crossed_region(layouts["m1"]) == (0.01, 8.0)  # the named one, not the larger p x C
+    assert critic_fit.crossed_region(NS(risky_regions=[region("a", 0.1, 1.0), region("b", 0.02, 10.0)])) == (0.02, 10.0)
+    cell = lambda predicted, redrawn: {"predicted_cvar": predicted, "redrawn_cvar": redrawn}  # noqa: E731
+    rows = [{"group": "about_to_cross", "per_map": {"m0": cell(1.0, 0.0), "m1": cell(0.0, -2.0), "m2": cell(-1.0, -4.0)}},
+            {"group": "inside", "per_map": {"m0": cell(9.0, 9.0)}}]
+    text = critic_fit.per_map_table(rows, layouts)
+    assert "| m1 | 0.0100 | 8.0 | 0.00 / -2.00 / +2.00 |" in text
+    assert "inside" not in text  # only the crossing groups
+    assert "about_to_cross: the error's correlation over 3 maps with C 1.00" in text  # errors 1, 2, 3 rise with C

@@ -1,7 +1,7 @@
 """Does a map critic fit the return's tail on its own training data? Its CVaR_alpha against the empirical CVaR_alpha.
 
     python -m rs_diffuser_ros.diagnostics.critic_fit --checkpoint runs/route7x50/model.safetensors \
-        --dataset datasets/riskynav/maps200x50clean-v0 [--maps 20] [--alpha 0.1]
+        --dataset datasets/riskynav/maps200x50clean-v0 [--maps 20] [--alpha 0.1] [--per-map]
 
 A critic that predicts the tail of the return too light on the very windows it was trained on cannot trade
 risk: the short cut through a risky region looks nearly as good as the way round at any alpha. This check took
@@ -23,6 +23,10 @@ REDRAWS times from its regions' p and C): the same pooled CVaR over the re-drawn
 group's windows of each window's own CVaR (its path's future known, only its events random). A critic reads
 only the window, not the rest of the path, so it cannot reach the last column where the future route is
 uncertain; it should reach the pooled one.
+
+--per-map adds one line per map for the crossing groups (the predicted and re-drawn CVaR and the error) with the p and
+C of the region the map's short cut crosses, and the error's correlation with C and with p x C over the maps: does the critic's
+error follow the event size, which the risk layer (p x C) does not carry?
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from risky_nav.mapgen import SHORTCUT_REGION
 
 from rs_diffuser_ros.core.checkpoint import CheckpointError
 from rs_diffuser_ros.core.conditioning import MapView, model_context
@@ -105,6 +111,7 @@ class FitData:
     map_names: list[str]
     episodes: list[dict]
     relabel: RiskEventRelabel
+    layouts: dict  # {map name: risky_nav Layout}: each map's regions' p and C (--per-map)
 
 
 def load_model(checkpoint) -> tuple[CoreConfig, Normalizers, dict]:
@@ -145,7 +152,7 @@ def prepare(checkpoint, dataset, n_maps: int = 20) -> FitData:
                                        state_dim=m.state_dim, goal_dim=m.goal_dim, stride=m.plan_stride)
     training_maps = TrainingMaps.from_grids([maps[n] for n in names], data.episode_map, data.episode_goal, m)
     relabel = RiskEventRelabel.from_exposure(data, load_dataset_risk_exposure(str(dataset), episodes, layouts))
-    return FitData(config, normalizers, networks, data, training_maps, names, episodes, relabel)
+    return FitData(config, normalizers, networks, data, training_maps, names, episodes, relabel, layouts)
 
 
 def redrawn_returns(fit: FitData, rows: np.ndarray, draws: int = REDRAWS, seed: int = 0) -> np.ndarray:
@@ -197,12 +204,13 @@ def fit_rows(fit: FitData, alpha: float = 0.1) -> list[dict]:
                 s = map_of == j
                 if s.sum() < MIN_WINDOWS:
                     continue
-                per_map.append((pred[s, 0].mean(), empirical_cvar(returns[s], alpha),
+                per_map.append((fit.map_names[j], (pred[s, 0].mean(), empirical_cvar(returns[s], alpha),
                                 empirical_cvar(redrawn[s].ravel(), alpha), path_cvar[s].mean(), pred[s, 1].mean(),
-                                returns[s].mean()))
-        means = np.mean(per_map, 0) if per_map else np.full(len(COLUMNS), np.nan)
+                                returns[s].mean())))
+        means = np.mean([v for _, v in per_map], 0) if per_map else np.full(len(COLUMNS), np.nan)
         out.append({"group": group, "windows": int(len(rows)), "maps": len(per_map),
-                    **dict(zip(COLUMNS, map(float, means)))})
+                    **dict(zip(COLUMNS, map(float, means))),
+                    "per_map": {name: dict(zip(COLUMNS, map(float, v))) for name, v in per_map}})
     return out
 
 
@@ -218,6 +226,43 @@ def markdown_table(rows: list[dict], alpha: float) -> str:
     return "\n".join(lines)
 
 
+def crossed_region(layout) -> tuple[float, float]:
+    """(p, C) of the region a trade-off map's short cut crosses: the one risky_nav.mapgen names SHORTCUT_REGION, else
+    (a hand-made layout) the one with the largest p x C."""
+    regions = getattr(layout, "risky_regions", ())
+    if not regions:
+        return float("nan"), float("nan")
+    named = [r for r in regions if r.name == SHORTCUT_REGION]
+    r = named[0] if named else max(regions, key=lambda r: r.p * r.penalty)
+    return float(r.p), float(r.penalty)
+
+
+def per_map_table(rows: list[dict], layouts: dict, groups=("about_to_cross", "cross_early")) -> str:
+    """One line per map: the p and C of the region its short cut crosses, and per group the predicted CVaR, the re-drawn empirical one
+    and their difference (the error); then, per group, how the error follows C and p x C over the maps (Pearson r)."""
+    by_group = {r["group"]: r["per_map"] for r in rows if r["group"] in groups}
+    names = sorted({name for per_map in by_group.values() for name in per_map})
+    head = " | ".join(f"{g}: predicted / re-drawn / error" for g in by_group)
+    lines = [f"| map | p | C | {head} |", "|---|--:|--:|" + "---|" * len(by_group)]
+    for name in names:
+        p, c = crossed_region(layouts.get(name))
+        cells = []
+        for per_map in by_group.values():
+            v = per_map.get(name)
+            cells.append("-" if v is None else f"{v['predicted_cvar']:.2f} / {v['redrawn_cvar']:.2f} / "
+                         f"{v['predicted_cvar'] - v['redrawn_cvar']:+.2f}")
+        lines.append(f"| {name} | {p:.4f} | {c:.1f} | " + " | ".join(cells) + " |")
+    for group, per_map in by_group.items():
+        maps = [n for n in names if n in per_map]
+        if len(maps) < 3:
+            continue
+        error = [per_map[n]["predicted_cvar"] - per_map[n]["redrawn_cvar"] for n in maps]
+        p_c = np.array([crossed_region(layouts.get(n)) for n in maps])
+        lines.append(f"\n{group}: the error's correlation over {len(maps)} maps with C {np.corrcoef(p_c[:, 1], error)[0, 1]:.2f}, "
+                     f"with p x C {np.corrcoef(p_c[:, 0] * p_c[:, 1], error)[0, 1]:.2f}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rs_diffuser_ros.diagnostics.critic_fit",
                                  description=__doc__.split("\n\n")[0])
@@ -226,6 +271,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dataset", required=True, help="a dataset collected over generated maps (layouts/ beside data/)")
     ap.add_argument("--maps", type=int, default=20, help="the first N trade-off maps (sorted by name)")
     ap.add_argument("--alpha", type=float, default=0.1, help="CVaR level, predicted and empirical")
+    ap.add_argument("--per-map", action="store_true", help="also one line per map: the p and C of the region its short cut crosses and "
+                    "the critic's error on the crossing groups, and how the error follows C over the maps")
     args = ap.parse_args(argv)
     if args.maps < 1:
         ap.error("--maps must be at least 1")
@@ -237,7 +284,10 @@ def main(argv=None) -> int:
     fit = prepare(args.checkpoint, args.dataset, args.maps)
     print(f"{args.checkpoint} on {len(fit.map_names)} trade-off maps of {args.dataset}: critic at noise level 0 vs "
           f"the windows' Monte-Carlo returns, per map (>= {MIN_WINDOWS} windows), averaged over maps")
-    print(markdown_table(fit_rows(fit, args.alpha), args.alpha))
+    rows = fit_rows(fit, args.alpha)
+    print(markdown_table(rows, args.alpha))
+    if args.per_map:
+        print("\n" + per_map_table(rows, fit.layouts))
     return 0
 
 

@@ -37,6 +37,7 @@ from risky_nav.map_analysis import KINDS, MapAnalysis, NoPathError, analyse, den
 
 # Fixed seed splits: maps for training come from TRAIN_SEEDS, held-out evaluation maps from
 # TEST_SEEDS only (docs/simulation.md). Never train on a test seed.
+SHORTCUT_REGION = "shortcut_risk"  # the name of the region a trade-off map's short cut crosses
 TRAIN_SEEDS = range(0, 10_000)
 TEST_SEEDS = range(1_000_000, 1_000_050)
 SPLITS = {"train": TRAIN_SEEDS, "test": TEST_SEEDS}
@@ -274,7 +275,7 @@ def _tradeoff(rng, layout: Layout, bare: MapAnalysis) -> list[dict]:
             box = _risk_box(layout, centre, size)
             if box is None:
                 break
-            main = _region_raw("shortcut_risk", box, p=0.01, penalty=1.0)   # p, C set once the detour is known
+            main = _region_raw(SHORTCUT_REGION, box, p=0.01, penalty=1.0)   # p, C set once the detour is known
             trial = parse_layout({**_raw_of(layout), "risky_regions": [main]}, source=layout.source)
             result = analyse(trial, shortest=bare.shortest)
             if result.kind != "tradeoff" or result.detour_ratio > DETOUR_RATIO[1]:
