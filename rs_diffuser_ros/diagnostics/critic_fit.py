@@ -24,9 +24,9 @@ group's windows of each window's own CVaR (its path's future known, only its eve
 only the window, not the rest of the path, so it cannot reach the last column where the future route is
 uncertain; it should reach the pooled one.
 
---per-map adds one line per map for the crossing groups (the predicted and re-drawn CVaR and the error) with the p and
-C of the region the map's short cut crosses, and the error's correlation with C and with p x C over the maps: does the critic's
-error follow the event size, which the risk layer (p x C) does not carry?
+--per-map adds one line per map for the crossing groups (the predicted and re-drawn CVaR and the error) with the p
+and C of the region the map's short cut crosses, and the error's correlation with C and with p x C over the maps: does
+the critic's error follow the event size, which the risk layer (p x C) does not carry?
 """
 from __future__ import annotations
 
@@ -238,8 +238,9 @@ def crossed_region(layout) -> tuple[float, float]:
 
 
 def per_map_table(rows: list[dict], layouts: dict, groups=("about_to_cross", "cross_early")) -> str:
-    """One line per map: the p and C of the region its short cut crosses, and per group the predicted CVaR, the re-drawn empirical one
-    and their difference (the error); then, per group, how the error follows C and p x C over the maps (Pearson r)."""
+    """One line per map: the p and C of the region its short cut crosses, and per group the predicted CVaR, the
+    re-drawn empirical one and their difference (the error); then, per group, how the error follows C and p x C over
+    the maps (Pearson r)."""
     by_group = {r["group"]: r["per_map"] for r in rows if r["group"] in groups}
     names = sorted({name for per_map in by_group.values() for name in per_map})
     head = " | ".join(f"{g}: predicted / re-drawn / error" for g in by_group)
@@ -258,8 +259,8 @@ def per_map_table(rows: list[dict], layouts: dict, groups=("about_to_cross", "cr
             continue
         error = [per_map[n]["predicted_cvar"] - per_map[n]["redrawn_cvar"] for n in maps]
         p_c = np.array([crossed_region(layouts.get(n)) for n in maps])
-        lines.append(f"\n{group}: the error's correlation over {len(maps)} maps with C {np.corrcoef(p_c[:, 1], error)[0, 1]:.2f}, "
-                     f"with p x C {np.corrcoef(p_c[:, 0] * p_c[:, 1], error)[0, 1]:.2f}")
+        with_c, with_pc = (np.corrcoef(x, error)[0, 1] for x in (p_c[:, 1], p_c[:, 0] * p_c[:, 1]))
+        lines.append(f"\n{group}: the error's correlation over {len(maps)} maps with C {with_c:.2f}, with p x C {with_pc:.2f}")
     return "\n".join(lines)
 
 
