@@ -1,22 +1,11 @@
 """Each map's own CVaR_0.1 averaged over maps, and its paired difference from alpha 1's (eval/map_cvar.py)."""
 import json
 
-import numpy as np
 import pytest
-from risky_nav.stats import cvar
 from test_eval_pooled import episode, run
 
-from rs_diffuser_ros.eval.map_cvar import map_cvar, resampled_cvars
+from rs_diffuser_ros.eval.map_cvar import map_cvar
 from rs_diffuser_ros.eval.pooled import main
-
-
-def test_resampled_cvars_keep_the_one_cvar_rule():
-    returns = np.array([3.0, -7.0, 1.0, 0.5, 2.0, -1.0, 4.0, 9.0, -2.5, 6.0, 0.0])  # 11: the worst ceil(1.1) = 2
-    got = resampled_cvars(returns, 50, np.random.default_rng(4))
-    draws = np.random.default_rng(4).integers(0, returns.size, (50, returns.size))
-    np.testing.assert_allclose(got, [cvar(returns[d]) for d in draws])
-    with pytest.raises(ValueError, match="no episodes"):
-        resampled_cvars([], 3, np.random.default_rng(0))
 
 
 def _constant_run(layout, averse, neutral, n=10):

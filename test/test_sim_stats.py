@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from risky_nav.stats import cvar, cvar_ci, mean_ci
+from risky_nav.stats import cvar, cvar_ci, mean_ci, resampled_cvars
 
 
 def test_cvar_is_the_mean_of_the_worst_fraction():
@@ -26,3 +26,12 @@ def test_cvar_interval_brackets_the_estimate_and_shrinks_with_data():
         assert lo <= value <= hi
     assert large[2] - large[1] < small[2] - small[1]
     assert large[1] < -1.755 < large[2]              # CVaR_0.1 of N(0, 1) = -phi(1.2816)/0.1
+
+
+def test_resampled_cvars_keep_the_one_cvar_rule():
+    returns = np.array([3.0, -7.0, 1.0, 0.5, 2.0, -1.0, 4.0, 9.0, -2.5, 6.0, 0.0])  # 11: the worst ceil(1.1) = 2
+    got = resampled_cvars(returns, 50, np.random.default_rng(4))
+    draws = np.random.default_rng(4).integers(0, returns.size, (50, returns.size))
+    np.testing.assert_allclose(got, [cvar(returns[d]) for d in draws])
+    with pytest.raises(ValueError, match="no episodes"):
+        resampled_cvars([], 3, np.random.default_rng(0))

@@ -11,22 +11,10 @@ setting redrawn. It is reported beside the pooled value, not in its place (the i
 from __future__ import annotations
 
 import numpy as np
-from risky_nav.stats import cvar
+from risky_nav.stats import cvar, resampled_cvars
 
+from rs_diffuser_ros.eval.claims import NEUTRAL as REFERENCE
 from rs_diffuser_ros.eval.metrics import CVAR_LEVEL, N_BOOTSTRAP
-
-REFERENCE = "neutral"
-
-
-def resampled_cvars(returns, draws: int, rng: np.random.Generator, alpha: float = CVAR_LEVEL) -> np.ndarray:
-    """[draws]: the CVaR_alpha of `draws` resamples of `returns`, all at once (risky_nav.stats.cvar's rule: the mean
-    of the worst ceil(alpha n); a test holds the two equal)."""
-    returns = np.asarray(returns, dtype=np.float64)
-    if returns.size == 0:
-        raise ValueError("resampled_cvars of no episodes")
-    k = max(1, int(np.ceil(alpha * returns.size)))
-    samples = np.sort(returns[rng.integers(0, returns.size, (draws, returns.size))], axis=1)
-    return samples[:, :k].mean(1)
 
 
 def map_cvar(runs: list[dict], alpha: float = CVAR_LEVEL, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict[str, dict]:
