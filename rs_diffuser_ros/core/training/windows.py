@@ -49,9 +49,9 @@ class WindowDataset:
     episode_map: Tensor | None = None  # [E] index into `map_names` of each episode's map
     episode_goal: Tensor | None = None  # [E, 2] each episode's goal position
     map_names: tuple[str, ...] = ()
-    goes_into_risk: Tensor | None = None  # [W] 1.0 when the window's episode enters a risky region at or after its start
-    # [N] the same per observation (an episode's last one repeats its last step's): read at a window's last state, it
-    # says where the episode goes on after the window (model.critic_reads_continuation)
+    # [N] 1.0 when the episode is in or enters a risky region at this observation or later (an episode's last one
+    # repeats its last step's): read at a window's start it is the route label (goes_into_risk), at its last state where
+    # the episode goes on after the window (model.critic_reads_continuation)
     into_risk_from: Tensor | None = None
     stride: int = 1  # observations between consecutive window states (model.plan_stride)
 
@@ -68,8 +68,7 @@ class WindowDataset:
         if len(episodes) == 0:
             raise ValueError(f"{source}: no episodes")
         states, goals, actions, returns, starts, last = [], [], [], [], [], []
-        into_risk, into_risk_obs = [], []  # per window and per observation, from the episodes' in_risky_region flags
-        # (None once an episode has none)
+        into_risk = []  # per observation, from the episodes' in_risky_region flags (None once an episode has none)
         window_episode, episode_map, episode_goal = [], [], []
         map_of = {name: i for i, name in enumerate(map_names or ())}
         offset = 0
@@ -106,8 +105,8 @@ class WindowDataset:
             if flags is None or into_risk is None:
                 into_risk = None
             else:  # does the episode enter a risky region at this step or later: a reversed running "or"
-                into_risk.append(np.logical_or.accumulate(np.asarray(flags, bool)[::-1])[::-1].astype(np.float32))
-                into_risk_obs.append(np.concatenate([into_risk[-1], into_risk[-1][-1:]]))
+                later = np.logical_or.accumulate(np.asarray(flags, bool)[::-1])[::-1].astype(np.float32)
+                into_risk.append(np.concatenate([later, later[-1:]]))
             starts.append(offset + np.arange(t))
             last.append(np.full(t, offset + t))
             offset += t + 1
@@ -117,8 +116,7 @@ class WindowDataset:
             extra = dict(episode=cat(window_episode, torch.long), episode_map=torch.as_tensor(episode_map, dtype=torch.long),
                         episode_goal=torch.as_tensor(np.stack(episode_goal), dtype=torch.float32), map_names=tuple(map_names))
         if into_risk is not None:
-            extra["goes_into_risk"] = cat(into_risk, torch.float32)
-            extra["into_risk_from"] = cat(into_risk_obs, torch.float32)
+            extra["into_risk_from"] = cat(into_risk, torch.float32)
         return cls(cat(states, torch.float32), cat(goals, torch.float32), cat(actions, torch.float32),
                    cat(returns, torch.float32), cat(starts, torch.long), cat(last, torch.long), horizon, gamma,
                    stride=stride, **extra)
@@ -130,8 +128,13 @@ class WindowDataset:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return WindowDataset(move(self.states), move(self.goals), move(self.actions), move(self.returns),
                              move(self.starts), move(self.last), self.horizon, self.gamma, move(self.episode),
-                             move(self.episode_map), move(self.episode_goal), self.map_names, move(self.goes_into_risk),
+                             move(self.episode_map), move(self.episode_goal), self.map_names,
                              move(self.into_risk_from), self.stride)
+
+    @property
+    def goes_into_risk(self) -> Tensor | None:
+        """[W] 1.0 when the window's episode enters a risky region at or after its start (the route label)."""
+        return None if self.into_risk_from is None else self.into_risk_from[self.starts]
 
     def window_indices(self, rows: Tensor) -> Tensor:
         """Flat observation indices [B, H] of windows `rows` (every `stride`-th), clamped at the episode's last state."""
@@ -147,8 +150,8 @@ class WindowDataset:
                "state": self.states[s], "next_state": next_state, "action": self.actions[s]}
         if self.episode is not None:
             out["episode"] = self.episode[rows]
-        if self.goes_into_risk is not None:
-            out["goes_into_risk"] = self.goes_into_risk[rows]
+        if self.into_risk_from is not None:
+            out["goes_into_risk"] = self.into_risk_from[s]
             out["goes_on_into_risk"] = self.into_risk_from[idx[:, -1]]  # after the window: its continuation
         return out
 
