@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from risky_nav.stats import cvar
 
-from rs_diffuser_ros.eval.claims import check_claims
+from rs_diffuser_ros.eval.claims import NEUTRAL, check_claims
 from rs_diffuser_ros.eval.map_cvar import map_cvar, map_cvar_table
 from rs_diffuser_ros.eval.metrics import CVAR_LEVEL, EpisodeOutcome, summarize
 from rs_diffuser_ros.eval.report import RESULTS_JSON, claims_table, markdown_table
@@ -125,10 +125,10 @@ def tail_composition(runs: list[dict], alpha: float = CVAR_LEVEL) -> dict[str, d
         by_map: dict[str, int] = defaultdict(int)
         for _, layout in worst:
             by_map[layout] += 1
-        both = [run for run in runs if name in run["episodes"] and "neutral" in run["episodes"]]
-        above = None if name == "neutral" else sum(
+        both = [run for run in runs if name in run["episodes"] and NEUTRAL in run["episodes"]]
+        above = None if name == NEUTRAL else sum(
             cvar([e["episode_return"] for e in run["episodes"][name]], alpha)
-            > cvar([e["episode_return"] for e in run["episodes"]["neutral"]], alpha) for run in both)
+            > cvar([e["episode_return"] for e in run["episodes"][NEUTRAL]], alpha) for run in both)
         out[name] = {"episodes": k, "by_map": dict(sorted(by_map.items(), key=lambda kv: (-kv[1], kv[0]))),
                      "with_event": sum(e["risk_events"] > 0 for e, _ in worst),
                      "collided": sum(e["collision_steps"] > 0 for e, _ in worst),
