@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from risky_nav.layout import LAYOUT_DIR, load_layout, parse_layout
-from risky_nav.occupancy import HAZARD_FULL_SCALE, OccupancyGrid, hazard_level, occupancy_grid, risk_grid
+from risky_nav.occupancy import (HAZARD_FULL_SCALE, SEVERITY_FULL_SCALE, OccupancyGrid, hazard_level, occupancy_grid,
+                                 risk_grid, severity_grid, severity_level)
 from risky_nav.risk_mask import main, write_risk_mask
 
 probability = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
@@ -74,6 +75,31 @@ def test_overlapping_regions_take_the_highest_level():
     assert risk.data[risk.cell_of(5.5, 4.0)] == 40   # both: the max, not the sum (50)
     assert risk.data[risk.cell_of(6.5, 4.0)] == 40   # bad only
     assert risk.data[risk.cell_of(7.5, 4.0)] == 0
+
+
+def test_severity_levels_are_one_events_penalty_on_the_documented_scale():
+    assert SEVERITY_FULL_SCALE == 25.0  # docs/ros.md states the scale: change both together
+    assert severity_level(0.004, 16.0) == 64  # two_risks' cliff and gravel: equal hazard levels, different events
+    assert severity_level(0.1, 1.0) == 4
+    assert severity_level(0.001, 0.1) == 1  # any risk at all is at least level 1
+    assert severity_level(0.0, 16.0) == 0 and severity_level(0.3, 0.0) == 0  # no risk, no event
+    assert severity_level(0.01, 40.0) == 100  # clipped
+    with pytest.raises(ValueError, match="p must be a probability"):
+        severity_level(1.5, 1.0)
+
+
+def test_the_severity_grid_lies_on_the_risk_grid_and_overlaps_take_the_largest_event():
+    layout = default_with_regions({"name": "rare", "center": [5.0, 4.0], "size": [2.0, 2.0], "p": 0.01,
+                                   "penalty": 20.0},
+                                  {"name": "often", "center": [6.0, 4.0], "size": [2.0, 2.0], "p": 0.4,
+                                   "penalty": 1.0})
+    severity, risk = severity_grid(layout, 0.05), risk_grid(layout, 0.05)
+    assert severity.data.dtype == np.int8 and severity.data.shape == risk.data.shape
+    assert severity.data[severity.cell_of(4.5, 4.0)] == 80  # rare only
+    assert severity.data[severity.cell_of(5.5, 4.0)] == 80  # both: the larger event (the hazard takes often's 40)
+    assert risk.data[risk.cell_of(5.5, 4.0)] == 40
+    assert severity.data[severity.cell_of(6.5, 4.0)] == 4  # often only
+    assert ((severity.data > 0) == (risk.data > 0)).all()
 
 
 def test_a_layout_without_risky_regions_is_all_zero_and_a_bad_resolution_is_refused():

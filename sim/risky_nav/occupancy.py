@@ -7,6 +7,8 @@ robot's centre.
 
 - `occupancy_grid`: 0 free, 100 occupied (a wall or obstacle; no inflation: the costmap user inflates).
 - `risk_grid`: the hazard level of the risky regions, 0 outside them (`hazard_level`).
+- `severity_grid`: the severity level of the same regions, 0 outside them (`severity_level`): the size of one
+  event, which the hazard level (its expected penalty per step) does not carry.
 """
 from __future__ import annotations
 
@@ -25,6 +27,9 @@ OCCUPIED = 100
 # scale linearly (level = 100 x p x C / HAZARD_FULL_SCALE). 1.0 covers the generated maps' regions
 # (p x C up to 0.9, mapgen) without clipping and is 10x the shipped step cost.
 HAZARD_FULL_SCALE = 1.0
+# Severity level 100 stands for this penalty of one risk event (reward units); lower levels scale linearly
+# (level = 100 x C / SEVERITY_FULL_SCALE, 0.25 units a level). 25 covers the generated maps' events (C up to 22).
+SEVERITY_FULL_SCALE = 25.0
 
 
 @dataclass(frozen=True)
@@ -93,14 +98,35 @@ def hazard_level(p: float, penalty: float) -> int:
     return int(min(OCCUPIED, max(1, math.floor(100.0 * expected / HAZARD_FULL_SCALE + 0.5))))
 
 
+def severity_level(p: float, penalty: float) -> int:
+    """0..100: the penalty C of one event of a region, on the linear SEVERITY_FULL_SCALE scale.
+
+    0 where the region carries no risk (p x C = 0, as hazard_level), else at least 1, clipped at 100. With the
+    hazard level it gives p and C apart: a crossing's tail (CVaR) is set by C, its mean by p x C.
+    """
+    if hazard_level(p, penalty) == FREE:  # checks p and C too
+        return FREE
+    return int(min(OCCUPIED, max(1, math.floor(100.0 * penalty / SEVERITY_FULL_SCALE + 0.5))))
+
+
 def risk_grid(layout: Layout, resolution: float = 0.05) -> OccupancyGrid:
     """The hazard level (`hazard_level`) of every cell at `resolution`, in the geometry of `occupancy_grid`:
     0 outside every risky region, the highest level where regions overlap (as Nav2's costmap layers combine)."""
+    return _region_grid(layout, resolution, hazard_level)
+
+
+def severity_grid(layout: Layout, resolution: float = 0.05) -> OccupancyGrid:
+    """The severity level (`severity_level`) of every cell, as `risk_grid` lays out the hazard level: the highest
+    where regions overlap (the worst event a cell can meet)."""
+    return _region_grid(layout, resolution, severity_level)
+
+
+def _region_grid(layout: Layout, resolution: float, level) -> OccupancyGrid:
     _check_resolution(resolution)
     data = np.zeros(rasterize_boxes((), layout.width, layout.height, resolution).shape, dtype=np.int8)
     for region in layout.risky_regions:
         inside = rasterize_boxes((region.box,), layout.width, layout.height, resolution)
-        data[inside] = np.maximum(data[inside], hazard_level(region.p, region.penalty))
+        data[inside] = np.maximum(data[inside], level(region.p, region.penalty))
     return OccupancyGrid(data=data, resolution=resolution, origin_x=0.0, origin_y=0.0)
 
 
