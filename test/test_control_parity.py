@@ -52,7 +52,7 @@ class Recording:
 def evaluation_episode():
     torch.set_num_threads(1)
     env = gymnasium.make(risky_nav.ENV_ID, layout="default", disable_env_checker=True)
-    grid, risk = published_grids(env.unwrapped.layout)
+    grid, risk, _ = published_grids(env.unwrapped.layout)
     settings = settings_from_yaml(alpha=ALPHA, seed=SEED)  # the shipped YAML, a fixed noise seed
     planner = RiskSensitivePlanner.from_checkpoint(model_path(), device="cpu")
     assert planner.map_conditioned  # the shipped default: the general model, reading the costmap and the risk layer

@@ -34,7 +34,7 @@ def drive(steps: int = 150) -> tuple[dict, list, np.ndarray, int]:
     layout = load_layout("default")
     planner = RiskSensitivePlanner.from_checkpoint(STUCKING_MODEL, device="cpu")
     settings = dataclasses.replace(settings_from_yaml(planner_yaml()), alpha=0.1)
-    grid, risk = published_grids(layout)
+    grid, risk, _ = published_grids(layout)
     env = RiskyNavEnv(layout)
     try:
         obs, _ = env.reset(seed=3, options={"start": STUCK, "goal": GOAL})

@@ -10,7 +10,8 @@ from test_core_helpers import synthetic_episodes, tiny_config, single_thread  # 
 
 from rs_diffuser_ros.core.config import CoreConfig, ConfigError
 from rs_diffuser_ros.control.settings import ControllerSettings
-from rs_diffuser_ros.core.map_input import LEGACY_PASSABLE, PASSABLE_CLEARANCE_M, ROUTE_SCALE_M, UNREACHABLE, MapLayers, PlanningMap, sample_along
+from rs_diffuser_ros.core.map_input import (LEGACY_PASSABLE, PASSABLE_CLEARANCE_M, PATCH_CHANNELS, ROUTE_SCALE_M, UNREACHABLE,
+                                            MapLayers, PlanningMap, sample_along)
 from rs_diffuser_ros.core.models.networks import NETWORK_NAMES, build_networks
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
 from rs_diffuser_ros.core.training.train import load_grown, train
@@ -54,7 +55,7 @@ def test_a_patch_is_world_aligned_and_centred_on_the_robot():
     risk = level_grid(occ, [(-3.0, 0.8, 3.0, 1.6)])  # a risky band 0.8-1.6 m north
     pm = PlanningMap.from_grids(occ, risk)
     patch = pm.patches(torch.tensor([[0.0, 0.0]]), torch.tensor([[-3.0, 0.0]]), 32, 6.4)[0]
-    assert patch.shape == (8, 32, 32)  # PATCH_CHANNELS; a model reads its first model.map_channels
+    assert patch.shape == (len(PATCH_CHANNELS), 32, 32)  # a model reads its first model.map_channels
     # Cell (row, col) has its centre at (-3.1 + 0.2 col, -3.1 + 0.2 row) from the robot: row = y, col = x.
     assert patch[0, 16, 21] > 0.9 and patch[0, 16, 10] == 0  # wall at x = +1.1 m, open floor at x = -1.1 m
     assert patch[1, 21, 16] == 1 and patch[1, 10, 16] == 0  # risk at y = +1.1 m, none at y = -1.1 m
@@ -229,18 +230,51 @@ def test_the_route_risk_sums_the_hazard_met_along_the_plain_route_to_the_goal():
     assert float(above[15:17, 15:17].abs().max()) == 0.0
 
 
+def test_the_severity_channels_give_the_event_size_here_and_the_largest_along_the_route():
+    occ = grid_with()
+    near, far = (-1.0, -3.0, -0.5, 3.0), (1.0, -3.0, 1.5, 3.0)  # two walls of risk across the map, both crossed
+    risk = level_grid(occ, [near, far], level=20)
+    severity = Grid(level_grid(occ, [near], level=30).data + level_grid(occ, [far], level=80).data, RES,
+                    occ.origin_x, occ.origin_y)
+    pm = PlanningMap.from_grids(occ, risk, severity_grid=severity)
+    goal = torch.tensor([[3.5, 0.0]])
+
+    def centre(x, channel):  # the channel at the robot's own cells, from (x, 0) towards the goal
+        patch = pm.patches(torch.tensor([[x, 0.0]]), goal, 32, 6.4, channels=10)[0]
+        return float(patch[channel, 15:17, 15:17].mean())
+
+    assert centre(-3.0, 8) == 0.0 and centre(-0.75, 8) == pytest.approx(0.3) and centre(1.25, 8) == pytest.approx(0.8)
+    assert centre(-3.0, 9) == pytest.approx(0.8)  # both ahead: the larger
+    assert centre(0.25, 9) == pytest.approx(0.8)  # between them: the far one's
+    assert centre(2.5, 9) == 0.0  # past both
+    # No severity layer: an event of unknown size reads as the largest the scale holds, where there is risk only.
+    unknown = PlanningMap.from_grids(occ, risk).patches(torch.tensor([[-0.75, 0.0]]), goal, 32, 6.4, channels=10)[0]
+    assert float(unknown[8, 15:17, 15:17].mean()) == 1.0 and float(unknown[8, :, :5].max()) == 0.0
+    # A severity without a hazard is no risk.
+    no_hazard = PlanningMap.from_grids(occ, None, severity_grid=severity)
+    assert float(no_hazard.patches(torch.tensor([[-0.75, 0.0]]), goal, 32, 6.4, channels=10)[0, 8:].abs().max()) == 0.0
+    with pytest.raises(ValueError, match="risk severity map's geometry"):
+        PlanningMap.from_grids(occ, risk, severity_grid=Grid(severity.data[:-1], RES, occ.origin_x, occ.origin_y))
+
+
 def test_the_route_risk_field_is_computed_only_for_a_model_that_reads_it():
     occ = grid_with()
     pm = PlanningMap.from_grids(occ, level_grid(occ, [(-1.0, -3.0, 1.0, 1.5)]))
     start, goal = torch.tensor([[-3.0, 0.0]]), torch.tensor([[3.0, 0.0]])
     seven = pm.patches(start, goal, 32, 6.4, channels=7)
-    assert seven.shape[1] == 7 and {c[2] for c in pm._fields} == {False}  # only the two distance fields
+    assert seven.shape[1] == 7 and {c[2] for c in pm._fields} == {2}  # only the two distance fields
     eight = pm.patches(start, goal, 32, 6.4, channels=8)
-    assert torch.equal(eight[:, :7], seven) and {c[2] for c in pm._fields} == {False, True}
+    assert torch.equal(eight[:, :7], seven) and {c[2] for c in pm._fields} == {2, 3}
+    ten = pm.patches(start, goal, 32, 6.4, channels=10)  # the severity model's: the route severity field as well
+    assert torch.equal(ten[:, :8], eight) and {c[2] for c in pm._fields} == {2, 3, 4}
     with pytest.raises(ValueError, match="route risk comes with the safe distance"):
         pm.layers.goal_distance(goal, route_risk=True)
+    with pytest.raises(ValueError, match="route severity comes with the route risk"):
+        pm.layers.goal_distance(goal, safe=True, severity=True)
     with pytest.raises(ValueError, match="8 patch channels asked for"):
         pm.layers.patches(start, pm.distance_fields(goal), 32, 6.4, channels=8)
+    with pytest.raises(ValueError, match="10 patch channels asked for"):
+        pm.layers.patches(start, pm.distance_fields(goal, route_risk=True), 32, 6.4, channels=10)
 
 
 def test_a_plain_request_is_served_by_the_route_risk_fields_already_cached(monkeypatch):

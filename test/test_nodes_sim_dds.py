@@ -100,7 +100,8 @@ def test_sim_publishes_map_regions_goal_and_odometry_then_drives_on_cmd_vel(node
 
 
 def test_risk_map_reaches_a_late_subscriber_and_the_planner_node(nodes, probe, tmp_path):
-    """two_risks: cliff (centre (6, 5), p 0.004, C 16 -> hazard 6) and gravel ((6, 1.8), p 0.1, C 1 -> 10)."""
+    """two_risks: cliff (centre (6, 5), p 0.004, C 16 -> hazard 6, severity 64) and gravel ((6, 1.8), p 0.1, C 1 ->
+    hazard 10, severity 4): the severity map tells the rare large event from the frequent small one."""
     nodes.start(sim_argv(layout="two_risks", start=[1.5, 5.0, 0.0], goal=[10.5, 5.0]), "sim")
     probe.record(OccupancyGrid, "costmap", topics.LATCHED)
     probe.wait_for(lambda: probe.messages("costmap"), 60, "the costmap", nodes)
@@ -134,6 +135,16 @@ def test_risk_map_reaches_a_late_subscriber_and_the_planner_node(nodes, probe, t
         np.testing.assert_array_equal(planner.controller.risk_map.data, grid)
         assert (planner.controller.risk_map.resolution, planner.controller.risk_map.origin_x,
                 planner.controller.risk_map.origin_y) == (resolution, x0, y0)
+        # Its severity the same way: on the costmap's grid, to the planner's controller.
+        probe.record(OccupancyGrid, "risk_severity_map", topics.LATCHED)
+        probe.wait_for(lambda: probe.messages("risk_severity_map"), 20, "the latched risk severity map", nodes)
+        severity, *geometry = occupancy_msg_to_grid(probe.messages("risk_severity_map")[-1][1], "risk severity map")
+        assert tuple(geometry) == (resolution, x0, y0) and severity.shape == grid.shape
+        at = lambda x, y: int(severity[int((y - y0) / resolution), int((x - x0) / resolution)])  # noqa: E731
+        assert at(6.0, 5.0) == 64 and at(6.0, 1.8) == 4 and at(1.5, 5.0) == at(3.0, 3.5) == 0
+        probe.wait_for(lambda: planner.controller.risk_severity_map is not None, 20,
+                       "the planner to get the risk severity map", nodes)
+        np.testing.assert_array_equal(planner.controller.risk_severity_map.data, severity)
         # Republished with the costmap (costmap_rate_hz = 1 in config/sim.yaml), as Nav2's costmaps are.
         count = len(probe.messages("risk_map"))
         probe.wait_for(lambda: len(probe.messages("risk_map")) > count, 10, "the risk map to be republished", nodes)

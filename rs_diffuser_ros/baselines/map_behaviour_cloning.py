@@ -142,10 +142,12 @@ class MapBehaviourCloningPolicy(nn.Module):
             -1, self.state_dim + self.goal_dim)
         return self(obs, map_input).cpu().numpy()
 
-    def planning_map(self, grid, risk_grid, device=None) -> PlanningMap:
-        """The map input of a costmap and its risk layer (grids with .data, .resolution, .origin_x, .origin_y),
-        built as the controller builds a map-conditioned planner's and with the map settings this policy reads."""
-        return PlanningMap.from_grids(grid, risk_grid, device=device or self.device, safe_distance=self.map_safe_distance)
+    def planning_map(self, grid, risk_grid, severity_grid=None, device=None) -> PlanningMap:
+        """The map input of a costmap, its risk layer and the layer's severity (grids with .data, .resolution,
+        .origin_x, .origin_y), built as the controller builds a map-conditioned planner's and with the map settings
+        this policy reads."""
+        return PlanningMap.from_grids(grid, risk_grid, device=device or self.device, safe_distance=self.map_safe_distance,
+                                      severity_grid=severity_grid)
 
 
 def feature_names(state_dim: int = ModelConfig.state_dim, goal_dim: int = ModelConfig.goal_dim) -> tuple[str, ...]:

@@ -19,13 +19,15 @@ named stages, as Nav2's MPPI computeVelocityCommands does:
   shape_command  non-finite action -> stop; approach slowdown and the velocity clips
 
 Every stop carries a reason (`StopReason`) and a sentence saying why, which the node publishes and
-logs. Inputs arrive as events (`on_odometry`, `on_costmap`, `on_risk_map`, `set_goal`), with the
+logs. Inputs arrive as events (`on_odometry`, `on_costmap`, `on_risk_map`, `on_risk_severity_map`, `set_goal`), with the
 receiver's clock, so the same rules hold for DDS messages and for an evaluation's simulated time.
 
 The risk layer (`on_risk_map`: a `Grid` of hazard levels 0..100, /risk_map, docs/ros.md) is what a
 map-conditioned model reads, with the costmap (core/map_input.py PlanningMap, built once per map). Until
 one arrives such a model plans on the costmap with no risk known, as a robot told of no hazard would;
-a per-map model learned its map's risk and ignores it.
+a per-map model learned its map's risk and ignores it. The risk layer's severity (`on_risk_severity_map`: severity
+levels 0..100, /risk_severity_map) is read by a model with model.map_severity; until one arrives, every risky cell
+reads as the largest event the scale holds (map_input.py).
 """
 from __future__ import annotations
 
@@ -115,6 +117,8 @@ class Controller:
         self.grid_received_at = -math.inf
         self.risk_map: Grid | None = None  # the last risk layer received (hazard 0..100): a map model's risk input
         self.risk_map_received_at = -math.inf
+        self.risk_severity_map: Grid | None = None  # the last severity layer received (0..100): the risk events' size
+        self.risk_severity_map_received_at = -math.inf
         self.last_plan: np.ndarray | None = None  # the plan executed last tick [H, D] (world), for carry_plan
         self.turning = TurnCommitment()
         self.progress = ProgressChecker()
@@ -162,6 +166,12 @@ class Controller:
     def on_risk_map(self, grid, now_s: float) -> None:
         """A risk layer (a `Grid` of hazard levels 0..100, -1 unknown) arrived at `now_s`: kept as `risk_map`."""
         self.risk_map, self.risk_map_received_at = _kept_if_same(grid, self.risk_map), now_s
+
+    def on_risk_severity_map(self, grid, now_s: float) -> None:
+        """The risk layer's severity (a `Grid` of severity levels 0..100, one event's size) arrived at `now_s`: kept as
+        `risk_severity_map`."""
+        self.risk_severity_map = _kept_if_same(grid, self.risk_severity_map)
+        self.risk_severity_map_received_at = now_s
 
     # --- one tick -----------------------------------------------------------------------
     def step(self, now_s: float, seed: int | None = None) -> Command:
@@ -231,8 +241,8 @@ class Controller:
         map_input = None
         if getattr(self.planner, "map_conditioned", False):
             m = self.planner.config.model
-            map_input = _planning_map(self.grid, self.risk_map, s.unknown_is_obstacle, self.planner.device,
-                                      m.map_safe_distance, m.map_passable_clearance_m)
+            map_input = _planning_map(self.grid, self.risk_map, self.risk_severity_map, s.unknown_is_obstacle,
+                                      self.planner.device, m.map_safe_distance, m.map_passable_clearance_m)
         return costmap, clearance, map_input
 
     def select_safe(self, result: PlanResult, request: _PlanRequest) -> tuple[PlanResult | None, tuple[str, ...]]:
@@ -303,8 +313,8 @@ class Controller:
         built from the same costmap and risk layer (with the risk-weighted distance, over the cells the robot fits)."""
         if request.map_input is not None:
             return request.map_input
-        return _planning_map(self.grid, self.risk_map, self.settings.unknown_is_obstacle, self.planner.device, True,
-                             PASSABLE_CLEARANCE_M)
+        return _planning_map(self.grid, self.risk_map, self.risk_severity_map, self.settings.unknown_is_obstacle,
+                             self.planner.device, True, PASSABLE_CLEARANCE_M)
 
     def shape_command(self, result: PlanResult, request: _PlanRequest, events: tuple[str, ...] = ()) -> Command:
         """Stage 5: the chosen plan's first action, within the velocity limits; a non-finite one stops the robot."""
@@ -333,7 +343,7 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
         if commands[i] is not None:  # stopped for its inputs or arrived: no window of progress runs
             c.progress.reset()
         else:
-            inputs = (id(c.planner), id(c.settings), id(c.grid), id(c.risk_map))
+            inputs = (id(c.planner), id(c.settings), id(c.grid), id(c.risk_map), id(c.risk_severity_map))
             if inputs not in shared:
                 try:  # building what the planner needs from the maps (a risk map that does not fit the costmap, ...)
                     maps = c.plan_maps()
@@ -501,14 +511,16 @@ def _clearance_map(grid, unknown_is_obstacle: bool, device) -> ClearanceMap:
                     lambda: ClearanceMap(grid, unknown_is_obstacle, device))
 
 
-def _planning_map(grid, risk_map, unknown_is_obstacle: bool, device, safe_distance: bool,
+def _planning_map(grid, risk_map, severity_map, unknown_is_obstacle: bool, device, safe_distance: bool,
                   passable_clearance_m: float) -> PlanningMap:
-    """The map layers a map-conditioned model reads (costmap + risk layer), on the planner's device; its goal
-    distance fields are cached inside, so robots on one map share them."""
-    key = ("planning_map", id(risk_map), unknown_is_obstacle, str(device), safe_distance, passable_clearance_m)
+    """The map layers a map-conditioned model reads (costmap + risk layer and its severity), on the planner's device;
+    its goal distance fields are cached inside, so robots on one map share them."""
+    key = ("planning_map", id(risk_map), id(severity_map), unknown_is_obstacle, str(device), safe_distance,
+           passable_clearance_m)
     return _per_map(grid, key, lambda: PlanningMap.from_grids(grid, risk_map, unknown_is_obstacle=unknown_is_obstacle,
                                                                 device=device, safe_distance=safe_distance,
-                                                                passable_clearance_m=passable_clearance_m))
+                                                                passable_clearance_m=passable_clearance_m,
+                                                                severity_grid=severity_map))
 
 
 def _inflated(grid, radius: float, unknown_is_obstacle: bool) -> Costmap:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .map_input import BASE_CHANNELS, PATCH_CHANNELS, ROUTE_CHANNELS, SAFE_CHANNELS
+from .map_input import BASE_CHANNELS, PATCH_CHANNELS, ROUTE_CHANNELS, ROUTE_RISK_CHANNELS, SAFE_CHANNELS
 from .risk import RISK_MODES
 from .setting_spec import check_fields, setting
 
@@ -59,6 +59,9 @@ class ModelConfig:
     map_safe_distance: bool = False  # a fifth patch channel: the goal distance that avoids risk where it can
     map_route_channels: bool = False  # two more (needs the fifth): route length and detour length, in metres
     map_route_risk: bool = False  # one more (needs the route channels): the hazard along the plain route to the goal
+    # Two more (needs the route risk): the risk layer's severity (one event's size) here and the largest along the plain
+    # route to the goal. The hazard (p x C) sets a crossing's mean, the severity its tail (map_input.py).
+    map_severity: bool = False
     # The goal distance's cells: those whose centre keeps this many metres from walls (map_input.PASSABLE_CLEARANCE_M,
     # the robot's radius and the check's margin, for models from f1 on); 0 = the one-cell rule every earlier model
     # was trained with (a checkpoint without the field reads it, so what it reads stays what it learnt on).
@@ -102,8 +105,10 @@ class ModelConfig:
     @property
     def map_channels(self) -> int:
         """The first this many of map_input.PATCH_CHANNELS are what the model reads."""
-        if self.map_route_risk:
+        if self.map_severity:
             return len(PATCH_CHANNELS)
+        if self.map_route_risk:
+            return ROUTE_RISK_CHANNELS
         if self.map_route_channels:
             return ROUTE_CHANNELS
         return SAFE_CHANNELS if self.map_safe_distance else BASE_CHANNELS
@@ -146,6 +151,9 @@ class ModelConfig:
         if self.map_route_risk and not self.map_route_channels:
             raise ConfigError(f"{where}: model.map_route_risk needs model.map_route_channels: true (it is the eighth "
                               "channel, after the route channels)")
+        if self.map_severity and not self.map_route_risk:
+            raise ConfigError(f"{where}: model.map_severity needs model.map_route_risk: true (its channels are the ninth "
+                              "and tenth, after the route risk)")
         if self.map_route_channels and not self.map_safe_distance:
             raise ConfigError(f"{where}: model.map_route_channels needs model.map_safe_distance: true (the detour "
                               "channel is the safe distance minus the plain one)")

@@ -5,6 +5,8 @@ Map layers (`MapLayers`, FEATURE_RESOLUTION cells, world-aligned; built once per
   risk      1 inside a risky region (hazard level > 0), else 0
   hazard    log(1 + level) / log(101) of the risk layer's hazard level (0..100 = 100 p C, docs/ros.md)
   valid     1 on the map; beyond it the patch reads wall and no risk
+  severity  the risk layer's severity level / 100 (the size of one event, 0..100 = C / 25, docs/ros.md), 0 outside risky
+            cells; where no severity layer is given, 1 (the largest the scale holds) in every risky cell
 Per goal, `goal_distance` is the free-space (geodesic) distance to the goal over the cells a robot's centre may
 occupy (those whose every point keeps PASSABLE_CLEARANCE_M from walls, the cells that keep it only at their centre
 reading a neighbour's distance and a step; or for a model trained before that rule existed, those not within a
@@ -26,6 +28,11 @@ route from each cell to the goal, the sum of (hazard level / 100) x metres over 
 route's expected risk penalty, 0 on a route that meets none). Where the risk ahead lies beyond the patch, it is
 the only thing that says how dangerous the short cut is; how that turns into a tail stays the critic's to learn
 (docs/method_choices.md, "What lies ahead").
+A model with `map_severity` reads two more: `severity`, the severity layer at each cell, and `route_severity`, the
+largest severity met along the plain shortest route from each cell to the goal (0 on a route that meets none). The
+hazard level is p x C, the expected penalty a step: it sets a crossing's mean but not its tail, which C sets (a rare
+large event and a frequent small one read alike); a critic reading only it predicted the tail too light in proportion
+to C, on its own training maps as on new ones (docs/method_choices.md, "The event's size").
 Nothing here knows absolute map coordinates beyond the lookup itself.
 """
 from __future__ import annotations
@@ -42,11 +49,15 @@ from .costmap import Costmap
 
 FEATURE_RESOLUTION = 0.1  # metres per cell of the map layers and the goal distance field
 MAP_INFLATION_M = 0.5  # the obstacle layer's inflation: part of what a model was trained to read, not a setting
-LAYER_NAMES = ("obstacle", "risk", "hazard", "valid")
-PATCH_CHANNELS = ("obstacle", "risk", "hazard", "goal_distance", "safe_distance", "route_length", "detour", "route_risk")
+LAYER_NAMES = ("obstacle", "risk", "hazard", "valid", "severity")
+PATCH_CHANNELS = ("obstacle", "risk", "hazard", "goal_distance", "safe_distance", "route_length", "detour", "route_risk",
+                  "severity", "route_severity")
 BASE_CHANNELS = 4  # a model without the safe_distance channel reads the first four
 SAFE_CHANNELS = 5  # ... with it, the first five; a model with the route channels the first seven ...
-ROUTE_CHANNELS = 7  # ... and one with the route risk all eight
+ROUTE_CHANNELS = 7  # ... one with the route risk the first eight ...
+ROUTE_RISK_CHANNELS = 8  # ... and one with the severity all ten
+# The patch channels so many goal distance fields give: plain (1), safe (2), route risk (3), route severity (4)
+_CHANNELS_OF = {1: BASE_CHANNELS, 2: ROUTE_CHANNELS, 3: ROUTE_RISK_CHANNELS, 4: len(PATCH_CHANNELS)}
 SAFE_DETOUR_WEIGHT = 5.0  # a metre inside a risky region counts this much in the safe distance
 UNREACHABLE = 1.0e4  # metres: the distance of cells the goal cannot be reached from
 _DISTANCE_CLIP = 2.0  # patch half-widths: the relative distance channel lies in [-clip, clip]
@@ -72,7 +83,7 @@ NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  #
 
 @dataclass
 class MapLayers:
-    layers: Tensor  # [N, 4, h, w] float (LAYER_NAMES), N maps padded to one size; row = y, column = x
+    layers: Tensor  # [N, 5, h, w] float (LAYER_NAMES), N maps padded to one size; row = y, column = x
     passable: Tensor  # [N, h, w] bool: cells a robot's centre may occupy (goal distance runs over them)
     resolution: float  # metres per cell (FEATURE_RESOLUTION)
     origin: Tensor  # [N, 2] world position of the lower-left corner of cell (0, 0) of each map
@@ -90,9 +101,11 @@ class MapLayers:
     @classmethod
     def from_grids(cls, occupancy, resolution: float, origin_x: float, origin_y: float, hazard=None,
                    inflation_radius: float = MAP_INFLATION_M, unknown_is_obstacle: bool = True, device="cpu",
-                   passable_clearance_m: float = LEGACY_PASSABLE, route_ways: bool = False) -> "MapLayers":
+                   passable_clearance_m: float = LEGACY_PASSABLE, route_ways: bool = False,
+                   severity=None) -> "MapLayers":
         """One map from an occupancy grid (int8 0..100, -1 unknown) and an optional hazard grid (0..100) of
-        the same geometry (None: no risk layer), both in the nav_msgs/OccupancyGrid convention. The goal distance
+        the same geometry (None: no risk layer), both in the nav_msgs/OccupancyGrid convention, and an optional
+        severity grid (0..100) of that geometry too (None: every risky cell at the largest severity). The goal distance
         runs over the cells whose centre keeps `passable_clearance_m` from walls (a model's
         model.map_passable_clearance_m; LEGACY_PASSABLE: those not within one feature cell of a wall)."""
         occ = torch.as_tensor(np.asarray(occupancy), dtype=torch.float32, device=device)
@@ -109,16 +122,25 @@ class MapLayers:
                 raise ValueError(f"hazard grid shape {tuple(level.shape)} differs from the occupancy grid's "
                                  f"{tuple(occ.shape)}: the risk layer must share the costmap's geometry")
             level = level.clamp(0, 100)  # unknown (-1) risk reads as none: the costmap decides what is unseen
-        stacked = torch.stack([cost, (level > 0).float(), torch.log1p(level) / math.log(101.0), blocked.float()])
+        if severity is None:  # an event's size unknown: the largest the scale holds, where there is risk
+            size = torch.full_like(level, 100.0)
+        else:
+            size = torch.as_tensor(np.asarray(severity), dtype=torch.float32, device=device)
+            if size.shape != occ.shape:
+                raise ValueError(f"severity grid shape {tuple(size.shape)} differs from the occupancy grid's "
+                                 f"{tuple(occ.shape)}: the risk layers must share the costmap's geometry")
+            size = size.clamp(0, 100)
+        size = torch.where(level > 0, size, torch.zeros_like(size)) / 100.0  # no risk, no event
+        stacked = torch.stack([cost, (level > 0).float(), torch.log1p(level) / math.log(101.0), blocked.float(), size])
         grid = _to_feature_grid(stacked, resolution)  # max-pooled: conservative for walls and risk alike
-        obstacle, risk, hazard_ch, blocked_fr = grid
+        obstacle, risk, hazard_ch, blocked_fr, severity_ch = grid
         if passable_clearance_m == LEGACY_PASSABLE:  # not within a feature cell of a wall
             passable = ~(F.max_pool2d(blocked_fr[None, None], 3, stride=1, padding=1)[0, 0] > 0.5)
             fringe = None
         else:
             passable = _clear_of(blocked, resolution, obstacle.shape, passable_clearance_m, whole_cell=True)
             fringe = _clear_of(blocked, resolution, obstacle.shape, passable_clearance_m, whole_cell=False) & ~passable
-        layers = torch.stack([obstacle, risk, hazard_ch, torch.ones_like(obstacle)])[None]
+        layers = torch.stack([obstacle, risk, hazard_ch, torch.ones_like(obstacle), severity_ch])[None]
         route_passable = _clear_of(blocked, resolution, obstacle.shape, ROUTE_CLEARANCE_M,
                                    whole_cell=False)[None] if route_ways else None
         return cls(layers, passable[None], FEATURE_RESOLUTION,
@@ -156,15 +178,19 @@ class MapLayers:
 
     @torch.no_grad()
     def goal_distance(self, goals: Tensor, index: Tensor | None = None, chunk: int | None = None, safe: bool = False,
-                      route_risk: bool = False) -> Tensor:
+                      route_risk: bool = False, severity: bool = False) -> Tensor:
         """Geodesic distance (m) to each goal over passable cells, 8-connected: goals [G, 2] on maps `index`
         [G] (None: map 0) -> [G, 1, h, w], or with `safe` [G, 2, h, w]: the plain and the safe distance (risk
         weighted), and with `route_risk` as well [G, 3, h, w]: the route risk (the hazard summed along the plain
-        distance's route, module doc; it doubles the plain field's cost, so only a model that reads it asks);
-        the distances are UNREACHABLE where the goal cannot be reached from (the route risk is 0 there)."""
+        distance's route, module doc; it doubles the plain field's cost, so only a model that reads it asks),
+        and with `severity` as well [G, 4, h, w]: the route severity (the largest severity along that route);
+        the distances are UNREACHABLE where the goal cannot be reached from (route risk and severity 0 there)."""
         if route_risk and not safe:
             raise ValueError("the route risk comes with the safe distance (the eighth channel follows the seventh): "
                              "ask for safe=True as well")
+        if severity and not route_risk:
+            raise ValueError("the route severity comes with the route risk (the tenth field follows the eighth): "
+                             "ask for route_risk=True as well")
         goals = torch.as_tensor(goals, dtype=torch.float32, device=self.layers.device).reshape(-1, 2)
         if index is None:
             index = torch.zeros(len(goals), dtype=torch.long, device=goals.device)
@@ -175,13 +201,15 @@ class MapLayers:
             g, idx = goals[i:i + chunk], index[i:i + chunk]
             if route_risk:
                 level = torch.expm1(self.layers[idx, 2] * math.log(101.0)) / 100.0  # the hazard channel's inverse
-                fields = list(self._distance_chunk(g, idx, None, carry=level))
+                fields = list(self._distance_chunk(g, idx, None, carry=level,
+                                                   carry_max=self.layers[idx, 4] if severity else None))
             else:
                 fields = [self._distance_chunk(g, idx, None)]
             if safe:
                 fields.insert(1, self._distance_chunk(g, idx, 1 + (SAFE_DETOUR_WEIGHT - 1) * self.layers[idx, 1]))
             out.append(torch.stack(fields, 1))
-        return torch.cat(out) if out else self.layers.new_zeros((0, 1 + safe + route_risk, *self.layers.shape[-2:]))
+        return torch.cat(out) if out else self.layers.new_zeros((0, 1 + safe + route_risk + severity,
+                                                                 *self.layers.shape[-2:]))
 
     @torch.no_grad()
     def route_distance(self, goals: Tensor, index: Tensor | None = None) -> Tensor:
@@ -214,10 +242,11 @@ class MapLayers:
                             self._distance_chunk(goals, index, walls, passable=passable)], 1)
 
     def _distance_chunk(self, goals: Tensor, index: Tensor, weight: Tensor | None, carry: Tensor | None = None,
-                        passable: Tensor | None = None):
+                        passable: Tensor | None = None, carry_max: Tensor | None = None):
         """weight [G, h, w]: the cost of a metre entering each cell (None: 1 everywhere). carry [G, h, w]: a
         quantity per metre summed along each cell's shortest route as well (returned second): a cell takes its
-        route's sum from the neighbour its distance came through, so the sum follows the route found.
+        route's sum from the neighbour its distance came through, so the sum follows the route found. carry_max
+        [G, h, w] (with carry): a quantity per cell whose largest along the same route is returned third.
         passable [G, h, w]: the cells a route may use (None: the map's own, and its fringe cells read their passable
         neighbours' distance plus the step: one more relaxation once the rest has converged, so no route runs through
         one)."""
@@ -232,12 +261,17 @@ class MapLayers:
         dist = torch.full((g, h, w), math.inf, device=goals.device)
         dist[arange, rows, cols] = 0.0
         total = None if carry is None else torch.zeros_like(dist)
+        # The goal cell's own value starts its route's largest; every other cell takes its route's on the way.
+        peak = None if carry_max is None else torch.zeros_like(dist)
+        if peak is not None:
+            peak[arange, rows, cols] = carry_max[arange, rows, cols]
         shifts = [(dy, dx, self.resolution * math.hypot(dy, dx)) for dy, dx in NEIGHBOURS]
 
-        def relax(dist, total, passable):
+        def relax(dist, total, peak, passable):
             padded = F.pad(dist, (1, 1, 1, 1), value=math.inf)
             padded_total = None if total is None else F.pad(total, (1, 1, 1, 1))
-            best, best_total = dist, total
+            padded_peak = None if peak is None else F.pad(peak, (1, 1, 1, 1))
+            best, best_total, best_peak = dist, total, peak
             for dy, dx, step in shifts:
                 move = step if weight is None else step * weight
                 through = padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] + move
@@ -245,28 +279,35 @@ class MapLayers:
                     better = through < best
                     best_total = torch.where(better, padded_total[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
                                              + step * carry, best_total)
+                    if peak is not None:
+                        best_peak = torch.where(better, torch.maximum(
+                            padded_peak[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w], carry_max), best_peak)
                 best = torch.minimum(best, through)
-            return torch.where(passable, best, inf), best_total
+            return torch.where(passable, best, inf), best_total, best_peak
 
         # Bellman-Ford relaxation, all cells at once: one ring per iteration, stop when nothing changes. A cell's
         # distance is final one iteration after its route's next cell's, so the carried sum is final with it.
         for iteration in range(2 * (h + w) * 4):
-            best, best_total = relax(dist, total, passable)
+            best, best_total, best_peak = relax(dist, total, peak, passable)
             if iteration % 8 == 7 and torch.equal(best, dist):
                 break
-            dist, total = best, best_total
+            dist, total, peak = best, best_total, best_peak
         if fringe is not None:  # from converged neighbours only: fringe cells are inf until now, so none leads on
-            dist, total = relax(dist, total, passable | fringe)
+            dist, total, peak = relax(dist, total, peak, passable | fringe)
         dist = torch.nan_to_num(dist, posinf=UNREACHABLE)
         if total is None:
             return dist
-        return dist, torch.where(dist < UNREACHABLE, total, torch.zeros_like(total))
+        reachable = dist < UNREACHABLE
+        total = torch.where(reachable, total, torch.zeros_like(total))
+        if peak is None:
+            return dist, total
+        return dist, total, torch.where(reachable, peak, torch.zeros_like(peak))
 
     def patches(self, centres: Tensor, distance: Tensor, cells: int, extent_m: float,
                 index: Tensor | None = None, channels: int | None = None) -> Tensor:
         """Egocentric patches [B, C, cells, cells] (the first C of PATCH_CHANNELS) of side extent_m around centres
         [B, 2], with each row's F goal distance fields distance [B, F, h, w] (goal_distance); index [B] picks each
-        row's map (None: all on map 0). C: `channels` (a model's map_channels), else all the fields allow (4 or 8)."""
+        row's map (None: all on map 0). C: `channels` (a model's map_channels), else all the fields allow (4 to 10)."""
         if index is None:  # one map for every row: one lookup, no per-row copy of the layers
             return cut_patches(self.layers[:1], self.origin[0], self.resolution, centres, distance, cells, extent_m,
                                channels)
@@ -303,7 +344,7 @@ def downhill_steps(distance: Tensor, resolution: float) -> tuple[Tensor, Tensor]
 
 def cut_patches(layers: Tensor, origin: Tensor, resolution: float, centres: Tensor, distance: Tensor, cells: int,
                 extent_m: float, channels: int | None = None) -> Tensor:
-    """MapLayers.patches on bare tensors: layers [1 or B, 4, h, w] (one map for all rows, or each row's), origin [2]
+    """MapLayers.patches on bare tensors: layers [1 or B, 5, h, w] (one map for all rows, or each row's), origin [2]
     or [B, 1, 1, 2] (world position of cell (0, 0)), resolution in m. Pure tensor work with no host sync or
     copy, so a replan program can cut its patches inside its captured graph (planner.py)."""
     b, dev = len(centres), centres.device
@@ -318,30 +359,34 @@ def cut_patches(layers: Tensor, origin: Tensor, resolution: float, centres: Tens
     if len(layers) == 1:  # one map for every row: one lookup, no per-row copy of the layers
         looked_up = F.grid_sample(layers, grid.reshape(1, b * cells, cells, 2), mode="bilinear",
                                   padding_mode="zeros", align_corners=False)
-        looked_up = looked_up.reshape(4, b, cells, cells).transpose(0, 1)
+        looked_up = looked_up.reshape(layers.shape[1], b, cells, cells).transpose(0, 1)
     else:
         looked_up = F.grid_sample(layers, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    obstacle, risk, hazard, valid = looked_up.unbind(1)
+    obstacle, risk, hazard, valid, severity = looked_up.unbind(1)
     # Nearest: a bilinear mix with an UNREACHABLE neighbour would make a reachable cell look unreachable.
     dist = F.grid_sample(distance.float(), grid, mode="nearest", padding_mode="border", align_corners=False)
     dist = torch.where(valid[:, None] > 0.5, dist, torch.full_like(dist, UNREACHABLE))
     c = cells // 2
-    distances = dist[:, :2]  # the plain and the safe distance (the third field, when there, is the route risk)
+    distances = dist[:, :2]  # the plain and the safe distance (then, when there, the route risk and route severity)
     own = distances[:, :, c - 1:c + 1, c - 1:c + 1].amin((2, 3))  # the robot's cell(s) at the patch centre
     relative = ((distances - own[:, :, None, None]) / half).clamp(-_DISTANCE_CLIP, _DISTANCE_CLIP)
-    available = {1: BASE_CHANNELS, 2: ROUTE_CHANNELS}.get(dist.shape[1], len(PATCH_CHANNELS))
+    available = _CHANNELS_OF[dist.shape[1]]
     channels = available if channels is None else channels
     if channels > available:
         raise ValueError(f"{channels} patch channels asked for, the {dist.shape[1]} goal distance field(s) give "
                          f"{available}: a model with the safe distance channel needs a map with safe_distance=True, "
-                         f"one with the route risk its field as well (goal_distance(..., route_risk=True))")
+                         f"one with the route risk its field as well (goal_distance(..., route_risk=True)), one with "
+                         f"the severity the route severity's too (severity=True)")
     out = [torch.stack([obstacle + (1 - valid), risk, hazard], 1), relative]
     if channels > SAFE_CHANNELS:  # the route channels, only for a model that reads them (an unreachable cell: no detour)
         route = (dist[:, 0] / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
         detour = ((dist[:, 1] - dist[:, 0]) / ROUTE_SCALE_M).clamp(0, _ROUTE_CLIP)
         out.append(torch.stack([route, detour], 1))
+    on_map = valid > 0.5
     if channels > ROUTE_CHANNELS:  # off the map: no route, no route risk
-        out.append(torch.where(valid > 0.5, dist[:, 2], torch.zeros_like(dist[:, 2])).clamp(0, _ROUTE_RISK_CLIP)[:, None])
+        out.append(torch.where(on_map, dist[:, 2], torch.zeros_like(dist[:, 2])).clamp(0, _ROUTE_RISK_CLIP)[:, None])
+    if channels > ROUTE_RISK_CHANNELS:  # the severity here and along the route (off the map: none)
+        out.append(torch.stack([severity, torch.where(on_map, dist[:, 3], torch.zeros_like(dist[:, 3]))], 1))
     return torch.cat(out, 1)[:, :channels]
 
 
@@ -408,27 +453,22 @@ class PlanningMap:
         if len(layers) != 1:
             raise ValueError(f"a PlanningMap holds one map, got {len(layers)}")
         self.layers, self.safe_distance = layers, safe_distance
-        # (row, col, with the route risk) -> goal distance fields; ("route", row, col) -> a route's steps
+        # (row, col, fields) -> that many goal distance fields; ("route", row, col) -> a route's steps
         self._fields: dict[tuple, Tensor] = {}
         self._origin_host = layers.origin[0].detach().cpu()  # goal cells are found on the host: no sync per replan
 
     @classmethod
     def from_grids(cls, occupancy_grid, hazard_grid=None, inflation_radius: float = MAP_INFLATION_M,
                    unknown_is_obstacle: bool = True, device="cpu", safe_distance: bool = True,
-                   passable_clearance_m: float = LEGACY_PASSABLE) -> "PlanningMap":
-        """From grids with `.data`, `.resolution`, `.origin_x`, `.origin_y` (a costmap and its risk layer);
-        `safe_distance` and `passable_clearance_m` as the model reading it was trained with."""
+                   passable_clearance_m: float = LEGACY_PASSABLE, severity_grid=None) -> "PlanningMap":
+        """From grids with `.data`, `.resolution`, `.origin_x`, `.origin_y` (a costmap, its risk layer and the risk
+        layer's severity); `safe_distance` and `passable_clearance_m` as the model reading it was trained with."""
         g = occupancy_grid
-        hazard = None
-        if hazard_grid is not None:
-            same = (np.shape(hazard_grid.data) == np.shape(g.data) and abs(hazard_grid.resolution - g.resolution) < 1e-9
-                    and abs(hazard_grid.origin_x - g.origin_x) < 1e-9 and abs(hazard_grid.origin_y - g.origin_y) < 1e-9)
-            if not same:
-                raise ValueError("the risk map's geometry (size, resolution, origin) differs from the costmap's; "
-                                 "publish both on one grid")
-            hazard = hazard_grid.data
+        hazard, severity = (_same_geometry(grid, g, what) for grid, what in ((hazard_grid, "risk map"),
+                                                                              (severity_grid, "risk severity map")))
         return cls(MapLayers.from_grids(g.data, g.resolution, g.origin_x, g.origin_y, hazard, inflation_radius,
-                                        unknown_is_obstacle, device, passable_clearance_m, route_ways=True), safe_distance)
+                                        unknown_is_obstacle, device, passable_clearance_m, route_ways=True,
+                                        severity=severity), safe_distance)
 
     @property
     def device(self) -> torch.device:
@@ -441,19 +481,22 @@ class PlanningMap:
             return self
         return PlanningMap(self.layers.to(device), self.safe_distance)
 
-    def distance_fields(self, goals: Tensor, route_risk: bool = False) -> Tensor:
+    def distance_fields(self, goals: Tensor, route_risk: bool = False, severity: bool = False) -> Tensor:
         """[B, F, h, w] goal distance fields of goals [B, 2] (MapLayers.goal_distance: plain, safe with
-        safe_distance, route risk when asked as well), computing only the ones not cached."""
+        safe_distance, route risk when asked as well, route severity with it when asked too), computing only the ones
+        not cached."""
         route_risk = route_risk and self.safe_distance
+        severity = severity and route_risk
+        fields = 1 + self.safe_distance + route_risk + severity
         rows_cols = grid_cells(goals.detach().cpu(), self._origin_host, self.layers.resolution)
-        cells = [(*rc, route_risk) for rc in rows_cols.tolist()]
+        cells = [(*rc, fields) for rc in rows_cols.tolist()]
         missing = sorted({c for c in cells if self._cached(c) is None})
         if missing:
             if len(self._fields) + len(missing) > self.MAX_FIELDS:
                 self._fields.clear()
             centres = self._centres([c[:2] for c in missing])
             for cell, field in zip(missing, self.layers.goal_distance(centres, safe=self.safe_distance,
-                                                                      route_risk=route_risk)):
+                                                                      route_risk=route_risk, severity=severity)):
                 self._fields[cell] = field
         return torch.stack([self._cached(c) for c in cells])
 
@@ -502,12 +545,13 @@ class PlanningMap:
         return (cells.flip(-1) + 0.5) * self.layers.resolution + self.layers.origin[0]
 
     def _cached(self, cell: tuple) -> Tensor | None:
-        """The cached fields of (row, col, route_risk); a plain request is served by the first two channels of a
-        route-risk entry (the same plain and safe distance), e.g. a recovery step's on a map model that reads it."""
-        if cell in self._fields:
-            return self._fields[cell]
-        with_route_risk = self._fields.get((*cell[:2], True)) if not cell[2] else None
-        return None if with_route_risk is None else with_route_risk[:-1]
+        """The cached fields of (row, col, fields); a request for fewer is served by the first fields of an entry with
+        more (the same plain and safe distance, route risk), e.g. a recovery step's on a map model that reads more."""
+        for fields in range(cell[2], 5):
+            more = self._fields.get((*cell[:2], fields))
+            if more is not None:
+                return more[:cell[2]]
+        return None
 
     def patches(self, centres: Tensor, goals: Tensor, cells: int, extent_m: float, channels: int | None = None) -> Tensor:
         """Patches [B, C, cells, cells] around centres [B, 2] for goals [B, 2]: the first `channels` of
@@ -516,5 +560,19 @@ class PlanningMap:
 
     def fields_for(self, goals: Tensor, channels: int | None = None) -> Tensor:
         """The goal distance fields [B, F, h, w] that patches of `channels` read: the route risk field only for a
-        model that reads it (channels None or above ROUTE_CHANNELS)."""
-        return self.distance_fields(goals, route_risk=channels is None or channels > ROUTE_CHANNELS)
+        model that reads it (channels None or above ROUTE_CHANNELS), the route severity's for one reading the severity
+        (None or above ROUTE_RISK_CHANNELS)."""
+        return self.distance_fields(goals, route_risk=channels is None or channels > ROUTE_CHANNELS,
+                                    severity=channels is None or channels > ROUTE_RISK_CHANNELS)
+
+
+def _same_geometry(grid, costmap, what: str):
+    """`grid`'s cells (None: None) after checking it lies on `costmap`'s grid."""
+    if grid is None:
+        return None
+    same = (np.shape(grid.data) == np.shape(costmap.data) and abs(grid.resolution - costmap.resolution) < 1e-9
+            and abs(grid.origin_x - costmap.origin_x) < 1e-9 and abs(grid.origin_y - costmap.origin_y) < 1e-9)
+    if not same:
+        raise ValueError(f"the {what}'s geometry (size, resolution, origin) differs from the costmap's; "
+                         "publish both on one grid")
+    return grid.data

@@ -13,16 +13,17 @@ from typing import Callable
 
 import numpy as np
 from risky_nav.env import CONTROL_PERIOD
-from risky_nav.occupancy import occupancy_grid, risk_grid
+from risky_nav.occupancy import occupancy_grid, risk_grid, severity_grid
 from risky_nav.policies import make_policy
 
 from rs_diffuser_ros.control import Controller, ControllerSettings, Grid, StopReason, step_all
 from rs_diffuser_ros.core.device import resolve_device
 
 
-def published_grids(layout) -> tuple[Grid, Grid]:
-    """The layout's occupancy and risk grids as the sim node publishes them on /costmap and /risk_map."""
-    return Grid(*astuple(occupancy_grid(layout))), Grid(*astuple(risk_grid(layout)))
+def published_grids(layout) -> tuple[Grid, Grid, Grid]:
+    """The layout's occupancy, risk and severity grids as the sim node publishes them on /costmap, /risk_map and
+    /risk_severity_map."""
+    return tuple(Grid(*astuple(make(layout))) for make in (occupancy_grid, risk_grid, severity_grid))
 
 
 @dataclass
@@ -34,6 +35,7 @@ class PolicyContext:
     layout: object  # risky_nav Layout
     grid: Grid  # the layout's occupancy grid, as the sim node publishes it on /costmap
     risk_grid: Grid  # the layout's risk layer, as the sim node publishes it on /risk_map
+    severity_grid: Grid | None  # its severity, as published on /risk_severity_map
     stream: int  # this (setting, worker)'s noise seed
     load_planner: Callable[[], object]
     device: str = "cpu"  # the worker's torch device (the planner's; a map-conditioned learned policy's too)
@@ -56,8 +58,9 @@ class ControllerPolicy:
     """
 
     def __init__(self, planner, settings: ControllerSettings, grid: Grid, n_slots: int, seed: int = 0,
-                 risk_grid: Grid | None = None):
+                 risk_grid: Grid | None = None, severity_grid: Grid | None = None):
         self.planner, self.settings, self.grid, self.risk_grid = planner, settings, grid, risk_grid
+        self.severity_grid = severity_grid
         self.controllers = [self._fresh() for _ in range(n_slots)]
         # One noise seed per step, drawn from this stream: a run is reproducible for a given batching.
         self._seeds = np.random.default_rng(seed)
@@ -87,6 +90,8 @@ class ControllerPolicy:
             controller.on_costmap(self.grid, now)
             if self.risk_grid is not None:
                 controller.on_risk_map(self.risk_grid, now)
+            if self.severity_grid is not None:
+                controller.on_risk_severity_map(self.severity_grid, now)
         # A fixed seed in the settings means the same as on the robot (same state -> same plan); else the
         # run's own stream gives each step a reproducible seed.
         seed = None if self.settings.seed >= 0 else int(self._seeds.integers(2**31 - 1))
@@ -107,7 +112,7 @@ class LearnedBatchPolicy:
     """A learned policy with act(observations [B, obs_dim]) -> actions [B, 2] (behaviour cloning, ...), one call
     for all environments per step. A map-conditioned one (`policy.map_conditioned`, e.g. map-conditioned behaviour
     cloning) is given the map as a map-conditioned planner is: the costmap and the risk layer the sim node
-    publishes, as a PlanningMap (`policy.planning_map(grid, risk_grid)`, built once; goal distance fields cached
+    publishes, as a PlanningMap (`policy.planning_map(grid, risk_grid, severity_grid)`, built once; goal distance fields cached
     per goal), `act(observations, map_input)`."""
 
     def __init__(self, policy, map_input=None):
@@ -119,7 +124,7 @@ class LearnedBatchPolicy:
         if not getattr(policy, "map_conditioned", False):
             return cls(policy)
         policy = policy.to(resolve_device(context.device))
-        return cls(policy, policy.planning_map(context.grid, context.risk_grid))
+        return cls(policy, policy.planning_map(context.grid, context.risk_grid, context.severity_grid))
 
     def reset(self, slot: int, obs: np.ndarray) -> None:
         pass

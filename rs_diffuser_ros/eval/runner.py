@@ -153,9 +153,8 @@ def run_tasks(config: EvalConfig, tasks: list[tuple[int, list[int]]], on_episode
     envs = make_env_batch(n_envs, workers=config.env_workers, layout=layout)
     outcomes, plan_seconds, plan_calls, stops, whys, timings = [], {}, {}, {}, {}, {}
     try:
-        grid, risk = published_grids(layout)
         device = worker_device(config.device, worker_index)
-        shared = PolicyContext(config, envs, layout, grid, risk, 0,
+        shared = PolicyContext(config, envs, layout, *published_grids(layout), 0,
                                lambda: RiskSensitivePlanner.from_checkpoint(config.checkpoint, device=device), device)
         for setting_index, episodes in tasks:
             setting = config.settings[setting_index]

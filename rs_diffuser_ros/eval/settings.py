@@ -63,7 +63,8 @@ class PlannerSetting:
 
     def make_policy(self, context: PolicyContext) -> ControllerPolicy:
         return ControllerPolicy(context.planner(), context.config.controller_settings(self), context.grid,
-                                len(context.envs), seed=context.stream, risk_grid=context.risk_grid)
+                                len(context.envs), seed=context.stream, risk_grid=context.risk_grid,
+                                severity_grid=context.severity_grid)
 
     def describe(self) -> dict:
         return {"alpha": self.alpha, "risk_mode": self.risk_mode, "controller_overrides": self.controller_overrides}

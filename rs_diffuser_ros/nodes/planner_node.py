@@ -9,6 +9,8 @@ arrive; on a timer (`replan_rate_hz`) the node reads the parameters once, calls
   /costmap (nav_msgs/OccupancyGrid)   -> controller.on_costmap (transient-local, like map_server)
   /risk_map (nav_msgs/OccupancyGrid)  -> controller.on_risk_map (transient-local; hazard 0..100, the
                                          general model's risk input; a per-layout model ignores it)
+  /risk_severity_map (nav_msgs/OccupancyGrid) -> controller.on_risk_severity_map (transient-local; severity 0..100,
+                                         read by a model with model.map_severity; others ignore it)
   /goal_pose (geometry_msgs/PoseStamped, rviz2's "2D Goal Pose") -> controller.set_goal
   /cmd_vel (geometry_msgs/Twist)      <- the command (zero on every stop)
   /plan (nav_msgs/Path)               <- the chosen plan
@@ -68,6 +70,7 @@ class PlannerNode(Node):
         self.create_subscription(Odometry, topics.ODOM, self._on_odom, topics.ODOM_IN)
         self.create_subscription(OccupancyGrid, topics.COSTMAP, self._on_costmap, topics.LATCHED)
         self.create_subscription(OccupancyGrid, topics.RISK_MAP, self._on_risk_map, topics.LATCHED)
+        self.create_subscription(OccupancyGrid, topics.RISK_SEVERITY_MAP, self._on_risk_severity_map, topics.LATCHED)
         self.create_subscription(PoseStamped, topics.GOAL, self._on_goal, 10)
         self.cmd_pub = self.create_publisher(Twist, topics.CMD_VEL, 10)
         self.path_pub = self.create_publisher(Path, topics.PLAN, 10)
@@ -181,6 +184,18 @@ class PlannerNode(Node):
         if first:
             self.get_logger().info(f"risk map received: {msg.info.width}x{msg.info.height} at "
                                    f"{msg.info.resolution:g} m, highest hazard {int(grid.data.max())}")
+
+    def _on_risk_severity_map(self, msg: OccupancyGrid) -> None:
+        try:
+            grid = costmap_msg_to_grid(msg, expected_frame=self.frame, what="risk severity map")
+        except ValueError as error:  # as for the risk map: keep the last good layer rather than a wrong one
+            self._warn_throttled(str(error), f"risk severity map ignored, keeping the previous one: {error}")
+            return
+        first = self.controller.risk_severity_map is None
+        self.controller.on_risk_severity_map(grid, time.monotonic())
+        if first:
+            self.get_logger().info(f"risk severity map received: {msg.info.width}x{msg.info.height}, highest severity "
+                                   f"{int(grid.data.max())}")
 
     def _on_goal(self, msg: PoseStamped) -> None:
         try:

@@ -9,6 +9,8 @@ publishes what a real robot stack would:
                                                      1/costmap_rate_hz s
   /risk_map (nav_msgs/OccupancyGrid, transient-local) the risky regions' hazard level 0..100
                                                      (risky_nav.occupancy.risk_grid), same grid and rate
+  /risk_severity_map (nav_msgs/OccupancyGrid, transient-local) their severity level 0..100 (one event's size,
+                                                     risky_nav.occupancy.severity_grid), same grid and rate
   /risky_regions (visualization_msgs/MarkerArray, transient-local) once: boxes + labels
   /goal_pose (geometry_msgs/PoseStamped)             the task's goal, to each new subscriber; a goal
                                                      received there (rviz2) becomes the task's goal
@@ -39,7 +41,7 @@ from std_msgs.msg import ColorRGBA, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 import risky_nav
-from risky_nav.occupancy import risk_grid
+from risky_nav.occupancy import risk_grid, severity_grid
 from rs_diffuser_ros.nodes import topics
 from rs_diffuser_ros.nodes.conversions import (goal_to_pose, grid_to_occupancy_msg, pose_to_goal,
                                                state_to_odometry, twist_to_action)
@@ -141,6 +143,7 @@ class SimNode(Node):
         self.odom_pub = self.create_publisher(Odometry, topics.ODOM, 10)
         self.costmap_pub = self.create_publisher(OccupancyGrid, topics.COSTMAP, topics.LATCHED)
         self.risk_map_pub = self.create_publisher(OccupancyGrid, topics.RISK_MAP, topics.LATCHED)
+        self.severity_map_pub = self.create_publisher(OccupancyGrid, topics.RISK_SEVERITY_MAP, topics.LATCHED)
         self.regions_pub = self.create_publisher(MarkerArray, topics.RISKY_REGIONS, topics.LATCHED)
         self.events_pub = self.create_publisher(String, topics.SIM_EVENTS, topics.EVENTS)
         self.goal_pub = self.create_publisher(PoseStamped, topics.GOAL, 10) if p["publish_goal"] else None
@@ -153,9 +156,10 @@ class SimNode(Node):
         grid = self.env.unwrapped.occupancy_grid()
         self.costmap_msg = grid_to_occupancy_msg(grid.data, grid.resolution, grid.origin_x, grid.origin_y, stamp,
                                                  self.frame)
-        risk = risk_grid(self.layout, grid.resolution)  # the costmap's geometry: same layout, same resolution
-        self.risk_map_msg = grid_to_occupancy_msg(risk.data, risk.resolution, risk.origin_x, risk.origin_y, stamp,
-                                                  self.frame)
+        # The costmap's geometry: same layout, same resolution.
+        self.risk_map_msg, self.severity_map_msg = (
+            grid_to_occupancy_msg(g.data, g.resolution, g.origin_x, g.origin_y, stamp, self.frame)
+            for g in (risk_grid(self.layout, grid.resolution), severity_grid(self.layout, grid.resolution)))
         self._publish_maps()
         self.create_timer(1.0 / p["costmap_rate_hz"], self._publish_maps)
         self.regions_pub.publish(risky_region_markers(self.layout, stamp, self.frame))
@@ -169,7 +173,8 @@ class SimNode(Node):
 
     def _publish_maps(self) -> None:
         stamp = self.get_clock().now().to_msg()
-        for msg, publisher in ((self.costmap_msg, self.costmap_pub), (self.risk_map_msg, self.risk_map_pub)):
+        for msg, publisher in ((self.costmap_msg, self.costmap_pub), (self.risk_map_msg, self.risk_map_pub),
+                               (self.severity_map_msg, self.severity_map_pub)):
             msg.header.stamp = stamp
             publisher.publish(msg)
 

@@ -7,6 +7,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 ODOM = "odom"
 COSTMAP = "costmap"
 RISK_MAP = "risk_map"  # hazard 0..100 per cell, as Nav2 publishes costmap filter masks
+RISK_SEVERITY_MAP = "risk_severity_map"  # the risk map's severity 0..100 per cell (one event's size), the same way
 GOAL = "goal_pose"  # what rviz2's "2D Goal Pose" tool publishes
 CMD_VEL = "cmd_vel"
 PLAN = "plan"

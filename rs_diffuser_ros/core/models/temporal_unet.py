@@ -31,12 +31,13 @@ class Conv1dBlock(nn.Sequential):
 
 
 class ResidualTemporalBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, cond_dim: int, kernel: int = 5):
+    def __init__(self, c_in: int, c_out: int, cond_dim: int, kernel: int = 5, projected_skip: bool = False):
+        """projected_skip: a 1x1 convolution on the skip even where c_in == c_out (where they differ it always is)."""
         super().__init__()
         self.conv1 = Conv1dBlock(c_in, c_out, kernel)
         self.conv2 = Conv1dBlock(c_out, c_out, kernel)
         self.cond = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, c_out))
-        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out or projected_skip else nn.Identity()
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         return self.forward_biased(x, self.cond(cond)[:, :, None])
@@ -63,7 +64,9 @@ class TemporalUnet(nn.Module):
         for i, (c_in, c_out) in enumerate(zip(dims[:-1], dims[1:])):
             last = i == levels - 1
             self.downs.append(nn.ModuleList([
-                ResidualTemporalBlock(c_in, c_out, cond_dim),
+                # The input block of a U-Net reading the map keeps its projected skip when the map channels bring its
+                # input to the first level's width (6 + 10 = 16): a model grown from one with fewer channels had it.
+                ResidualTemporalBlock(c_in, c_out, cond_dim, projected_skip=i == 0 and map_channels > 0),
                 ResidualTemporalBlock(c_out, c_out, cond_dim),
                 nn.Conv1d(c_out, c_out, 3, stride=2, padding=1) if not last else nn.Identity(),
             ]))

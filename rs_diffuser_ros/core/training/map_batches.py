@@ -10,29 +10,33 @@ import torch
 from torch import Tensor
 
 from ..config import ModelConfig
-from ..map_input import MapLayers
+from ..map_input import ROUTE_CHANNELS, ROUTE_RISK_CHANNELS, MapLayers
 
 
 class TrainingMaps:
     def __init__(self, layers: MapLayers, episode_map: Tensor, episode_goal: Tensor, cells: int, extent_m: float,
-                 safe_distance: bool = False, channels: int | None = None, route_risk: bool = False):
-        """channels: the model's map_channels (None: all the fields give); only those are cut per batch."""
+                 safe_distance: bool = False, channels: int | None = None):
+        """channels: the model's map_channels (None: the first five, or four without the safe distance); only those
+        are cut per batch, and only the goal distance fields they read are computed."""
         self.layers, self.cells, self.extent_m, self.channels = layers, cells, extent_m, channels
         self.episode_map = episode_map.to(layers.layers.device)
+        route_risk = channels is not None and channels > ROUTE_CHANNELS
         # Half precision: a field's values are metres up to ~40 (0.02 m steps there) or UNREACHABLE.
         self.distance = layers.goal_distance(episode_goal.to(layers.layers.device), self.episode_map,
-                                             safe=safe_distance, route_risk=route_risk).half()
+                                             safe=safe_distance, route_risk=route_risk,
+                                             severity=route_risk and channels > ROUTE_RISK_CHANNELS).half()
 
     @classmethod
     def from_grids(cls, grids, episode_map: Tensor, episode_goal: Tensor, model: ModelConfig,
                    device="cpu") -> "TrainingMaps":
-        """The training maps of `model` from each map's (occupancy grid, hazard grid) (risky_nav's grids, in the
-        order episode_map indexes them), built on `device`."""
+        """The training maps of `model` from each map's (occupancy grid, hazard grid[, severity grid]) (risky_nav's
+        grids, in the order episode_map indexes them), built on `device`."""
         layers = MapLayers.stack([MapLayers.from_grids(occ.data, occ.resolution, occ.origin_x, occ.origin_y, hazard.data,
-                                                       device=device, passable_clearance_m=model.map_passable_clearance_m)
-                                  for occ, hazard in grids])
+                                                       device=device, passable_clearance_m=model.map_passable_clearance_m,
+                                                       severity=severity[0].data if severity else None)
+                                  for occ, hazard, *severity in grids])
         return cls(layers, episode_map, episode_goal, model.map_patch_cells, model.map_patch_m, model.map_safe_distance,
-                   model.map_channels, model.map_route_risk)
+                   model.map_channels)
 
     def patches(self, centres: Tensor, episode: Tensor) -> Tensor:
         """Patches [B, channels, P, P] (PATCH_CHANNELS) around centres [B, 2] of windows from episodes [B]."""

@@ -310,12 +310,13 @@ def load_dataset_layouts(dataset: str) -> dict:
 
 
 def load_dataset_maps(dataset: str, layouts: dict | None = None) -> dict:
-    """{name: (occupancy grid, hazard grid)} of the dataset's maps (`layouts`: load_dataset_layouts's, read when None),
-    rasterised by risky_nav as the sim node publishes them on /costmap and /risk_map."""
-    from risky_nav.occupancy import occupancy_grid, risk_grid
+    """{name: (occupancy grid, hazard grid, severity grid)} of the dataset's maps (`layouts`: load_dataset_layouts's,
+    read when None), rasterised by risky_nav as the sim node publishes them on /costmap, /risk_map and
+    /risk_severity_map."""
+    from risky_nav.occupancy import occupancy_grid, risk_grid, severity_grid
 
     layouts = load_dataset_layouts(dataset) if layouts is None else layouts
-    return {name: (occupancy_grid(layout), risk_grid(layout)) for name, layout in layouts.items()}
+    return {name: (occupancy_grid(layout), risk_grid(layout), severity_grid(layout)) for name, layout in layouts.items()}
 
 
 def load_dataset_risk_exposure(dataset: str, episodes, layouts: dict | None = None) -> list:
