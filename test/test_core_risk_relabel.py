@@ -123,6 +123,24 @@ def test_relabelled_returns_have_the_paths_event_distribution():
     assert torch.all(events.round() == events)  # whole events only
 
 
+def test_several_draws_a_window_are_independent_draws_of_the_same_distribution():
+    _, data, exposure = _dataset_and_exposure(p_value=0.2)
+    relabel = RiskEventRelabel.from_exposure(data, exposure)
+    rows = torch.tensor([0, 1, 0])
+    one = relabel.returns(data, rows, torch.Generator().manual_seed(3))
+    first = relabel.returns(data, rows, torch.Generator().manual_seed(3), draws=1)
+    assert first.shape == (3, 1) and torch.equal(first[:, 0], one)  # one draw: the single-draw returns
+    many = relabel.returns(data, torch.tensor([0] * 500), torch.Generator().manual_seed(0), draws=40)
+    assert many.shape == (500, 40)
+    steps = int(data.last[0] - data.starts[0])
+    events = (data.returns[data.starts[0]].double() - many.double()) / 5.0
+    assert abs(events.mean().item() - 0.2 * steps) < 0.05 * steps  # binomial(steps, 0.2) in every column ...
+    assert abs(events.var().item() - 0.16 * steps) < 0.15 * 0.16 * steps
+    # ... and the columns of one window are not copies of each other.
+    assert float(np.corrcoef(events[:, 0].numpy(), events[:, 1].numpy())[0, 1]) < 0.2
+    assert (many[:, 0] != many[:, 1]).float().mean() > 0.5
+
+
 def test_exposure_that_does_not_match_the_episodes_is_refused():
     _, data, exposure = _dataset_and_exposure(p_value=0.1)
     with pytest.raises(ValueError, match="observations"):
@@ -137,6 +155,20 @@ def test_training_with_relabelling_needs_the_exposure(tmp_path):
     config.training.relabel_risk_events = True
     with pytest.raises(ValueError, match="relabel_risk_events .* give risk_exposure"):
         train(config, synthetic_episodes(n=2), tmp_path / "run", device="cpu", progress=False)
+
+
+def test_training_with_several_draws_a_window_needs_relabelling_and_runs(tmp_path):
+    from rs_diffuser_ros.core.config import ConfigError
+
+    config = tiny_config()
+    config.training.relabel_draws = 4
+    with pytest.raises(ConfigError, match="relabel_draws 4 .* needs training.relabel_risk_events"):
+        config.validate()
+    config.training.relabel_risk_events = True
+    config.training.steps = 3
+    episodes, _, exposure = _dataset_and_exposure(p_value=0.2)
+    summary = train(config.validate(), episodes, tmp_path / "run", device="cpu", progress=False, risk_exposure=exposure)
+    assert summary["steps"] == 3 and np.isfinite(summary["final_losses"]["critic"])
 
 
 def test_a_collected_dataset_reads_back_its_exposure_and_every_paid_penalty(tmp_path):

@@ -213,11 +213,19 @@ class TrainingConfig:
     # Re-draw each sampled window's risk events from its recorded path's exposure (training/risk_relabel.py): the
     # critic then learns a map's tail from p and C, not from which few crossings happened to meet an event.
     relabel_risk_events: bool = False
+    # Draws of each sampled window's events per batch (needs relabel_risk_events above 1): the quantile loss reads
+    # all of them. A crossing meets an event in 12-25 % of draws, so with one draw a map's tail quantiles learn from a
+    # few windows a batch; a critic trained so predicted the tail too light in proportion to the event's size, on its
+    # own training maps too (docs/method_choices.md, "The event's size").
+    relabel_draws: int = 1
     log_every: int = 100
     checkpoint_every: int = 5000
 
     def validate(self, where: str) -> None:
-        _positive(self, where, "steps", "batch_size", "log_every", "checkpoint_every")
+        _positive(self, where, "steps", "batch_size", "log_every", "checkpoint_every", "relabel_draws")
+        if self.relabel_draws > 1 and not self.relabel_risk_events:
+            raise ConfigError(f"{where}: training.relabel_draws {self.relabel_draws} draws a window's risk events again: "
+                              "it needs training.relabel_risk_events: true")
         for name, lo, hi in (("ema_decay", 0.0, 1.0), ("gamma", 0.0, 1.0), ("critic_clean_fraction", 0.0, 1.0)):
             v = getattr(self, name)
             if not lo <= v <= hi:

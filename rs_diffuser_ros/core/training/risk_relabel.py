@@ -64,17 +64,19 @@ class RiskEventRelabel:
         return RiskEventRelabel(self.risk_free_returns.to(device), self.p.to(device), self.penalty.to(device),
                                 self.max_steps, self.gamma)
 
-    def returns(self, data: WindowDataset, rows: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def returns(self, data: WindowDataset, rows: Tensor, generator: torch.Generator | None = None,
+                draws: int | None = None) -> Tensor:
         """[B]: windows `rows`' returns with every risk event from the window's start to its episode's end
-        drawn afresh."""
+        drawn afresh; with `draws`, [B, draws]: that many independent draws of each window's events."""
         s, last = data.starts[rows], data.last[rows]
         steps = torch.arange(self.max_steps, device=rows.device)
         idx = s[:, None] + steps  # [B, L] the steps the return sums over ...
         inside = idx < last[:, None]  # ... up to the episode's last observation, which has no step after it
         idx = torch.where(inside, idx, s[:, None])
         p, c = self.p[idx], self.penalty[idx]  # [B, L, R]
-        draws = torch.rand(p.shape, device=p.device, generator=generator)
-        paid = ((draws < p) * c).sum(-1) * inside  # [B, L]
+        u = torch.rand((draws or 1, *p.shape), device=p.device, generator=generator)  # [M, B, L, R]
+        paid = ((u < p) * c).sum(-1) * inside  # [M, B, L]
         if self.gamma != 1.0:
             paid = paid * self.gamma ** steps.to(paid.dtype)
-        return self.risk_free_returns[s] - paid.sum(-1)
+        out = self.risk_free_returns[s] - paid.sum(-1)  # [M, B]
+        return out[0] if draws is None else out.T

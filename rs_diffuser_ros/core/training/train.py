@@ -198,7 +198,9 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
         rows = torch.randint(len(data), (cfg.batch_size,), device=ctx.device, generator=generator)
         batch = data.batch(rows)
         if relabel is not None:
-            batch["return"] = relabel.returns(data, rows, generator)
+            # [B, M] with several draws: the quantile loss reads each window's M returns (quantile_loss.py).
+            draws = cfg.relabel_draws if cfg.relabel_draws > 1 else None
+            batch["return"] = relabel.returns(data, rows, generator, draws)
         losses = model(batch)
         total = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
@@ -374,6 +376,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, help="override training.batch_size (per GPU under torchrun)")
     ap.add_argument("--checkpoint-every", type=int, help="override training.checkpoint_every")
     ap.add_argument("--log-every", type=int, help="override training.log_every")
+    ap.add_argument("--relabel-draws", type=int, help="override training.relabel_draws (each window's risk events drawn "
+                    "this many times a batch)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", help="auto (CUDA when there), cpu, cuda, cuda:N")
     ap.add_argument("--resume", action="store_true", help="continue from --out/train_state.pt")
@@ -393,7 +397,8 @@ def main(argv=None) -> int:
         config = CoreConfig.from_yaml(args.config) if Path(args.config).exists() or args.config != str(DEFAULT_CONFIG) \
             else CoreConfig()
         overrides = {"steps": args.steps, "batch_size": args.batch_size,
-                     "checkpoint_every": args.checkpoint_every, "log_every": args.log_every}
+                     "checkpoint_every": args.checkpoint_every, "log_every": args.log_every,
+                     "relabel_draws": args.relabel_draws}
         for key, value in overrides.items():
             if value is not None:
                 setattr(config.training, key, value)
