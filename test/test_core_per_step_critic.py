@@ -85,6 +85,34 @@ def test_train_only_critic_keeps_the_other_networks_and_the_new_critic_plans(tmp
               train_only="critic")
 
 
+def test_critic_continued_trains_the_loaded_critic_on_with_its_return_scale(tmp_path):
+    from rs_diffuser_ros.core.checkpoint import read_checkpoint
+
+    occ = grid_with([(0.5, 2.2, 0.7, 3.0)])
+    maps = {"m0": (occ, level_grid(occ, [])), "m1": (occ, level_grid(occ, [(-1.0, -0.5, 1.0, 0.5)]))}
+    train(step_config(steps=3, checkpoint_every=100), _map_episodes(), tmp_path / "base", seed=0, device="cpu",
+          progress=False, maps=maps)
+    base = tmp_path / "base" / "model.safetensors"
+    shifted = _map_episodes()
+    for e in shifted:
+        e["rewards"] = np.asarray(e["rewards"]) * 3.0  # a fresh critic would refit its scale to this
+    train(step_config(steps=4, checkpoint_every=100, ema_start=1000), shifted, tmp_path / "on", seed=1, device="cpu",
+          progress=False, maps=maps, init_from=base, train_only="critic_continued")
+    _, old_norm, _, _ = read_checkpoint(base)
+    _, new_norm, _, _ = read_checkpoint(tmp_path / "on" / "model.safetensors")
+    assert new_norm.returns.std == old_norm.returns.std and new_norm.returns.mean == old_norm.returns.mean
+    old, new = load_file(str(base)), load_file(str(tmp_path / "on" / "model.safetensors"))
+    critic = [k for k in old if k.startswith("critic.")]
+    assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("critic."))
+    moved = [k for k in critic if not torch.equal(old[k], new[k])]
+    assert moved  # the critic trained ...
+    # ... on from the loaded one, not from a fresh one: its weights moved by a few optimiser steps only.
+    assert max(float((old[k] - new[k]).abs().max()) for k in critic) < 0.05
+    with pytest.raises(ValueError, match="train_only must be one of"):
+        train(step_config(steps=2), _map_episodes(), tmp_path / "x", device="cpu", progress=False, maps=maps,
+              init_from=base, train_only="denoiser")
+
+
 def test_a_few_stuck_episodes_do_not_set_the_return_scale():
     from rs_diffuser_ros.core.normalizer import StandardNormalizer
 

@@ -37,6 +37,8 @@ from .training_log import LOSS_NAMES, LossLog, plot_losses
 from .windows import WindowDataset
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "config" / "model.yaml"
+# What --train-only may name: all networks (None), a fresh critic on the others frozen, or the loaded critic trained on.
+TRAIN_ONLY = (None, "critic", "critic_continued")
 
 
 def fit_normalizers(data: WindowDataset) -> Normalizers:
@@ -81,12 +83,14 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     a map model trained with fewer map channels grows into this config's (`grow_from` of its networks).
     train_only="critic": a new critic (this config's, e.g. another critic_kind) on init_from's frozen denoiser,
     inverse dynamics and map encoder, which are loaded as they are; only the critic's loss is trained.
+    train_only="critic_continued": the same, but init_from's own critic trains on (with its return scale): a critic
+    trained further, e.g. on new data or for longer than one run's time allowed.
     risk_exposure: per episode (p, penalty, observed) (load_dataset_risk_exposure); required when
     training.relabel_risk_events is set, which re-draws the critic's return events every batch (risk_relabel.py)."""
     called = time.perf_counter()
     cfg = config.training
-    if train_only not in (None, "critic"):
-        raise ValueError(f"train_only must be None or 'critic', got {train_only!r}")
+    if train_only not in TRAIN_ONLY:
+        raise ValueError(f"train_only must be one of {TRAIN_ONLY}, got {train_only!r}")
     out = Path(out_dir)
     ctx = DistributedContext.setup(device)
     state_path = out / "train_state.pt"
@@ -115,7 +119,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
         start = (start_normalizers, start_weights)
     if resumed:
         normalizers = Normalizers.from_dict(json.loads(resumed["normalizers"]))
-    elif train_only:  # a fresh critic: its return scale is fitted on this data; the frozen networks keep theirs
+    elif train_only == "critic":  # a fresh critic: its return scale is fitted on this data; the frozen networks keep theirs
         normalizers = dataclasses.replace(start[0], returns=fit_return_scale(data))
     else:
         normalizers = start[0] if start else fit_normalizers(data)
@@ -133,7 +137,7 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     torch.manual_seed(seed + ctx.rank)
     networks = build_networks(config.model)
     if start:
-        load_grown(networks, start[1], init_from, skip=("critic",) if train_only else ())
+        load_grown(networks, start[1], init_from, skip=("critic",) if train_only == "critic" else ())
     if train_only:
         for name in NETWORK_NAMES:
             networks[name].requires_grad_(name == "critic")
@@ -385,8 +389,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "with fewer map channels grows into --config's)")
     ap.add_argument("--deadline-s", type=float, default=0.0, help="stop training this many seconds after the run began, "
                     "loading included, and save (0: no limit)")
-    ap.add_argument("--train-only", choices=["critic"], help="train a fresh critic (--config's critic_kind) on "
-                    "--init-from's frozen denoiser, inverse dynamics and map encoder")
+    ap.add_argument("--train-only", choices=[c for c in TRAIN_ONLY if c], help="critic: train a fresh critic "
+                    "(--config's critic_kind) on --init-from's frozen denoiser, inverse dynamics and map encoder; "
+                    "critic_continued: train --init-from's own critic on, the rest frozen")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap.parse_args(argv)
 
