@@ -18,7 +18,7 @@ from rs_diffuser_ros.baselines import behaviour_cloning as bc
 from rs_diffuser_ros.baselines import map_behaviour_cloning as mbc
 from rs_diffuser_ros.control import Grid
 from rs_diffuser_ros.core.config import CoreConfig, ModelConfig
-from rs_diffuser_ros.core.map_input import PATCH_CHANNELS, PlanningMap
+from rs_diffuser_ros.core.map_input import PATCH_CHANNELS, ROUTE_CHANNELS, PlanningMap
 from rs_diffuser_ros.core.training.train import DEFAULT_CONFIG
 from rs_diffuser_ros.eval.policies import LearnedBatchPolicy, published_grids
 
@@ -85,7 +85,7 @@ def test_the_policy_reads_the_general_models_map_input_and_keeps_actions_in_the_
     model = CoreConfig.from_yaml(DEFAULT_CONFIG).model  # what the general diffusion model reads
     policy = fitted_policy(model, hidden=32, layers=2)
     assert (policy.map_channels, policy.map_patch_cells, policy.map_patch_m) == (model.map_channels, 32, 6.4)
-    assert model.map_channels == len(PATCH_CHANNELS) - 1  # all but the route risk, which the general model does not read
+    assert model.map_channels == ROUTE_CHANNELS  # the general model's seven: not the route risk or the severity
     assert policy.map_safe_distance and policy.map_encoder.channels == model.map_channels
     pm = policy.planning_map(*grids(risky=True))
     obs = observations(np.random.default_rng(1), 5)
@@ -169,7 +169,7 @@ def test_files_that_are_not_a_map_policy_are_refused_naming_the_problem(tmp_path
         meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
     sizes = json.loads(meta["sizes"])
     for change, message in (({"hidden": 64}, "weights do not match"),
-                            ({"map_channels": 9}, "does not describe a map-conditioned"),
+                            ({"map_channels": len(PATCH_CHANNELS) + 1}, "does not describe a map-conditioned"),
                             ({"bogus": 1}, "does not describe a map-conditioned")):
         bad = tmp_path / "bad.safetensors"
         save_file(tensors, str(bad), metadata={**meta, "sizes": json.dumps({**sizes, **change})})
@@ -184,7 +184,7 @@ def test_files_that_are_not_a_map_policy_are_refused_naming_the_problem(tmp_path
 def test_the_evaluation_batches_one_forward_over_its_environments():
     policy = fitted_policy()
     occ, risk = grids(risky=True)
-    context = types.SimpleNamespace(device="cpu", grid=occ, risk_grid=risk)
+    context = types.SimpleNamespace(device="cpu", grid=occ, risk_grid=risk, severity_grid=None)
     batched = LearnedBatchPolicy.in_context(policy, context)
     assert batched.map_input is not None and batched.map_input.safe_distance
     calls = []
