@@ -174,28 +174,25 @@ class PlannerNode(Node):
         self.controller.on_costmap(grid, now)
 
     def _on_risk_map(self, msg: OccupancyGrid) -> None:
-        try:
-            grid = costmap_msg_to_grid(msg, expected_frame=self.frame, what="risk map")
-        except ValueError as error:  # as for the costmap: keep the last good layer rather than a wrong one
-            self._warn_throttled(str(error), f"risk map ignored, keeping the previous one: {error}")
-            return
-        first = self.controller.risk_map is None
-        self.controller.on_risk_map(grid, time.monotonic())
-        if first:
-            self.get_logger().info(f"risk map received: {msg.info.width}x{msg.info.height} at "
-                                   f"{msg.info.resolution:g} m, highest hazard {int(grid.data.max())}")
+        self._on_risk_layer(msg, "risk map", "hazard", "risk_map", self.controller.on_risk_map)
 
     def _on_risk_severity_map(self, msg: OccupancyGrid) -> None:
+        self._on_risk_layer(msg, "risk severity map", "severity", "risk_severity_map",
+                            self.controller.on_risk_severity_map)
+
+    def _on_risk_layer(self, msg: OccupancyGrid, what: str, value: str, kept_as: str, hand_over) -> None:
+        """A risk layer (the risk map or its severity) to the controller; a malformed one is ignored with a
+        throttled warning, as the costmap is, and the last good one kept rather than a wrong one."""
         try:
-            grid = costmap_msg_to_grid(msg, expected_frame=self.frame, what="risk severity map")
-        except ValueError as error:  # as for the risk map: keep the last good layer rather than a wrong one
-            self._warn_throttled(str(error), f"risk severity map ignored, keeping the previous one: {error}")
+            grid = costmap_msg_to_grid(msg, expected_frame=self.frame, what=what)
+        except ValueError as error:
+            self._warn_throttled(str(error), f"{what} ignored, keeping the previous one: {error}")
             return
-        first = self.controller.risk_severity_map is None
-        self.controller.on_risk_severity_map(grid, time.monotonic())
+        first = getattr(self.controller, kept_as) is None
+        hand_over(grid, time.monotonic())
         if first:
-            self.get_logger().info(f"risk severity map received: {msg.info.width}x{msg.info.height}, highest severity "
-                                   f"{int(grid.data.max())}")
+            self.get_logger().info(f"{what} received: {msg.info.width}x{msg.info.height} at "
+                                   f"{msg.info.resolution:g} m, highest {value} {int(grid.data.max())}")
 
     def _on_goal(self, msg: PoseStamped) -> None:
         try:
