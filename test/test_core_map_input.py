@@ -250,6 +250,11 @@ def test_the_severity_channels_give_the_event_size_here_and_the_largest_along_th
     # No severity layer: an event of unknown size reads as the largest the scale holds, where there is risk only.
     unknown = PlanningMap.from_grids(occ, risk).patches(torch.tensor([[-0.75, 0.0]]), goal, 32, 6.4, channels=10)[0]
     assert float(unknown[8, 15:17, 15:17].mean()) == 1.0 and float(unknown[8, :, :5].max()) == 0.0
+    # A risky cell whose severity reads 0 (or unknown) contradicts its hazard: unknown, full scale.
+    blank = Grid(np.zeros_like(severity.data), RES, occ.origin_x, occ.origin_y)
+    zero = PlanningMap.from_grids(occ, risk, severity_grid=blank).patches(torch.tensor([[-0.75, 0.0]]), goal, 32, 6.4,
+                                                                         channels=10)[0]
+    assert float(zero[8, 15:17, 15:17].mean()) == 1.0
     # A severity without a hazard is no risk.
     no_hazard = PlanningMap.from_grids(occ, None, severity_grid=severity)
     assert float(no_hazard.patches(torch.tensor([[-0.75, 0.0]]), goal, 32, 6.4, channels=10)[0, 8:].abs().max()) == 0.0

@@ -6,7 +6,8 @@ Map layers (`MapLayers`, FEATURE_RESOLUTION cells, world-aligned; built once per
   hazard    log(1 + level) / log(101) of the risk layer's hazard level (0..100 = 100 p C, docs/ros.md)
   valid     1 on the map; beyond it the patch reads wall and no risk
   severity  the risk layer's severity level / 100 (the size of one event, 0..100 = C / 25, docs/ros.md), 0 outside risky
-            cells; where no severity layer is given, 1 (the largest the scale holds) in every risky cell
+            cells; where no severity layer is given (or a risky cell's reads 0 or unknown), 1, the largest the scale
+            holds
 Per goal, `goal_distance` is the free-space (geodesic) distance to the goal over the cells a robot's centre may
 occupy (those whose every point keeps PASSABLE_CLEARANCE_M from walls, the cells that keep it only at their centre
 reading a neighbour's distance and a step; or for a model trained before that rule existed, those not within a
@@ -32,7 +33,8 @@ A model with `map_severity` reads two more: `severity`, the severity layer at ea
 largest severity met along the plain shortest route from each cell to the goal (0 on a route that meets none). The
 hazard level is p x C, the expected penalty a step: it sets a crossing's mean but not its tail, which C sets (a rare
 large event and a frequent small one read alike); a critic reading only it predicted the tail too light in proportion
-to C, on its own training maps as on new ones (docs/method_choices.md, "The event's size").
+to C, on its own training maps as on new ones; a critic given these channels did no better (docs/method_choices.md,
+"The event's size, more event draws, longer training").
 Nothing here knows absolute map coordinates beyond the lookup itself.
 """
 from __future__ import annotations
@@ -129,7 +131,8 @@ class MapLayers:
             if size.shape != occ.shape:
                 raise ValueError(f"severity grid shape {tuple(size.shape)} differs from the occupancy grid's "
                                  f"{tuple(occ.shape)}: the risk layers must share the costmap's geometry")
-            size = size.clamp(0, 100)
+            # A risky cell whose severity reads 0 or unknown (-1) contradicts its hazard (p x C > 0): taken as unknown.
+            size = torch.where(size > 0, size.clamp(max=100), torch.full_like(size, 100.0))
         size = torch.where(level > 0, size, torch.zeros_like(size)) / 100.0  # no risk, no event
         stacked = torch.stack([cost, (level > 0).float(), torch.log1p(level) / math.log(101.0), blocked.float(), size])
         grid = _to_feature_grid(stacked, resolution)  # max-pooled: conservative for walls and risk alike
