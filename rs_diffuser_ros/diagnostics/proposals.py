@@ -41,12 +41,13 @@ def enters_risk(plans: np.ndarray, layout) -> np.ndarray:
 
 
 def layout_planning_map(planner: RiskSensitivePlanner, layout) -> PlanningMap:
-    """The costmap and risk layer a map model plans on for a risky_nav layout, as the sim node publishes them."""
-    from risky_nav.occupancy import occupancy_grid, risk_grid
+    """The costmap and risk layers a map model plans on for a risky_nav layout, as the sim node publishes them."""
+    from risky_nav.occupancy import occupancy_grid, risk_grid, severity_grid
 
     return PlanningMap.from_grids(occupancy_grid(layout), risk_grid(layout),
                                   safe_distance=planner.config.model.map_safe_distance,
-                                  passable_clearance_m=planner.config.model.map_passable_clearance_m)
+                                  passable_clearance_m=planner.config.model.map_passable_clearance_m,
+                                  severity_grid=severity_grid(layout))
 
 
 def probe(planner: RiskSensitivePlanner, planning_map: PlanningMap, layout, episodes, alpha: float = 0.1,

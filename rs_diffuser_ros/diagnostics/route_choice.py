@@ -47,6 +47,7 @@ class LayoutStart:
     goal: np.ndarray
     occupancy: object  # risky_nav OccupancyGrid of the walls
     risk: object  # ... and of the hazard levels
+    severity: object  # ... and of the severity levels
     split_map: PlanningMap  # both goal distance fields (safe_distance=True), for goes_round
     fields: torch.Tensor  # [2, h, w] plain and safe goal distance to `goal`
     built: dict = field(default_factory=dict)  # model_map's maps by (safe distance, clearance): built once each
@@ -62,23 +63,24 @@ class LayoutStart:
         key = (m.map_safe_distance, m.map_passable_clearance_m)
         if key not in self.built:
             self.built[key] = (PlanningMap(self.split_map.layers, safe_distance=False) if same_cells else
-                               PlanningMap.from_grids(self.occupancy, self.risk, safe_distance=m.map_safe_distance,
+                               PlanningMap.from_grids(self.occupancy, self.risk, severity_grid=self.severity,
+                                                      safe_distance=m.map_safe_distance,
                                                       passable_clearance_m=m.map_passable_clearance_m))
         return self.built[key]
 
 
 def layout_start(layout: str, seed: int, state_dim: int) -> LayoutStart:
     from risky_nav.env import RiskyNavEnv  # the sim is only needed for the start state and the maps
-    from risky_nav.occupancy import occupancy_grid, risk_grid
+    from risky_nav.occupancy import occupancy_grid, risk_grid, severity_grid
 
     env = RiskyNavEnv(layout)
     obs, _ = env.reset(seed=seed)
     env.close()
     state, goal = obs[:state_dim], obs[state_dim:state_dim + 2]
-    occupancy, risk = occupancy_grid(env.layout), risk_grid(env.layout)
-    split_map = PlanningMap.from_grids(occupancy, risk, safe_distance=True)
+    occupancy, risk, severity = occupancy_grid(env.layout), risk_grid(env.layout), severity_grid(env.layout)
+    split_map = PlanningMap.from_grids(occupancy, risk, safe_distance=True, severity_grid=severity)
     fields = split_map.distance_fields(torch.as_tensor(goal[None], dtype=torch.float32))[0]
-    return LayoutStart(state, goal, occupancy, risk, split_map, fields)
+    return LayoutStart(state, goal, occupancy, risk, severity, split_map, fields)
 
 
 def main(argv=None) -> int:

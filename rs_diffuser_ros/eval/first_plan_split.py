@@ -11,7 +11,6 @@ A functional probe of one state per map, not a statistic of episodes (docs/evalu
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 
 import numpy as np
@@ -20,12 +19,11 @@ import torch
 
 def split_seeds(planner, layout, seeds, alphas: tuple[float, float]) -> list[int]:
     """The planner seeds at which the first plan enters at alphas[0] and stays out at alphas[1]."""
-    from risky_nav.occupancy import occupancy_grid, risk_grid
-
-    from rs_diffuser_ros.control import Controller, Grid, settings_from_yaml
+    from rs_diffuser_ros.control import Controller, settings_from_yaml
     from rs_diffuser_ros.diagnostics.proposals import enters_risk
+    from rs_diffuser_ros.eval.policies import published_grids
 
-    occupancy, risk = (Grid(*dataclasses.astuple(g)) for g in (occupancy_grid(layout), risk_grid(layout)))
+    occupancy, risk, severity = published_grids(layout)
     start = (layout.start_region.center_x, layout.start_region.center_y)
     goal = np.array([layout.goal_region.center_x, layout.goal_region.center_y], np.float32)
     yaw = math.atan2(goal[1] - start[1], goal[0] - start[0])
@@ -38,6 +36,7 @@ def split_seeds(planner, layout, seeds, alphas: tuple[float, float]) -> list[int
             controller.set_goal(goal)
             controller.on_costmap(occupancy, 0.0)
             controller.on_risk_map(risk, 0.0)
+            controller.on_risk_severity_map(severity, 0.0)
             controller.watchdog.accept(state, 0.0)
             command = controller.step(0.0)
             first.append(None if command.plan is None else enters_risk(command.plan.plan[None], layout)[0])

@@ -16,8 +16,9 @@ from ..map_input import ROUTE_CHANNELS, ROUTE_RISK_CHANNELS, MapLayers
 class TrainingMaps:
     def __init__(self, layers: MapLayers, episode_map: Tensor, episode_goal: Tensor, cells: int, extent_m: float,
                  safe_distance: bool = False, channels: int | None = None):
-        """channels: the model's map_channels (None: the first five, or four without the safe distance); only those
-        are cut per batch, and only the goal distance fields they read are computed."""
+        """channels: the model's map_channels (None: what the plain and safe distance give, seven channels, or four
+        without the safe distance); only those are cut per batch, and only the goal distance fields they read are
+        computed."""
         self.layers, self.cells, self.extent_m, self.channels = layers, cells, extent_m, channels
         self.episode_map = episode_map.to(layers.layers.device)
         route_risk = channels is not None and channels > ROUTE_CHANNELS
