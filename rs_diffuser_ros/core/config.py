@@ -85,6 +85,11 @@ class ModelConfig:
     # short cut's risk (docs/method_choices.md, "A critic that reads where the plan goes on"). The planner gives each
     # candidate its own label (route candidates: their way's). Needs the route label and the per-step critic.
     critic_reads_continuation: bool = False
+    # The critic's N outputs are the mean return of each 1/N of the distribution (tail means: CVaR_k/N exact), trained
+    # against Rockafellar-Uryasev targets, with N - 1 more outputs for the boundary quantiles those need; false: midpoint
+    # quantiles and the quantile-Huber loss. Midpoint quantiles learned a rare, large loss slowly and stopped short of it
+    # (models/critic_head.py; docs/method_choices.md, "Tail means").
+    critic_tail_means: bool = False
 
     @property
     def context_dim(self) -> int:

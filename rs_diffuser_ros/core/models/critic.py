@@ -4,34 +4,40 @@ Input: a (possibly noisy) normalised plan-frame window [B, H, state_dim], the co
 goal and absolute start position, Normalizers.context), and the
 noise level sqrt(1 - alpha_bar_t) of the window (0 for a clean plan). Guidance reads it on
 noisy plans at the sampler's noise level, so no gradient has to flow through the denoiser
-(docs/method_choices.md). Output quantiles are in standardised return units and sorted by
-construction (a base value plus a cumulative sum of softplus gaps), so they never cross.
+(docs/method_choices.md). Outputs are in standardised return units and sorted by construction (a base value
+plus a cumulative sum of softplus gaps), so they never cross; they are midpoint quantiles or tail means
+(critic_head.py).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .critic_head import head_width, split_head
 
 
 class QuantileCritic(nn.Module):
-    def __init__(self, horizon: int, state_dim: int, context_dim: int, n_quantiles: int = 32, hidden: int = 256):
+    def __init__(self, horizon: int, state_dim: int, context_dim: int, n_quantiles: int = 32, hidden: int = 256,
+                 tail_means: bool = False):
         super().__init__()
-        self.n_quantiles = n_quantiles
+        self.n_quantiles, self.tail_means = n_quantiles, tail_means
         # An MLP on the flattened window: a window is only H x 6 numbers, and an MLP's backward pass
         # (paid at every guided denoising step) is several times cheaper on CPU than a conv encoder's.
         self.net = nn.Sequential(
             nn.Linear(horizon * state_dim + context_dim + 1, hidden), nn.SiLU(),
             nn.Linear(hidden, hidden), nn.SiLU(),
             nn.Linear(hidden, hidden), nn.SiLU(),
-            nn.Linear(hidden, n_quantiles),
+            nn.Linear(hidden, head_width(n_quantiles, tail_means)),
         )
 
     def forward(self, window: Tensor, context: Tensor, noise_level: Tensor) -> Tensor:
-        """window [B, H, D], context [B, C], noise_level [B] -> ascending quantiles [B, N]."""
+        """window [B, H, D], context [B, C], noise_level [B] -> ascending quantiles (or tail means) [B, N]."""
+        return self.with_boundaries(window, context, noise_level)[0]
+
+    def with_boundaries(self, window: Tensor, context: Tensor, noise_level: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(forward's values, the N - 1 boundary quantiles of a tail-means critic or None)."""
         out = self.net(torch.cat([window.flatten(1), context, noise_level[:, None]], -1))
-        base, gaps = out[:, :1], F.softplus(out[:, 1:])
-        return torch.cat([base, base + gaps.cumsum(-1)], -1)
+        return split_head(out, self.n_quantiles)
 
 
 class MapQuantileCritic(QuantileCritic):
@@ -40,17 +46,21 @@ class MapQuantileCritic(QuantileCritic):
     distribution directly, and guidance's gradient flows through the lookup to the plan's positions."""
 
     def __init__(self, horizon: int, state_dim: int, context_dim: int, along_channels: int, n_quantiles: int = 32,
-                 hidden: int = 256):
-        super().__init__(horizon, state_dim + along_channels, context_dim, n_quantiles, hidden)
+                 hidden: int = 256, tail_means: bool = False):
+        super().__init__(horizon, state_dim + along_channels, context_dim, n_quantiles, hidden, tail_means)
         self.horizon, self.state_dim, self.along_channels = horizon, state_dim, along_channels
 
     def forward(self, window: Tensor, context: Tensor, noise_level: Tensor, along: Tensor | None = None) -> Tensor:
         """window [B, H, D], context [B, C], noise_level [B], along [B, H, >= A] -> ascending quantiles [B, N]
         (the first A channels along are read: a map gives all it has)."""
+        return self.with_boundaries(window, context, noise_level, along)[0]
+
+    def with_boundaries(self, window: Tensor, context: Tensor, noise_level: Tensor,
+                        along: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         if along is None:
             raise ValueError("MapQuantileCritic needs the map channels along the window (along=...)")
         along = along[..., :self.along_channels].to(window.dtype)
-        return super().forward(torch.cat([window, along], -1), context, noise_level)
+        return super().with_boundaries(torch.cat([window, along], -1), context, noise_level)
 
     @torch.no_grad()
     def grow_from(self, old: dict[str, Tensor]) -> None:

@@ -23,7 +23,8 @@ def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
     if not cfg.map_conditioned:
         return {
             "denoiser": TemporalUnet(cfg.horizon, state, context, cfg.unet_dim, tuple(cfg.unet_dim_mults)),
-            "critic": QuantileCritic(cfg.horizon, state, context, cfg.n_quantiles, cfg.critic_hidden),
+            "critic": QuantileCritic(cfg.horizon, state, context, cfg.n_quantiles, cfg.critic_hidden,
+                                     cfg.critic_tail_means),
             "inverse_dynamics": InverseDynamics(state, ACTION_DIM, cfg.idm_hidden),
             "map_encoder": NoMapEncoder(),
         }
@@ -31,9 +32,11 @@ def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
     if cfg.critic_kind == "per_step":
         read = None if cfg.critic_reads_map_embedding else cfg.goal_dim  # the context starts with the relative goal
         critic = PerStepMapCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden,
-                                  read_context=read, reads_continuation=cfg.critic_reads_continuation)
+                                  read_context=read, reads_continuation=cfg.critic_reads_continuation,
+                                  tail_means=cfg.critic_tail_means)
     else:
-        critic = MapQuantileCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden)
+        critic = MapQuantileCritic(cfg.horizon, state, context, channels, cfg.n_quantiles, cfg.critic_hidden,
+                                   cfg.critic_tail_means)
     return {
         "denoiser": TemporalUnet(cfg.horizon, state, cfg.denoiser_context_dim, cfg.unet_dim, tuple(cfg.unet_dim_mults),
                                  map_channels=channels if cfg.denoiser_reads_map else 0),

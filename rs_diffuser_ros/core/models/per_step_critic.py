@@ -13,20 +13,21 @@ state's time fraction.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .critic_head import head_width, split_head
 
 
 class PerStepMapCritic(nn.Module):
     def __init__(self, horizon: int, state_dim: int, context_dim: int, along_channels: int, n_quantiles: int = 32,
                  hidden: int = 256, step_hidden: int = 128, read_context: int | None = None,
-                 reads_continuation: bool = False):
+                 reads_continuation: bool = False, tail_means: bool = False):
         """read_context: the first this many context numbers are read (None: all; the goal alone is goal_dim).
         reads_continuation: the context has one more number, last, the plan's continuation label (0 stays out of
         risk after the window, 1 goes on into it; model.critic_reads_continuation), read as well."""
         super().__init__()
         self.horizon, self.state_dim, self.along_channels = horizon, state_dim, along_channels
-        self.n_quantiles = n_quantiles
+        self.n_quantiles, self.tail_means = n_quantiles, tail_means
         self.context_dim, self.reads_continuation = context_dim + int(reads_continuation), reads_continuation
         self.read_context = context_dim if read_context is None else read_context
         self.step_net = nn.Sequential(
@@ -36,12 +37,18 @@ class PerStepMapCritic(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(3 * step_hidden + self.read_context + int(reads_continuation) + 1, hidden), nn.SiLU(),
             nn.Linear(hidden, hidden), nn.SiLU(),
-            nn.Linear(hidden, n_quantiles),
+            nn.Linear(hidden, head_width(n_quantiles, tail_means)),
         )
         self.register_buffer("time", torch.linspace(0.0, 1.0, horizon)[None, :, None], persistent=False)
 
     def forward(self, window: Tensor, context: Tensor, noise_level: Tensor, along: Tensor | None = None) -> Tensor:
-        """window [B, H, D], context [B, C], noise_level [B], along [B, H, >= A] -> ascending quantiles [B, N]."""
+        """window [B, H, D], context [B, C], noise_level [B], along [B, H, >= A] -> ascending quantiles [B, N]
+        (or tail means: critic_head.py)."""
+        return self.with_boundaries(window, context, noise_level, along)[0]
+
+    def with_boundaries(self, window: Tensor, context: Tensor, noise_level: Tensor,
+                        along: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """(forward's values, the N - 1 boundary quantiles of a tail-means critic or None)."""
         if along is None:
             raise ValueError("PerStepMapCritic needs the map channels along the window (along=...)")
         if context.shape[-1] != self.context_dim:  # a missing label would silently read a map number in its place
@@ -56,6 +63,4 @@ class PerStepMapCritic(nn.Module):
                            self.time.to(window.dtype).expand(b, -1, -1)], -1)
         h = self.step_net(steps)  # [B, H, step_hidden]
         pooled = torch.cat([h.mean(1), h.amax(1), h[:, -1]], -1)
-        out = self.head(torch.cat([pooled, read, noise_level[:, None]], -1))
-        base, gaps = out[:, :1], F.softplus(out[:, 1:])
-        return torch.cat([base, base + gaps.cumsum(-1)], -1)
+        return split_head(self.head(torch.cat([pooled, read, noise_level[:, None]], -1)), self.n_quantiles)

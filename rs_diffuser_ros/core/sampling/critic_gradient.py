@@ -37,7 +37,11 @@ class CriticTailGradient:
         w_context, w_noise = first.weight[:, n_window:-1], first.weight[:, -1]
         self.first_bias = ((context @ w_context.T + first.bias)[None]
                            + noise_levels[:, None, None] * w_noise[None, None])
-        self.hidden = linears[1:]
+        # A tail-means critic's last layer also gives its boundary quantiles (critic_head.py): only the first N rows
+        # make the values rho reads.
+        n = critic.n_quantiles
+        last = linears[-1]
+        self.hidden = [(layer.weight, layer.bias) for layer in linears[1:-1]] + [(last.weight[:n], last.bias[:n])]
         # rho = sum_i w_i q_i over ascending quantiles (averse) or descending ones (seeking).
         weights = tail_weights(alpha, critic.n_quantiles).to(context.dtype)
         if risk_mode == "seeking":
@@ -49,12 +53,12 @@ class CriticTailGradient:
     def __call__(self, x: Tensor, step: int) -> Tensor:
         """x [M, H, D] at sampler step `step` -> d rho / d x [M, H, D] (unclipped)."""
         pre = [x.flatten(1) @ self.w_window.T + self.first_bias[step]]
-        for layer in self.hidden:
-            pre.append(nn.functional.silu(pre[-1]) @ layer.weight.T + layer.bias)
+        for weight, bias in self.hidden:
+            pre.append(nn.functional.silu(pre[-1]) @ weight.T + bias)
         out = pre.pop()
         grad = torch.cat([self.weight_sum.to(out.dtype),
                           torch.sigmoid(out[:, 1:]) * self.tail_sums.to(out.dtype)], -1)
-        weights = [layer.weight for layer in self.hidden][::-1]
+        weights = [weight for weight, _ in self.hidden][::-1]
         for z, w in zip(reversed(pre), weights):
             grad = torch.ops.aten.silu_backward((grad @ w).to(z.dtype), z)  # (grad @ w) * silu'(z), one kernel
         return (grad @ self.w_window).view_as(x)

@@ -2,8 +2,8 @@
 
 - denoiser: DDPM with clean-window (x0) prediction, MSE on windows whose first state is kept
   clean (as the sampler inpaints it) and excluded from the loss;
-- critic: quantile-Huber against the window's Monte-Carlo return (standardised), read on
-  windows at a random noise level (a fraction clean), the way guidance and selection read it;
+- critic: quantile-Huber (tail means: tail_mean_loss.py) against the window's Monte-Carlo return (standardised),
+  read on windows at a random noise level (a fraction clean), the way guidance and selection read it;
 - inverse dynamics: MSE of the normalised action of each transition (s_t, s_t+1 = a window's
   first two states, in the plan frame as the planner hands them over).
 Windows are denoised in the plan frame (positions relative to the first state, plan_frame.py),
@@ -23,6 +23,7 @@ from ..config import TrainingConfig
 from ..normalizer import Normalizers
 from ..plan_frame import to_plan_frame
 from .quantile_loss import quantile_huber_loss
+from .tail_mean_loss import tail_mean_loss
 from ..schedule import DiffusionSchedule
 from .map_batches import TrainingMaps
 
@@ -76,11 +77,11 @@ class TrainingObjective(nn.Module):
         clean = torch.rand(b, device=x0.device) < self.cfg.critic_clean_fraction
         noise_level = torch.where(clean, torch.zeros_like(x0[:, 0, 0]), sched.noise_level(t))
         critic_in = torch.where(clean[:, None, None], x0, x_t)
-        if view is None:
-            quantiles = self.critic(critic_in, critic_context, noise_level)
-        else:
-            quantiles = self.critic(critic_in, critic_context, noise_level, view.along(critic_in))
-        critic = quantile_huber_loss(quantiles, norm.returns.normalize(batch["return"]), self.cfg.huber_kappa)
+        along = () if view is None else (view.along(critic_in),)
+        values, boundaries = self.critic.with_boundaries(critic_in, critic_context, noise_level, *along)
+        returns = norm.returns.normalize(batch["return"])
+        critic = (quantile_huber_loss(values, returns, self.cfg.huber_kappa) if boundaries is None
+                  else tail_mean_loss(values, boundaries, returns, self.cfg.huber_kappa))
 
         if self.critic_only:
             return {"diffusion": zero, "critic": critic, "inverse_dynamics": zero}

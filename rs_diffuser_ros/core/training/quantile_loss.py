@@ -7,15 +7,15 @@ from torch import Tensor
 from ..risk import quantile_levels
 
 
-def quantile_huber_loss(pred: Tensor, target: Tensor, kappa: float = 1.0) -> Tensor:
-    """pred [B, N] quantiles at the midpoint levels; target [B] or [B, M] samples of the return.
+def quantile_huber_loss(pred: Tensor, target: Tensor, kappa: float = 1.0, levels: Tensor | None = None) -> Tensor:
+    """pred [B, N] quantiles at the midpoint levels (or at `levels` [N]); target [B] or [B, M] samples of the return.
 
     Each quantile is pulled up by under-estimates with weight tau and down by over-estimates
     with weight 1 - tau, through a Huber penalty (quadratic within kappa) for stable gradients.
     """
     if target.dim() == 1:
         target = target[:, None]
-    tau = quantile_levels(pred.shape[-1], pred.device)[None, :, None]  # [1, N, 1]
+    tau = (quantile_levels(pred.shape[-1], pred.device) if levels is None else levels)[None, :, None]  # [1, N, 1]
     u = target[:, None, :] - pred[:, :, None]  # [B, N, M]
     abs_u = u.abs()
     huber = torch.where(abs_u <= kappa, 0.5 * u**2, kappa * (abs_u - 0.5 * kappa))
