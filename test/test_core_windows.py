@@ -86,3 +86,32 @@ def test_bad_episodes_are_named(mutate, match):
 def test_no_episodes_is_an_error():
     with pytest.raises(ValueError, match="no episodes"):
         WindowDataset.from_episodes([], horizon=2, gamma=0.9)
+
+
+def _stuck(t):
+    """An episode pinned on a wall until the time limit: no termination, a large cost every step."""
+    ep = _episode(t, offset=200)
+    ep["rewards"] = np.full(t, -50.0)
+    ep["terminations"] = np.zeros(t, bool)
+    return ep
+
+
+def _arrived(t, offset=0.0):
+    ep = _episode(t, offset)
+    ep["terminations"] = np.arange(t) == t - 1
+    return ep
+
+
+def test_windows_know_whether_their_episode_arrived_and_its_returns_can_leave_the_stuck_ones_out():
+    data = WindowDataset.from_episodes([_arrived(3), _stuck(4), _arrived(2, offset=100)], horizon=2, gamma=1.0)
+    np.testing.assert_array_equal(data.arrived.numpy(), [1, 1, 1, 0, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(data.batch(torch.tensor([0, 4]))["arrived"].numpy(), [1, 0])
+    np.testing.assert_allclose(data.window_returns(arrived_only=True).numpy(), [6, 5, 3, 3, 2])
+    assert len(data.window_returns()) == 9
+
+
+def test_episodes_without_terminations_leave_arrival_unknown_and_say_so():
+    data = WindowDataset.from_episodes([_arrived(3), _episode(2)], horizon=2, gamma=1.0)
+    assert data.arrived is None and "arrived" not in data.batch(torch.tensor([0]))
+    with pytest.raises(ValueError, match="carry no terminations"):
+        data.window_returns(arrived_only=True)

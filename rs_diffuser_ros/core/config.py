@@ -223,6 +223,12 @@ class TrainingConfig:
     # few windows a batch; a critic trained so predicted the tail too light in proportion to the event's size, on its
     # own training maps too (docs/method_choices.md, "The event's size").
     relabel_draws: int = 1
+    # The critic (and its return scale) learns from the windows of episodes that reached their goal only. One that did
+    # not is the scripted driver pinned on a wall until the time limit: returns to -760 (d26: about 1 % of windows), a
+    # failure the controller's collision check rules out. They set the return scale's std to 10.7 where the rest
+    # spread 3-4, and a tail-means critic, pulled by an error's size, learned walls as that outcome
+    # (docs/method_choices.md, "Tail means").
+    critic_on_arrived: bool = False
     log_every: int = 100
     checkpoint_every: int = 5000
 

@@ -31,12 +31,13 @@ from .map_batches import TrainingMaps
 class TrainingObjective(nn.Module):
     def __init__(self, networks: dict[str, nn.Module], schedule: DiffusionSchedule, normalizers: Normalizers,
                  cfg: TrainingConfig, maps: TrainingMaps | None = None, critic_only: bool = False,
-                 route_label: bool = False, denoiser_reads_map: bool = False, critic_continuation: bool = False):
+                 route_label: bool = False, denoiser_reads_map: bool = False, critic_continuation: bool = False,
+                 critic_on_arrived: bool = False):
         """critic_only: the denoiser, inverse dynamics and map encoder are frozen (train --train-only critic): their
         losses are not computed (reported as 0) and the context is computed without gradient."""
         super().__init__()
         self.critic_only, self.route_label, self.denoiser_reads_map = critic_only, route_label, denoiser_reads_map
-        self.critic_continuation = critic_continuation
+        self.critic_continuation, self.critic_on_arrived = critic_continuation, critic_on_arrived
         self.map_encoder = networks["map_encoder"]
         self.maps = maps
         self.denoiser = networks["denoiser"]
@@ -78,10 +79,17 @@ class TrainingObjective(nn.Module):
         noise_level = torch.where(clean, torch.zeros_like(x0[:, 0, 0]), sched.noise_level(t))
         critic_in = torch.where(clean[:, None, None], x0, x_t)
         along = () if view is None else (view.along(critic_in),)
-        values, boundaries = self.critic.with_boundaries(critic_in, critic_context, noise_level, *along)
         returns = norm.returns.normalize(batch["return"])
+        if self.critic_on_arrived:  # training.critic_on_arrived: not the windows of episodes stuck until the time limit
+            keep = batch["arrived"] > 0
+            critic_in, critic_context, noise_level, returns = (critic_in[keep], critic_context[keep], noise_level[keep],
+                                                               returns[keep])
+            along = tuple(a[keep] for a in along)
+        values, boundaries = self.critic.with_boundaries(critic_in, critic_context, noise_level, *along)
         critic = (quantile_huber_loss(values, returns, self.cfg.huber_kappa) if boundaries is None
                   else tail_mean_loss(values, boundaries, returns, self.cfg.huber_kappa))
+        if self.critic_on_arrived and not keep.any():  # a batch of stuck windows alone teaches the critic nothing
+            critic = values.sum() * 0.0
 
         if self.critic_only:
             return {"diffusion": zero, "critic": critic, "inverse_dynamics": zero}

@@ -41,7 +41,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "config" / "model.yaml"
 TRAIN_ONLY = (None, "critic", "critic_continued")
 
 
-def fit_normalizers(data: WindowDataset) -> Normalizers:
+def fit_normalizers(data: WindowDataset, arrived_only: bool = False) -> Normalizers:
     low, high = fit_limits_over_windows(lambda rows: data.batch(rows)["windows"], len(data))
     starts = data.states[data.starts]
     return Normalizers(
@@ -49,13 +49,14 @@ def fit_normalizers(data: WindowDataset) -> Normalizers:
         goal=LimitsNormalizer.fit(relative_goal(data.goals[data.starts], starts)),
         position=LimitsNormalizer.fit(starts[:, :2]),
         action=LimitsNormalizer.fit(data.transition_actions()),
-        returns=fit_return_scale(data),
+        returns=fit_return_scale(data, arrived_only),
     )
 
 
-def fit_return_scale(data: WindowDataset) -> StandardNormalizer:
-    """The critic's return normaliser: mean and std of the window returns without the extreme RETURN_TRIM at each end."""
-    return StandardNormalizer.fit(data.window_returns(), trim=RETURN_TRIM)
+def fit_return_scale(data: WindowDataset, arrived_only: bool = False) -> StandardNormalizer:
+    """The critic's return normaliser: mean and std of the window returns without the extreme RETURN_TRIM at each end
+    (arrived_only: of the windows the critic learns from, training.critic_on_arrived)."""
+    return StandardNormalizer.fit(data.window_returns(arrived_only), trim=RETURN_TRIM)
 
 
 # The return scale is fitted without the lowest and highest 0.5 % of window returns. Generated-map data holds a few
@@ -107,6 +108,9 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     names = sorted(maps) if m.map_conditioned else None
     data = WindowDataset.from_episodes(episodes, m.horizon, cfg.gamma, source=dataset_name or "episodes", map_names=names,
                                        state_dim=m.state_dim, goal_dim=m.goal_dim, stride=m.plan_stride)
+    if cfg.critic_on_arrived and data.arrived is None:
+        raise ValueError("training.critic_on_arrived trains the critic on the windows of episodes that reached their "
+                         "goal: the episodes need their 'terminations' (a dataset collected by risky_nav.collect)")
     relabel = None
     if cfg.relabel_risk_events:
         if risk_exposure is None:
@@ -120,9 +124,9 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     if resumed:
         normalizers = Normalizers.from_dict(json.loads(resumed["normalizers"]))
     elif train_only == "critic":  # a fresh critic: its return scale is fitted on this data; the frozen networks keep theirs
-        normalizers = dataclasses.replace(start[0], returns=fit_return_scale(data))
+        normalizers = dataclasses.replace(start[0], returns=fit_return_scale(data, cfg.critic_on_arrived))
     else:
-        normalizers = start[0] if start else fit_normalizers(data)
+        normalizers = start[0] if start else fit_normalizers(data, cfg.critic_on_arrived)
     data = data.to(ctx.device)
     relabel = relabel.to(ctx.device) if relabel is not None else None
     training_maps = None
@@ -148,7 +152,8 @@ def train(config: CoreConfig, episodes, out_dir: str | Path, *, seed: int = 0, d
     objective = TrainingObjective(networks, schedule, normalizers.to(ctx.device), cfg, training_maps,
                                   critic_only=bool(train_only), route_label=m.route_label,
                                   denoiser_reads_map=m.denoiser_reads_map,
-                                  critic_continuation=m.critic_reads_continuation).to(ctx.device)
+                                  critic_continuation=m.critic_reads_continuation,
+                                  critic_on_arrived=cfg.critic_on_arrived).to(ctx.device)
     trained = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     emas = {name: EMA(networks[name], cfg.ema_decay) for name in NETWORK_NAMES}

@@ -54,6 +54,9 @@ class WindowDataset:
     # the episode goes on after the window (model.critic_reads_continuation)
     into_risk_from: Tensor | None = None
     stride: int = 1  # observations between consecutive window states (model.plan_stride)
+    # [W] 1.0 when the window's episode ended at its goal (its last step a termination, not the time limit); None when
+    # the episodes carry no terminations. The critic may learn from these alone (training.critic_on_arrived).
+    arrived: Tensor | None = None
 
     @classmethod
     def from_episodes(cls, episodes: Sequence[Any], horizon: int, gamma: float, source: str = "dataset",
@@ -69,6 +72,7 @@ class WindowDataset:
             raise ValueError(f"{source}: no episodes")
         states, goals, actions, returns, starts, last = [], [], [], [], [], []
         into_risk = []  # per observation, from the episodes' in_risky_region flags (None once an episode has none)
+        arrived = []  # per window, from the episodes' terminations (None once an episode has none)
         window_episode, episode_map, episode_goal = [], [], []
         map_of = {name: i for i, name in enumerate(map_names or ())}
         offset = 0
@@ -107,6 +111,11 @@ class WindowDataset:
             else:  # does the episode enter a risky region at this step or later: a reversed running "or"
                 later = np.logical_or.accumulate(np.asarray(flags, bool)[::-1])[::-1].astype(np.float32)
                 into_risk.append(np.concatenate([later, later[-1:]]))
+            terminations = ep.get("terminations") if isinstance(ep, dict) else getattr(ep, "terminations", None)
+            if terminations is None or arrived is None:
+                arrived = None
+            else:
+                arrived.append(np.full(t, float(np.asarray(terminations)[-1])))
             starts.append(offset + np.arange(t))
             last.append(np.full(t, offset + t))
             offset += t + 1
@@ -117,6 +126,8 @@ class WindowDataset:
                         episode_goal=torch.as_tensor(np.stack(episode_goal), dtype=torch.float32), map_names=tuple(map_names))
         if into_risk is not None:
             extra["into_risk_from"] = cat(into_risk, torch.float32)
+        if arrived is not None:
+            extra["arrived"] = cat(arrived, torch.float32)
         return cls(cat(states, torch.float32), cat(goals, torch.float32), cat(actions, torch.float32),
                    cat(returns, torch.float32), cat(starts, torch.long), cat(last, torch.long), horizon, gamma,
                    stride=stride, **extra)
@@ -129,7 +140,7 @@ class WindowDataset:
         return WindowDataset(move(self.states), move(self.goals), move(self.actions), move(self.returns),
                              move(self.starts), move(self.last), self.horizon, self.gamma, move(self.episode),
                              move(self.episode_map), move(self.episode_goal), self.map_names,
-                             move(self.into_risk_from), self.stride)
+                             move(self.into_risk_from), self.stride, move(self.arrived))
 
     @property
     def goes_into_risk(self) -> Tensor | None:
@@ -150,6 +161,8 @@ class WindowDataset:
                "state": self.states[s], "next_state": next_state, "action": self.actions[s]}
         if self.episode is not None:
             out["episode"] = self.episode[rows]
+        if self.arrived is not None:
+            out["arrived"] = self.arrived[rows]
         if self.into_risk_from is not None:
             out["goes_into_risk"] = self.into_risk_from[s]
             out["goes_on_into_risk"] = self.into_risk_from[idx[:, -1]]  # after the window: its continuation
@@ -158,5 +171,10 @@ class WindowDataset:
     def transition_actions(self) -> Tensor:
         return self.actions[self.starts]
 
-    def window_returns(self) -> Tensor:
-        return self.returns[self.starts]
+    def window_returns(self, arrived_only: bool = False) -> Tensor:
+        """[W] each window's Monte-Carlo return (arrived_only: of windows whose episode reached its goal)."""
+        if not arrived_only:
+            return self.returns[self.starts]
+        if self.arrived is None:
+            raise ValueError("the windows' episodes carry no terminations: which of them arrived is unknown")
+        return self.returns[self.starts][self.arrived > 0]
