@@ -20,7 +20,7 @@ class QuantileCritic(nn.Module):
     def __init__(self, horizon: int, state_dim: int, context_dim: int, n_quantiles: int = 32, hidden: int = 256,
                  tail_means: bool = False):
         super().__init__()
-        self.n_quantiles, self.tail_means = n_quantiles, tail_means
+        self.n_quantiles = n_quantiles
         # An MLP on the flattened window: a window is only H x 6 numbers, and an MLP's backward pass
         # (paid at every guided denoising step) is several times cheaper on CPU than a conv encoder's.
         self.net = nn.Sequential(

@@ -27,7 +27,7 @@ class PerStepMapCritic(nn.Module):
         risk after the window, 1 goes on into it; model.critic_reads_continuation), read as well."""
         super().__init__()
         self.horizon, self.state_dim, self.along_channels = horizon, state_dim, along_channels
-        self.n_quantiles, self.tail_means = n_quantiles, tail_means
+        self.n_quantiles = n_quantiles
         self.context_dim, self.reads_continuation = context_dim + int(reads_continuation), reads_continuation
         self.read_context = context_dim if read_context is None else read_context
         self.step_net = nn.Sequential(

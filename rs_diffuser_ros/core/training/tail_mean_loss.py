@@ -1,4 +1,4 @@
-"""The tail-means critic's loss: the mean of each 1/N of the return distribution regressed on Rockafellar-Uryasev targets.
+"""The tail-means critic's loss: each 1/N of the return distribution's mean, regressed on Rockafellar-Uryasev targets.
 
 For a return Z and its alpha-quantile q, alpha CVaR_alpha = E[alpha q - (q - Z)+] (Rockafellar and Uryasev 2000); at
 any other q the expectation is lower, and only by a term of second order in q's error, so boundary quantiles that are
@@ -7,8 +7,8 @@ difference of two such terms, so each sample gives an unbiased target for every 
 is pulled by a rare loss in proportion to its size: the mean of the worst 1/N is learned where a low quantile, moved
 only by its error's sign, crept (models/critic_head.py). Each piece is regressed on its own target, not each CVaR_k/N
 (whose errors share the lowest pieces): on test_core_tail_means' spiky returns, after 4,000 steps the CVaR_k/N fit
-still smeared the one-event pieces over -3.8..1.5, the per-piece fit had them within 0.3 of the truth. The boundary quantiles learn with the quantile-Huber loss at their levels k/N. All in standardised
-return units.
+still smeared the one-event pieces over -3.8..1.5, the per-piece fit had them within 0.3 of the truth. The boundary
+quantiles learn with the quantile-Huber loss at their levels k/N. All in standardised return units.
 """
 from __future__ import annotations
 

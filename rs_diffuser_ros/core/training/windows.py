@@ -28,8 +28,13 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
     return out
 
 
+def _optional(episode: Any, name: str, default: Any = None) -> Any:
+    """An episode's field, whether the episode is a dict or an object with attributes; `default` when it has none."""
+    return episode.get(name, default) if isinstance(episode, dict) else getattr(episode, name, default)
+
+
 def _field(episode: Any, name: str, index: int, source: str) -> np.ndarray:
-    value = episode.get(name) if isinstance(episode, dict) else getattr(episode, name, None)
+    value = _optional(episode, name)
     if value is None:
         raise ValueError(f"{source}: episode {index} has no field '{name}'")
     return np.asarray(value)
@@ -92,7 +97,7 @@ class WindowDataset:
                 if not np.isfinite(arr).all():
                     raise ValueError(f"{source}: episode {i} field '{name}' has non-finite values")
             if map_names is not None:
-                name = ep.get("layout", "") if isinstance(ep, dict) else getattr(ep, "layout", "")
+                name = _optional(ep, "layout", "")
                 if name not in map_of:
                     raise ValueError(f"{source}: episode {i} was driven on map {name!r}, which is not among the "
                                      f"dataset's maps (layouts/<name>.yaml); a map-conditioned model needs every episode's map")
@@ -105,13 +110,13 @@ class WindowDataset:
             goals.append(obs[:, state_dim:])
             actions.append(np.concatenate([act, np.zeros((1, ACTION_DIM), np.float32)]))
             returns.append(np.concatenate([discounted_returns(rew, gamma), [0.0]]))
-            flags = ep.get("in_risky_region") if isinstance(ep, dict) else getattr(ep, "in_risky_region", None)
+            flags = _optional(ep, "in_risky_region")
             if flags is None or into_risk is None:
                 into_risk = None
             else:  # does the episode enter a risky region at this step or later: a reversed running "or"
                 later = np.logical_or.accumulate(np.asarray(flags, bool)[::-1])[::-1].astype(np.float32)
                 into_risk.append(np.concatenate([later, later[-1:]]))
-            terminations = ep.get("terminations") if isinstance(ep, dict) else getattr(ep, "terminations", None)
+            terminations = _optional(ep, "terminations")
             if terminations is None or arrived is None:
                 arrived = None
             else:
