@@ -126,6 +126,21 @@ def test_goal_reached_stops_once_then_idles_until_a_new_goal(planner):
     assert c.step(0.1).stop is None
 
 
+def test_the_goal_counts_as_reached_where_the_odometry_measured_the_robot_not_where_it_was_predicted(planner):
+    """A robot 0.35 m short at 1 m/s, its odometry 0.2 s old, is predicted 0.15 m short: it plans from there, but it
+    is not told it has arrived (braking, it might stop outside the goal for good); at 0.25 m measured it has."""
+    c = ready(planner, goal_tolerance_m=0.3, odom_timeout_s=2.0)
+    short = START.copy()
+    short[:2], short[4] = GOAL - [0.35, 0.0], 1.0
+    c.on_odometry(short, 1.0)
+    command = c.step(1.2)
+    assert command.stop is None
+    np.testing.assert_allclose(command.plan.plan[0][:2], GOAL - [0.15, 0.0], atol=1e-5)
+    short[:2] = GOAL - [0.25, 0.0]
+    c.on_odometry(short, 2.0)
+    assert c.step(2.2).stop is StopReason.GOAL_REACHED
+
+
 def test_approach_slowdown_caps_the_speed_near_the_goal(planner, monkeypatch):
     c = ready(planner, max_linear_speed=1.0, approach_slowdown_m=0.6, min_approach_speed=0.1)
     real = planner.plan_batch

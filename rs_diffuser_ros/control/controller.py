@@ -5,7 +5,7 @@ named stages, as Nav2's MPPI computeVelocityCommands does:
 
   check_inputs   goal, odometry watchdog, costmap present and fresh, robot and goal on the map; the state
                  moved on by the odometry's age (odom_prediction.py)
-  goal_reached   within goal_tolerance_m: stop and drop the goal
+  goal_reached   within goal_tolerance_m of the measured (not predicted) position: stop and drop the goal
   progress       a robot that has not come progress_radius_m closer to the goal (along free space) in
                  progress_timeout_s is stuck: the recovery (recovery.py) drives it instead of the model until it
                  has (progress_checker.py, NO_PROGRESS)
@@ -200,9 +200,12 @@ class Controller:
                 return Command.stopped(StopReason.OUTSIDE_MAP, f"{what} outside the map: {why}"), None
         return None, state
 
-    def goal_reached(self, state: np.ndarray) -> Command | None:
-        """Stage 2: stop and forget the goal within goal_tolerance_m of it."""
-        goal = self.goal
+    def goal_reached(self, now_s: float) -> Command | None:
+        """Stage 2: stop and forget the goal within goal_tolerance_m of it, as the latest odometry measured it.
+
+        Not from the predicted state: that extrapolates the speed of the last odometry while the approach slowdown
+        brakes, so it arrives early; a robot stopped a few cm outside the goal would then never be moved again."""
+        state, goal = self.watchdog.current(now_s)[0], self.goal
         distance = math.hypot(float(state[0] - goal[0]), float(state[1] - goal[1]))
         if distance > self.settings.goal_tolerance_m:
             return None
@@ -339,7 +342,7 @@ def step_all(controllers: list[Controller], now_s: float, seed: int | None = Non
     requests: list[tuple[int, tuple, _PlanRequest]] = []  # (robot, its inputs' key in `shared`, its plan request)
     for i, c in enumerate(controllers):
         stop, state = c.check_inputs(now_s)
-        commands[i] = stop or c.goal_reached(state)
+        commands[i] = stop or c.goal_reached(now_s)
         if commands[i] is not None:  # stopped for its inputs or arrived: no window of progress runs
             c.progress.reset()
         else:
