@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rs_diffuser_ros.core.clearance_rule import distance_to_blocked_cell
 from rs_diffuser_ros.core.config import DATA_PERIOD_S
 
 CHECK_STEP_S = 0.05  # rollout resolution: at 1 m/s, 5 cm, one costmap cell
@@ -94,14 +95,15 @@ def safe_candidates(clearance: ClearanceMap, states: Tensor, plans_xy: Tensor, c
 
 
 def _clearance(blocked: np.ndarray, resolution: float, max_distance: float) -> np.ndarray:
-    """Distance (m) from each cell to the nearest blocked cell or the map's edge, capped at max_distance."""
+    """Distance (m) from each cell to the nearest blocked cell or the map's edge (core/clearance_rule.py), capped at
+    max_distance."""
     h, w = blocked.shape
     reach = int(math.ceil(max_distance / resolution)) + 1
     padded = np.pad(blocked, reach, constant_values=True)  # beyond the map counts as blocked
     clearance = np.full((h, w), max_distance, dtype=np.float32)
     for dy in range(-reach, reach + 1):
         for dx in range(-reach, reach + 1):
-            d = math.hypot(dx, dy) * resolution - 0.5 * resolution
+            d = distance_to_blocked_cell(dx, dy, resolution)
             if d >= max_distance:
                 continue
             shifted = padded[reach + dy:reach + dy + h, reach + dx:reach + dx + w]

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .clearance_rule import distance_to_blocked_cell
 from .costmap import Costmap
 
 FEATURE_RESOLUTION = 0.1  # metres per cell of the map layers and the goal distance field
@@ -409,9 +410,9 @@ def sample_along(patches: Tensor, xy: Tensor, extent_m: float) -> Tensor:
 
 def _clear_of(blocked: Tensor, resolution: float, size: tuple[int, int], clearance: float, whole_cell: bool) -> Tensor:
     """[h', w'] bool at FEATURE_RESOLUTION (`size`): True where a feature cell lies at least `clearance` from every cell
-    of `blocked` [h, w] (at `resolution`), measured as the collision check measures (control/collision.py: Euclidean,
-    to the blocked cell's centre, less half a cell). `whole_cell`: every fine cell of the feature cell must pass, so a
-    straight step between two such cells' centres (a route's step) passes the check all along; else its centre alone.
+    of `blocked` [h, w] (at `resolution`), measured as the collision check measures (core/clearance_rule.py).
+    `whole_cell`: every fine cell of the feature cell must pass, so a straight step between two such cells' centres (a
+    route's step) passes the check all along; else its centre alone.
     The model's passable cells need the whole cell: by the centre alone its goal distance ran through diagonal gaps
     whose in-between points the check refuses, and robots circled there (gen1000014, 25 s). The route's 0.35 m by the
     centre alone keeps every point of the cell 0.28 m clear, and the whole-cell rule would close a 0.8 m slit
@@ -421,8 +422,8 @@ def _clear_of(blocked: Tensor, resolution: float, size: tuple[int, int], clearan
         k = 1  # the check's own test at every fine cell, then each feature cell takes its worst fine cell (below)
     reach = int(math.ceil(clearance / resolution)) + 1
     # Kernel cell o lies (o - reach - (k - 1) / 2) cells from the centre of the feature cell its window starts at.
-    offsets = (torch.arange(2 * reach + k, device=blocked.device, dtype=torch.float32) - reach - (k - 1) / 2) * resolution
-    disk = ((offsets[:, None] ** 2 + offsets[None, :] ** 2).sqrt() - 0.5 * resolution < clearance).float()
+    offsets = torch.arange(2 * reach + k, device=blocked.device, dtype=torch.float32) - reach - (k - 1) / 2  # cells
+    disk = (distance_to_blocked_cell(offsets[:, None], offsets[None, :], resolution) < clearance).float()
     h, w = blocked.shape
     # Beyond the map counts as blocked, as for the check (a layout's walls lie inside it: no change there).
     padded = F.pad(blocked.float()[None, None], (reach, reach + (-w) % k, reach, reach + (-h) % k), value=1.0)
