@@ -9,6 +9,7 @@ import torch
 from rs_diffuser_ros.control import Controller, ControllerSettings, Grid, StopReason, step_all
 from rs_diffuser_ros.control import recovery
 from rs_diffuser_ros.control.collision import ClearanceMap, unicycle_rollout
+from rs_diffuser_ros.control.command_delay import WINDOW, CommandDelay
 from rs_diffuser_ros.core import Costmap, RiskSensitivePlanner
 from rs_diffuser_ros.core.map_input import PlanningMap
 
@@ -139,6 +140,42 @@ def test_the_goal_counts_as_reached_where_the_odometry_measured_the_robot_not_wh
     short[:2] = GOAL - [0.25, 0.0]
     c.on_odometry(short, 2.0)
     assert c.step(2.2).stop is StopReason.GOAL_REACHED
+
+
+def test_the_delay_is_the_median_of_a_full_window_capped():
+    delay = CommandDelay()
+    for _ in range(WINDOW - 1):
+        delay.record(0.05)
+    assert delay.estimate(limit_s=1.0) == 0.0  # not yet a full window: nothing assumed
+    delay.record(0.05)
+    assert delay.estimate(limit_s=1.0) == pytest.approx(0.05)
+    for seconds in (4.0, 3.0, float("nan"), -1.0):  # two slow ticks (a compiling call) and two bad readings
+        delay.record(seconds)
+    assert delay.estimate(limit_s=1.0) == pytest.approx(0.05)
+    for _ in range(WINDOW):
+        delay.record(2.0)
+    assert delay.estimate(limit_s=0.5) == 0.5
+
+
+def test_a_robot_is_planned_from_where_it_will_be_when_the_command_goes_out(planner):
+    """At 1 m/s along x, odometry 0.2 s old and ticks that take 0.1 s to plan: 0.3 m on. The goal check still reads
+    the odometry as measured."""
+    c = ready(planner, odom_timeout_s=2.0)
+    moving = START.copy()
+    moving[4] = 1.0
+    for _ in range(WINDOW):
+        c.on_tick_duration(0.1)
+    c.on_odometry(moving, 1.0)
+    np.testing.assert_allclose(c.step(1.2).plan.plan[0][:2], moving[:2] + [0.3, 0.0], atol=1e-5)
+    off = ready(planner, odom_prediction=False)
+    for _ in range(WINDOW):
+        off.on_tick_duration(0.1)
+    off.on_odometry(moving, 1.0)
+    np.testing.assert_array_equal(off.step(1.2).plan.plan[0], moving)
+    near = moving.copy()
+    near[:2] = GOAL - [0.4, 0.0]  # 0.4 m out, predicted 0.1 m: not arrived
+    c.on_odometry(near, 2.0)
+    assert c.step(2.2).stop is None
 
 
 def test_approach_slowdown_caps_the_speed_near_the_goal(planner, monkeypatch):

@@ -4,7 +4,8 @@ A tick (`Controller.step`, or `step_all` for many robots with one batched planne
 named stages, as Nav2's MPPI computeVelocityCommands does:
 
   check_inputs   goal, odometry watchdog, costmap present and fresh, robot and goal on the map; the state
-                 moved on by the odometry's age (odom_prediction.py)
+                 moved on by the odometry's age and the time a tick takes to plan (odom_prediction.py,
+                 command_delay.py)
   goal_reached   within goal_tolerance_m of the measured (not predicted) position: stop and drop the goal
   progress       a robot that has not come progress_radius_m closer to the goal (along free space) in
                  progress_timeout_s is stuck: the recovery (recovery.py) drives it instead of the model until it
@@ -40,6 +41,7 @@ import numpy as np
 import torch
 
 from rs_diffuser_ros.control.collision import ClearanceMap, plan_step_s, safe_candidates
+from rs_diffuser_ros.control.command_delay import CommandDelay
 from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_prediction import predicted_state
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
@@ -122,6 +124,7 @@ class Controller:
         self.last_plan: np.ndarray | None = None  # the plan executed last tick [H, D] (world), for carry_plan
         self.turning = TurnCommitment()
         self.progress = ProgressChecker()
+        self.command_delay = CommandDelay()  # how long a tick's planning takes on this machine (command_delay.py)
         self.set_planner(planner)
 
     # --- inputs -------------------------------------------------------------------------
@@ -149,6 +152,10 @@ class Controller:
         if dropped is None:
             self.watchdog.accept(np.asarray(state, dtype=np.float32), now_s, stamp_s)
         return dropped
+
+    def on_tick_duration(self, seconds: float) -> None:
+        """A tick that planned took `seconds` of wall clock before its command went out (the node times it)."""
+        self.command_delay.record(seconds)
 
     def on_invalid_odometry(self, reason: str, now_s: float) -> None:
         self.watchdog.count_arrival(now_s)
@@ -192,8 +199,8 @@ class Controller:
         if s.costmap_timeout_s > 0 and age > s.costmap_timeout_s:
             return Command.stopped(StopReason.COSTMAP_STALE, f"costmap is stale: last one {age:.2f} s ago "
                                    f"(costmap_timeout_s = {s.costmap_timeout_s:g})"), None
-        if s.odom_prediction:  # the robot drove on since this odometry arrived (odom_prediction.py)
-            state = predicted_state(state, self.watchdog.age(now_s))
+        if s.odom_prediction:  # the robot drove on since this odometry arrived, and will while this tick plans
+            state = predicted_state(state, self.watchdog.age(now_s) + self.command_delay.estimate(s.odom_timeout_s))
         for what, xy in (("robot", state[:2]), ("goal", goal)):
             why = _outside(xy, self.map_bounds)
             if why:

@@ -58,8 +58,9 @@ class ControllerSettings:
     min_approach_speed: float = setting(0.1, "Floor of that shrinking speed limit, m/s.", low=0.0, high=10.0)
     # Input safety.
     odom_timeout_s: float = setting(0.5, "Odometry older than this -> zero velocity, s.", low=0.01, high=60.0)
-    odom_prediction: bool = setting(True, "Plan from where the robot is now: the last odometry moved on by its age "
-                                    "(since it arrived) along its own velocity; false: from the message as it is.")
+    odom_prediction: bool = setting(True, "Plan from where the robot will be when the command goes out: the last "
+                                    "odometry moved on along its own velocity by its age (since it arrived) and by "
+                                    "the median time a tick takes to plan; false: from the message as it is.")
     costmap_timeout_s: float = setting(5.0, "A costmap received longer ago than this -> zero velocity, s; 0 = a "
                                        "static map that never goes stale.", low=0.0, high=3600.0)
     use_costmap: bool = setting(True, "Pass the costmap to the planner's obstacle term.")

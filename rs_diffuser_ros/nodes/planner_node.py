@@ -210,7 +210,10 @@ class PlannerNode(Node):
         if self.controller.watchdog.flooded:
             self._warn_throttled("odometry flood", f"odometry flood: {self.controller.watchdog.rate_hz:.0f} "
                                  "messages/s; planning on the latest only")
-        command = self.controller.step(time.monotonic())
+        started = time.monotonic()
+        command = self.controller.step(started)
+        if command.plan is not None:  # the robot drove on under the last command while this one was planned
+            self.controller.on_tick_duration(time.monotonic() - started)
         if command.stop is StopReason.NO_GOAL:
             return  # idle: no goal yet, or the last one was reached (zero velocity already sent)
         if command.plan is not None:
