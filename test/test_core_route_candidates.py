@@ -36,6 +36,23 @@ def test_the_route_goes_round_a_risky_region_at_a_margin_and_ends_at_the_goal():
     assert along[0, -1] == pytest.approx(6.0, abs=0.15) and shortest[0, :, 1].abs().max() < 0.1  # straight through
 
 
+@pytest.mark.parametrize("start, heading", [((-2.5, -2.0), 0.0), ((-2.5, 1.0), 0.0), ((-2.5, -2.0), math.pi)])
+def test_the_follower_rounds_a_risky_region_s_corners_a_quarter_metre_off_it(start, heading):
+    # A region from the bottom wall to y = 0, the goal beyond it: the way round turns over both its top corners. Pure
+    # pursuit cuts a corner by up to its look-ahead over root 2; at the old 0.2 m margin the rollout came within 0.12 m
+    # of the region, and robots, a little off their rollout, clipped regions' corners (docs/method_choices.md).
+    occ = grid_with()
+    x0, y0, x1, y1 = -1.0, -3.0, 1.0, 0.0
+    pm = PlanningMap.from_grids(occ, level_grid(occ, [(x0, y0, x1, y1)]))
+    route, along = walk(pm, start, (2.5, -2.0), length=20.0)
+    state = torch.tensor([[*start, math.sin(heading), math.cos(heading), 0.0, 0.0]])
+    xy = follow_route(route, along, state, 80, 0.2, 1.0, 2.0, ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA).positions[0]
+    off_x = torch.clamp(torch.maximum(x0 - xy[:, 0], xy[:, 0] - x1), min=0.0)
+    off_y = torch.clamp(torch.maximum(y0 - xy[:, 1], xy[:, 1] - y1), min=0.0)
+    assert torch.hypot(off_x, off_y).min() > 0.25
+    assert (xy[-1] - torch.tensor([2.5, -2.0])).norm() < 0.15  # and it got there
+
+
 def test_the_way_round_goes_round_even_where_the_detour_is_many_times_the_crossing():
     # A thin risky band across the room, open only at the top: crossing it costs 0.4 m, going round ~10 m. Counting a
     # metre inside SAFE_DETOUR_WEIGHT (5) times, as the model's safe distance does, the "way round" crossed it, and on
