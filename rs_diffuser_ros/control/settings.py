@@ -15,7 +15,8 @@ from rs_diffuser_ros.shipped import planner_yaml
 from rs_diffuser_ros.core.setting_spec import check_field, check_fields, like, setting, specs
 
 # The value that means "the setting stored in the checkpoint" for each sampling override.
-MODEL_OWN = {"candidates": 0, "ddim_steps": 0, "guidance_scale": -1.0, "route_candidates": -1}
+MODEL_OWN = {"candidates": 0, "ddim_steps": 0, "guidance_scale": -1.0, "route_candidates": -1,
+             "route_risk_margin_m": -1.0}
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class ControllerSettings:
     route_candidates: int = like(PlannerConfig, "route_candidates", MODEL_OWN["route_candidates"], low=-1,
                                 help=PlannerConfig.__dataclass_fields__["route_candidates"].metadata["spec"].help
                                 + " -1 = the model's own.")
+    route_risk_margin_m: float = like(PlannerConfig, "route_risk_margin_m", MODEL_OWN["route_risk_margin_m"],
+                                      help=PlannerConfig.__dataclass_fields__["route_risk_margin_m"].metadata["spec"].help
+                                      + " -1 = the model's own.", allowed=(MODEL_OWN["route_risk_margin_m"],))
     carry_plan: bool = setting(False, "Keep the plan executed last tick, moved on one step, as one of the candidates: the "
                                "critic keeps choosing it while nothing fresh scores higher (commitment over replans, as "
                                "MPPI's warm start).")

@@ -196,6 +196,12 @@ class PlannerConfig:
                                     "the shortest way; the rest of each is denoised as usual and the critic scores them "
                                     "with the others. 0 = none. Needs a map model with the safe distance channel.",
                                     low=0, high=512)
+    route_risk_margin_m: float = setting(0.2, "How far the route candidates' way round keeps off risky regions where it "
+                                         "can, m: a metre nearer costs 5 times one in the open (core/map_input.py "
+                                         "route_distance). Its follower cuts corners: at 0.2 robots going round "
+                                         "clipped regions' corners where a gap squeezed the way (0.4: docs/"
+                                         "method_choices.md, 'Route candidates off the regions' corners').",
+                                         low=0.0, high=2.0)
 
     def validate(self, where: str) -> None:
         reason = check_fields(self)

@@ -69,11 +69,9 @@ _ROUTE_CLIP = 4.0  # ... clipped at 40 m (longer than any route the generated ma
 _ROUTE_RISK_CLIP = 4.0  # route_risk: 4 = a whole-scale hazard (level 100) over 4 m; beyond it reads the same
 # The route candidates' way (route_candidates.py) keeps this far from walls: the collision check's 0.2 m radius and 0.05 m
 # margin, and 0.1 m for the corners its follower cuts; a metre at a wall costs 1 + ROUTE_WALL_WEIGHT x the obstacle cost,
-# so it keeps to the middle of a passage. It keeps ROUTE_RISK_MARGIN_M off risky regions where it can: at 0.2 m (the
-# data's detour's 0.15 m and a cell) robots going round clipped a region's corner for 1-5 steps in 32 of 60 episodes on
-# three fresh maps (stop 41), the follower's look-ahead cutting the corner where a gap squeezed the way; at 0.4 m, 5.
+# so it keeps to the middle of a passage. How far it keeps off risky regions where it can is the planner's
+# route_risk_margin_m (core/config.py).
 ROUTE_CLEARANCE_M = 0.35
-ROUTE_RISK_MARGIN_M = 0.4
 ROUTE_RISK_WEIGHT = 100.0  # a metre inside a risky region counts this much on the way round (within the margin: 5)
 ROUTE_WALL_WEIGHT = 4.0
 # The goal distance runs over the cells whose centre is at least this far from a wall: the layouts' robot radius
@@ -218,9 +216,9 @@ class MapLayers:
                                                                  *self.layers.shape[-2:]))
 
     @torch.no_grad()
-    def route_distance(self, goals: Tensor, index: Tensor | None = None) -> Tensor:
+    def route_distance(self, goals: Tensor, risk_margin_m: float, index: Tensor | None = None) -> Tensor:
         """The fields route candidates follow (core/route_candidates.py): goals [G, 2] -> [G, 2, h, w] metres, the way
-        round risk (a metre inside a region counted ROUTE_RISK_WEIGHT times, within ROUTE_RISK_MARGIN_M of one
+        round risk (a metre inside a region counted ROUTE_RISK_WEIGHT times, within risk_margin_m of one
         SAFE_DETOUR_WEIGHT times: round wherever a way round exists, off the regions' edges where it can) and the
         shortest way (risk ignored), both over only the cells at least ROUTE_CLEARANCE_M from a wall (the model's own
         passable cells keep PASSABLE_CLEARANCE_M at most: a follower cutting a corner there would touch it), each metre
@@ -237,10 +235,10 @@ class MapLayers:
             passable = self.passable[index] & self.route_passable[index]
         else:  # the obstacle cost falls linearly from 1 at a wall to 0 at MAP_INFLATION_M (Costmap.from_occupancy)
             passable = self.passable[index] & (obstacle <= 1 - ROUTE_CLEARANCE_M / MAP_INFLATION_M)
-        # A route follower cuts corners: a metre within ROUTE_RISK_MARGIN_M of a region costs SAFE_DETOUR_WEIGHT, so the
+        # A route follower cuts corners: a metre within risk_margin_m of a region costs SAFE_DETOUR_WEIGHT, so the
         # way keeps off the edges where it can; one inside costs ROUTE_RISK_WEIGHT, so it goes round wherever it can.
         inside = self.layers[index, 1]
-        reach = 2 * round(ROUTE_RISK_MARGIN_M / self.resolution) + 1
+        reach = 2 * round(risk_margin_m / self.resolution) + 1
         near = F.max_pool2d(inside[:, None], reach, stride=1, padding=reach // 2)[:, 0]
         risk_weight = 1 + (SAFE_DETOUR_WEIGHT - 1) * near + (ROUTE_RISK_WEIGHT - SAFE_DETOUR_WEIGHT) * inside
         return torch.stack([self._distance_chunk(goals, index, risk_weight * walls,
@@ -528,17 +526,18 @@ class PlanningMap:
         values = fields[torch.arange(len(goals), device=self.device), :, rc[:, 0], rc[:, 1]]
         return torch.where(inside[:, None], values, math.inf).cpu().numpy().astype(np.float64)
 
-    def route_steps(self, goals: Tensor) -> tuple[Tensor, Tensor]:
-        """The ways route candidates follow (MapLayers.route_distance: round risk, and the shortest) for goals [B, 2],
-        as the step each cell's walk takes (downhill_steps: next cell [B, 2, h * w], metres [B, 2, h * w]); one pair
-        per goal cell, computed when first asked for and cached like the goal distance fields."""
+    def route_steps(self, goals: Tensor, risk_margin_m: float) -> tuple[Tensor, Tensor]:
+        """The ways route candidates follow (MapLayers.route_distance: round risk, keeping risk_margin_m off regions
+        where it can, and the shortest) for goals [B, 2], as the step each cell's walk takes (downhill_steps: next cell
+        [B, 2, h * w], metres [B, 2, h * w]); one pair per goal cell and margin, computed when first asked for and
+        cached like the goal distance fields."""
         rows_cols = grid_cells(goals.detach().cpu(), self._origin_host, self.layers.resolution)
-        cells = [("route", *rc) for rc in rows_cols.tolist()]
+        cells = [("route", float(risk_margin_m), *rc) for rc in rows_cols.tolist()]
         missing = sorted({c for c in cells if c not in self._fields})
         if missing:
             if len(self._fields) + len(missing) > self.MAX_FIELDS:
                 self._fields.clear()
-            fields = self.layers.route_distance(self._centres([c[1:] for c in missing]))
+            fields = self.layers.route_distance(self._centres([c[2:] for c in missing]), risk_margin_m)
             next_cell, step_m = downhill_steps(fields.flatten(0, 1), self.layers.resolution)
             for cell, n, m in zip(missing, next_cell.view(len(missing), 2, -1), step_m.view(len(missing), 2, -1)):
                 self._fields[cell] = (n, m)

@@ -235,7 +235,8 @@ class RiskSensitivePlanner:
             inputs["map_fields"] = plan_map.fields_for(torch.as_tensor(goals[:, :2]), self.config.model.map_channels)
             map_resolution = plan_map.layers.resolution
             if p.route_candidates > 0:
-                inputs["route_next"], inputs["route_step"] = plan_map.route_steps(torch.as_tensor(goals[:, :2]))
+                inputs["route_next"], inputs["route_step"] = plan_map.route_steps(torch.as_tensor(goals[:, :2]),
+                                                                                    p.route_risk_margin_m)
         costmap = costmap.to(dev) if costmap is not None else None
         if self.fast_path:
             inputs["initial_noise"], step_noise = draw_noise(self.schedule, (batch * k, self.horizon, d), dev, generator)
