@@ -59,10 +59,11 @@ def test_descriptors_come_from_the_specs():
 
 
 def test_sampling_uses_the_models_own_settings_unless_overridden():
-    model = {"candidates": 32, "ddim_steps": 8, "guidance_scale": 1.0, "route_candidates": 4}
+    model = {"candidates": 32, "ddim_steps": 8, "guidance_scale": 1.0, "route_candidates": 4, "route_risk_margin_m": 0.2}
     assert ControllerSettings().sampling(model) == model
-    assert ControllerSettings(candidates=8, guidance_scale=0.0, route_candidates=0).sampling(model) == {
-        "candidates": 8, "ddim_steps": 8, "guidance_scale": 0.0, "route_candidates": 0}
+    assert ControllerSettings(candidates=8, guidance_scale=0.0, route_candidates=0,
+                              route_risk_margin_m=0.4).sampling(model) == {
+        "candidates": 8, "ddim_steps": 8, "guidance_scale": 0.0, "route_candidates": 0, "route_risk_margin_m": 0.4}
     assert set(MODEL_OWN) == set(model)
 
 
