@@ -198,9 +198,8 @@ class PlannerConfig:
                                     low=0, high=512)
     route_risk_margin_m: float = setting(0.2, "How far the route candidates' way round keeps off risky regions where it "
                                          "can, m: a metre nearer costs 5 times one in the open (core/map_input.py "
-                                         "route_distance). Its follower cuts corners: at 0.2 robots going round "
-                                         "clipped regions' corners where a gap squeezed the way (0.4: docs/"
-                                         "method_choices.md, 'Route candidates off the regions' corners').",
+                                         "route_distance). 0.4 clipped fewer corners on fresh maps, not on the test "
+                                         "maps (docs/method_choices.md, 'Route candidates off the regions' corners').",
                                          low=0.0, high=2.0)
 
     def validate(self, where: str) -> None:
