@@ -97,7 +97,7 @@ class ControllerSettings:
         return route_candidates_problem(model.model, dataclasses.replace(model.planner, **self.planner_fields(own)))
 
     def sampling(self, model_own: dict) -> dict:
-        """candidates / ddim_steps / guidance_scale to sample with: ours, or the model's where ours says so."""
+        """The MODEL_OWN settings to plan with: ours, or the model's where ours says so."""
         return {name: model_own[name] if getattr(self, name) == MODEL_OWN[name] else getattr(self, name)
                 for name in MODEL_OWN}
 

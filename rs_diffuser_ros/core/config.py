@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from .map_input import BASE_CHANNELS, PATCH_CHANNELS, ROUTE_CHANNELS, ROUTE_RISK_CHANNELS, SAFE_CHANNELS
+from .map_input import (BASE_CHANNELS, PATCH_CHANNELS, ROUTE_CHANNELS, ROUTE_RISK_CHANNELS, SAFE_CHANNELS,
+                        SAFE_DETOUR_WEIGHT)
 from .risk import RISK_MODES
 from .setting_spec import check_fields, setting
 
@@ -197,7 +198,7 @@ class PlannerConfig:
                                     "with the others. 0 = none. Needs a map model with the safe distance channel.",
                                     low=0, high=512)
     route_risk_margin_m: float = setting(0.2, "How far the route candidates' way round keeps off risky regions where it "
-                                         "can, m: a metre nearer costs 5 times one in the open (core/map_input.py "
+                                         f"can, m: a metre nearer costs {SAFE_DETOUR_WEIGHT:g} times one in the open (core/map_input.py "
                                          "route_distance). 0.4 clipped fewer corners on fresh maps, not on the test "
                                          "maps (docs/method_choices.md, 'Route candidates off the regions' corners').",
                                          low=0.0, high=2.0)

@@ -212,7 +212,9 @@ class PlannerNode(Node):
                                  "messages/s; planning on the latest only")
         started = time.monotonic()
         command = self.controller.step(started)
-        if command.plan is not None:  # the robot drove on under the last command while this one was planned
+        # The robot drove on under the last command while this one was worked out: the whole tick counts (the
+        # collision check and the maps too), not only the plan call's PlanResult.latency_ms.
+        if command.plan is not None:
             self.controller.on_tick_duration(time.monotonic() - started)
         if command.stop is StopReason.NO_GOAL:
             return  # idle: no goal yet, or the last one was reached (zero velocity already sent)
