@@ -13,6 +13,8 @@ from rs_diffuser_ros.core.models.networks import build_networks
 from rs_diffuser_ros.core.normalizer import StandardNormalizer
 from rs_diffuser_ros.core.schedule import DiffusionSchedule
 from rs_diffuser_ros.core.training.losses import TrainingObjective
+from rs_diffuser_ros.core.training.quantile_loss import quantile_huber_loss
+from rs_diffuser_ros.core.training.tail_mean_loss import tail_mean_loss
 from rs_diffuser_ros.core.training.train import RETURN_TRIM, fit_normalizers, train
 from rs_diffuser_ros.core.training.windows import WindowDataset
 
@@ -52,6 +54,47 @@ def test_the_critic_loss_reads_only_the_windows_of_episodes_that_arrived(tail_me
         everything = objective(False)(batch)["critic"]
     torch.testing.assert_close(filtered, arrived_only)
     assert abs(everything.item() - filtered.item()) > 0.1 * filtered.item()  # the stuck windows would have counted
+
+
+@pytest.mark.parametrize("loss", ["quantile", "tail_means"])
+def test_a_zero_weight_leaves_a_row_out_of_the_critic_loss_as_if_it_were_not_in_the_batch(loss):
+    # Why weights: indexing the arrived rows out made the batch's shape depend on the data (a host sync a step).
+    torch.manual_seed(0)
+    n, rows = 8, 12
+    values = torch.randn(rows, n).sort(1).values
+    boundaries = torch.randn(rows, n - 1).sort(1).values
+    target = torch.randn(rows, 4) * 3
+    keep = torch.rand(rows) < 0.5
+    keep[:2] = torch.tensor([True, False])
+    def of(idx, weights=None):  # noqa: E306
+        if loss == "quantile":
+            return quantile_huber_loss(values[idx], target[idx], 0.5, weights=weights)
+        return tail_mean_loss(values[idx], boundaries[idx], target[idx], 0.5, weights=weights)
+    everything = torch.arange(rows)
+    torch.testing.assert_close(of(everything, keep.float()), of(everything[keep]))
+    assert not torch.isclose(of(everything), of(everything[keep]))  # the left-out rows would have counted
+
+
+@pytest.mark.parametrize("tail_means", [False, True])
+def test_a_batch_of_stuck_windows_alone_gives_the_critic_a_zero_loss_and_zero_gradients(tail_means):
+    cfg = tiny_config(critic_clean_fraction=1.0)
+    cfg.model.critic_tail_means = tail_means
+    data = WindowDataset.from_episodes([stuck_episode()], cfg.model.horizon, 1.0)
+    assert not (data.arrived > 0).any()
+    torch.manual_seed(0)
+    networks = build_networks(cfg.model)
+    schedule = DiffusionSchedule(cfg.model.diffusion_steps, cfg.planner.ddim_steps)
+    objective = TrainingObjective(networks, schedule, fit_normalizers(episodes_with_one_stuck_data(cfg)), cfg.training,
+                                  critic_only=True, critic_on_arrived=True)
+    critic = objective(data.batch(torch.arange(len(data))))["critic"]
+    critic.backward()
+    assert critic.item() == 0.0
+    grads = [p.grad for p in networks["critic"].parameters() if p.grad is not None]
+    assert grads and all(torch.equal(g, torch.zeros_like(g)) for g in grads)
+
+
+def episodes_with_one_stuck_data(cfg) -> WindowDataset:
+    return WindowDataset.from_episodes(episodes_with_one_stuck(), cfg.model.horizon, 1.0)
 
 
 def test_training_fits_the_return_scale_on_the_arrived_windows_and_names_data_without_terminations(tmp_path):

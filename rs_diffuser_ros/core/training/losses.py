@@ -80,16 +80,12 @@ class TrainingObjective(nn.Module):
         critic_in = torch.where(clean[:, None, None], x0, x_t)
         along = () if view is None else (view.along(critic_in),)
         returns = norm.returns.normalize(batch["return"])
-        if self.critic_on_arrived:  # training.critic_on_arrived: not the windows of episodes stuck until the time limit
-            keep = batch["arrived"] > 0
-            critic_in, critic_context, noise_level, returns = (critic_in[keep], critic_context[keep], noise_level[keep],
-                                                               returns[keep])
-            along = tuple(a[keep] for a in along)
+        # training.critic_on_arrived: not the windows of episodes stuck until the time limit. They are weighted 0, not
+        # indexed out: the batch keeps its shape (no host sync a step), and a batch of stuck windows alone gives 0.
+        keep = (batch["arrived"] > 0).float() if self.critic_on_arrived else None
         values, boundaries = self.critic.with_boundaries(critic_in, critic_context, noise_level, *along)
-        critic = (quantile_huber_loss(values, returns, self.cfg.huber_kappa) if boundaries is None
-                  else tail_mean_loss(values, boundaries, returns, self.cfg.huber_kappa))
-        if self.critic_on_arrived and not keep.any():  # a batch of stuck windows alone teaches the critic nothing
-            critic = values.sum() * 0.0
+        critic = (quantile_huber_loss(values, returns, self.cfg.huber_kappa, weights=keep) if boundaries is None
+                  else tail_mean_loss(values, boundaries, returns, self.cfg.huber_kappa, weights=keep))
 
         if self.critic_only:
             return {"diffusion": zero, "critic": critic, "inverse_dynamics": zero}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .quantile_loss import quantile_huber_loss
+from .quantile_loss import batch_mean, quantile_huber_loss
 
 
 def boundary_levels(n_quantiles: int, device=None) -> Tensor:
@@ -35,8 +35,10 @@ def piece_targets(boundaries: Tensor, target: Tensor) -> Tensor:
     return n * cumulative.diff(dim=1)
 
 
-def tail_mean_loss(means: Tensor, boundaries: Tensor, target: Tensor, kappa: float = 1.0) -> Tensor:
-    """means [B, N] ascending tail means, boundaries [B, N-1] quantiles at k/N, target [B] or [B, M] return samples.
+def tail_mean_loss(means: Tensor, boundaries: Tensor, target: Tensor, kappa: float = 1.0,
+                   weights: Tensor | None = None) -> Tensor:
+    """means [B, N] ascending tail means, boundaries [B, N-1] quantiles at k/N, target [B] or [B, M] return samples,
+    weights [B] (optional): each row's share of the batch mean (quantile_loss.batch_mean).
 
     The squared error of each piece's mean against its Rockafellar-Uryasev target, plus the boundaries'
     quantile-Huber loss."""
@@ -45,5 +47,6 @@ def tail_mean_loss(means: Tensor, boundaries: Tensor, target: Tensor, kappa: flo
     n = means.shape[1]
     if boundaries.shape[1] != n - 1:
         raise ValueError(f"tail_mean_loss: {n} tail means need {n - 1} boundary quantiles, got {boundaries.shape[1]}")
-    squared = (means[:, :, None] - piece_targets(boundaries, target)).square().mean()
-    return squared + quantile_huber_loss(boundaries, target, kappa, levels=boundary_levels(n, means.device))
+    squared = batch_mean((means[:, :, None] - piece_targets(boundaries, target)).square().mean((1, 2)), weights)
+    return squared + quantile_huber_loss(boundaries, target, kappa, levels=boundary_levels(n, means.device),
+                                         weights=weights)
