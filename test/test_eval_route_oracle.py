@@ -59,3 +59,22 @@ def test_a_judged_map_never_chosen_on_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="gen2"):
         main(["--choose", *folders["choose"], "--judge", *folders["judge"]])
     assert main(["--choose", *folders["choose"], "--judge", folders["judge"][0]]) == 0
+
+
+def test_the_short_cut_can_be_another_setting_and_the_judging_read_only_the_first_episodes():
+    # A scripted pair (the claim's ceiling): detour as the way round, shortcut as the short cut.
+    def scripted(name, detour, shortcut):
+        return {"meta": {"layout": f"maps/test/{name}.yaml"}, "settings": {},
+                "episodes": {"scripted:detour": detour, "scripted:shortcut": shortcut}}
+    chosen = {"a": scripted("a", [episode(1.0, False)] * 10, [episode(5.0, True)] * 9 + [episode(-9.0, True)])}
+    picks = choose(chosen, ["scripted:detour"], 5, short_setting="scripted:shortcut")
+    assert picks == {"a": "round"}
+    # Judged on the first 10: the detour's later -20 and the shortcut's later -30 do not count.
+    judged = {"a": scripted("a", [episode(1.0, False)] * 10 + [episode(-20.0, False)] * 10,
+                            [episode(5.0, True)] * 9 + [episode(-9.0, True)] + [episode(-30.0, True)] * 10)}
+    first = judge(judged, picks, ["scripted:detour"], n_boot=50, short_setting="scripted:shortcut", episodes=10)
+    assert first["oracle"][0] == pytest.approx(1.0) and first["neutral"][0] == pytest.approx(-9.0)
+    every = judge(judged, picks, ["scripted:detour"], n_boot=50, short_setting="scripted:shortcut")
+    assert every["oracle"][0] == pytest.approx(-20.0) and every["neutral"][0] == pytest.approx(-30.0)
+    with pytest.raises(SystemExit, match="no 'neutral' episodes"):
+        choose(chosen, ["scripted:detour"], 5)

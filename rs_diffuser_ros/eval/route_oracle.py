@@ -1,9 +1,11 @@
 """How far could better route choices take a pooled CVaR_0.1? A per-map oracle over the planner's own driving.
 
     python -m rs_diffuser_ros.eval.route_oracle --choose A/gen*/ --judge B/gen*/ [--cautious averse:0.1 averse:0.05]
+    python -m rs_diffuser_ros.eval.route_oracle --choose A/gen*/ --judge B/gen*/ --cautious scripted:detour \
+        --short scripted:shortcut --judge-episodes 20      # the same over the scripted drivers: the claim's ceiling
 
 For each map, the *way round* is the episodes of the cautious settings that never entered a risky region, the *short
-cut* alpha 1's (`neutral`) episodes: both as this controller drove them. The oracle picks each map's way by its
+cut* alpha 1's (`neutral`, or --short's) episodes: both as this controller (or a scripted driver) drove them. The oracle picks each map's way by its
 CVaR_0.1 on the --choose runs (the way round only where it has at least --min-episodes there), then is judged on the
 --judge runs (other env seeds, so the pick is not tuned on what judges it): every map weighted as one map of alpha
 1's episodes, pooled CVaR_0.1 with a map-stratified bootstrap interval, against alpha 1's on the same runs. It
@@ -36,31 +38,35 @@ def weighted_cvar(values, weights, alpha: float = CVAR_LEVEL) -> float:
     return float((v[:k + 1] * take).sum() / take.sum())
 
 
-def ways(name: str, run: dict, cautious: list[str], where: str) -> tuple[np.ndarray, np.ndarray]:
-    """(way-round returns, short-cut returns) of map `name`'s run (from the `where` runs, for the error)."""
-    round_ = [e["episode_return"] for setting in cautious for e in run["episodes"].get(setting, [])
+def ways(name: str, run: dict, cautious: list[str], where: str, short_setting: str = NEUTRAL,
+         episodes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(way-round returns, short-cut returns) of map `name`'s run (from the `where` runs, for the error), from each
+    setting's first `episodes` (None: all)."""
+    round_ = [e["episode_return"] for setting in cautious for e in run["episodes"].get(setting, [])[:episodes]
               if not e["entered_risky_region"]]
-    short = [e["episode_return"] for e in run["episodes"].get(NEUTRAL, [])]
+    short = [e["episode_return"] for e in run["episodes"].get(short_setting, [])[:episodes]]
     if not short:
-        raise SystemExit(f"{name}: no {NEUTRAL!r} episodes in the {where} runs (the short cut is alpha 1's)")
+        raise SystemExit(f"{name}: no {short_setting!r} episodes in the {where} runs (the short cut's setting)")
     return np.array(round_, float), np.array(short, float)
 
 
-def choose(runs: dict[str, dict], cautious: list[str], min_episodes: int) -> dict[str, str]:
+def choose(runs: dict[str, dict], cautious: list[str], min_episodes: int,
+           short_setting: str = NEUTRAL) -> dict[str, str]:
     """{map: "round" or "short"}: the way with the higher CVaR_0.1 on these runs."""
     picks = {}
     for name, run in runs.items():
-        round_, short = ways(name, run, cautious, "--choose")
+        round_, short = ways(name, run, cautious, "--choose", short_setting)
         picks[name] = "round" if len(round_) >= min_episodes and cvar(round_) > cvar(short) else "short"
     return picks
 
 
 def judge(runs: dict[str, dict], picks: dict[str, str], cautious: list[str], seed: int = 0,
-          n_boot: int = N_BOOTSTRAP) -> dict:
-    """The oracle's and alpha 1's pooled CVaR_0.1 over `runs` with map-stratified bootstrap intervals."""
+          n_boot: int = N_BOOTSTRAP, short_setting: str = NEUTRAL, episodes: int | None = None) -> dict:
+    """The oracle's and the short cut's (alpha 1's) pooled CVaR_0.1 over `runs` with map-stratified bootstrap
+    intervals, from each setting's first `episodes` a map (None: all)."""
     chosen, neutral = [], []
     for name, run in runs.items():
-        round_, short = ways(name, run, cautious, "--judge")
+        round_, short = ways(name, run, cautious, "--judge", short_setting, episodes)
         use_round = picks.get(name) == "round" and len(round_) > 0  # none driven round here: its short cut
         chosen.append(round_ if use_round else short)
         neutral.append(short)
@@ -88,16 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--judge", nargs="+", type=Path, required=True, help="evaluation folders at other env seeds")
     ap.add_argument("--cautious", nargs="+", default=[AVERSE],
                     help="settings whose episodes that never entered a risky region drive the way round")
+    ap.add_argument("--short", default=NEUTRAL, help="the setting whose episodes drive the short cut")
     ap.add_argument("--min-episodes", type=int, default=5, help="way-round episodes a map needs to be picked round")
+    ap.add_argument("--judge-episodes", type=int, help="judge on each setting's first N episodes a map (default: all)")
     args = ap.parse_args(argv)
+    if args.judge_episodes is not None and args.judge_episodes < 1:
+        ap.error(f"--judge-episodes must be at least 1, got {args.judge_episodes}")
     chosen_on, judged_on = _by_map(args.choose), _by_map(args.judge)
     missing = sorted(set(judged_on) - set(chosen_on))
     if missing:
         raise SystemExit(f"--judge maps with no --choose run: {', '.join(missing)}")
-    picks = choose(chosen_on, args.cautious, args.min_episodes)
-    result = judge(judged_on, picks, args.cautious)
+    picks = choose(chosen_on, args.cautious, args.min_episodes, args.short)
+    result = judge(judged_on, picks, args.cautious, short_setting=args.short, episodes=args.judge_episodes)
     fmt = "{:.2f} [{:.2f}, {:.2f}]".format
-    print(f"| maps | way round picked on | oracle CVaR_0.1 | alpha 1 CVaR_0.1 |\n|---|---|---|---|\n"
+    print(f"| maps | way round picked on | oracle CVaR_0.1 | {args.short} CVaR_0.1 |\n|---|---|---|---|\n"
           f"| {result['maps']} | {result['maps_round']} | {fmt(*result['oracle'])} | {fmt(*result['neutral'])} |")
     return 0
 
