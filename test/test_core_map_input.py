@@ -177,10 +177,11 @@ def test_a_model_plans_only_on_the_goal_distance_it_was_trained_with():
     planner.plan(state, goal, seed=0, map_input=PlanningMap.from_grids(occ, level_grid(occ, [])))  # its own: plans
 
 
-def test_the_passable_clearance_is_the_controller_s_robot_and_margin():
-    # What the model's distance calls passable is what the collision check lets the robot drive through.
+def test_the_passable_clearance_keeps_at_least_the_controller_s_robot_and_margin():
+    # What the model's distance calls passable the collision check lets the robot drive through: its rule may keep
+    # more than the check (0.25 m against 0.22 m since the margin came down to 0.02 m), never less.
     s = ControllerSettings()
-    assert PASSABLE_CLEARANCE_M == pytest.approx(s.robot_radius_m + s.collision_margin_m)
+    assert PASSABLE_CLEARANCE_M >= s.robot_radius_m + s.collision_margin_m - 1e-9
 
 
 def test_the_safe_distance_goes_round_risk_and_equals_the_plain_one_without_risk():

@@ -73,7 +73,7 @@ class ControllerSettings:
     # The hard collision check (control/collision.py).
     collision_check: bool = setting(True, "Never execute a plan or a command the costmap says collides.")
     robot_radius_m: float = setting(0.2, "The robot's radius for the collision check, m.", low=0.01, high=5.0)
-    collision_margin_m: float = setting(0.05, "Extra clearance the collision check demands beyond the radius, m.",
+    collision_margin_m: float = setting(0.02, "Extra clearance the collision check demands beyond the radius, m.",
                                         low=0.0, high=1.0)
     collision_horizon_s: float = setting(1.5, "How much of each candidate plan is checked, s from now (the model's "
                                          "plans hold 3.1 s; 0 = only the command).", low=0.0, high=60.0)
