@@ -5,12 +5,13 @@
         --short scripted:shortcut --judge-episodes 20      # the same over the scripted drivers: the claim's ceiling
 
 For each map, the *way round* is the episodes of the cautious settings that never entered a risky region, the *short
-cut* alpha 1's (`neutral`, or --short's) episodes: both as this controller (or a scripted driver) drove them. The oracle picks each map's way by its
-CVaR_0.1 on the --choose runs (the way round only where it has at least --min-episodes there), then is judged on the
---judge runs (other env seeds, so the pick is not tuned on what judges it): every map weighted as one map of alpha
-1's episodes, pooled CVaR_0.1 with a map-stratified bootstrap interval, against alpha 1's on the same runs. It
-answers "is the pooled claim out of reach of route choice alone at this many episodes", not what a policy does: the
-way-round episodes are the ones where a cautious setting happened to go round, and their starts may favour it.
+cut* alpha 1's (`neutral`, or --short's) episodes: both as this controller (or a scripted driver) drove them. The
+oracle picks each map's way by its CVaR_0.1 on the --choose runs (the way round only where it has at least
+--min-episodes there), then is judged on the --judge runs (other env seeds, so the pick is not tuned on what judges
+it; --judge-episodes: each map's first N only): every map weighted as one map of alpha 1's episodes, pooled
+CVaR_0.1 with a map-stratified bootstrap interval, against alpha 1's on the same runs. It answers "is the pooled
+claim out of reach of route choice alone at this many episodes", not what a policy does: the way-round episodes are
+the ones where a cautious setting happened to go round, and their starts may favour it.
 """
 from __future__ import annotations
 
