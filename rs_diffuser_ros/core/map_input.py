@@ -69,8 +69,8 @@ _ROUTE_CLIP = 4.0  # ... clipped at 40 m (longer than any route the generated ma
 _ROUTE_RISK_CLIP = 4.0  # route_risk: 4 = a whole-scale hazard (level 100) over 4 m; beyond it reads the same
 # The route candidates' way (route_candidates.py) keeps this far from walls: the layouts' 0.2 m radius, 0.05 m of margin
 # (the collision check's until stop 42; it now demands 0.02 m) and 0.1 m for the corners its follower cuts; a metre at
-# a wall costs 1 + ROUTE_WALL_WEIGHT x the obstacle cost, so it keeps to the middle of a passage. How far it keeps off risky regions where it can is the planner's
-# route_risk_margin_m (core/config.py).
+# a wall costs 1 + ROUTE_WALL_WEIGHT x the obstacle cost, so it keeps to the middle of a passage. How far it keeps off
+# risky regions where it can is the planner's route_risk_margin_m (core/config.py).
 ROUTE_CLEARANCE_M = 0.35
 ROUTE_RISK_WEIGHT = 100.0  # a metre inside a risky region counts this much on the way round (within the margin: 5)
 ROUTE_WALL_WEIGHT = 4.0
@@ -78,8 +78,8 @@ ROUTE_WALL_WEIGHT = 4.0
 # (0.2 m) and 0.05 m of margin (the collision check's default when the general models were trained; it now demands
 # 0.02 m, and a test holds this at least the check's), so the distance never leads into a gap the check will not let
 # the robot through (it did with the old one-cell rule: diagonal gaps of 0.35 m between two corners, dead ends the
-# robots stuck in). Part of what a model reads: its model.map_passable_clearance_m says which
-# rule it was trained with, LEGACY_PASSABLE (0) the one-cell rule of every model before f1.
+# robots stuck in). Part of what a model reads: its model.map_passable_clearance_m says which rule it was trained
+# with, LEGACY_PASSABLE (0) the one-cell rule of every model before f1.
 PASSABLE_CLEARANCE_M = 0.25
 LEGACY_PASSABLE = 0.0
 NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # the 8 cells a route steps to
