@@ -73,7 +73,7 @@ _ROUTE_RISK_CLIP = 4.0  # route_risk: 4 = a whole-scale hazard (level 100) over 
 # risky regions where it can is the planner's route_risk_margin_m (core/config.py).
 ROUTE_CLEARANCE_M = 0.35
 ROUTE_RISK_WEIGHT = 100.0  # a metre inside a risky region counts this much on the way round (within the margin: 5)
-ROUTE_WALL_WEIGHT = 4.0
+ROUTE_WALL_WEIGHT = 1.0  # at 4 (until stop 43) narrow doors cost enough to send the ways round longer ones
 # The goal distance runs over the cells whose centre is at least this far from a wall: the layouts' robot radius
 # (0.2 m) and 0.05 m of margin (the collision check's default when the general models were trained; it now demands
 # 0.02 m, and a test holds this at least the check's), so the distance never leads into a gap the check will not let
