@@ -415,10 +415,13 @@ MAX_CANDIDATES = 1024
 
 def _goal_distances(controllers, requests) -> dict[int, np.ndarray]:
     """Each planning robot's distances to its goal along free space ([plain, risk-weighted] on the map its recovery
-    follows; inf where its cell reads none, or the map cannot be read): what the progress check measures. One lookup
-    per map and goal cell, one copy to the host per map (an evaluation ticks a thousand robots on one map)."""
+    follows, then, where its planner offers route candidates, the two ways they follow; inf where its cell reads none,
+    or the map cannot be read): what the progress check measures. A robot following the way round risk moves away
+    from the goal along the other two where that way is much the longer one (test map gen1000045: the check fired
+    on it and the recovery drove the robot back). One lookup per map, route margin and goal cell, one copy to the host
+    per map (an evaluation ticks a thousand robots on one map)."""
     out = {i: np.full(2, np.inf) for i, _, _ in requests}
-    by_map: dict[int, tuple[PlanningMap, list]] = {}
+    by_map: dict[tuple, tuple[PlanningMap, float | None, list]] = {}
     for i, _, request in requests:
         c = controllers[i]
         if c.settings.progress_timeout_s <= 0:
@@ -427,10 +430,12 @@ def _goal_distances(controllers, requests) -> dict[int, np.ndarray]:
             planning_map = c.recovery_map(request)
         except Exception:  # a risk layer off the costmap's grid, ...: movement counts instead (progress_checker.py)
             continue
-        by_map.setdefault(id(planning_map), (planning_map, []))[1].append((i, request))
-    for planning_map, members in by_map.values():
+        sampling = c.settings.sampling(c.model_sampling)
+        margin = sampling["route_risk_margin_m"] if sampling["route_candidates"] > 0 else None
+        by_map.setdefault((id(planning_map), margin), (planning_map, margin, []))[2].append((i, request))
+    for planning_map, margin, members in by_map.values():
         try:
-            values = planning_map.distances_at([r.goal for _, r in members], [r.state[:2] for _, r in members])
+            values = planning_map.distances_at([r.goal for _, r in members], [r.state[:2] for _, r in members], margin)
         except Exception:
             continue
         for (i, _), d in zip(members, values):

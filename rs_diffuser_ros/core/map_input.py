@@ -513,17 +513,19 @@ class PlanningMap:
         inside = (rc[..., 0] >= 0) & (rc[..., 0] < h) & (rc[..., 1] >= 0) & (rc[..., 1] < w)
         return torch.stack([rc[..., 0].clamp(0, h - 1), rc[..., 1].clamp(0, w - 1)], -1), inside
 
-    def distances_at(self, goals, xy) -> np.ndarray:
-        """The goal distance fields' values [B, F] (plain, safe with safe_distance; UNREACHABLE off the passable cells,
-        inf off the map) of goals [B, 2] at world points xy [B, 2], on the host: one gather for all and one copy (the
-        controller's progress check asks every tick for every robot). Looked up goal by goal (a handful of kernels each,
-        and an evaluation's robots each have a goal of their own) it slowed the 50-map GPU gate to 49-75 env steps/s a
-        map process; 82-218 since."""
+    def distances_at(self, goals, xy, route_risk_margin_m: float | None = None) -> np.ndarray:
+        """The goal distance fields' values [B, F] (plain, safe with safe_distance; then, given route_risk_margin_m,
+        the route candidates' two ways, route_distances; UNREACHABLE off the passable cells, inf off the map) of goals
+        [B, 2] at world points xy [B, 2], on the host: one gather for all and one copy (the controller's progress check
+        asks every tick for every robot). Looked up goal by goal (a handful of kernels each, and an evaluation's robots
+        each have a goal of their own) it slowed the 50-map GPU gate to 49-75 env steps/s a map process; 82-218 since."""
         goals = torch.as_tensor(np.asarray(goals, np.float32).reshape(-1, 2))  # on the host: fields are cached by cell
         if not len(goals):
-            return np.zeros((0, 1 + self.safe_distance))
+            return np.zeros((0, 1 + self.safe_distance + 2 * (route_risk_margin_m is not None)))
         rc, inside = self.cells_on_map(torch.as_tensor(np.asarray(xy, np.float32).reshape(-1, 2)))
         fields = self.distance_fields(goals)  # [B, F, h, w], cached: a stack
+        if route_risk_margin_m is not None:
+            fields = torch.cat([fields, self.route_distances(goals, route_risk_margin_m)], 1)
         values = fields[torch.arange(len(goals), device=self.device), :, rc[:, 0], rc[:, 1]]
         return torch.where(inside[:, None], values, math.inf).cpu().numpy().astype(np.float64)
 
@@ -532,7 +534,18 @@ class PlanningMap:
         where it can, and the shortest) for goals [B, 2], as the step each cell's walk takes (downhill_steps: next cell
         [B, 2, h * w], metres [B, 2, h * w]); one pair per goal cell and margin, computed when first asked for and
         cached like the goal distance fields."""
-        rows_cols = grid_cells(goals.detach().cpu(), self._origin_host, self.layers.resolution)
+        cells = self._route_cells(goals, risk_margin_m)
+        return (torch.stack([self._fields[c][0] for c in cells]), torch.stack([self._fields[c][1] for c in cells]))
+
+    def route_distances(self, goals: Tensor, risk_margin_m: float) -> Tensor:
+        """The distance fields [B, 2, h, w] of the ways route_steps walks (round risk, shortest), in their own costs
+        (MapLayers.route_distance: a metre in a region or by a wall counts more); cached with the steps."""
+        return torch.stack([self._fields[c][2] for c in self._route_cells(goals, risk_margin_m)])
+
+    def _route_cells(self, goals: Tensor, risk_margin_m: float) -> list[tuple]:
+        """The cache keys of goals' route ways at risk_margin_m, each entry (next cell, step metres, distance fields)
+        computed when first asked for."""
+        rows_cols = grid_cells(torch.as_tensor(goals).detach().cpu(), self._origin_host, self.layers.resolution)
         cells = [("route", float(risk_margin_m), *rc) for rc in rows_cols.tolist()]
         missing = sorted({c for c in cells if c not in self._fields})
         if missing:
@@ -540,9 +553,10 @@ class PlanningMap:
                 self._fields.clear()
             fields = self.layers.route_distance(self._centres([c[2:] for c in missing]), risk_margin_m)
             next_cell, step_m = downhill_steps(fields.flatten(0, 1), self.layers.resolution)
-            for cell, n, m in zip(missing, next_cell.view(len(missing), 2, -1), step_m.view(len(missing), 2, -1)):
-                self._fields[cell] = (n, m)
-        return (torch.stack([self._fields[c][0] for c in cells]), torch.stack([self._fields[c][1] for c in cells]))
+            for cell, n, m, f in zip(missing, next_cell.view(len(missing), 2, -1), step_m.view(len(missing), 2, -1),
+                                     fields):
+                self._fields[cell] = (n, m, f)
+        return cells
 
     def _centres(self, rows_cols: list) -> Tensor:
         """World centres [N, 2] of cells [(row, col)]: a cell's fields are computed from its centre, and every goal
