@@ -5,8 +5,8 @@ recovery, stepping down the risk-weighted distance, drove the robot back towards
 way round takes about 180.
 
 The map here: a wall between start and goal with a gap at each end, a narrow risky strip across the near gap (the
-short cut) and the way round through the far gap, 3 m longer plus the way back. The shipped general model plans every
-tick; the robot's odometry is driven up the way round at 1 m/s, whatever it plans.
+short cut, 4 m) and the way round through the far gap (about 11 m). The shipped general model plans every tick; the
+robot's odometry is driven up the way round at 1 m/s, whatever it plans.
 """
 import numpy as np
 import pytest

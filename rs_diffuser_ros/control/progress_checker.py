@@ -1,9 +1,10 @@
 """Is the robot getting anywhere? As Nav2's progress checker, but progress is measured towards the goal: within
 `timeout_s` the robot must come `radius_m` closer to it than it was when the window began, along either way it may
 take (the plain goal distance along free space, the risk-weighted one the recovery follows, or, where the planner
-offers route candidates, either way they follow: controller._goal_distances); otherwise it is stuck, and the controller hands the tick to the recovery (recovery.py) instead of the model until it has. Where the
-robot's cell reads no distance (too close to a wall, or no map to read), moving `radius_m` from where the window
-began counts, as in Nav2.
+offers route candidates, either way they follow: controller._goal_distances); otherwise it is stuck, and the
+controller hands the tick to the recovery (recovery.py) instead of the model until it has. Where the robot's cell
+reads no distance (too close to a wall, or no map to read), moving `radius_m` from where the window began counts, as
+in Nav2.
 
 Traced (the general model, averse:0.1):
 - test map gen1000009: in a pocket by a block, the only candidates the collision check admitted were one way's route
