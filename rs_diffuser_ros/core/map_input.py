@@ -523,10 +523,11 @@ class PlanningMap:
         if not len(goals):
             return np.zeros((0, 1 + self.safe_distance + 2 * (route_risk_margin_m is not None)))
         rc, inside = self.cells_on_map(torch.as_tensor(np.asarray(xy, np.float32).reshape(-1, 2)))
-        fields = self.distance_fields(goals)  # [B, F, h, w], cached: a stack
-        if route_risk_margin_m is not None:
-            fields = torch.cat([fields, self.route_distances(goals, route_risk_margin_m)], 1)
-        values = fields[torch.arange(len(goals), device=self.device), :, rc[:, 0], rc[:, 1]]
+        robots = torch.arange(len(goals), device=self.device)
+        values = self.distance_fields(goals)[robots, :, rc[:, 0], rc[:, 1]]  # the fields are cached: a stack
+        if route_risk_margin_m is not None:  # gathered apart: concatenating the whole fields would copy them again
+            route = self.route_distances(goals, route_risk_margin_m)[robots, :, rc[:, 0], rc[:, 1]]
+            values = torch.cat([values, route], 1)
         return torch.where(inside[:, None], values, math.inf).cpu().numpy().astype(np.float64)
 
     def route_steps(self, goals: Tensor, risk_margin_m: float) -> tuple[Tensor, Tensor]:
