@@ -10,6 +10,7 @@ from rs_diffuser_ros.control import Controller, ControllerSettings, Grid, StopRe
 from rs_diffuser_ros.control import recovery
 from rs_diffuser_ros.control.collision import ClearanceMap, unicycle_rollout
 from rs_diffuser_ros.control.command_delay import WINDOW, CommandDelay
+from rs_diffuser_ros.control.settings import MODEL_OWN
 from rs_diffuser_ros.core import Costmap, RiskSensitivePlanner
 from rs_diffuser_ros.core.map_input import PlanningMap
 
@@ -20,9 +21,7 @@ GOAL = np.array([10.5, 4.0], dtype=np.float32)
 @pytest.fixture(scope="module")
 def planner():
     torch.set_num_threads(1)
-    planner = RiskSensitivePlanner.from_config(device="cpu", seed=0)
-    planner.configure(candidates=4, ddim_steps=2)
-    return planner
+    return RiskSensitivePlanner.from_config(device="cpu", seed=0, candidates=4, ddim_steps=2)
 
 
 def room(width=240, height=160, resolution=0.05) -> Grid:
@@ -254,11 +253,23 @@ def test_what_the_maps_give_is_derived_once_per_tick_for_robots_sharing_them(pla
 
 
 def test_the_sampling_settings_reach_the_planner_and_the_models_own_back_the_sentinels(planner):
-    own = dict(planner_candidates=planner.config.planner.candidates)
+    own = dict(planner_candidates=planner.own_planner_config.candidates)
     c = ready(planner, candidates=3)
     assert c.step(0.0).plan.candidates.shape[0] == 3
     c.set_settings(dataclasses.replace(c.settings, candidates=0))  # 0: the model's own
     assert c.step(0.0).plan.candidates.shape[0] == c.model_sampling["candidates"] == own["planner_candidates"]
+
+
+def test_a_controller_made_after_another_reconfigured_the_planner_gets_the_models_own_sampling(planner):
+    # An evaluation's settings share one planner and make fresh controllers every episode: after an unguided
+    # episode (1 candidate, no guidance) an averse controller must not take those for the model's own.
+    own = {name: getattr(planner.own_planner_config, name) for name in MODEL_OWN}
+    c = ready(planner, candidates=3, guidance_scale=0.0)
+    c.step(0.0)
+    assert planner.config.planner.candidates == 3 != own["candidates"]
+    later = ready(planner)
+    assert later.model_sampling == own
+    assert later.step(0.0).plan.candidates.shape[0] == own["candidates"] == 4
 
 
 def test_unknown_cells_count_as_obstacles_unless_told_otherwise():

@@ -132,7 +132,7 @@ class Controller:
         """Use another model (a checkpoint swap); its own sampling settings back the MODEL_OWN sentinels."""
         self.planner = planner
         self.last_plan = None  # another model's horizon and state layout may differ
-        self.model_sampling = {name: getattr(planner.config.planner, name) for name in MODEL_OWN}
+        self.model_sampling = {name: getattr(planner.own_planner_config, name) for name in MODEL_OWN}
 
     def set_settings(self, settings: ControllerSettings) -> None:
         self.settings = settings

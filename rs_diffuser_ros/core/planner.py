@@ -61,6 +61,10 @@ class RiskSensitivePlanner:
     def __init__(self, config: CoreConfig, networks: dict[str, nn.Module], normalizers: Normalizers,
                  device: str | torch.device = "auto"):
         self.config = config.validate()
+        # The sampling settings as loaded (the checkpoint's; from_checkpoint's overrides too): what a controller's
+        # "the model's own" sentinels stand for. configure() leaves it alone, so a controller made after another
+        # one reconfigured this planner (an evaluation's settings share one) still gets the model's own.
+        self.own_planner_config = self.config.planner
         self.device = resolve_device(device)
         networks = {"map_encoder": NoMapEncoder(), **networks}  # a per-map model may come without the (empty) slot
         self.networks = {name: networks[name].to(self.device).eval().requires_grad_(False) for name in NETWORK_NAMES}
@@ -87,14 +91,18 @@ class RiskSensitivePlanner:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: CoreConfig | str | Path | None = None, device="auto", seed: int = 0) -> "RiskSensitivePlanner":
-        """Randomly initialised networks (seeded) with default world limits: for wiring and tests, not driving."""
+    def from_config(cls, config: CoreConfig | str | Path | None = None, device="auto", seed: int = 0,
+                    **planner_overrides) -> "RiskSensitivePlanner":
+        """Randomly initialised networks (seeded) with default world limits: for wiring and tests, not driving.
+        planner_overrides as from_checkpoint's."""
         if not isinstance(config, CoreConfig):
             config = CoreConfig() if config is None else CoreConfig.from_yaml(config)
         with torch.random.fork_rng(devices=[]):  # seed the weights without touching the caller's RNG
             torch.manual_seed(seed)
             networks = build_networks(config.model)
-        return cls(config, networks, Normalizers.untrained_defaults(config.model), device)
+        planner = cls(config, networks, Normalizers.untrained_defaults(config.model), device)
+        planner._own(planner_overrides)
+        return planner
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device="auto", **planner_overrides) -> "RiskSensitivePlanner":
@@ -103,9 +111,14 @@ class RiskSensitivePlanner:
         for name in NETWORK_NAMES:
             load_weights(networks[name], state_dicts[name], path, name)
         planner = cls(config, networks, normalizers, device)
-        if planner_overrides:
-            planner.configure(**planner_overrides)
+        planner._own(planner_overrides)
         return planner
+
+    def _own(self, planner_overrides: dict) -> None:
+        """Loading with overrides: they are part of what this planner was loaded as (own_planner_config)."""
+        if planner_overrides:
+            self.configure(**planner_overrides)
+            self.own_planner_config = self.config.planner
 
     def configure(self, **planner_fields) -> None:
         """Change inference-time settings (candidates, ddim_steps, guidance_scale, ...), validated."""
