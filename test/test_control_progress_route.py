@@ -62,3 +62,24 @@ def test_without_route_candidates_the_same_drive_counts_as_stuck(planner):
     # No way round is offered, so none counts: the check fires after its 1 s as it did before.
     stops = drive_up_the_way_round(planner, route_candidates=0)
     assert stops[:10] == [None] * 10 and StopReason.NO_PROGRESS in stops[10:]
+
+
+def test_a_map_that_cannot_be_read_gives_as_many_distances_as_one_that_can(planner, monkeypatch):
+    # The checker restarts its window whenever the width changes: a read failing every other tick must not do that.
+    from rs_diffuser_ros.control.controller import _goal_distances
+    c = Controller(planner, ControllerSettings(seed=0, alpha=0.1, progress_timeout_s=1.0))
+    c.set_goal(GOAL)
+    c.on_costmap(COSTMAP, 0.0)
+    c.on_risk_map(RISK, 0.0)
+    c.on_odometry(np.array([START[0], START[1], 1.0, 0.0, 0.0, 0.0], np.float32), 0.0)
+    stop, state = c.check_inputs(0.0)
+    assert stop is None
+    request = c.plan_request(state, c.plan_maps())
+    read = _goal_distances([c], [(0, None, request)])[0]
+
+    def unreadable(*args, **kwargs):
+        raise RuntimeError("no map to read")
+    monkeypatch.setattr(PlanningMap, "distances_at", unreadable)
+    failed = _goal_distances([c], [(0, None, request)])[0]
+    assert read.shape == failed.shape == (4,)
+    assert np.isfinite(read).all() and np.isinf(failed).all()

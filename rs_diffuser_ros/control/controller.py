@@ -419,19 +419,24 @@ def _goal_distances(controllers, requests) -> dict[int, np.ndarray]:
     or the map cannot be read): what the progress check measures. A robot following the way round risk moves away
     from the goal along the other two where that way is much the longer one (test map gen1000045: the check fired
     on it and the recovery drove the robot back). One lookup per map, route margin and goal cell, one copy to the host
-    per map (an evaluation ticks a thousand robots on one map)."""
-    out = {i: np.full(2, np.inf) for i, _, _ in requests}
+    per map (an evaluation ticks a thousand robots on one map). A robot whose map cannot be read gets as many inf
+    as a read would give: the checker restarts its window when the width changes, so a read failing every other
+    tick would otherwise keep the check from ever firing."""
+    out: dict[int, np.ndarray] = {}
     by_map: dict[tuple, tuple[PlanningMap, float | None, list]] = {}
     for i, _, request in requests:
         c = controllers[i]
+        sampling = c.settings.sampling(c.model_sampling)
+        margin = sampling["route_risk_margin_m"] if sampling["route_candidates"] > 0 else None
+        # recovery_map's fields: the model's map's, else a built one with the risk-weighted distance (1 + safe)
+        fields = 2 if request.map_input is None else 1 + bool(request.map_input.safe_distance)
+        out[i] = np.full(fields + 2 * (margin is not None), np.inf)
         if c.settings.progress_timeout_s <= 0:
             continue
         try:
             planning_map = c.recovery_map(request)
         except Exception:  # a risk layer off the costmap's grid, ...: movement counts instead (progress_checker.py)
             continue
-        sampling = c.settings.sampling(c.model_sampling)
-        margin = sampling["route_risk_margin_m"] if sampling["route_candidates"] > 0 else None
         by_map.setdefault((id(planning_map), margin), (planning_map, margin, []))[2].append((i, request))
     for planning_map, margin, members in by_map.values():
         try:
