@@ -629,6 +629,23 @@ def test_a_robot_that_gets_nowhere_is_handed_to_the_recovery_until_it_has_moved(
         assert off.step(t).stop is None
 
 
+def test_a_recovery_that_gets_nowhere_hands_the_robot_back_to_the_model_after_one_window(planner, monkeypatch):
+    """The recovery drives for progress_timeout_s at most: a robot it cannot bring closer either (here the odometry
+    never moves) goes back to the model for a window, then to the recovery again, rather than being held by the
+    recovery to the time limit (test map gen1000000 at env seed 60018 on the H200: 358 ticks of it)."""
+    crafted(planner, monkeypatch, [[(0.0, 0.0, 0.0, 2.0)]] * 50)
+    c = Controller(planner, ControllerSettings(seed=0, **{**SAFE_SETTINGS, "turn_commitment_m": 0.0,
+                                                          "progress_radius_m": 0.25, "progress_timeout_s": 1.0}))
+    c.set_goal(GOAL)
+    c.on_costmap(ROOM, 0.0)
+    stops = []
+    for tick in range(45):
+        c.on_odometry(START, tick / 10)
+        stops.append(c.step(tick / 10).stop)
+    model, recovery = [None] * 10, [StopReason.NO_PROGRESS] * 10
+    assert stops == model + recovery + model + recovery + model[:5]
+
+
 def test_a_robot_that_keeps_moving_but_comes_no_closer_to_the_goal_is_stuck_too(planner, monkeypatch):
     """Progress is towards the goal, along free space: a robot driving back and forth across the room (as one did
     between a dead end and the way out on fresh map gen2000004) is stuck after progress_timeout_s, however far it

@@ -4,7 +4,8 @@ take (the plain goal distance along free space, the risk-weighted one the recove
 offers route candidates, either way they follow: controller._goal_distances); otherwise it is stuck, and the
 controller hands the tick to the recovery (recovery.py) instead of the model until it has. Where the robot's cell
 reads no distance (too close to a wall, or no map to read), moving `radius_m` from where the window began counts, as
-in Nav2.
+in Nav2. The recovery drives for one window at most: where its own steps get nowhere either, the model plans again
+for the next (the distances to beat stay), and so on, rather than the recovery holding the robot to the time limit.
 
 Traced (the general model, averse:0.1):
 - test map gen1000009: in a pocket by a block, the only candidates the collision check admitted were one way's route
@@ -32,7 +33,8 @@ class ProgressChecker:
 
     def stuck(self, xy, distances, now_s: float, radius_m: float, timeout_s: float) -> bool:
         """True when the robot at xy, at goal distances [F] (inf where unknown), has not come radius_m closer along any
-        of them (nor, with none known, moved radius_m) for timeout_s (0: never)."""
+        of them (nor, with none known, moved radius_m) for timeout_s (0: never), until it has or timeout_s more have
+        passed: then the model gets a window again, as Nav2's controller is retried after a recovery behaviour."""
         x, y = float(xy[0]), float(xy[1])
         distances = np.asarray(distances, dtype=np.float64)
         if timeout_s <= 0 or self.best is None or self.best.shape != distances.shape:
@@ -48,6 +50,9 @@ class ProgressChecker:
             return False
         if not np.isfinite(self.best).all():  # a distance read for the first time in this window becomes one to beat
             self.best = np.where(np.isfinite(self.best), self.best, distances)
+        if now_s - self.since >= 2 * timeout_s:  # the recovery had its window too: the model plans again, for a
+            self.anchor, self.since = (x, y), now_s  # window of its own, against the same distances to beat
+            return False
         return now_s - self.since >= timeout_s
 
     def _progress(self, x: float, y: float, distances: np.ndarray, now_s: float) -> None:
