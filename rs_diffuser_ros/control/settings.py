@@ -50,7 +50,8 @@ class ControllerSettings:
                                        "(as Nav2 DWB's oscillation_reset_dist); 0 = off.", low=0.0, high=10.0)
     progress_radius_m: float = setting(0.25, "The robot must come this much closer to the goal (along free space) within "
                                        "progress_timeout_s, m; if not, it is stuck and the recovery drives until it "
-                                       "has (Nav2's progress checker, measured towards the goal).", low=0.01, high=10.0)
+                                       "has, for one more window at most, then the model again (Nav2's progress "
+                                       "checker, measured towards the goal).", low=0.01, high=10.0)
     progress_timeout_s: float = setting(5.0, "The progress check's window, s (Nav2's movement_time_allowance); "
                                         "0 = no progress check.", low=0.0, high=600.0)
     # Command limits.
