@@ -642,8 +642,8 @@ def test_a_recovery_that_gets_nowhere_hands_the_robot_back_to_the_model_after_on
     for tick in range(45):
         c.on_odometry(START, tick / 10)
         stops.append(c.step(tick / 10).stop)
-    model, recovery = [None] * 10, [StopReason.NO_PROGRESS] * 10
-    assert stops == model + recovery + model + recovery + model[:5]
+    model, recovering = [None] * 10, [StopReason.NO_PROGRESS] * 10
+    assert stops == model + recovering + model + recovering + model[:5]
 
 
 def test_a_robot_that_keeps_moving_but_comes_no_closer_to_the_goal_is_stuck_too(planner, monkeypatch):

@@ -316,7 +316,7 @@ class Controller:
         error = math.remainder(heading - math.atan2(float(state[2]), float(state[3])), 2 * math.pi)
         w = s.max_angular_speed
         # No dead band: the heading's step was checked at that exact heading, and a robot left 0.09 rad short of it
-        # (a 0.1 rad band) found no step there and stood still for 36 s (test map gen1000000, a 0.8 m gap by a
+        # (a 0.1 rad band) found no step there and stood still for 41 s (test map gen1000000, a 0.8 m gap by a
         # block's corner; at 0.07 rad short a step passed). The turn slows as it closes in, and ends where one does.
         omega = float(np.clip(2.0 * error, -w, w))
         return Command(0.0, omega, reason, f"{why}; turning towards {towards}", plan=None)
