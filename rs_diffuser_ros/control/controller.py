@@ -431,9 +431,10 @@ def _goal_distances(controllers, requests) -> dict[int, np.ndarray]:
         c = controllers[i]
         sampling = c.settings.sampling(c.model_sampling)
         margin = sampling["route_risk_margin_m"] if sampling["route_candidates"] > 0 else None
-        # recovery_map's fields: the model's map's, else a built one with the risk-weighted distance (1 + safe)
-        fields = 2 if request.map_input is None else 1 + bool(request.map_input.safe_distance)
-        out[i] = np.full(fields + 2 * (margin is not None), np.inf)
+        # recovery_map's width: the model's map's, else a built one's, which has the risk-weighted distance
+        width = (request.map_input.distance_count(margin) if request.map_input is not None
+                 else 2 + 2 * (margin is not None))
+        out[i] = np.full(width, np.inf)
         if c.settings.progress_timeout_s <= 0:
             continue
         try:

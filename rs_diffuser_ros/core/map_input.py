@@ -521,7 +521,7 @@ class PlanningMap:
         each have a goal of their own) it slowed the 50-map GPU gate to 49-75 env steps/s a map process; 82-218 since."""
         goals = torch.as_tensor(np.asarray(goals, np.float32).reshape(-1, 2))  # on the host: fields are cached by cell
         if not len(goals):
-            return np.zeros((0, 1 + self.safe_distance + 2 * (route_risk_margin_m is not None)))
+            return np.zeros((0, self.distance_count(route_risk_margin_m)))
         rc, inside = self.cells_on_map(torch.as_tensor(np.asarray(xy, np.float32).reshape(-1, 2)))
         robots = torch.arange(len(goals), device=self.device)
         values = self.distance_fields(goals)[robots, :, rc[:, 0], rc[:, 1]]  # the fields are cached: a stack
@@ -529,6 +529,10 @@ class PlanningMap:
             route = self.route_distances(goals, route_risk_margin_m)[robots, :, rc[:, 0], rc[:, 1]]
             values = torch.cat([values, route], 1)
         return torch.where(inside[:, None], values, math.inf).cpu().numpy().astype(np.float64)
+
+    def distance_count(self, route_risk_margin_m: float | None = None) -> int:
+        """How many values distances_at gives a goal: plain, safe with safe_distance, the two route ways given a margin."""
+        return 1 + bool(self.safe_distance) + 2 * (route_risk_margin_m is not None)
 
     def route_steps(self, goals: Tensor, risk_margin_m: float) -> tuple[Tensor, Tensor]:
         """The ways route candidates follow (MapLayers.route_distance: round risk, keeping risk_margin_m off regions
