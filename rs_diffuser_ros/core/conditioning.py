@@ -5,7 +5,8 @@ Per-map model (model.map_patch_cells = 0): context = [relative goal, absolute st
 (Normalizers.context): it knows its one map by coordinates.
 Map-conditioned model: context = [relative goal, map_encoder(egocentric patch)], computed once per
 robot and replan; the critic also reads the patch's channels at each state of the plan (`MapView`),
-so it sees the same map the denoiser does (docs/method_choices.md, "Map conditioning").
+so it sees the same map the denoiser does (docs/method_choices.md, "Map conditioning"); the planner's critic reads
+risk at the map's own resolution too (risk_read.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from .map_input import sample_along
 from .normalizer import LimitsNormalizer, Normalizers
 from .plan_frame import relative_goal
+from .risk_read import MapRiskRead
 
 
 @dataclass
@@ -26,11 +28,15 @@ class MapView:
     patches: Tensor  # [B, C, P, P]
     extent_m: float
     plan: LimitsNormalizer  # the plan-frame normaliser: normalised windows -> metres from the robot
+    # The planner's critic also reads risk at the map's own resolution (risk_read.py); None: the patch alone (training,
+    # the denoiser).
+    risk_read: MapRiskRead | None = None
 
     def along(self, windows: Tensor) -> Tensor:
         """Normalised plan-frame windows [B*K, H, D] -> the patch channels at their positions [B*K, H, C]."""
         xy = self.plan.select(slice(0, 2)).unnormalize(windows[..., :2])
-        return sample_along(self.patches, xy, self.extent_m)
+        read = sample_along(self.patches, xy, self.extent_m)
+        return read if self.risk_read is None else self.risk_read.sharpen(read, xy)
 
 
 def model_context(normalizers: Normalizers, map_encoder: nn.Module, starts: Tensor, goals: Tensor,

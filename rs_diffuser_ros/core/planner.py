@@ -33,6 +33,7 @@ from .normalizer import Normalizers
 from .objective import CostmapTerm, PlanObjective, RiskTerm
 from .plan_frame import start_in_plan_frame, to_world
 from .risk import check_alpha, check_risk_mode
+from .risk_read import MapRiskRead
 from .route_candidates import GOAL_SLOWDOWN, LOOKAHEAD_M, ROUTE_MAX_ACCEL, ROUTE_MAX_ALPHA, follow_route, walk_route
 from .sampling import critic_gradient
 from .sampling.guidance import RiskGuidance
@@ -333,12 +334,16 @@ class RiskSensitivePlanner:
         start = norm.plan.normalize(start_in_plan_frame(states))
         if map_layers is None:
             context, map_view = model_context(norm, self.map_encoder, states, goals, None), None
+            critic_view = None
         else:
             rows = torch.arange(batch, device=dev) * k  # each state's first candidate row
             patches = cut_patches(map_layers, map_origin, map_resolution, states[rows, :2], map_fields,
                                   m.map_patch_cells, m.map_patch_m, m.map_channels)
             context = model_context(norm, self.map_encoder, states[rows], goals[rows], patches).repeat_interleave(k, 0)
             map_view = MapView(patches, m.map_patch_m, norm.plan)
+            # The critic reads risk at the map's own 0.1 m too: a graze of a region's corner is the risk it is.
+            critic_view = dataclasses.replace(map_view, risk_read=MapRiskRead.of(map_layers, map_origin, map_resolution,
+                                                                                  states[rows, :2]))
         inpainting, route_commands, route_held = Inpainting(start), None, None
         if route_next is not None:
             inpainting, route_commands, route_held = self._route_inpainting(
@@ -354,7 +359,7 @@ class RiskSensitivePlanner:
         # One objective for guidance and selection, so the sampler pushes towards what selection picks.
         objective = PlanObjective(
             RiskTerm(self.critic, alpha_rows, risk_mode, quantiles_sorted=fast and critic_gradient.supports(self.critic),
-                     map_view=map_view),
+                     map_view=critic_view),
             CostmapTerm(costmap, p.costmap_weight, norm.plan, states[:, :2]) if costmap is not None and p.costmap_weight > 0 else None)
         guidance = RiskGuidance(objective, p.guidance_scale, p.guidance_grad_clip, p.guidance_on)
         with _autocast(dev, self.precision):  # no autocast on the reference path: set_execution keeps it fp32
