@@ -352,10 +352,10 @@ def test_a_candidate_through_a_wall_is_never_executed(planner, monkeypatch):
 
 def test_a_plan_that_stops_short_of_the_wall_but_whose_command_would_not_is_ruled_out(planner, monkeypatch):
     # The plan creeps 0.2 m towards the wall and stays clear of it, but its first action, 1 m/s held for the
-    # lookahead (0.5 s), would carry the robot from 0.6 m away into the wall.
+    # lookahead (0.5 s), would carry the robot (already at 1 m/s) from 0.6 m away into the wall.
     calls = crafted(planner, monkeypatch, [[(0.2, 0.0, 1.0), (0.0, 0.3)]])
     c = near_wall(planner)
-    c.watchdog.accept(np.array([4.4, 4.0, 0, 1, 0, 0], np.float32), 0.0)
+    c.watchdog.accept(np.array([4.4, 4.0, 0, 1, 1.0, 0], np.float32), 0.0)
     command = c.step(0.0)
     assert command.plan.chosen_index == 1 and len(calls) == 1
 

@@ -3,7 +3,10 @@
 As Nav2's controllers check their trajectories against the costmap's inscribed (lethal) radius,
 every candidate plan is checked over its whole horizon (its points and the midpoints between
 them), and so is the command the robot would execute, rolled forward as a unicycle for
-`collision_lookahead_s`. A point collides when its clearance (distance to the nearest occupied
+`collision_lookahead_s` from the robot's measured velocity under its acceleration limits (as Nav2 DWB's
+trajectories under acc_lim_x / acc_lim_theta). Rolled out as if the robot took the command at once, a command to turn
+away from a wall passed the check while the robot, still turning towards it at 1.9 rad/s (4 rad/s^2 to reverse),
+drove on into it (test map gen1000006, H200, env seed 110131: 6 steps touching; docs/method_choices.md). A point collides when its clearance (distance to the nearest occupied
 or unknown cell, or the map's edge) is below the robot's radius plus a margin, unless it is no
 closer than where the robot already is: a robot that starts touching a wall may still move away.
 
@@ -59,10 +62,14 @@ class ClearanceMap:
         return float(angles[int(torch.argmax(self.at(probes)))])
 
 
-def unicycle_rollout(states: Tensor, actions: Tensor, duration_s: float) -> Tensor:
-    """Positions [B, K, S, 2] of unicycles from states [B, 6] ([x, y, sin, cos, ...]) each holding actions
-    [B, K, 2] (v, omega) for duration_s, every CHECK_STEP_S."""
+def unicycle_rollout(states: Tensor, actions: Tensor, duration_s: float,
+                     accel: tuple[float, float] | None = None) -> Tensor:
+    """Positions [B, K, S, 2] of unicycles from states [B, 6] ([x, y, sin, cos, v, omega]) each holding actions
+    [B, K, 2] (v, omega) for duration_s, every CHECK_STEP_S. accel: the robot's limits (m/s^2, rad/s^2; 0 = none):
+    its v and omega approach the command from the state's own under them; None: the command at once."""
     steps = max(int(math.ceil(duration_s / CHECK_STEP_S)), 1)
+    if accel is not None and any(limit > 0 for limit in accel):
+        return _limited_rollout(states, actions, duration_s / steps, steps, accel)
     t = torch.arange(1, steps + 1, device=states.device, dtype=states.dtype) * (duration_s / steps)  # [S]
     x0, y0 = states[:, 0, None, None], states[:, 1, None, None]  # [B, 1, 1]
     yaw0 = torch.atan2(states[:, 2], states[:, 3])[:, None, None]
@@ -76,19 +83,40 @@ def unicycle_rollout(states: Tensor, actions: Tensor, duration_s: float) -> Tens
     return torch.stack([x0 + dx, y0 + dy], -1)
 
 
+def _limited_rollout(states: Tensor, actions: Tensor, dt: float, steps: int, accel: tuple[float, float]) -> Tensor:
+    """unicycle_rollout under acceleration limits: risky_nav's integration (the velocities step towards the command,
+    the heading at the step's midpoint), at dt."""
+    shape = actions.shape[:-1]  # [B, K]
+    x, y = states[:, 0, None].expand(shape), states[:, 1, None].expand(shape)
+    yaw = torch.atan2(states[:, 2], states[:, 3])[:, None].expand(shape)
+    v, omega = states[:, 4, None].expand(shape), states[:, 5, None].expand(shape)
+    dv, domega = ((limit * dt if limit > 0 else math.inf) for limit in accel)
+    out = []
+    for _ in range(steps):
+        v = v + (actions[..., 0] - v).clamp(-dv, dv)
+        omega = omega + (actions[..., 1] - omega).clamp(-domega, domega)
+        heading = yaw + 0.5 * omega * dt
+        x, y = x + v * dt * torch.cos(heading), y + v * dt * torch.sin(heading)
+        yaw = yaw + omega * dt
+        out.append(torch.stack([x, y], -1))
+    return torch.stack(out, -2)
+
+
 def plan_step_s(plan_stride: int) -> float:
     """Seconds between consecutive states of a plan from a model with this model.plan_stride."""
     return plan_stride * DATA_PERIOD_S
 
 
 def safe_candidates(clearance: ClearanceMap, states: Tensor, plans_xy: Tensor, commands: Tensor, radius: float,
-                    lookahead_s: float, horizon_s: float, step_s: float = DATA_PERIOD_S) -> Tensor:
+                    lookahead_s: float, horizon_s: float, step_s: float = DATA_PERIOD_S,
+                    accel: tuple[float, float] | None = None) -> Tensor:
     """[B, K] True where candidate k of robot b is safe: its plan [B, K, H, 2] over its first horizon_s and its
-    command [B, K, 2] held for lookahead_s from states [B, 6] both keep `radius` of clearance (or do not lose
-    any); step_s: seconds between plan states (plan_step_s). Tensors on the clearance map's device."""
+    command [B, K, 2] held for lookahead_s from states [B, 6] (under the acceleration limits `accel`:
+    unicycle_rollout) both keep `radius` of clearance (or do not lose any); step_s: seconds between plan states
+    (plan_step_s). Tensors on the clearance map's device."""
     plans_xy = plans_xy[:, :, :int(math.ceil(horizon_s / step_s - 1e-9)) + 1]
     start = states[:, None, :2]  # [B, 1, 2]
-    rollouts = unicycle_rollout(states, commands, lookahead_s)
+    rollouts = unicycle_rollout(states, commands, lookahead_s, accel)
     from_start = torch.cat([start[:, :, None].expand(*rollouts.shape[:2], 1, 2), rollouts], 2)
     hit = clearance.colliding(plans_xy, start, radius) | clearance.colliding(from_start, start, radius)
     return ~hit

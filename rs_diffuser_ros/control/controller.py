@@ -302,10 +302,10 @@ class Controller:
         try:  # a map the recovery cannot read (a risk layer off the costmap's grid, ...) leaves the turn to free space
             recovery_map = self.recovery_map(request)
             step = recovery_step(state, request.goal, clearance, recovery_map, radius, s.collision_lookahead_s,
-                                 request.speed_limit, s.max_angular_speed)
+                                 request.speed_limit, s.max_angular_speed, s.accel)
             # no step makes progress: the heading whose step would, if the robot faced it
-            heading = None if step is not None else recovery_heading(state, request.goal, clearance,
-                                                                     recovery_map, radius, s.collision_lookahead_s)
+            heading = None if step is not None else recovery_heading(state, request.goal, clearance, recovery_map,
+                                                                     radius, s.collision_lookahead_s, s.accel)
         except Exception:
             step = heading = None
         if step is not None:
@@ -505,7 +505,7 @@ def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members, 
         safe = torch.ones(commands.shape[:-1], dtype=torch.bool, device=device) if clearance is None else \
             safe_candidates(clearance, torch.as_tensor(states, device=device), plans[..., :2], commands,
                             s.robot_radius_m + s.collision_margin_m, s.collision_lookahead_s, s.collision_horizon_s,
-                            plan_step_s(plan_stride))
+                            plan_step_s(plan_stride), s.accel)
         kept = safe & ~turns_against(commands, torch.as_tensor(signs, device=device)[:, None])
         return torch.where(kept.any(-1, keepdim=True), kept, safe)
     return check

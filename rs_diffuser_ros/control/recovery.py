@@ -54,10 +54,12 @@ def _goal_field(goal: np.ndarray, planning_map: PlanningMap, device) -> torch.Te
 
 
 def _best_safe(states: torch.Tensor, commands: torch.Tensor, field: torch.Tensor, clearance: ClearanceMap,
-               planning_map: PlanningMap, radius: float, lookahead_s: float) -> int | None:
-    """Of unicycles states [P, 6] each holding commands [P, 2] for lookahead_s: the index of the safe one ending
-    lowest on `field`, or None when none ends MIN_PROGRESS_M below where the robot stands."""
-    rollouts = unicycle_rollout(states, commands[:, None], lookahead_s)[:, 0]  # [P, S, 2]
+               planning_map: PlanningMap, radius: float, lookahead_s: float,
+               accel: tuple[float, float] | None) -> int | None:
+    """Of unicycles states [P, 6] each holding commands [P, 2] for lookahead_s (from the states' velocities under the
+    acceleration limits `accel`): the index of the safe one ending lowest on `field`, or None when none ends
+    MIN_PROGRESS_M below where the robot stands."""
+    rollouts = unicycle_rollout(states, commands[:, None], lookahead_s, accel)[:, 0]  # [P, S, 2]
     paths = torch.cat([states[:, None, :2], rollouts], 1)
     safe = ~clearance.colliding(paths, states[:, :2], radius)
     now = field_at(field, planning_map, states[0, :2])
@@ -68,22 +70,24 @@ def _best_safe(states: torch.Tensor, commands: torch.Tensor, field: torch.Tensor
 
 
 def recovery_step(state: np.ndarray, goal: np.ndarray, clearance: ClearanceMap, planning_map: PlanningMap,
-                  radius: float, lookahead_s: float, max_speed: float, max_omega: float) -> tuple[float, float] | None:
+                  radius: float, lookahead_s: float, max_speed: float, max_omega: float,
+                  accel: tuple[float, float] | None = None) -> tuple[float, float] | None:
     """(v, omega) of the safe primitive (keeping `radius` of clearance, or not losing any) ending closest
     to the goal along free space, or None when no safe primitive brings the robot MIN_PROGRESS_M closer (the goal
-    unreachable, or every way forward blocked)."""
+    unreachable, or every way forward blocked). accel: the robot's limits, the primitives rolled out from its measured
+    velocity under them (a robot at 0.75 m/s told to step at 0.3 covers more than 0.3 m/s would)."""
     if max_speed <= 0.0:
         return None
     device = clearance.clearance.device
     field = _goal_field(goal, planning_map, device)
     commands = torch.as_tensor(primitives(max_speed, max_omega), device=device)
     states = torch.as_tensor(np.asarray(state, np.float32)[None], device=device).expand(len(commands), -1)
-    best = _best_safe(states, commands, field, clearance, planning_map, radius, lookahead_s)
+    best = _best_safe(states, commands, field, clearance, planning_map, radius, lookahead_s, accel)
     return None if best is None else tuple(commands[best].tolist())
 
 
 def recovery_heading(state: np.ndarray, goal: np.ndarray, clearance: ClearanceMap, planning_map: PlanningMap,
-                     radius: float, lookahead_s: float) -> float | None:
+                     radius: float, lookahead_s: float, accel: tuple[float, float] | None = None) -> float | None:
     """Where no step forward makes progress: the heading (rad) of the straight step (SPEEDS' fastest, held for
     lookahead_s, checked as the steps are) that ends lowest on the goal's free-space distance, or None when no
     heading brings the robot MIN_PROGRESS_M closer. Turning in place to it is safe for a round robot, and the next
@@ -95,6 +99,7 @@ def recovery_heading(state: np.ndarray, goal: np.ndarray, clearance: ClearanceMa
     angles = torch.arange(HEADINGS, device=device) * (2 * math.pi / HEADINGS)
     states = torch.as_tensor(np.asarray(state, np.float32)[None], device=device).repeat(HEADINGS, 1)
     states[:, 2], states[:, 3] = torch.sin(angles), torch.cos(angles)
+    states[:, 4:6] = 0.0  # facing it after a turn in place: standing, the step starting from rest
     commands = torch.tensor([[SPEEDS[-1], 0.0]], device=device).expand(HEADINGS, 2)
-    best = _best_safe(states, commands, field, clearance, planning_map, radius, lookahead_s)
+    best = _best_safe(states, commands, field, clearance, planning_map, radius, lookahead_s, accel)
     return None if best is None else float(angles[best])

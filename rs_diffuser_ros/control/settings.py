@@ -57,6 +57,14 @@ class ControllerSettings:
     # Command limits.
     max_linear_speed: float = setting(1.0, "Clip on |cmd_vel.linear.x|, m/s.", low=0.0, high=10.0)
     max_angular_speed: float = setting(2.0, "Clip on |cmd_vel.angular.z|, rad/s.", low=0.0, high=20.0)
+    # The robot's acceleration limits: the collision check and the recovery roll a command out from the measured
+    # velocity under them (Nav2 DWB's acc_lim_x / acc_lim_theta).
+    max_linear_accel: float = setting(1.5, "The robot's linear acceleration limit, m/s^2: the collision check rolls "
+                                      "each command out from the measured speed under it; 0 = the command at once.",
+                                      low=0.0, high=100.0)
+    max_angular_accel: float = setting(4.0, "The robot's angular acceleration limit, rad/s^2: the collision check "
+                                       "rolls each command out from the measured turn rate under it; 0 = the command "
+                                       "at once.", low=0.0, high=1000.0)
     goal_tolerance_m: float = setting(0.3, "Distance to the goal at which the robot stops, m.", low=0.01, high=100.0)
     approach_slowdown_m: float = setting(0.6, "Within this distance of the goal the linear speed limit shrinks in "
                                          "proportion to the distance, m; 0 = off.", low=0.0, high=100.0)
@@ -78,10 +86,16 @@ class ControllerSettings:
                                         low=0.0, high=1.0)
     collision_horizon_s: float = setting(1.5, "How much of each candidate plan is checked, s from now (the model's "
                                          "plans hold 3.1 s; 0 = only the command).", low=0.0, high=60.0)
-    collision_lookahead_s: float = setting(0.5, "How long the command to execute is rolled out (held constant) for "
-                                           "the collision check, s.", low=0.0, high=5.0)
+    collision_lookahead_s: float = setting(0.5, "How long the command to execute is rolled out (held constant, from the "
+                                           "measured velocity under the acceleration limits) for the collision check, "
+                                           "s.", low=0.0, high=5.0)
     collision_resample_factor: int = setting(4, "When every candidate collides, sample once more with this many times "
                                              "the candidates (capped at 1024); 1 = no resampling.", low=1, high=32)
+
+    @property
+    def accel(self) -> tuple[float, float]:
+        """(max_linear_accel, max_angular_accel): the limits a command is rolled out under (collision.unicycle_rollout)."""
+        return self.max_linear_accel, self.max_angular_accel
 
     def check(self) -> str | None:
         """Why these values are not acceptable together, or None."""
