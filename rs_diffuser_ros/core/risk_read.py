@@ -6,8 +6,8 @@ of the region's risk (0.2 - 0.4), and the critic did not score such a graze as t
 corner by 1 - 4 cm were picked four ticks running and the robot's centre ended a step inside (fresh2 gen2100014,
 seed 1284: docs/method_choices.md, "The critic's risk read at the map's resolution"). So the risk and hazard
 channels the critic reads are the larger of the patch's read and a read of the map layers themselves, max-pooled
-by one cell first: 1 anywhere inside a risky cell (a bilinear read of the bare layer gives 0.5 at its edge and 0.25
-at its corner), falling to 0 over the next cell, so guidance's gradient still leads out of it.
+by one cell first: 1 anywhere inside a risky cell and up to 5 cm beyond it (a bilinear read of the bare layer gives
+0.5 at its edge and 0.25 at its corner), falling to 0 over the next 10 cm, so guidance's gradient leads out of it.
 It changes nothing away from risk (there the patch's blur is the larger) and what a network is trained on (the
 patch alone); the denoiser keeps reading the patch as it was trained.
 """
