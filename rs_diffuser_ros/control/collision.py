@@ -3,11 +3,12 @@
 As Nav2's controllers check their trajectories against the costmap's inscribed (lethal) radius,
 every candidate plan is checked over its whole horizon (its points and the midpoints between
 them), and so is the command the robot would execute, rolled forward as a unicycle for
-`collision_lookahead_s` from the robot's measured velocity under its acceleration limits (as Nav2 DWB's
-trajectories under acc_lim_x / acc_lim_theta). Rolled out as if the robot took the command at once, a command to turn
-away from a wall passed the check while the robot, still turning towards it at 1.9 rad/s (4 rad/s^2 to reverse),
-drove on into it (test map gen1000006, H200, env seed 110131: 6 steps touching; docs/method_choices.md). A point collides when its clearance (distance to the nearest occupied
-or unknown cell, or the map's edge) is below the robot's radius plus a margin, unless it is no
+`collision_lookahead_s` from the robot's measured velocity under its acceleration limits (as Nav2 DWB
+rolls its trajectories out under acc_lim_x / acc_lim_theta). Rolled out as if the robot took the command
+at once, a command to turn away from a wall passed the check while the robot, still turning towards it
+at 1.9 rad/s (4 rad/s^2 to reverse), drove on into it (test map gen1000006, H200, env seed 110131:
+6 steps touching; docs/method_choices.md). A point collides when its clearance (distance to the nearest
+occupied or unknown cell, or the map's edge) is below the robot's radius plus a margin, unless it is no
 closer than where the robot already is: a robot that starts touching a wall may still move away.
 
 The clearance grid is computed once per costmap (a windowed exact Euclidean distance over cell
