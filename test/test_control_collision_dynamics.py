@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from closed_loop import drive, touched
 from risky_nav.env import RiskyNavEnv
 from risky_nav.layout import load_layout
 from risky_nav.mapgen import generate_map
@@ -18,7 +19,6 @@ from risky_nav.mapgen import generate_map
 from rs_diffuser_ros.control import ControllerSettings, settings_from_yaml
 from rs_diffuser_ros.control.collision import unicycle_rollout
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
-from rs_diffuser_ros.eval.policies import ControllerPolicy, published_grids
 from rs_diffuser_ros.shipped import planner_yaml, resolve_model
 
 LIMITS = (1.5, 4.0)  # the layouts' robot (m/s^2, rad/s^2)
@@ -92,26 +92,10 @@ def drives():
     layout = generate_map(1000006).layout
     planner = RiskSensitivePlanner.from_checkpoint(resolve_model("general"), device="cpu")
     settings = dataclasses.replace(settings_from_yaml(planner_yaml()), alpha=0.1)
-    grid, risk, severity = published_grids(layout)
-    env = RiskyNavEnv(layout)
-    touched = []
-    try:
-        for seed in range(3):
-            env.reset(seed=0, options={"start": [*NEAR_THE_WALL[:2], math.atan2(*NEAR_THE_WALL[2:4])], "goal": GOAL})
-            env._v, env._omega = NEAR_THE_WALL[4:6]
-            obs = env._observation()
-            policy = ControllerPolicy(planner, settings, grid, 1, seed=seed, risk_grid=risk, severity_grid=severity)
-            policy.reset(0, obs)
-            steps = 0
-            for _ in range(15):
-                obs, _, terminated, truncated, info = env.step(policy.act(obs[None], [0])[0])
-                steps += bool(info.get("collision"))
-                if terminated or truncated:
-                    break
-            touched.append((steps, float(obs[0])))
-    finally:
-        env.close()
-    return touched
+    start = [*NEAR_THE_WALL[:2], math.atan2(*NEAR_THE_WALL[2:4])]
+    runs = [drive(planner, settings, layout, start, GOAL, 15, planner_seed=seed, velocity=NEAR_THE_WALL[4:6])
+            for seed in range(3)]
+    return [(touched(ticks), float(ticks[-1].obs[0])) for ticks in runs]
 
 
 def test_turning_towards_a_wall_the_robot_is_stopped_in_time(drives):

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from closed_loop import drive, touched
 from risky_nav import load_layout
-from risky_nav.env import RiskyNavEnv
 
 from rs_diffuser_ros.control import settings_from_yaml
 from rs_diffuser_ros.control import controller as controller_module
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
-from rs_diffuser_ros.eval.policies import ControllerPolicy, published_grids
 from rs_diffuser_ros.shipped import planner_yaml
 
 STUCKING_MODEL = Path(__file__).resolve().parents[1] / "experiments/checkpoints/general_gpu19_joint.safetensors"
@@ -29,41 +28,25 @@ GOAL = [10.5, 4.0]
 STUCK_MARGIN_M = 0.05
 
 
-def drive(steps: int = 150) -> tuple[dict, list, np.ndarray, int]:
+def drive_from_the_corridor(steps: int = 150) -> tuple[dict, list, np.ndarray, int]:
     """(the last step's info, each tick's command sentence, the last observation, steps that touched something)."""
     torch.set_num_threads(1)
-    layout = load_layout("default")
     planner = RiskSensitivePlanner.from_checkpoint(STUCKING_MODEL, device="cpu")
     # The margin this state was found at (0.05 m, the default until stop 42): at 0.02 m some of the model's plans from
     # there pass the check, and the state no longer shows the recovery.
     settings = dataclasses.replace(settings_from_yaml(planner_yaml()), alpha=0.1, collision_margin_m=STUCK_MARGIN_M)
-    grid, risk, _ = published_grids(layout)
-    env = RiskyNavEnv(layout)
-    try:
-        obs, _ = env.reset(seed=3, options={"start": STUCK, "goal": GOAL})
-        policy = ControllerPolicy(planner, settings, grid, 1, seed=0, risk_grid=risk)
-        policy.reset(0, obs)
-        whys, info, touched = [], {}, 0
-        for _ in range(steps):
-            action = policy.act(obs[None], [0])[0]
-            whys.append(policy.last_commands[0].why)
-            obs, _, terminated, truncated, info = env.step(action)
-            touched += bool(info.get("collision"))
-            if terminated or truncated:
-                break
-        return info, whys, obs, touched
-    finally:
-        env.close()
+    ticks = drive(planner, settings, load_layout("default"), STUCK, GOAL, steps, env_seed=3, severity=False)
+    return ticks[-1].info, [t.command.why for t in ticks], ticks[-1].obs, touched(ticks)
 
 
 @pytest.mark.timeout(300)
 def test_from_where_every_plan_collides_the_recovery_brings_the_robot_to_the_goal():
     if not STUCKING_MODEL.is_file():
         pytest.fail(f"the model {STUCKING_MODEL} is missing")
-    info, whys, obs, touched = drive()
+    info, whys, obs, touches = drive_from_the_corridor()
     assert any("recovering" in why for why in whys), "every plan was expected to collide at first"
     assert info.get("goal_reached"), f"ended at ({obs[0]:.2f}, {obs[1]:.2f}) after {len(whys)} ticks: {info}"
-    assert touched == 0
+    assert touches == 0
     assert math.hypot(obs[0] - GOAL[0], obs[1] - GOAL[1]) < 0.35
 
 
@@ -72,6 +55,6 @@ def test_without_the_recovery_the_same_episode_stands_still(monkeypatch):
         pytest.fail(f"the model {STUCKING_MODEL} is missing")
     monkeypatch.setattr(controller_module, "recovery_step", lambda *args, **kwargs: None)
     monkeypatch.setattr(controller_module, "recovery_heading", lambda *args, **kwargs: None)
-    info, whys, obs, _ = drive(steps=40)
+    info, whys, obs, _ = drive_from_the_corridor(steps=40)
     assert sum("turning towards free space" in why for why in whys) >= 35  # what the test above starts from
     assert math.hypot(obs[0] - STUCK[0], obs[1] - STUCK[1]) < 0.05 and not info.get("goal_reached")

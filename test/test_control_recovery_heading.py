@@ -11,12 +11,11 @@ import math
 
 import pytest
 import torch
-from risky_nav.env import RiskyNavEnv
+from closed_loop import drive, touched
 from risky_nav.mapgen import generate_map
 
 from rs_diffuser_ros.control import settings_from_yaml
 from rs_diffuser_ros.core.planner import RiskSensitivePlanner
-from rs_diffuser_ros.eval.policies import ControllerPolicy, published_grids
 from rs_diffuser_ros.shipped import planner_yaml, resolve_model
 
 MAP_SEED = 1000000
@@ -25,39 +24,23 @@ GOAL = [5.798, 12.894]
 
 
 @pytest.fixture(scope="module")
-def drive():
+def drive_from_the_gap():
     torch.set_num_threads(1)
-    layout = generate_map(MAP_SEED).layout
     planner = RiskSensitivePlanner.from_checkpoint(resolve_model("general"), device="cpu")
     settings = dataclasses.replace(settings_from_yaml(planner_yaml()), alpha=0.1)
-    grid, risk, severity = published_grids(layout)
-    env = RiskyNavEnv(layout)
-    try:
-        obs, _ = env.reset(seed=0, options={"start": AT_THE_GAP, "goal": GOAL})
-        policy = ControllerPolicy(planner, settings, grid, 1, seed=0, risk_grid=risk, severity_grid=severity)
-        policy.reset(0, obs)
-        commands, touched = [], 0
-        for _ in range(40):
-            action = policy.act(obs[None], [0])[0]
-            commands.append(policy.last_commands[0])
-            obs, _, terminated, truncated, info = env.step(action)
-            touched += bool(info.get("collision"))
-            if terminated or truncated:
-                break
-        return commands, obs, touched
-    finally:
-        env.close()
+    ticks = drive(planner, settings, generate_map(MAP_SEED).layout, AT_THE_GAP, GOAL, 40)
+    return [t.command for t in ticks], ticks[-1].obs, touched(ticks)
 
 
-def test_at_the_gap_no_plan_passes_and_the_first_command_turns_towards_the_checked_heading(drive):
-    commands, _, _ = drive
+def test_at_the_gap_no_plan_passes_and_the_first_command_turns_towards_the_checked_heading(drive_from_the_gap):
+    commands, _, _ = drive_from_the_gap
     first = commands[0]
     assert first.plan is None and first.v == 0.0 and "turning towards the way to the goal" in first.why
     assert first.omega > 0.0  # from 85 towards 90 degrees: anticlockwise
 
 
-def test_the_robot_leaves_the_gap_without_touching_anything(drive):
-    commands, obs, touched = drive
-    assert touched == 0
+def test_the_robot_leaves_the_gap_without_touching_anything(drive_from_the_gap):
+    commands, obs, touches = drive_from_the_gap
+    assert touches == 0
     assert math.hypot(obs[0] - AT_THE_GAP[0], obs[1] - AT_THE_GAP[1]) > 0.5  # it stood still before the fix
     assert any(c.v > 0.0 for c in commands[:15])
