@@ -326,6 +326,14 @@ def grid_cells(xy: Tensor, origin: Tensor, resolution: float) -> Tensor:
     return torch.floor((xy - origin) / resolution).long().flip(-1)
 
 
+def grid_coordinates(world: Tensor, origin: Tensor, resolution: float, height: int, width: int) -> Tensor:
+    """grid_sample's coordinates [..., 2] (in [-1, 1] on the grid, align_corners=False) of world points world [..., 2]
+    on a height x width grid of `resolution` m whose cell (0, 0) has its lower-left corner at origin (broadcast).
+    Scaled per axis by Python numbers, not by a tensor built here: no host-to-device copy (capturable)."""
+    relative = world - origin.to(world.dtype)
+    return torch.stack([relative[..., 0] / (width * resolution), relative[..., 1] / (height * resolution)], -1) * 2 - 1
+
+
 def downhill_steps(distance: Tensor, resolution: float) -> tuple[Tensor, Tensor]:
     """For every cell of goal distance fields distance [B, h, w], the neighbour a walk down the field steps to (the
     one with the least distance plus the step's length, if that is downhill; else the cell itself: the goal, or a cell
@@ -358,9 +366,7 @@ def cut_patches(layers: Tensor, origin: Tensor, resolution: float, centres: Tens
     oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
     world = centres[:, None, None, :] + torch.stack([ox, oy], -1)[None]  # [B, P, P, 2], row = y
     h, w = layers.shape[-2:]
-    # Scaled per axis by Python numbers, not by a tensor built here: no host-to-device copy (capturable).
-    relative_xy = world - origin.to(world.dtype)
-    grid = torch.stack([relative_xy[..., 0] / (w * resolution), relative_xy[..., 1] / (h * resolution)], -1) * 2 - 1
+    grid = grid_coordinates(world, origin, resolution, h, w)
     if len(layers) == 1:  # one map for every row: one lookup, no per-row copy of the layers
         looked_up = F.grid_sample(layers, grid.reshape(1, b * cells, cells, 2), mode="bilinear",
                                   padding_mode="zeros", align_corners=False)

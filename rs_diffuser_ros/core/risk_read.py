@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .map_input import LAYER_NAMES, PATCH_CHANNELS
+from .map_input import LAYER_NAMES, PATCH_CHANNELS, grid_coordinates
 
 # The channels read finely: the same name in the map layers and in the patch (risk and hazard).
 _FINE = ("risk", "hazard")
@@ -48,16 +48,13 @@ class MapRiskRead:
         -> the same with risk and hazard the larger of the patch's read and the map's own there."""
         k = xy.shape[0] // len(self.centres)
         world = xy + self.centres.repeat_interleave(k, 0)[:, None, :].to(xy.dtype)
-        h, w = self.layers.shape[-2:]
-        relative = world - self.origin.to(world.dtype)
-        grid = torch.stack([relative[..., 0] / (w * self.resolution), relative[..., 1] / (h * self.resolution)], -1)
+        grid = grid_coordinates(world, self.origin, self.resolution, *self.layers.shape[-2:])
         # As sample_along: no NaN into grid_sample's CPU backward; beyond +-1 (off the map) zeros padding reads no risk.
-        grid = torch.nan_to_num(grid * 2 - 1, nan=1.5).clamp(-1.5, 1.5)
+        grid = torch.nan_to_num(grid, nan=1.5).clamp(-1.5, 1.5)
         fine = F.grid_sample(self.layers, grid.reshape(1, -1, 1, 2).to(self.layers.dtype), mode="bilinear",
                              padding_mode="zeros", align_corners=False)  # [1, 2, B*K*H, 1]
         fine = fine[0, :, :, 0].T.reshape(*xy.shape[:2], len(_FINE)).to(read.dtype)
-        columns = list(read.unbind(-1))
+        columns = list(read.unbind(-1))  # every patch holds risk and hazard (map_input.BASE_CHANNELS)
         for j, channel in enumerate(_PATCH):
-            if channel < len(columns):
-                columns[channel] = torch.maximum(columns[channel], fine[..., j])
+            columns[channel] = torch.maximum(columns[channel], fine[..., j])
         return torch.stack(columns, -1)
