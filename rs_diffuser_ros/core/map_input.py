@@ -466,6 +466,7 @@ class PlanningMap:
         self.layers, self.safe_distance = layers, safe_distance
         # (row, col, fields) -> that many goal distance fields; ("route", row, col) -> a route's steps
         self._fields: dict[tuple, Tensor] = {}
+        self._derived: dict[str, Tensor] = {}  # name -> what a replan reads of the whole map (derived)
         self._origin_host = layers.origin[0].detach().cpu()  # goal cells are found on the host: no sync per replan
 
     @classmethod
@@ -491,6 +492,13 @@ class PlanningMap:
         if torch.empty(0, device=device).device == self.device:
             return self
         return PlanningMap(self.layers.to(device), self.safe_distance)
+
+    def derived(self, name: str, make) -> Tensor:
+        """make(layers [1, len(LAYER_NAMES), h, w]), computed the first time `name` is asked for: a pass over the whole
+        map that a replan reads (the critic's dilated risk layers, risk_read.py) costs once per map, not per replan."""
+        if name not in self._derived:
+            self._derived[name] = make(self.layers.layers)
+        return self._derived[name]
 
     def distance_fields(self, goals: Tensor, route_risk: bool = False, severity: bool = False) -> Tensor:
         """[B, F, h, w] goal distance fields of goals [B, 2] (MapLayers.goal_distance: plain, safe with

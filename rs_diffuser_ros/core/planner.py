@@ -245,6 +245,7 @@ class RiskSensitivePlanner:
         if map_input is not None:  # the program cuts one patch per state (not per candidate) and encodes it once
             plan_map = map_input.to(dev)
             inputs["map_layers"], inputs["map_origin"] = plan_map.layers.layers, plan_map.layers.origin[0]
+            inputs["map_risk_read"] = plan_map.derived("risk_read", MapRiskRead.dilate)
             # The goal distance fields come from the map's cache, found by cells on the host (no sync).
             inputs["map_fields"] = plan_map.fields_for(torch.as_tensor(goals[:, :2]), self.config.model.map_channels)
             map_resolution = plan_map.layers.resolution
@@ -322,13 +323,13 @@ class RiskSensitivePlanner:
         return self._compiled[1]
 
     def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, map_layers=None,
-                        map_origin=None, map_fields=None, route_next=None, route_step=None, carried=None, *,
+                        map_origin=None, map_fields=None, map_risk_read=None, route_next=None, route_step=None, carried=None, *,
                         batch: int, k: int, risk_mode: str, costmap: Costmap | None, map_resolution: float | None = None,
                         generator=None) -> dict[str, torch.Tensor]:
         """Guided sampling, selection and inverse dynamics on [B*K] rows; no host sync (capturable).
         With initial_noise given it takes the fast path's steps, else the reference's, drawing from `generator`.
         A map-conditioned model's map: map_layers [1, 4, h, w], map_origin [2], map_fields [B, F, h, w] (the goal
-        distance fields) and map_resolution; each state's patch is cut here, inside the captured graph, encoded
+        distance fields), map_risk_read [1, 2, h, w] (MapRiskRead.dilate's, cached per map) and map_resolution; each state's patch is cut here, inside the captured graph, encoded
         once and read by the critic (and the denoiser) along the plans."""
         p, norm, dev, m = self.config.planner, self.normalizers, self.device, self.config.model
         start = norm.plan.normalize(start_in_plan_frame(states))
@@ -342,8 +343,8 @@ class RiskSensitivePlanner:
             context = model_context(norm, self.map_encoder, states[rows], goals[rows], patches).repeat_interleave(k, 0)
             map_view = MapView(patches, m.map_patch_m, norm.plan)
             # The critic reads risk at the map's own 0.1 m too: a graze of a region's corner is the risk it is.
-            critic_view = dataclasses.replace(map_view, risk_read=MapRiskRead.of(map_layers, map_origin, map_resolution,
-                                                                                  states[rows, :2]))
+            critic_view = dataclasses.replace(map_view, risk_read=MapRiskRead(map_risk_read, map_origin, map_resolution,
+                                                                               states[rows, :2]))
         inpainting, route_commands, route_held = Inpainting(start), None, None
         if route_next is not None:
             inpainting, route_commands, route_held = self._route_inpainting(
