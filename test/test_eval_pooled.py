@@ -98,8 +98,31 @@ def test_runs_of_one_map_in_two_folders_pool_as_one_and_a_setting_run_twice_is_r
     claims = {c["claim"]: c for c in result["all"]["claims"]}
     assert "unguided" in claims["RS-Diffuser (averse alpha=0.1): CVaR_0.1 of return above every baseline's, its "
                                "interval above theirs"]["detail"]
-    with pytest.raises(SystemExit, match="'averse:0.1' of map gen1000002-rooms-tradeoff"):
+    with pytest.raises(SystemExit, match="'averse:0.1' of map gen1000002-rooms-tradeoff at env seeds 1000.. "
+                                         r"\(4 of them\)"):
         main([folders[0], folders[2], "--out", str(tmp_path / "twice")])
+
+
+def test_a_second_block_of_env_seeds_of_a_map_adds_its_episodes_and_an_overlapping_one_is_refused(tmp_path):
+    first = run("maps/test/gen1000002-rooms-tradeoff.yaml", [episode("averse:0.1", i, 5.0) for i in range(4)],
+                [episode("neutral", i, 6.0, risky=3) for i in range(4)])
+    second = run("maps/test/gen1000002-rooms-tradeoff.yaml",
+                 [episode("averse:0.1", i, 1.0, seed=2000 + i) for i in range(2)],
+                 [episode("neutral", i, 2.0, seed=2000 + i) for i in range(2)])
+    overlapping = run("maps/test/gen1000002-rooms-tradeoff.yaml",
+                      [episode("averse:0.1", i, 1.0, seed=1003 + i) for i in range(2)],
+                      [episode("neutral", i, 2.0, seed=2100 + i) for i in range(2)])
+    folders = []
+    for name, r in (("first", first), ("second", second), ("overlapping", overlapping)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(r))
+        folders.append(str(tmp_path / name))
+    assert main(folders[:2] + ["--out", str(tmp_path / "pooled")]) == 0
+    averse = json.loads((tmp_path / "pooled" / "results.json").read_text())["all"]["settings"]["averse:0.1"]
+    assert averse["episodes"] == 6 and averse["maps"] == 1
+    assert averse["metrics"]["mean_return"]["value"] == pytest.approx((4 * 5.0 + 2 * 1.0) / 6)
+    with pytest.raises(SystemExit, match=r"at env seeds 1003.. \(1 of them\)"):
+        main([folders[0], folders[2], "--out", str(tmp_path / "overlap")])
 
 
 def test_the_tail_says_which_maps_and_which_episodes_a_pooled_cvar_is_made_of():

@@ -7,7 +7,8 @@ Each folder is what `python -m rs_diffuser_ros.eval` (or the suite) wrote there:
 episode. Folders of one map (the same layout name) are merged, each setting taken from the one that ran it, so settings
 evaluated in separate calls (the baselines after the alphas) pool as one run; a setting that two folders of a map
 both ran is refused. Pooling treats the maps' episodes as one sample (each map contributes its episodes equally when
-the runs had equal --episodes). --group-by-kind adds one pooled table per map kind, read from the map's
+the runs had equal --episodes). A setting run again on a map at other env seeds (a second block of episodes) adds its
+episodes to the first run's; one whose env seeds repeat is refused. --group-by-kind adds one pooled table per map kind, read from the map's
 file name (`gen<seed>-<style>-<kind>`, risky_nav.generate). --per-map adds one row per map: episodes entering a
 risky region / reaching the goal per setting, so a map where the alphas split (or nobody arrives) shows. --tail adds
 where each setting's pooled CVaR_0.1 comes from: its worst tenth of episodes by map, with a risk event or not, and on
@@ -46,8 +47,9 @@ def read_run(folder: Path) -> dict:
 def merge_by_map(runs: list[dict], folders: list[Path]) -> list[dict]:
     """One run per map (in first-seen order): the settings of every run of that map, each from the run that has
     it. A map is known by its layout's name (the tables name it so; a generated map's name holds its seed), not its
-    path: a copy of the map file elsewhere is the same map. A setting two runs of one map both have is an error (its
-    episodes would count twice)."""
+    path: a copy of the map file elsewhere is the same map. A setting two runs of one map both have pools the
+    episodes of both if their env seeds differ (more episodes a map) and is an error if any repeats (an episode
+    would count twice)."""
     merged: dict[str, dict] = {}
     source: dict[tuple[str, str], Path] = {}
     for run, folder in zip(runs, folders):
@@ -55,8 +57,14 @@ def merge_by_map(runs: list[dict], folders: list[Path]) -> list[dict]:
         target = merged.setdefault(layout, {"meta": run["meta"], "settings": {}, "episodes": {}})
         for name, episodes in run["episodes"].items():
             if (layout, name) in source:
-                raise SystemExit(f"{folder} and {source[layout, name]} both hold setting {name!r} of map {layout}: "
-                                 "pool one of them")
+                # More episodes of the same setting (another block of env seeds): they join the first run's, as long
+                # as no env seed repeats (the same episode would count twice).
+                twice = sorted({e["seed"] for e in episodes} & {e["seed"] for e in target["episodes"][name]})
+                if twice:
+                    raise SystemExit(f"{folder} and {source[layout, name]} both hold setting {name!r} of map {layout} "
+                                     f"at env seeds {twice[0]}.. ({len(twice)} of them): pool one of them")
+                target["episodes"][name] = target["episodes"][name] + episodes
+                continue
             source[layout, name] = folder
             target["episodes"][name] = episodes
             target["settings"][name] = run["settings"][name]
