@@ -84,23 +84,35 @@ def unicycle_rollout(states: Tensor, actions: Tensor, duration_s: float,
     return torch.stack([x0 + dx, y0 + dy], -1)
 
 
-def _limited_rollout(states: Tensor, actions: Tensor, dt: float, steps: int, accel: tuple[float, float]) -> Tensor:
+def _limited_rollout(states: Tensor, actions: Tensor, dt: float, steps: int, accel: tuple[float, float],
+                     brake_from: int | None = None) -> Tensor:
     """unicycle_rollout under acceleration limits: risky_nav's integration (the velocities step towards the command,
-    the heading at the step's midpoint), at dt."""
+    the heading at the step's midpoint), at dt; from step `brake_from` on the speed commanded is 0 (stopping_rollout)."""
     shape = actions.shape[:-1]  # [B, K]
     x, y = states[:, 0, None].expand(shape), states[:, 1, None].expand(shape)
     yaw = torch.atan2(states[:, 2], states[:, 3])[:, None].expand(shape)
     v, omega = states[:, 4, None].expand(shape), states[:, 5, None].expand(shape)
     dv, domega = ((limit * dt if limit > 0 else math.inf) for limit in accel)
     out = []
-    for _ in range(steps):
-        v = v + (actions[..., 0] - v).clamp(-dv, dv)
+    for step in range(steps):
+        v_cmd = actions[..., 0] if brake_from is None or step < brake_from else torch.zeros_like(v)
+        v = v + (v_cmd - v).clamp(-dv, dv)
         omega = omega + (actions[..., 1] - omega).clamp(-domega, domega)
         heading = yaw + 0.5 * omega * dt
         x, y = x + v * dt * torch.cos(heading), y + v * dt * torch.sin(heading)
         yaw = yaw + omega * dt
         out.append(torch.stack([x, y], -1))
     return torch.stack(out, -2)
+
+
+def stopping_rollout(states: Tensor, actions: Tensor, hold_s: float, duration_s: float,
+                     accel: tuple[float, float]) -> Tensor:
+    """Positions [B, K, S, 2] of unicycles from states [B, 6] each holding actions [B, K, 2] for hold_s and then
+    commanded to stand (speed 0, turn rate held) until duration_s, every CHECK_STEP_S, under the acceleration limits:
+    where the robot would come to a stand if the command after this one stopped it."""
+    steps = max(int(math.ceil(duration_s / CHECK_STEP_S)), 1)
+    dt = duration_s / steps
+    return _limited_rollout(states, actions, dt, steps, accel, brake_from=int(round(hold_s / dt)))
 
 
 def plan_step_s(plan_stride: int) -> float:
@@ -110,16 +122,24 @@ def plan_step_s(plan_stride: int) -> float:
 
 def safe_candidates(clearance: ClearanceMap, states: Tensor, plans_xy: Tensor, commands: Tensor, radius: float,
                     lookahead_s: float, horizon_s: float, step_s: float = DATA_PERIOD_S,
-                    accel: tuple[float, float] | None = None) -> Tensor:
+                    accel: tuple[float, float] | None = None, stop: tuple[float, float] | None = None) -> Tensor:
     """[B, K] True where candidate k of robot b is safe: its plan [B, K, H, 2] over its first horizon_s and its
     command [B, K, 2] held for lookahead_s from states [B, 6] (under the acceleration limits `accel`:
     unicycle_rollout) both keep `radius` of clearance (or do not lose any); step_s: seconds between plan states
-    (plan_step_s). Tensors on the clearance map's device."""
+    (plan_step_s). stop (hold_s, duration_s; ControllerSettings.stop_rollout): the command must also leave the robot a
+    stand that keeps the clearance (stopping_rollout). Tensors on the clearance map's device."""
     plans_xy = plans_xy[:, :, :int(math.ceil(horizon_s / step_s - 1e-9)) + 1]
     start = states[:, None, :2]  # [B, 1, 2]
-    rollouts = unicycle_rollout(states, commands, lookahead_s, accel)
-    from_start = torch.cat([start[:, :, None].expand(*rollouts.shape[:2], 1, 2), rollouts], 2)
-    hit = clearance.colliding(plans_xy, start, radius) | clearance.colliding(from_start, start, radius)
+    rollouts = [unicycle_rollout(states, commands, lookahead_s, accel)]
+    if stop is not None:
+        # A command held for half a second may curve clear of a wall that the robot, at speed, can no longer stop
+        # short of once the next command turns the other way: test map gen1000034, H200, env seed 141022 drove at
+        # 0.93 m/s to 0.40 m of a wall on commands that passed, found no candidate there and slid 8 steps into it.
+        rollouts.append(stopping_rollout(states, commands, *stop, accel or (0.0, 0.0)))
+    hit = clearance.colliding(plans_xy, start, radius)
+    for rollout in rollouts:
+        from_start = torch.cat([start[:, :, None].expand(*rollout.shape[:2], 1, 2), rollout], 2)
+        hit = hit | clearance.colliding(from_start, start, radius)
     return ~hit
 
 

@@ -46,7 +46,7 @@ from rs_diffuser_ros.control.goal_approach import approach_speed_limit
 from rs_diffuser_ros.control.odom_prediction import predicted_state
 from rs_diffuser_ros.control.odom_watchdog import OdometryWatchdog
 from rs_diffuser_ros.control.progress_checker import ProgressChecker
-from rs_diffuser_ros.control.recovery import recovery_heading, recovery_step
+from rs_diffuser_ros.control.recovery import braking_turn, recovery_heading, recovery_step
 from rs_diffuser_ros.control.settings import MODEL_OWN, ControllerSettings
 from rs_diffuser_ros.control.turn_commitment import TurnCommitment, turns_against
 from rs_diffuser_ros.core.costmap import Costmap
@@ -319,6 +319,7 @@ class Controller:
         # (a 0.1 rad band) found no step there and stood still for 41 s (test map gen1000000, a 0.8 m gap by a
         # block's corner; at 0.07 rad short a step passed). The turn slows as it closes in, and ends where one does.
         omega = float(np.clip(2.0 * error, -w, w))
+        omega = braking_turn(state, omega, clearance, radius, s.braking_s, s.accel, w)  # still moving: a stop clear of walls
         return Command(0.0, omega, reason, f"{why}; turning towards {towards}", plan=None)
 
     def recovery_map(self, request: _PlanRequest) -> PlanningMap:
@@ -505,7 +506,7 @@ def _admissible(s: ControllerSettings, clearance: ClearanceMap | None, members, 
         safe = torch.ones(commands.shape[:-1], dtype=torch.bool, device=device) if clearance is None else \
             safe_candidates(clearance, torch.as_tensor(states, device=device), plans[..., :2], commands,
                             s.robot_radius_m + s.collision_margin_m, s.collision_lookahead_s, s.collision_horizon_s,
-                            plan_step_s(plan_stride), s.accel)
+                            plan_step_s(plan_stride), s.accel, s.stop_rollout)
         kept = safe & ~turns_against(commands, torch.as_tensor(signs, device=device)[:, None])
         return torch.where(kept.any(-1, keepdim=True), kept, safe)
     return check

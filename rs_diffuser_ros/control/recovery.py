@@ -16,7 +16,8 @@ instead of 92.5 % on risk_near_goal). Planned from the odometry moved on by its 
 keep the check's own clearance and touched nothing in 20 of 20 runs, 9 of them with recovery steps.
 
 Where no forward step makes progress (the way on lies behind the robot), `recovery_heading` gives the heading to
-turn to in place, so that the next tick's steps can follow the way.
+turn to in place, so that the next tick's steps can follow the way. A robot still moving does not turn in place: it
+brakes, and `braking_turn` picks the turn rate it brakes with so that it comes to a stand clear of walls.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from rs_diffuser_ros.control.collision import ClearanceMap, unicycle_rollout
+from rs_diffuser_ros.control.collision import ClearanceMap, stopping_rollout, unicycle_rollout
 from rs_diffuser_ros.core.map_input import PlanningMap
 
 SPEEDS = (0.15, 0.3)  # m/s: slow, so a tick moves 1.5-3 cm and the model soon has a new state to plan from
@@ -103,3 +104,29 @@ def recovery_heading(state: np.ndarray, goal: np.ndarray, clearance: ClearanceMa
     commands = torch.tensor([[SPEEDS[-1], 0.0]], device=device).expand(HEADINGS, 2)
     best = _best_safe(states, commands, field, clearance, planning_map, radius, lookahead_s, accel)
     return None if best is None else float(angles[best])
+
+
+BRAKING_TURNS = (-1.0, -0.5, 0.0, 0.5, 1.0)  # x max_omega: the turn rates a braking robot may hold
+MOVING_MPS = 0.05  # below this speed a robot turns in place: a round robot turning on the spot hits nothing
+
+
+def braking_turn(state: np.ndarray, omega: float, clearance: ClearanceMap, radius: float, braking_s: float,
+                 accel: tuple[float, float], max_omega: float) -> float:
+    """The turn rate a robot told to stop (speed 0) should hold while it brakes: `omega` (the turn asked for) where the
+    robot stands still or its stop from there keeps `radius` of clearance (or loses none); else, of BRAKING_TURNS, the
+    one nearest omega whose stop does; else the one whose stop keeps the most clearance. A robot still at 0.93 m/s told
+    to turn in place the other way slid 8 steps into a wall (test map gen1000034, H200, env seed 141022)."""
+    if abs(float(state[4])) < MOVING_MPS or braking_s <= 0:
+        return omega
+    device = clearance.clearance.device
+    turns = torch.tensor([omega] + [f * max_omega for f in BRAKING_TURNS], dtype=torch.float32, device=device)
+    commands = torch.stack([torch.zeros_like(turns), turns], -1)[None]  # [1, T, 2]
+    states = torch.as_tensor(np.asarray(state, np.float32)[None], device=device)
+    stops = stopping_rollout(states, commands, 0.0, braking_s, accel)[0]  # [T, S, 2]
+    paths = torch.cat([states[:, None, :2].expand(len(turns), 1, 2), stops], 1)
+    safe = ~clearance.colliding(paths, states[:, :2].expand(len(turns), 2), radius)
+    if bool(safe[0]):
+        return omega
+    if bool(safe.any()):
+        return float(turns[torch.where(safe, (turns - omega).abs(), torch.full_like(turns, math.inf)).argmin()])
+    return float(turns[clearance.at(paths).min(-1).values.argmax()])

@@ -89,6 +89,11 @@ class ControllerSettings:
     collision_lookahead_s: float = setting(0.5, "How long the command to execute is rolled out (held constant, from the "
                                            "measured velocity under the acceleration limits) for the collision check, "
                                            "s.", low=0.0, high=5.0)
+    collision_stop_after_s: float = setting(0.1, "The command is also rolled out held this long (one command period, 1 / "
+                                            "replan_rate_hz) and then braking to a stand under the acceleration limits, "
+                                            "its turn rate held: it is executed only if that stop touches nothing too, so "
+                                            "the robot never drives where it could no longer stop (the dynamic window's "
+                                            "admissible velocities), s; 0 = off.", low=0.0, high=5.0)
     collision_resample_factor: int = setting(4, "When every candidate collides, sample once more with this many times "
                                              "the candidates (capped at 1024); 1 = no resampling.", low=1, high=32)
 
@@ -96,6 +101,19 @@ class ControllerSettings:
     def accel(self) -> tuple[float, float]:
         """(max_linear_accel, max_angular_accel): the limits a command is rolled out under (collision.unicycle_rollout)."""
         return self.max_linear_accel, self.max_angular_accel
+
+    @property
+    def braking_s(self) -> float:
+        """How long a stand from the top speed takes under the acceleration limit (0: at once)."""
+        return self.max_linear_speed / self.max_linear_accel if self.max_linear_accel > 0 else 0.0
+
+    @property
+    def stop_rollout(self) -> tuple[float, float] | None:
+        """(hold_s, duration_s) of the collision check's stop (collision.safe_candidates), or None when it is off: the
+        command held for collision_stop_after_s, then braking for as long as a stand from the top speed takes."""
+        if self.collision_stop_after_s <= 0:
+            return None
+        return self.collision_stop_after_s, self.collision_stop_after_s + self.braking_s
 
     def check(self) -> str | None:
         """Why these values are not acceptable together, or None."""
