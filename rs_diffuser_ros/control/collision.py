@@ -87,7 +87,8 @@ def unicycle_rollout(states: Tensor, actions: Tensor, duration_s: float,
 def _limited_rollout(states: Tensor, actions: Tensor, dt: float, steps: int, accel: tuple[float, float],
                      brake_from: int | None = None) -> Tensor:
     """unicycle_rollout under acceleration limits: risky_nav's integration (the velocities step towards the command,
-    the heading at the step's midpoint), at dt; from step `brake_from` on the speed commanded is 0 (stopping_rollout)."""
+    the heading at the step's midpoint), at dt; from step `brake_from` on, the speed commanded is 0
+    (stopping_rollout)."""
     shape = actions.shape[:-1]  # [B, K]
     x, y = states[:, 0, None].expand(shape), states[:, 1, None].expand(shape)
     yaw = torch.atan2(states[:, 2], states[:, 3])[:, None].expand(shape)
@@ -132,9 +133,9 @@ def safe_candidates(clearance: ClearanceMap, states: Tensor, plans_xy: Tensor, c
     start = states[:, None, :2]  # [B, 1, 2]
     rollouts = [unicycle_rollout(states, commands, lookahead_s, accel)]
     if stop is not None:
-        # A command held for half a second may curve clear of a wall that the robot, at speed, can no longer stop
-        # short of once the next command turns the other way: test map gen1000034, H200, env seed 141022 drove at
-        # 0.93 m/s to 0.40 m of a wall on commands that passed, found no candidate there and slid 8 steps into it.
+        # The held command's lookahead covers a stand from the top speed only for a robot that brakes hard enough
+        # (0.33 m from 1 m/s at the layouts' 1.5 m/s^2, against 0.5 s held); one that brakes more gently stops
+        # farther on, and a command that leaves it no stand clear of walls must not run.
         rollouts.append(stopping_rollout(states, commands, *stop, accel or (0.0, 0.0)))
     hit = clearance.colliding(plans_xy, start, radius)
     for rollout in rollouts:

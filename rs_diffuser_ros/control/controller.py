@@ -319,7 +319,8 @@ class Controller:
         # (a 0.1 rad band) found no step there and stood still for 41 s (test map gen1000000, a 0.8 m gap by a
         # block's corner; at 0.07 rad short a step passed). The turn slows as it closes in, and ends where one does.
         omega = float(np.clip(2.0 * error, -w, w))
-        omega = braking_turn(state, omega, clearance, radius, s.braking_s, s.accel, w)  # still moving: a stop clear of walls
+        # A robot still moving brakes as it turns: with a turn rate whose stop keeps clear of walls.
+        omega = braking_turn(state, omega, clearance, radius, s.braking_s, s.accel, w)
         return Command(0.0, omega, reason, f"{why}; turning towards {towards}", plan=None)
 
     def recovery_map(self, request: _PlanRequest) -> PlanningMap:

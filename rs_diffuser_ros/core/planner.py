@@ -323,14 +323,16 @@ class RiskSensitivePlanner:
         return self._compiled[1]
 
     def _replan_program(self, states, goals, alpha_rows, initial_noise=None, step_noise=None, map_layers=None,
-                        map_origin=None, map_fields=None, map_risk_read=None, route_next=None, route_step=None, carried=None, *,
+                        map_origin=None, map_fields=None, map_risk_read=None, route_next=None, route_step=None,
+                        carried=None, *,
                         batch: int, k: int, risk_mode: str, costmap: Costmap | None, map_resolution: float | None = None,
                         generator=None) -> dict[str, torch.Tensor]:
         """Guided sampling, selection and inverse dynamics on [B*K] rows; no host sync (capturable).
         With initial_noise given it takes the fast path's steps, else the reference's, drawing from `generator`.
         A map-conditioned model's map: map_layers [1, 4, h, w], map_origin [2], map_fields [B, F, h, w] (the goal
-        distance fields), map_risk_read [1, 2, h, w] (MapRiskRead.dilate's, cached per map) and map_resolution; each state's patch is cut here, inside the captured graph, encoded
-        once and read by the critic (and the denoiser) along the plans."""
+        distance fields), map_risk_read [1, 2, h, w] (MapRiskRead.dilate's, cached per map) and map_resolution;
+        each state's patch is cut here, inside the captured graph, encoded once and read by the critic (and the
+        denoiser) along the plans."""
         p, norm, dev, m = self.config.planner, self.normalizers, self.device, self.config.model
         start = norm.plan.normalize(start_in_plan_frame(states))
         if map_layers is None:
