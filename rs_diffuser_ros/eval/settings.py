@@ -7,6 +7,9 @@
     bc             behaviour cloning (--bc-checkpoint), or bc:PATH for another checkpoint; a per-layout policy
                    (obs in the map's coordinates) or a map-conditioned one (any map: it reads the costmap and risk layer)
     codac, oraac   the risk-averse offline RL baselines (--codac-checkpoint, --oraac-checkpoint), or codac:PATH ...
+    checked:bc     a learned baseline (bc, codac, oraac, with :PATH as above) behind the shipped controller: its command
+                   passes the same collision check, and the controller's recovery drives where it does not
+                   (baselines/policy_planner.py); the plain setting is the policy alone, as papers evaluate it
     scripted:NAME  a scripted risky_nav policy (shortcut, detour, ...): what the dataset was made of
 
 Each kind of setting is a policy kind with `label`, `validate(config)` and `make_policy(context)`,
@@ -23,7 +26,9 @@ from risky_nav.policies import POLICY_NAMES
 
 from rs_diffuser_ros.baselines import behaviour_cloning, codac, oraac
 from rs_diffuser_ros.baselines.diffusion_variants import RISK_NEUTRAL_ALPHA, UNGUIDED_PLANNER_SETTINGS
+from rs_diffuser_ros.baselines.policy_planner import PolicyPlanner
 from rs_diffuser_ros.core.config import PlannerConfig
+from rs_diffuser_ros.core.device import resolve_device
 from rs_diffuser_ros.core.setting_spec import check_field
 from rs_diffuser_ros.eval.policies import ControllerPolicy, LearnedBatchPolicy, PolicyContext, ScriptedBatchPolicy
 
@@ -101,6 +106,41 @@ class LearnedPolicySetting:
 
 
 @dataclass(frozen=True)
+class CheckedPolicySetting:
+    """A learned baseline's policy driven through the shipped controller (its collision check and recovery): what the
+    policy decides, apart from the safety layer RS-Diffuser runs behind."""
+
+    inner: LearnedPolicySetting
+    kind = "checked"
+    is_rs_diffuser = False
+    is_baseline = True
+    uses_planner = False  # it needs no RS-Diffuser checkpoint: the policy is the controller's planner
+    alpha = RISK_NEUTRAL_ALPHA  # what the controller settings are built with (a policy reads neither)
+    risk_mode = "averse"
+    controller_overrides: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return f"checked:{self.inner.name}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.inner.label}, behind the controller's check"
+
+    def validate(self, config) -> None:
+        self.inner.validate(config)
+        config.controller_settings(self)
+
+    def make_policy(self, context: PolicyContext) -> ControllerPolicy:
+        planner = PolicyPlanner(self.inner.load(self.inner.path(context.config)), resolve_device(context.device))
+        return ControllerPolicy(planner, context.config.controller_settings(self), context.grid, len(context.envs),
+                                seed=context.stream, risk_grid=context.risk_grid, severity_grid=context.severity_grid)
+
+    def describe(self) -> dict:
+        return {**self.inner.describe(), "behind": "the shipped controller (collision check, recovery)"}
+
+
+@dataclass(frozen=True)
 class ScriptedSetting:
     """A scripted risky_nav policy (the behaviours the dataset was made of): not a baseline of the claims."""
 
@@ -132,7 +172,8 @@ LEARNED = {"bc": ("behaviour_cloning", "behaviour cloning", behaviour_cloning.lo
            "oraac": ("oraac", "O-RAAC", oraac.load)}
 
 SETTINGS_HELP = ("averse:ALPHA, seeking:ALPHA, neutral, unguided, " + ", ".join(f"{h}, {h}:PATH" for h in LEARNED)
-                 + ", scripted:NAME (ALPHA in (0, 1]; e.g. averse:0.05 neutral seeking:0.1 bc unguided)")
+                 + ", checked:<one of those>, scripted:NAME (ALPHA in (0, 1]; e.g. averse:0.05 neutral seeking:0.1 bc "
+                 "checked:bc unguided)")
 
 
 def _risk(head: str, arg: str, raw: str):
@@ -169,8 +210,18 @@ def _learned(head: str, arg: str, raw: str):
     return LearnedPolicySetting(f"{head}:{arg}" if arg else head, kind, label, load, Path(arg) if arg else None)
 
 
+def _checked(head: str, arg: str, raw: str):
+    if not arg:
+        raise SettingError(f"setting {raw!r}: checked needs a learned baseline after it, e.g. 'checked:bc'")
+    inner = parse_setting(arg)
+    if not isinstance(inner, LearnedPolicySetting):
+        raise SettingError(f"setting {raw!r}: checked takes a learned baseline ({', '.join(LEARNED)}, or one with "
+                           ":PATH), e.g. 'checked:bc'")
+    return CheckedPolicySetting(inner)
+
+
 PARSERS = {"averse": _risk, "seeking": _risk, "neutral": _neutral_setting, "unguided": _unguided,
-           "scripted": _scripted, **{head: _learned for head in LEARNED}}
+           "scripted": _scripted, "checked": _checked, **{head: _learned for head in LEARNED}}
 
 
 def parse_setting(text: str):
