@@ -30,7 +30,7 @@ def square():
     centre = torch.tensor([[2.0, 2.0]])
     fields = pm.fields_for(torch.tensor([[5.0, 5.0]]))
     patches = pm.layers.patches(centre, fields, CELLS, EXTENT_M)
-    fine = MapRiskRead.of(pm.layers.layers, pm.layers.origin[0], pm.layers.resolution, centre)
+    fine = MapRiskRead(MapRiskRead.dilate(pm.layers.layers), pm.layers.origin[0], pm.layers.resolution, centre)
     return patches, fine
 
 

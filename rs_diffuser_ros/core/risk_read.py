@@ -45,11 +45,6 @@ class MapRiskRead:
         max-pooled by a cell."""
         return F.max_pool2d(map_layers[:1, _LAYER], 3, stride=1, padding=1)
 
-    @classmethod
-    def of(cls, map_layers: Tensor, origin: Tensor, resolution: float, centres: Tensor) -> "MapRiskRead":
-        """From a map's layers [1, len(LAYER_NAMES), h, w], dilating them here: no host sync (capturable)."""
-        return cls(cls.dilate(map_layers), origin, resolution, centres)
-
     def sharpen(self, read: Tensor, xy: Tensor) -> Tensor:
         """read [B*K, H, C] (the patch's channels at plan positions xy [B*K, H, 2], metres from each patch's centre)
         -> the same with risk and hazard the larger of the patch's read and the map's own there."""

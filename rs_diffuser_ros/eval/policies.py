@@ -47,6 +47,11 @@ class PolicyContext:
             self._planner = self.load_planner()
         return self._planner
 
+    def controller_policy(self, planner, settings: ControllerSettings) -> "ControllerPolicy":
+        """The shipped controller with `planner` driving every env of the worker on the layout's published grids."""
+        return ControllerPolicy(planner, settings, self.grid, len(self.envs), seed=self.stream,
+                                risk_grid=self.risk_grid, severity_grid=self.severity_grid)
+
 
 class ControllerPolicy:
     """The shipped controller driving every environment; plans for all of them in one batch per step.

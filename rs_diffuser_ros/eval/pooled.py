@@ -5,10 +5,10 @@
 
 Each folder is what `python -m rs_diffuser_ros.eval` (or the suite) wrote there: results.json with every
 episode. Folders of one map (the same layout name) are merged, each setting taken from the one that ran it, so settings
-evaluated in separate calls (the baselines after the alphas) pool as one run; a setting that two folders of a map
-both ran is refused. Pooling treats the maps' episodes as one sample (each map contributes its episodes equally when
-the runs had equal --episodes). A setting run again on a map at other env seeds (a second block of episodes) adds its
-episodes to the first run's; one whose env seeds repeat is refused. --group-by-kind adds one pooled table per map kind, read from the map's
+evaluated in separate calls (the baselines after the alphas) pool as one run; a setting two folders of a map both
+ran adds the second's episodes when their env seeds differ (a second block, more episodes a map) and is refused when
+any repeats. Pooling treats the maps' episodes as one sample (each map contributes its episodes equally when the runs
+had equal --episodes). --group-by-kind adds one pooled table per map kind, read from the map's
 file name (`gen<seed>-<style>-<kind>`, risky_nav.generate). --per-map adds one row per map: episodes entering a
 risky region / reaching the goal per setting, so a map where the alphas split (or nobody arrives) shows. --tail adds
 where each setting's pooled CVaR_0.1 comes from: its worst tenth of episodes by map, with a risk event or not, and on

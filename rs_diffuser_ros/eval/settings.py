@@ -28,7 +28,6 @@ from rs_diffuser_ros.baselines import behaviour_cloning, codac, oraac
 from rs_diffuser_ros.baselines.diffusion_variants import RISK_NEUTRAL_ALPHA, UNGUIDED_PLANNER_SETTINGS
 from rs_diffuser_ros.baselines.policy_planner import PolicyPlanner
 from rs_diffuser_ros.core.config import PlannerConfig
-from rs_diffuser_ros.core.device import resolve_device
 from rs_diffuser_ros.core.setting_spec import check_field
 from rs_diffuser_ros.eval.policies import ControllerPolicy, LearnedBatchPolicy, PolicyContext, ScriptedBatchPolicy
 
@@ -67,9 +66,7 @@ class PlannerSetting:
         config.controller_settings(self)  # raises naming the value that does not fit
 
     def make_policy(self, context: PolicyContext) -> ControllerPolicy:
-        return ControllerPolicy(context.planner(), context.config.controller_settings(self), context.grid,
-                                len(context.envs), seed=context.stream, risk_grid=context.risk_grid,
-                                severity_grid=context.severity_grid)
+        return context.controller_policy(context.planner(), context.config.controller_settings(self))
 
     def describe(self) -> dict:
         return {"alpha": self.alpha, "risk_mode": self.risk_mode, "controller_overrides": self.controller_overrides}
@@ -132,9 +129,8 @@ class CheckedPolicySetting:
         config.controller_settings(self)
 
     def make_policy(self, context: PolicyContext) -> ControllerPolicy:
-        planner = PolicyPlanner(self.inner.load(self.inner.path(context.config)), resolve_device(context.device))
-        return ControllerPolicy(planner, context.config.controller_settings(self), context.grid, len(context.envs),
-                                seed=context.stream, risk_grid=context.risk_grid, severity_grid=context.severity_grid)
+        planner = PolicyPlanner(self.inner.load(self.inner.path(context.config)), context.device)
+        return context.controller_policy(planner, context.config.controller_settings(self))
 
     def describe(self) -> dict:
         return {**self.inner.describe(), "behind": "the shipped controller (collision check, recovery)"}
